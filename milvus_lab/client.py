@@ -1,0 +1,584 @@
+"""The pymilvus 0.2.x call style over the in-memory engine.
+
+Existing scripts run after changing the import and the constructor: ``Milvus()`` with no host is the
+engine in this process. Every call returns ``Status`` or ``(Status, value)`` with Milvus's status codes;
+arguments of the wrong type raise :class:`ParamError` before anything is looked up, as pymilvus does.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from enum import IntEnum
+from typing import Any, Callable
+
+import numpy as np
+
+from . import spec
+from .engine import Engine
+from .engine.collection import Collection, SearchResult
+from .errors import MilvusLabError, ParamError, StatusCode
+
+__all__ = ["Milvus", "IndexType", "MetricType", "Status", "ParamError", "TopKQueryResult", "IndexParam",
+           "CollectionSchema", "PartitionParam"]
+
+
+class IndexType(IntEnum):
+    INVALID = 0
+    FLAT = 1
+    IVFLAT = 2
+    IVF_SQ8 = 3
+    RNSG = 4
+    IVF_SQ8H = 5
+    IVF_PQ = 6
+    HNSW = 11
+    ANNOY = 12
+    IVF_FLAT = IVFLAT
+    IVF_SQ8_H = IVF_SQ8H
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.name}>"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MetricType(IntEnum):
+    INVALID = 0
+    L2 = 1
+    IP = 2
+    HAMMING = 3
+    JACCARD = 4
+    TANIMOTO = 5
+    SUBSTRUCTURE = 6
+    SUPERSTRUCTURE = 7
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.name}>"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+#: IndexType member -> spec name (IVFLAT is spec's IVF_FLAT)
+_SPEC_NAME = {IndexType.FLAT: "FLAT", IndexType.IVFLAT: "IVF_FLAT", IndexType.IVF_SQ8: "IVF_SQ8",
+              IndexType.RNSG: "RNSG", IndexType.IVF_SQ8H: "IVF_SQ8H", IndexType.IVF_PQ: "IVF_PQ",
+              IndexType.HNSW: "HNSW", IndexType.ANNOY: "ANNOY"}
+_FROM_SPEC = {name: member for member, name in _SPEC_NAME.items()}
+
+
+class Status:
+    """A call's outcome: ``code`` (0 is success) and ``message``."""
+
+    SUCCESS = 0
+    UNEXPECTED_ERROR = 1
+    COLLECTION_NOT_EXISTS = 4
+    ILLEGAL_ARGUMENT = 5
+    ILLEGAL_DIMENSION = 7
+    ILLEGAL_INDEX_TYPE = 8
+    ILLEGAL_COLLECTION_NAME = 9
+    ILLEGAL_TOPK = 10
+    ILLEGAL_ROWRECORD = 11
+    ILLEGAL_VECTOR_ID = 12
+    BUILD_INDEX_ERROR = 21
+    ILLEGAL_NLIST = 22
+    ILLEGAL_METRIC_TYPE = 23
+
+    def __init__(self, code: int = SUCCESS, message: str = "Success"):
+        self.code = int(code)
+        self.message = message
+
+    def OK(self) -> bool:  # noqa: N802 (pymilvus name)
+        return self.code == Status.SUCCESS
+
+    def __bool__(self) -> bool:
+        return self.OK()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int):
+            return self.code == other
+        return isinstance(other, Status) and self.code == other.code
+
+    def __hash__(self) -> int:
+        return hash(self.code)
+
+    def __repr__(self) -> str:
+        return f"Status(code={self.code}, message={self.message!r})"
+
+    __str__ = __repr__
+
+
+class CollectionSchema:
+    def __init__(self, collection_name: str, dimension: int, index_file_size: int, metric_type: MetricType):
+        self.collection_name = collection_name
+        self.dimension = dimension
+        self.index_file_size = index_file_size
+        self.metric_type = metric_type
+
+    def __repr__(self) -> str:
+        return (f"CollectionSchema(collection_name={self.collection_name!r}, dimension={self.dimension}, "
+                f"index_file_size={self.index_file_size}, metric_type={self.metric_type!r})")
+
+
+class IndexParam:
+    def __init__(self, collection_name: str, index_type: IndexType, params: dict):
+        self.collection_name = collection_name
+        self.index_type = index_type
+        self.params = params
+
+    def __repr__(self) -> str:
+        return (f"IndexParam(collection_name={self.collection_name!r}, index_type={self.index_type!r}, "
+                f"params={self.params!r})")
+
+
+class PartitionParam:
+    def __init__(self, collection_name: str, tag: str):
+        self.collection_name = collection_name
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return f"PartitionParam(collection_name={self.collection_name!r}, tag={self.tag!r})"
+
+
+class QueryResult:
+    """One hit: ``.id`` and ``.distance``."""
+
+    __slots__ = ("id", "distance")
+
+    def __init__(self, id_: int, distance: float):
+        self.id = id_
+        self.distance = distance
+
+    def __repr__(self) -> str:
+        return f"(id:{self.id}, distance:{self.distance})"
+
+
+class RowQueryResult:
+    """The hits of one query (padding excluded)."""
+
+    def __init__(self, ids: np.ndarray, distances: np.ndarray):
+        keep = ids >= 0
+        self._ids = ids[keep].tolist()
+        self._distances = distances[keep].tolist()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, item: int) -> QueryResult:
+        return QueryResult(self._ids[item], self._distances[item])
+
+    def __iter__(self):
+        return (QueryResult(i, d) for i, d in zip(self._ids, self._distances))
+
+    @property
+    def id_array(self) -> list[int]:
+        return list(self._ids)
+
+    @property
+    def distance_array(self) -> list[float]:
+        return list(self._distances)
+
+    def __repr__(self) -> str:
+        return "[" + ",\n ".join(repr(h) for h in self) + "]"
+
+
+class TopKQueryResult:
+    """Search results: ``len()`` is nq; row i iterates its hits; ``id_array``/``distance_array`` are
+    nq x top_k lists padded with -1 / +-inf."""
+
+    def __init__(self, result: SearchResult):
+        self._result = result
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._result.shape
+
+    @property
+    def id_array(self) -> list[list[int]]:
+        return self._result.ids.tolist()
+
+    @property
+    def distance_array(self) -> list[list[float]]:
+        return self._result.distances.tolist()
+
+    def __len__(self) -> int:
+        return len(self._result)
+
+    def __getitem__(self, item: int) -> RowQueryResult:
+        if not -len(self) <= item < len(self):
+            raise IndexError(f"query index {item} out of range for {len(self)} queries")
+        return RowQueryResult(self._result.ids[item], self._result.distances[item])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        nq, k = self.shape
+        lines = [f"TopKQueryResult(nq={nq}, top_k={k})"]
+        for i in range(min(nq, 5)):
+            row = self[i]
+            hits = ", ".join(repr(h) for h in list(row)[:5])
+            lines.append(f"  query {i}: [{hits}{', ...' if len(row) > 5 else ''}]")
+        if nq > 5:
+            lines.append(f"  ... {nq - 5} more queries")
+        return "\n".join(lines)
+
+
+class _Future:
+    """What ``_async=True`` returns: ``.result()`` gives the call's normal return value."""
+
+    def __init__(self, future: Future):
+        self._future = future
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self._future.result(timeout)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancel(self) -> bool:
+        return self._future.cancel()
+
+
+# ------------------------------------------------------------------------------------------------------
+# type checks that raise ParamError, run before anything is looked up
+# ------------------------------------------------------------------------------------------------------
+def _name(value: Any, what: str = "collection_name") -> str:
+    if not isinstance(value, str) or not value:
+        raise ParamError(f"{what} must be a non-empty str; got {value!r}")
+    return value
+
+
+def _tag(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ParamError(f"partition_tag must be a str; got {value!r}")
+    return value
+
+
+def _records(records: Any, what: str = "records") -> int:
+    """Records must be a non-empty array, or a non-empty list of bytes or of equal-length rows."""
+    if isinstance(records, np.ndarray):
+        if records.size == 0 or records.ndim != 2:
+            raise ParamError(f"{what} must be a non-empty 2-D array; got shape {records.shape}")
+        return records.shape[0]
+    if not isinstance(records, (list, tuple)) or not records:
+        raise ParamError(f"{what} must be a non-empty list of vectors; got {type(records).__name__}"
+                         + (" (empty)" if isinstance(records, (list, tuple)) else ""))
+    if all(isinstance(r, (bytes, bytearray)) for r in records):
+        return len(records)
+    lengths = set()
+    for row in records:
+        if isinstance(row, (str, bytes, bytearray)) or not hasattr(row, "__len__"):
+            raise ParamError(f"{what} rows must be lists of numbers (or all bytes); got {type(row).__name__}")
+        lengths.add(len(row))
+    if len(lengths) != 1 or 0 in lengths:
+        raise ParamError(f"{what} rows must all have the same non-zero length; got lengths {sorted(lengths)}")
+    return len(records)
+
+
+def _ids(ids: Any, what: str = "ids") -> list[int]:
+    if isinstance(ids, np.ndarray):
+        ids = ids.tolist()
+    if not isinstance(ids, (list, tuple)) or not ids:
+        raise ParamError(f"{what} must be a non-empty list of ints; got {ids!r}")
+    for value in ids:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ParamError(f"{what} must be ints; got {value!r}")
+        if not spec.ID_RANGE[0] <= int(value) <= spec.ID_RANGE[1]:
+            raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}]; got {value}")
+    return list(ids)
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParamError(f"{what} must be an int; got {value!r}")
+    return value
+
+
+def _member(enum: type[IntEnum], value: Any, what: str) -> IntEnum:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParamError(f"{what} must be a {enum.__name__} member; got {value!r}")
+    try:
+        member = enum(value)
+    except ValueError:
+        member = None
+    if member is None or member.value == 0:
+        allowed = ", ".join(m.name for m in enum if m.value)
+        raise ParamError(f"{what} must be a {enum.__name__} member ({allowed}); got {value!r}")
+    return member
+
+
+def _params(params: Any) -> dict | None:
+    if params is not None and not isinstance(params, dict):
+        raise ParamError(f"params must be a dict or None; got {type(params).__name__}")
+    return params
+
+
+def _check_async(kwargs: dict) -> None:
+    unknown = set(kwargs) - {"_async", "_callback", "timeout"}
+    if unknown:
+        raise ParamError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+
+
+class Milvus:
+    """A pymilvus 0.2.x client whose server is the in-memory engine of this process.
+
+    ``Milvus()`` makes a new engine; ``Milvus(engine=e)`` shares one (e.g. with the Pythonic API)."""
+
+    def __init__(self, host: Any = None, port: Any = None, *, engine: Engine | None = None, **kwargs: Any):
+        if host is not None or port is not None or kwargs.get("uri"):
+            raise ParamError("milvus_lab runs in memory in this process: call Milvus() without host, port "
+                             "or uri")
+        self.engine = engine if engine is not None else Engine()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<milvus_lab.Milvus in-memory, collections={self.engine.list_collections()}>"
+
+    def __enter__(self) -> "Milvus":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    # -------------------------------------------------------------------------------- plumbing
+    @staticmethod
+    def _status(call: Callable[[], Any]) -> tuple[Status, Any]:
+        try:
+            return Status(), call()
+        except ParamError:
+            raise
+        except MilvusLabError as exc:
+            return Status(exc.code, exc.message), None
+
+    def _maybe_async(self, kwargs: dict, run: Callable[[], Any]) -> Any:
+        _check_async(kwargs)
+        if not kwargs.get("_async"):
+            return run()
+        callback = kwargs.get("_callback")
+
+        def job() -> Any:
+            value = run()
+            if callback is not None:
+                callback(*value) if isinstance(value, tuple) else callback(value)
+            return value
+
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="milvus_lab-async")
+            return _Future(self._pool.submit(job))
+
+    def _collection(self, name: str) -> Collection:
+        return self.engine.get_collection(name)
+
+    # -------------------------------------------------------------------------------- server
+    def server_version(self, timeout: Any = None) -> tuple[Status, str]:
+        return Status(), "0.10.0 (milvus_lab in-memory)"
+
+    def server_status(self, timeout: Any = None) -> tuple[Status, str]:
+        return Status(), "OK"
+
+    # -------------------------------------------------------------------------------- collections
+    def create_collection(self, param: dict, timeout: Any = None) -> Status:
+        if not isinstance(param, dict):
+            raise ParamError(f"param must be a dict with collection_name and dimension; got {param!r}")
+        for key in ("collection_name", "dimension"):
+            if key not in param:
+                raise ParamError(f"param is missing {key!r}; e.g. {{'collection_name': 'demo', 'dimension': 128, "
+                                 f"'index_file_size': 1024, 'metric_type': MetricType.L2}}")
+        unknown = set(param) - {"collection_name", "dimension", "index_file_size", "metric_type"}
+        if unknown:
+            raise ParamError(f"param has unknown key(s) {sorted(unknown)}; allowed: collection_name, dimension, "
+                             f"index_file_size, metric_type")
+        name = _name(param["collection_name"])
+        dim = _int(param["dimension"], "dimension")
+        size = _int(param.get("index_file_size", spec.DEFAULT_INDEX_FILE_SIZE_MB), "index_file_size")
+        metric = _member(MetricType, param.get("metric_type", MetricType.L2), "metric_type")
+        status, _ = self._status(lambda: self.engine.create_collection(name, dim, size, metric.name))
+        return status
+
+    def has_collection(self, collection_name: str, timeout: Any = None) -> tuple[Status, bool]:
+        name = _name(collection_name)
+        status, value = self._status(lambda: self.engine.has_collection(name))
+        return status, bool(value)
+
+    def get_collection_info(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+        name = _name(collection_name)
+
+        def info() -> CollectionSchema:
+            c = self._collection(name)
+            return CollectionSchema(c.name, c.dimension, c.index_file_size, MetricType[c.metric])
+
+        return self._status(info)
+
+    describe_collection = get_collection_info
+
+    def list_collections(self, timeout: Any = None) -> tuple[Status, list[str]]:
+        return Status(), self.engine.list_collections()
+
+    def count_entities(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+        name = _name(collection_name)
+        return self._status(lambda: self._collection(name).count())
+
+    def get_collection_stats(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+        name = _name(collection_name)
+        return self._status(lambda: self._collection(name).stats())
+
+    def load_collection(self, collection_name: str, partition_tags: Any = None, timeout: Any = None) -> Status:
+        name = _name(collection_name)
+        return self._status(lambda: self._collection(name))[0]
+
+    def drop_collection(self, collection_name: str, timeout: Any = None) -> Status:
+        name = _name(collection_name)
+        return self._status(lambda: self.engine.drop_collection(name))[0]
+
+    # -------------------------------------------------------------------------------- partitions
+    def create_partition(self, collection_name: str, partition_tag: str, timeout: Any = None) -> Status:
+        name, tag = _name(collection_name), _tag(partition_tag)
+        return self._status(lambda: self._collection(name).create_partition(tag))[0]
+
+    def drop_partition(self, collection_name: str, partition_tag: str, timeout: Any = None) -> Status:
+        name, tag = _name(collection_name), _tag(partition_tag)
+        return self._status(lambda: self._collection(name).drop_partition(tag))[0]
+
+    def has_partition(self, collection_name: str, partition_tag: str, timeout: Any = None
+                      ) -> tuple[Status, bool]:
+        name, tag = _name(collection_name), _tag(partition_tag)
+        status, value = self._status(lambda: self._collection(name).has_partition(tag))
+        return status, bool(value)
+
+    def list_partitions(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+        name = _name(collection_name)
+        return self._status(lambda: [PartitionParam(name, t) for t in self._collection(name).list_partitions()])
+
+    # -------------------------------------------------------------------------------- entities
+    def insert(self, collection_name: str, records: Any, ids: Any = None, partition_tag: str | None = None,
+               params: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+        name = _name(collection_name)
+        n = _records(records)
+        if ids is not None:
+            ids = _ids(ids)
+            if len(ids) != n:
+                raise ParamError(f"ids has {len(ids)} entries but records has {n}; give one id per record")
+        if partition_tag is not None:
+            _tag(partition_tag)
+
+        def run() -> tuple[Status, Any]:
+            status, value = self._status(lambda: self._collection(name).insert(records, ids, partition_tag))
+            return status, (value.tolist() if value is not None else [])
+
+        return self._maybe_async(kwargs, run)
+
+    def get_entity_by_id(self, collection_name: str, ids: Any, timeout: Any = None,
+                         partition_tag: Any = None) -> tuple[Status, Any]:
+        name = _name(collection_name)
+        ids = _ids(ids)
+
+        def run() -> list:
+            c = self._collection(name)
+            if c.count() == 0:
+                raise MilvusLabError(f"collection {name!r} is empty", StatusCode.ILLEGAL_ARGUMENT)
+            found = c.get_entity_by_id(ids)
+            return [([] if v is None else (v.tobytes() if c.binary else v.tolist())) for v in found]
+
+        return self._status(run)
+
+    def list_id_in_segment(self, collection_name: str, segment_name: str, timeout: Any = None
+                           ) -> tuple[Status, Any]:
+        name = _name(collection_name)
+        segment = _name(segment_name, "segment_name")
+        return self._status(lambda: self._collection(name).list_id_in_segment(segment))
+
+    def delete_entity_by_id(self, collection_name: str, id_array: Any, timeout: Any = None,
+                            partition_tag: Any = None) -> Status:
+        name = _name(collection_name)
+        ids = _ids(id_array, "id_array")
+        return self._status(lambda: self._collection(name).delete(ids))[0]
+
+    def flush(self, collection_name_array: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+        if collection_name_array is not None:
+            if not isinstance(collection_name_array, list) or not collection_name_array:
+                raise ParamError(f"collection_name_array must be a non-empty list of names; got "
+                                 f"{collection_name_array!r}")
+            for n in collection_name_array:
+                _name(n)
+        return self._maybe_async(kwargs, lambda: self._status(
+            lambda: self.engine.flush(collection_name_array))[0])
+
+    def compact(self, collection_name: str, timeout: Any = None, **kwargs: Any) -> Any:
+        name = _name(collection_name)
+        return self._maybe_async(kwargs, lambda: self._status(lambda: self._collection(name).compact())[0])
+
+    # -------------------------------------------------------------------------------- indexes
+    def create_index(self, collection_name: str, index_type: Any = None, params: Any = None,
+                     timeout: Any = None, **kwargs: Any) -> Any:
+        name = _name(collection_name)
+        member = IndexType.FLAT if index_type is None else _member(IndexType, index_type, "index_type")
+        _params(params)
+        spec_name = _SPEC_NAME[member]
+        return self._maybe_async(kwargs, lambda: self._status(
+            lambda: self._collection(name)._create_index(spec_name, params))[0])
+
+    def get_index_info(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+        name = _name(collection_name)
+
+        def info() -> IndexParam:
+            c = self._collection(name)
+            return IndexParam(name, _FROM_SPEC[c.index_type], c.index_params_given)
+
+        return self._status(info)
+
+    describe_index = get_index_info
+
+    def drop_index(self, collection_name: str, timeout: Any = None) -> Status:
+        name = _name(collection_name)
+        return self._status(lambda: self._collection(name).drop_index())[0]
+
+    # -------------------------------------------------------------------------------- search
+    def search(self, collection_name: str, top_k: int, query_records: Any, partition_tags: Any = None,
+               params: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+        name = _name(collection_name)
+        _int(top_k, "top_k")
+        _records(query_records, "query_records")
+        _params(params)
+        if partition_tags is not None:
+            if not isinstance(partition_tags, list):
+                raise ParamError(f"partition_tags must be a list of str; got {partition_tags!r}")
+            for tag in partition_tags:
+                _tag(tag)
+
+        def run() -> tuple[Status, Any]:
+            status, value = self._status(lambda: self._collection(name)._search(
+                query_records, top_k, params, partition_tags, None, warn=False))
+            return status, (TopKQueryResult(value) if value is not None else None)
+
+        return self._maybe_async(kwargs, run)
+
+    def search_in_segment(self, collection_name: str, file_ids: Any, query_records: Any, top_k: int,
+                          params: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+        name = _name(collection_name)
+        if not isinstance(file_ids, list) or not file_ids:
+            raise ParamError(f"file_ids must be a non-empty list of segment ids; got {file_ids!r}")
+        segment_ids = set()
+        for fid in file_ids:
+            if isinstance(fid, bool) or not isinstance(fid, (int, str)) or (isinstance(fid, str)
+                                                                           and not fid.isdigit()):
+                raise ParamError(f"file_ids must be segment ids (ints or decimal strings); got {fid!r}")
+            segment_ids.add(int(fid))
+        _int(top_k, "top_k")
+        _records(query_records, "query_records")
+        _params(params)
+
+        def run() -> tuple[Status, Any]:
+            status, value = self._status(lambda: self._collection(name)._search(
+                query_records, top_k, params, None, segment_ids, warn=False))
+            return status, (TopKQueryResult(value) if value is not None else None)
+
+        return self._maybe_async(kwargs, run)

@@ -1,0 +1,630 @@
+"""A collection: partitions of segments, one index type at a time, exact search over raw segments.
+
+Locks: ``_write`` serialises the calls that change data or the index (insert, delete, flush, compact,
+create/drop index, partitions); ``_state`` guards the short moments when the segment lists or the index
+are swapped. Searches take ``_state`` only to copy a list of immutable views, so they run alongside
+inserts and index builds. Every call validates everything before it changes anything, so a refused or
+failed call leaves the collection as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .. import backends, spec
+from ..errors import (
+    AlreadyExistsError,
+    BuildIndexError,
+    CollectionNotFoundError,
+    IgnoredParameterWarning,
+    IllegalIdError,
+    InvalidParameterError,
+    NotFoundError,
+    ParamError,
+    RawSegmentWarning,
+)
+from . import validation
+from .segment import Segment, SegmentView
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+DEFAULT_PARTITION = "_default"
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class SearchResult:
+    """nq x top_k ids (-1 pads) and distances (+inf / -inf pads), best first."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.ids.shape)  # type: ignore[return-value]
+
+    def hits(self, row: int) -> list[tuple[int, float]]:
+        keep = self.ids[row] >= 0
+        return list(zip(self.ids[row][keep].tolist(), self.distances[row][keep].tolist()))
+
+    def __repr__(self) -> str:
+        lines = [f"SearchResult(nq={self.shape[0]}, top_k={self.shape[1]})"]
+        for row in range(min(len(self), 5)):
+            hits = ", ".join(f"{i}: {d:.4g}" for i, d in self.hits(row)[:5])
+            lines.append(f"  query {row}: {hits}{' ...' if len(self.hits(row)) > 5 else ''}")
+        return "\n".join(lines)
+
+
+@dataclass
+class IndexReport:
+    """What create_index (or a background build) did: which segments were indexed and which stay raw."""
+
+    index_type: str
+    params: dict[str, int]
+    indexed_segments: int = 0
+    indexed_rows: int = 0
+    raw_segments: int = 0
+    raw_rows: int = 0
+    raw_reasons: list[str] = field(default_factory=list)
+    build_seconds: float = 0.0
+
+    @property
+    def fully_indexed(self) -> bool:
+        return self.raw_rows == 0
+
+    def message(self) -> str:
+        text = (f"{self.index_type} built on {self.indexed_segments} segment(s), {self.indexed_rows:,} rows")
+        if self.raw_rows:
+            text += (f"; {self.raw_rows:,} rows in {self.raw_segments} segment(s) stay raw and are searched "
+                     f"exactly: " + "; ".join(self.raw_reasons))
+        return text
+
+
+class Collection:
+    """A named set of vectors of one dimension and metric, split in partitions and segments."""
+
+    def __init__(self, engine: "Engine", name: str, dimension: int, index_file_size: int, metric: str):
+        self._engine = engine
+        self.name = name
+        self.dimension = dimension
+        self.index_file_size = index_file_size
+        self.metric = metric
+        self.binary = spec.is_binary_metric(metric)
+        self._row_shape = (dimension // 8,) if self.binary else (dimension,)
+        self._dtype = np.dtype(np.uint8) if self.binary else np.dtype(np.float32)
+        row_bytes = int(np.prod(self._row_shape)) * self._dtype.itemsize
+        self.segment_rows = max(1, index_file_size * 2**20 // row_bytes)
+        self._write = threading.RLock()
+        self._state = threading.RLock()
+        self._partitions: dict[str, list[Segment]] = {DEFAULT_PARTITION: []}
+        self._index_type = "FLAT"
+        self._index_params: dict[str, int] = {}
+        self._index_params_given: dict[str, Any] = {}
+        self._index_version = 0
+        self._id_mode: str | None = None
+        self._next_auto_id = 0
+        self._live_user_ids: set[int] = set()
+        self._pending_deletes: list[np.ndarray] = []
+        self._next_segment_id = 1
+        self._dropped = False
+        self._background_errors: list[str] = []
+
+    # ------------------------------------------------------------------ description
+    def __repr__(self) -> str:
+        return (f"Collection({self.name!r}, dimension={self.dimension}, metric={self.metric}, "
+                f"index_file_size={self.index_file_size}, rows={self.count()}, index={self._index_type})")
+
+    def _repr_html_(self) -> str:
+        from html import escape
+        info = self.describe()
+        rows = "".join(f"<tr><th style='text-align:left'>{escape(str(k))}</th><td style='text-align:left'>"
+                       f"{escape(str(v))}</td></tr>" for k, v in info.items())
+        return f"<table><caption>Collection {escape(self.name)}</caption>{rows}</table>"
+
+    def _check_alive(self) -> None:
+        if self._dropped:
+            raise CollectionNotFoundError(f"collection {self.name!r} was dropped")
+
+    @property
+    def index_type(self) -> str:
+        return self._index_type
+
+    @property
+    def index_params(self) -> dict[str, int]:
+        return dict(self._index_params)
+
+    @property
+    def index_params_given(self) -> dict[str, Any]:
+        """The parameters exactly as given to create_index (FLAT keeps what it ignored)."""
+        return dict(self._index_params_given)
+
+    @property
+    def index_spec(self) -> spec.IndexSpec:
+        return spec.INDEXES[self._index_type]
+
+    def describe(self) -> dict[str, Any]:
+        """Schema, index and row counts in one dict."""
+        self._check_alive()
+        segments = self.segments()
+        indexed = [s for s in segments if s["index_name"] != "FLAT"]
+        return {
+            "collection_name": self.name, "dimension": self.dimension, "metric_type": self.metric,
+            "index_file_size": self.index_file_size, "index_type": self._index_type,
+            "index_params": dict(self._index_params), "row_count": self.count(),
+            "partitions": list(self._partitions), "segments": len(segments),
+            "indexed_segments": len(indexed), "indexed_rows": sum(s["row_count"] for s in indexed),
+            "index_memory_bytes": sum(s["index_memory_bytes"] for s in segments),
+        }
+
+    # ------------------------------------------------------------------ partitions
+    def create_partition(self, tag: str) -> None:
+        validation.partition_tag(tag)
+        with self._write, self._state:
+            self._check_alive()
+            if tag in self._partitions:
+                raise AlreadyExistsError(f"partition {tag!r} already exists in collection {self.name!r}")
+            self._partitions[tag] = []
+
+    def drop_partition(self, tag: str) -> None:
+        validation.partition_tag(tag)
+        with self._write, self._state:
+            self._check_alive()
+            if tag == DEFAULT_PARTITION:
+                raise InvalidParameterError(f"partition {DEFAULT_PARTITION!r} cannot be dropped")
+            self._require_partition(tag)
+            for seg in self._partitions.pop(tag):
+                if self._id_mode == "user":
+                    self._live_user_ids.difference_update(seg.ids[seg.live_mask()].tolist())
+
+    def has_partition(self, tag: str) -> bool:
+        validation.partition_tag(tag)
+        self._check_alive()
+        return tag in self._partitions
+
+    def list_partitions(self) -> list[str]:
+        self._check_alive()
+        return list(self._partitions)
+
+    def _require_partition(self, tag: str) -> list[Segment]:
+        if tag not in self._partitions:
+            raise NotFoundError(f"partition {tag!r} does not exist in collection {self.name!r}; partitions: "
+                                f"{', '.join(self._partitions)}")
+        return self._partitions[tag]
+
+    # ------------------------------------------------------------------ insert / delete / flush
+    def _vectors(self, records: Any, what: str = "records") -> np.ndarray:
+        if self.binary:
+            return validation.binary_vectors(records, self.dimension, what)
+        return validation.float_vectors(records, self.dimension, what)
+
+    def insert(self, records: Any, ids: Any = None, partition_tag: str | None = None) -> np.ndarray:
+        """Append vectors; return their int64 ids (generated unless the collection uses user ids)."""
+        vectors = self._vectors(records)
+        user_ids = None
+        if ids is not None:
+            user_ids = validation.id_list(ids)
+            if len(user_ids) != len(vectors):
+                raise ParamError(f"ids has {len(user_ids)} entries but records has {len(vectors)} rows; "
+                                 f"give one id per row")
+            validation.unique_ids(user_ids)
+        tag = DEFAULT_PARTITION if partition_tag is None else validation.partition_tag(partition_tag)
+        with self._write:
+            self._check_alive()
+            self._require_partition(tag)
+            mode = "user" if user_ids is not None else "auto"
+            if self._id_mode is not None and self._id_mode != mode:
+                raise IllegalIdError(
+                    f"collection {self.name!r} uses {self._id_mode}-generated ids; "
+                    + ("give ids for every insert" if self._id_mode == "user" else
+                       "ids cannot be given once ids were generated") + " (ids are never mixed)")
+            if user_ids is not None:
+                clash = [int(v) for v in user_ids[:100000] if int(v) in self._live_user_ids][:5]
+                if clash:
+                    raise IllegalIdError(f"ids already exist in collection {self.name!r}: {clash}; "
+                                         f"delete them first or use new ids")
+                new_ids = user_ids
+            else:
+                new_ids = np.arange(self._next_auto_id, self._next_auto_id + len(vectors), dtype=np.int64)
+            sealed = self._append(tag, vectors, new_ids)
+            self._id_mode = mode
+            if user_ids is not None:
+                self._live_user_ids.update(user_ids.tolist())
+            else:
+                self._next_auto_id += len(vectors)
+        self._schedule(sealed)
+        return new_ids.copy()
+
+    def _append(self, tag: str, vectors: np.ndarray, ids: np.ndarray) -> list[Segment]:
+        """Fill the open segment, sealing it when full; return segments sealed by this call."""
+        sealed = []
+        segments = self._partitions[tag]
+        start = 0
+        while start < len(ids):
+            with self._state:
+                if not segments or segments[-1].sealed:
+                    segments.append(self._new_segment(tag))
+                seg = segments[-1]
+                take = min(seg.free_rows, len(ids) - start)
+                seg.append(vectors[start: start + take], ids[start: start + take])
+                if seg.free_rows == 0:
+                    seg.sealed = True
+                    sealed.append(seg)
+            start += take
+        return sealed
+
+    def _new_segment(self, tag: str) -> Segment:
+        seg = Segment(self._next_segment_id, tag, self._row_shape, self._dtype, self.segment_rows)
+        self._next_segment_id += 1
+        return seg
+
+    def delete(self, ids: Any) -> None:
+        """Delete entities by id; the deletion is visible to search and counts after ``flush``."""
+        doomed = validation.id_list(ids, "id_array")
+        with self._write:
+            self._check_alive()
+            self._pending_deletes.append(doomed)
+
+    def flush(self) -> None:
+        """Apply pending deletes and give back insert buffer slack."""
+        with self._write:
+            self._check_alive()
+            doomed = (np.unique(np.concatenate(self._pending_deletes)) if self._pending_deletes
+                      else np.empty(0, np.int64))
+            with self._state:
+                for seg in self._all_segments():
+                    if doomed.size:
+                        gone = seg.apply_deletes(doomed)
+                        if self._id_mode == "user" and gone.size:
+                            self._live_user_ids.difference_update(gone.tolist())
+                    seg.trim()
+                self._pending_deletes = []
+
+    def compact(self) -> None:
+        """Rewrite segments that have deleted rows without them (re-indexing sealed ones; blocks)."""
+        with self._write:
+            self._check_alive()
+            plan = []
+            for tag, segments in self._partitions.items():
+                for pos, seg in enumerate(segments):
+                    if seg.n_deleted:
+                        plan.append((tag, pos, seg))
+            if not plan:
+                return
+            replacements = []
+            next_id = self._next_segment_id
+            for tag, pos, seg in plan:
+                keep = seg.live_mask()
+                new = Segment(next_id, tag, self._row_shape, self._dtype, self.segment_rows)
+                next_id += 1
+                if keep.any():
+                    new.append(seg.vectors[keep], seg.ids[keep])
+                new.sealed = seg.sealed
+                replacements.append((tag, pos, seg, new))
+            rebuild = [new for *_, new in replacements if new.sealed and self._index_type != "FLAT"
+                       and self._too_small(new.count, self._index_type, self._index_params) is None]
+            built = self._build_all(rebuild, self._index_type, self._index_params, None)
+            with self._state:
+                self._next_segment_id = next_id
+                for tag, pos, seg, new in replacements:
+                    new.index = built.get(new.segment_id)
+                    self._partitions[tag][pos] = new
+                for tag in self._partitions:
+                    self._partitions[tag] = [s for s in self._partitions[tag] if s.count or not s.sealed]
+
+    def count(self) -> int:
+        """Live rows (deletes count once flushed)."""
+        self._check_alive()
+        with self._state:
+            return sum(seg.count - seg.n_deleted for seg in self._all_segments())
+
+    def _all_segments(self) -> Iterable[Segment]:
+        for segments in self._partitions.values():
+            yield from segments
+
+    # ------------------------------------------------------------------ entities
+    def get_entity_by_id(self, ids: Any) -> list[np.ndarray | None]:
+        """The stored vector of each id (a copy), or None where the id does not exist."""
+        wanted = validation.id_list(ids)
+        self._check_alive()
+        with self._state:
+            views = [(seg, seg.view()) for seg in self._all_segments()]
+            out: list[np.ndarray | None] = [None] * len(wanted)
+            for seg, view in views:
+                rows = seg.locate(wanted)
+                for i in np.flatnonzero(rows >= 0):
+                    if out[i] is None:
+                        out[i] = view.vectors[rows[i]].copy()
+        return out
+
+    def list_id_in_segment(self, segment_name: str) -> list[int]:
+        if not isinstance(segment_name, str) or not segment_name:
+            raise ParamError(f"segment name must be a non-empty str; got {segment_name!r}")
+        self._check_alive()
+        with self._state:
+            for seg in self._all_segments():
+                if seg.name == segment_name:
+                    return seg.ids[seg.live_mask()].tolist()
+            names = [s.name for s in self._all_segments()]
+        raise NotFoundError(f"segment {segment_name!r} does not exist in collection {self.name!r}; segments: "
+                            f"{', '.join(names) or 'none'}")
+
+    # ------------------------------------------------------------------ stats
+    def segments(self) -> list[dict[str, Any]]:
+        """One dict per segment: partition, name, rows, sealed, index actually built, memory, errors."""
+        self._check_alive()
+        with self._state:
+            out = []
+            for seg in self._all_segments():
+                out.append({
+                    "partition": seg.partition, "name": seg.name, "row_count": seg.count - seg.n_deleted,
+                    "deleted_rows": seg.n_deleted, "sealed": seg.sealed,
+                    "index_name": seg.index.index_type if seg.index is not None else "FLAT",
+                    "data_size": seg.data_bytes(),
+                    "index_memory_bytes": seg.index.memory_bytes() if seg.index is not None else 0,
+                    "raw_reason": None if seg.index is not None else self._raw_reason(seg),
+                })
+            return out
+
+    def stats(self) -> dict[str, Any]:
+        """pymilvus 0.2.x's get_collection_stats layout."""
+        segs = self.segments()
+        parts = []
+        for tag in self._partitions:
+            mine = [s for s in segs if s["partition"] == tag]
+            parts.append({"tag": tag, "row_count": sum(s["row_count"] for s in mine),
+                          "segments": [{"name": s["name"], "row_count": s["row_count"],
+                                        "index_name": s["index_name"], "data_size": s["data_size"]}
+                                       for s in mine]})
+        return {"row_count": sum(p["row_count"] for p in parts), "partitions": parts}
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes held: raw rows and ids, and built indexes."""
+        self._check_alive()
+        with self._state:
+            raw = sum(seg.memory_bytes() for seg in self._all_segments())
+            index = sum(seg.index.memory_bytes() for seg in self._all_segments() if seg.index is not None)
+        return {"raw_bytes": raw, "index_bytes": index, "total_bytes": raw + index}
+
+    def _raw_reason(self, seg: Segment) -> str | None:
+        """Why a segment has no index of the collection's type (None when the collection is FLAT)."""
+        if self._index_type == "FLAT":
+            return None
+        if seg.build_error:
+            return f"build failed: {seg.build_error}"
+        if not seg.sealed:
+            return (f"open segment ({seg.count:,} of {self.segment_rows:,} rows); indexed when it seals "
+                    f"or at the next create_index")
+        return self._too_small(seg.count, self._index_type, self._index_params) or \
+            "waiting for the background build"
+
+    def _too_small(self, rows: int, index_type: str, params: Mapping[str, int]) -> str | None:
+        threshold = self._engine.build_threshold
+        if rows < threshold:
+            return f"{rows:,} rows is below the build threshold of {threshold:,} rows"
+        need = spec.INDEXES[index_type].min_rows(params)
+        if rows < need:
+            return f"{rows:,} rows is fewer than {index_type} needs to train ({spec.INDEXES[index_type].min_rows_help}: {need:,})"
+        return None
+
+    # ------------------------------------------------------------------ indexes
+    def create_index(self, index_type: Any = "FLAT", params: Mapping[str, Any] | None = None, *,
+                     progress: ProgressCallback | None = None) -> IndexReport:
+        """Replace the collection's index and build it on every segment that can be indexed (blocks).
+
+        Warns (RawSegmentWarning) when some rows stay raw, and (RecommendationWarning) for valid values
+        outside the documented advice. A failed build leaves the previous index in place."""
+        report = self._create_index(index_type, params, progress=progress, warn=True)
+        if report.raw_rows:
+            warnings.warn(report.message(), RawSegmentWarning, stacklevel=2)
+        return report
+
+    def _create_index(self, index_type: Any, params: Mapping[str, Any] | None, *,
+                      progress: ProgressCallback | None = None, warn: bool = False) -> IndexReport:
+        import time
+
+        self._check_alive()
+        index_spec, clean = spec.validate_build(index_type, params, dim=self.dimension, metric=self.metric,
+                                                warn=warn)
+        name = index_spec.name
+        started = time.perf_counter()
+        with self._write:
+            self._check_alive()
+            report = IndexReport(name, clean)
+            # Like Milvus's flush before a build: an open segment big enough to index is sealed and built.
+            with self._state:
+                chosen = [seg for seg in self._all_segments()
+                          if name != "FLAT" and seg.count and self._too_small(seg.count, name, clean) is None]
+            built = self._build_all(chosen, name, clean, progress)
+            with self._state:
+                for seg in self._all_segments():
+                    seg.index = None
+                    seg.build_error = None
+                for seg in chosen:
+                    if not seg.sealed:
+                        seg.sealed = True
+                        seg.trim()
+                    seg.index = built[seg.segment_id]
+                self._index_type, self._index_params = name, clean
+                self._index_params_given = dict(params or {})
+                self._index_version += 1
+                for seg in self._all_segments():
+                    if seg.count == 0:
+                        continue
+                    if seg.index is not None:
+                        report.indexed_segments += 1
+                        report.indexed_rows += seg.count - seg.n_deleted
+                    elif name != "FLAT":
+                        report.raw_segments += 1
+                        report.raw_rows += seg.count - seg.n_deleted
+                        report.raw_reasons.append(f"segment {seg.name}: {self._raw_reason(seg)}")
+        report.build_seconds = time.perf_counter() - started
+        return report
+
+    def _build_all(self, segments: Sequence[Segment], index_type: str, params: Mapping[str, int],
+                   progress: ProgressCallback | None) -> dict[int, Any]:
+        """Build one index per segment aside; raise BuildIndexError (nothing swapped) if any fails."""
+        if index_type == "FLAT" or not segments:
+            return {}
+        built = {}
+        total = len(segments)
+        if progress:
+            progress(0, total)
+        for done, seg in enumerate(segments, 1):
+            try:  # all rows, deleted ones too: result positions are segment rows, deletes filtered at search
+                built[seg.segment_id] = backends.build(index_type, dict(params), seg.vectors, self.metric)
+            except BuildIndexError as exc:
+                raise BuildIndexError(f"{index_type} build failed on segment {seg.name} ({seg.count:,} rows): "
+                                      f"{exc}; the previous index is unchanged") from None
+            if progress:
+                progress(done, total)
+        return built
+
+    def drop_index(self) -> None:
+        """Free every built index; the collection searches exactly (FLAT) again."""
+        with self._write:
+            self._check_alive()
+            with self._state:
+                for seg in self._all_segments():
+                    seg.index = None
+                    seg.build_error = None
+                self._index_type, self._index_params, self._index_params_given = "FLAT", {}, {}
+                self._index_version += 1
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Block until background builds for this collection are done; False on timeout."""
+        return self._engine._indexer.wait(self, timeout)
+
+    def _schedule(self, sealed: list[Segment]) -> None:
+        if sealed and self._index_type != "FLAT":
+            with self._state:
+                version, name, params = self._index_version, self._index_type, dict(self._index_params)
+            for seg in sealed:
+                if self._too_small(seg.count, name, params) is None:
+                    self._engine._indexer.submit(self, seg, version, name, params)
+
+    def _background_build(self, seg: Segment, version: int, index_type: str, params: dict[str, int]) -> None:
+        """Run by the engine's indexer thread: build aside, swap in if nothing changed meanwhile."""
+        with self._state:
+            if self._dropped or version != self._index_version or seg.index is not None:
+                return
+        try:
+            index = backends.build(index_type, params, seg.vectors, self.metric)
+        except BuildIndexError as exc:
+            with self._state:
+                if version == self._index_version:
+                    seg.build_error = str(exc)
+                    self._background_errors.append(f"segment {seg.name}: {exc}")
+            return
+        with self._state:
+            alive = any(s is seg for s in self._all_segments())
+            if alive and not self._dropped and version == self._index_version and seg.index is None:
+                seg.index = index
+
+    # ------------------------------------------------------------------ search
+    def search(self, query_records: Any, top_k: int = 10, params: Mapping[str, Any] | None = None,
+               partition_tags: Sequence[str] | None = None) -> SearchResult:
+        """Search the given partitions (all by default); indexed segments use their index, raw ones exact."""
+        return self._search(query_records, top_k, params, partition_tags, None, warn=True)
+
+    def search_in_segment(self, segment_ids: Sequence[Any], query_records: Any, top_k: int = 10,
+                          params: Mapping[str, Any] | None = None) -> SearchResult:
+        """Search only the named segments (names or their integer ids)."""
+        if not isinstance(segment_ids, (list, tuple)) or not segment_ids:
+            raise ParamError(f"file_ids must be a non-empty list of segment ids; got {segment_ids!r}")
+        wanted = set()
+        for sid in segment_ids:
+            try:
+                wanted.add(int(sid))
+            except (TypeError, ValueError):
+                raise ParamError(f"file_ids must be segment ids (ints or decimal strings); got {sid!r}") from None
+        return self._search(query_records, top_k, params, None, wanted, warn=True)
+
+    def _search(self, query_records: Any, top_k: Any, params: Mapping[str, Any] | None,
+                partition_tags: Sequence[str] | None, segment_ids: set[int] | None, warn: bool) -> SearchResult:
+        top_k = spec.validate_top_k(top_k)
+        if params is not None and not isinstance(params, Mapping):
+            raise ParamError(f"search params must be a dict or None; got {type(params).__name__}")
+        if partition_tags is not None:
+            if isinstance(partition_tags, str) or not isinstance(partition_tags, (list, tuple)):
+                raise ParamError(f"partition_tags must be a list of str; got {partition_tags!r}")
+            for tag in partition_tags:
+                validation.partition_tag(tag)
+        queries = self._vectors(query_records, "query_records")
+        self._check_alive()
+        with self._state:
+            index_type, build_params = self._index_type, dict(self._index_params)
+            if partition_tags:
+                for tag in partition_tags:
+                    self._require_partition(tag)
+                tags = list(dict.fromkeys(partition_tags))
+            else:
+                tags = list(self._partitions)
+            views = [seg.view() for tag in tags for seg in self._partitions[tag] if seg.count]
+            if segment_ids is not None:
+                present = {seg.segment_id for seg in self._all_segments()}
+                missing = sorted(segment_ids - present)
+                if missing:
+                    raise NotFoundError(f"segment(s) {missing} do not exist in collection {self.name!r}")
+                views = [v for v in views if v.segment_id in segment_ids]
+        search_params = spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
+        if warn and index_type == "FLAT" and params:
+            warnings.warn(f"collection {self.name!r} has no index (FLAT): search params {dict(params)!r} are "
+                          f"ignored", IgnoredParameterWarning, stacklevel=3)
+        return merge_search(views, queries, top_k, search_params, self.metric)
+
+
+def _search_view(view: SegmentView, queries: np.ndarray, k: int, params: Mapping[str, int], metric: str,
+                 descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    n = len(view.ids)
+    want = min(k + view.n_deleted, n)
+    if view.index is not None:
+        dist, pos = view.index.search(queries, want, params)
+    else:
+        dist, pos = backends.exact_search(view.vectors, queries, want, metric)
+    valid = pos >= 0
+    if view.deleted is not None:
+        valid &= ~view.deleted[np.where(valid, pos, 0)]
+    ids = np.where(valid, view.ids[np.where(valid, pos, 0)], -1)
+    if not valid.all():
+        dist = np.where(valid, dist, -np.inf if descending else np.inf).astype(np.float32)
+    return dist, ids
+
+
+def merge_search(views: Sequence[SegmentView], queries: np.ndarray, top_k: int, params: Mapping[str, int],
+                 metric: str) -> SearchResult:
+    """Search each segment view and merge the per-segment top-k lists with NumPy."""
+    descending = metric in spec.DESCENDING_METRICS
+    fill = -np.inf if descending else np.inf
+    nq = len(queries)
+    views = [v for v in views if v.live_rows > 0]
+    parts = [_search_view(v, queries, top_k, params, metric, descending) for v in views]
+    if not parts:
+        return SearchResult(np.full((nq, top_k), -1, np.int64), np.full((nq, top_k), fill, np.float32))
+    if len(parts) == 1 and parts[0][0].shape[1] == top_k and views[0].n_deleted == 0:
+        dist, ids = parts[0]
+        return SearchResult(np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(dist, np.float32))
+    dist = np.concatenate([p[0] for p in parts], axis=1)
+    ids = np.concatenate([p[1] for p in parts], axis=1)
+    key = -dist if descending else dist
+    if key.shape[1] > top_k:
+        part = np.argpartition(key, top_k - 1, axis=1)[:, :top_k]
+        key = np.take_along_axis(key, part, axis=1)
+        dist = np.take_along_axis(dist, part, axis=1)
+        ids = np.take_along_axis(ids, part, axis=1)
+    order = np.argsort(key, axis=1, kind="stable")
+    dist = np.take_along_axis(dist, order, axis=1)
+    ids = np.take_along_axis(ids, order, axis=1)
+    if ids.shape[1] < top_k:
+        pad = top_k - ids.shape[1]
+        ids = np.concatenate([ids, np.full((nq, pad), -1, np.int64)], axis=1)
+        dist = np.concatenate([dist, np.full((nq, pad), fill, np.float32)], axis=1)
+    return SearchResult(np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(dist, np.float32))

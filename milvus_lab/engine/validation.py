@@ -1,0 +1,145 @@
+"""Argument checks shared by the engine's public calls: names, vectors, ids.
+
+Type and shape problems raise ParamError (pymilvus raises those too); rule violations raise the
+specific MilvusLabError subclass whose code the facade returns. Limits come from spec.py.
+"""
+
+from __future__ import annotations
+
+import re
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+
+from .. import spec
+from ..errors import (
+    IllegalCollectionNameError,
+    IllegalDimensionError,
+    IllegalIdError,
+    IllegalRecordError,
+    InvalidParameterError,
+    ParamError,
+)
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NAME_RULE = (f"1-{spec.NAME_MAX_LENGTH} characters, the first a letter or '_', then letters, digits or '_'")
+
+
+def _check_name_text(kind: str, name: Any, error: type) -> str:
+    if not isinstance(name, str) or not name:
+        raise ParamError(f"{kind} must be a non-empty str; got {name!r}")
+    if len(name) > spec.NAME_MAX_LENGTH or not _NAME.match(name):
+        raise error(f"{kind} {name!r} is invalid; allowed: {_NAME_RULE}")
+    return name
+
+
+def collection_name(name: Any) -> str:
+    return _check_name_text("collection_name", name, IllegalCollectionNameError)
+
+
+def partition_tag(tag: Any) -> str:
+    if not isinstance(tag, str):
+        raise ParamError(f"partition_tag must be a str; got {tag!r}")
+    return _check_name_text("partition_tag", tag, InvalidParameterError)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def float_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
+    """A C-contiguous float32 (n, dim) array from a 2-D array or a list of equal-length rows."""
+    if isinstance(records, (bytes, bytearray)) or (isinstance(records, (list, tuple)) and records
+                                                   and isinstance(records[0], (bytes, bytearray))):
+        raise IllegalRecordError(f"{what} are bytes (binary vectors) but the collection stores float "
+                                 f"vectors of dimension {dim}; give rows of {dim} floats")
+    if isinstance(records, np.ndarray):
+        array = records
+    elif isinstance(records, (list, tuple)):
+        if len(records) == 0:
+            raise ParamError(f"{what} must be a non-empty list of rows; got an empty list")
+        try:
+            array = np.asarray(records)
+        except (ValueError, TypeError) as exc:
+            raise ParamError(f"{what} must be a list of equal-length rows of numbers ({exc})") from None
+    else:
+        raise ParamError(f"{what} must be a 2-D array or a list of rows; got {type(records).__name__}")
+    if array.ndim == 1 and array.size and not isinstance(records, list):
+        array = array.reshape(1, -1)
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise ParamError(f"{what} must be a non-empty 2-D batch (rows x {dim}); got shape {array.shape}")
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ParamError(f"{what} must contain numbers; got dtype {array.dtype}")
+    if array.shape[1] != dim:
+        raise IllegalDimensionError(f"{what} have dimension {array.shape[1]}; the collection's dimension "
+                                    f"is {dim}")
+    out = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(out)
+    if not finite.all():
+        row = int(np.argwhere(~finite)[0][0])
+        raise IllegalRecordError(f"{what} contain NaN or infinite values (first in row {row}); "
+                                 f"only finite numbers are allowed")
+    return out
+
+
+def binary_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
+    """A C-contiguous uint8 (n, dim/8) array from a list of bytes objects or a uint8 array."""
+    nbytes = dim // 8
+    if isinstance(records, np.ndarray):
+        if records.dtype != np.uint8 or records.ndim != 2 or records.shape[0] == 0:
+            raise ParamError(f"{what} for a binary collection must be bytes or a uint8 array (n, {nbytes}); "
+                             f"got {records.dtype} {records.shape}")
+        array = records
+    elif isinstance(records, (list, tuple)):
+        if len(records) == 0:
+            raise ParamError(f"{what} must be a non-empty list of bytes; got an empty list")
+        if not all(isinstance(r, (bytes, bytearray)) for r in records):
+            raise IllegalRecordError(f"{what} for binary metric collections must be bytes of length "
+                                     f"dimension/8 = {nbytes}; got {type(records[0]).__name__} rows")
+        lengths = {len(r) for r in records}
+        if lengths != {nbytes}:
+            raise IllegalDimensionError(f"{what} have {sorted(lengths)} bytes per row; the collection's "
+                                        f"dimension {dim} needs {nbytes} bytes")
+        array = np.frombuffer(b"".join(records), dtype=np.uint8).reshape(len(records), nbytes)
+    elif isinstance(records, (bytes, bytearray)):
+        raise ParamError(f"{what} must be a list of bytes rows, not a single bytes object")
+    else:
+        raise ParamError(f"{what} must be a list of bytes; got {type(records).__name__}")
+    if array.shape[1] != nbytes:
+        raise IllegalDimensionError(f"{what} have {array.shape[1]} bytes per row; dimension {dim} needs "
+                                    f"{nbytes}")
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def id_list(ids: Any, what: str = "ids", *, allow_empty: bool = False) -> np.ndarray:
+    """An int64 array from a list (or 1-D integer array) of ints in the int64 id range."""
+    if isinstance(ids, np.ndarray):
+        if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer)):
+            raise ParamError(f"{what} must be a 1-D integer array; got {ids.dtype} {ids.shape}")
+        values = ids.astype(np.int64, copy=False)
+        if ids.dtype == np.uint64 and ids.size and ids.max() > spec.ID_RANGE[1]:
+            raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}]")
+    elif isinstance(ids, (list, tuple)):
+        bad = next((v for v in ids if not _is_int(v)), None)
+        if bad is not None:
+            raise ParamError(f"{what} must be ints; got {bad!r} ({type(bad).__name__})")
+        too_big = next((v for v in ids if not spec.ID_RANGE[0] <= int(v) <= spec.ID_RANGE[1]), None)
+        if too_big is not None:
+            raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}]; got {too_big}")
+        values = np.asarray([int(v) for v in ids], dtype=np.int64)
+    else:
+        raise ParamError(f"{what} must be a list of ints; got {type(ids).__name__}")
+    if values.size == 0 and not allow_empty:
+        raise ParamError(f"{what} must be a non-empty list of ints")
+    if values.size and values.min() < spec.ID_RANGE[0]:
+        raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}]; got "
+                         f"{int(values.min())}")
+    return values
+
+
+def unique_ids(ids: np.ndarray) -> None:
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1][:5].tolist()
+        raise IllegalIdError(f"ids contain duplicates within one batch: {dup}; each id must be unique")
