@@ -32,7 +32,7 @@ GENEROUS = {
     "IVF_SQ8H": ({"nlist": 64}, {"nprobe": 32}),
     "IVF_PQ": ({"nlist": 64, "m": 32}, {"nprobe": 32}),
     "RNSG": ({"search_length": 60, "out_degree": 40, "candidate_pool_size": 300, "knng": 60},
-             {"search_length": 120}),
+             {"search_length": 300}),
     "HNSW": ({"M": 16, "efConstruction": 200}, {"ef": 200}),
     "ANNOY": ({"n_trees": 32}, {"search_k": 20000}),
 }

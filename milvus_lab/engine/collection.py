@@ -401,8 +401,10 @@ class Collection:
         if seg.build_error:
             return f"build failed: {seg.build_error}"
         if not seg.sealed:
-            return (f"open segment ({seg.count:,} of {self.segment_rows:,} rows); indexed when it seals "
-                    f"or at the next create_index")
+            small = self._too_small(seg.count, self._index_type, self._index_params)
+            where = f"open segment ({seg.count:,} of {self.segment_rows:,} rows)"
+            return (f"{where}: {small}" if small else
+                    f"{where}; indexed when it seals or at the next create_index")
         return self._too_small(seg.count, self._index_type, self._index_params) or \
             "waiting for the background build"
 

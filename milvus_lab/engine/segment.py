@@ -53,7 +53,7 @@ class Segment:
         self.n_deleted = 0
         self.index: BuiltIndex | None = None
         self.build_error: str | None = None
-        self._sorted: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._sorted: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
 
     @property
     def name(self) -> str:
@@ -112,18 +112,17 @@ class Segment:
         return np.ones(self.count, dtype=bool) if self.deleted is None else ~self.deleted
 
     def locate(self, ids: np.ndarray) -> np.ndarray:
-        """Row positions of ``ids`` in this segment (-1 where absent or deleted)."""
-        if self._sorted is None or self._sorted[0] != self.count:
-            order = np.argsort(self.ids, kind="stable")
-            self._sorted = (self.count, self.ids[order], order)
+        """Row positions of live ``ids`` in this segment (-1 where absent or deleted)."""
+        key = (self.count, self.n_deleted)  # both only grow, so the pair identifies the live set
+        if self._sorted is None or self._sorted[0] != key:
+            live = np.flatnonzero(self.live_mask())
+            order = live[np.argsort(self.ids[live], kind="stable")]
+            self._sorted = (key, self.ids[order], order)
         _, sorted_ids, order = self._sorted
-        pos = np.searchsorted(sorted_ids, ids)
-        pos = np.minimum(pos, max(len(sorted_ids) - 1, 0))
-        found = (len(sorted_ids) > 0) & (sorted_ids[pos] == ids) if len(sorted_ids) else np.zeros(len(ids), bool)
-        rows = np.where(found, order[pos] if len(order) else -1, -1)
-        if self.deleted is not None:
-            rows = np.where((rows >= 0) & self.deleted[np.maximum(rows, 0)], -1, rows)
-        return rows
+        if not len(sorted_ids):
+            return np.full(len(ids), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        return np.where(sorted_ids[pos] == ids, order[pos], -1)
 
     def data_bytes(self) -> int:
         return int(self.vectors.nbytes)

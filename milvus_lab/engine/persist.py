@@ -1,0 +1,606 @@
+"""Save and load a collection or a whole engine: data, partitions, deleted ids and built indexes.
+
+A save is a directory. ``manifest.json`` is the only file a load trusts first, and the commit point:
+every data file (vectors, ids and deleted masks as ``.npy``, indexes in their library's own format) is
+written into a fresh ``data-<hex>`` folder beside it, then a new manifest naming those files and their
+sha256 is written to a temporary name and moved over the old one with ``os.replace``. A crash or an error
+at any moment leaves the previous save loadable; stale data folders are removed after the commit.
+
+Loading is all or nothing: the manifest's own checksum, its schema and every file's size and sha256 are
+checked before any file is parsed or any library reader runs; arrays are read with
+``np.load(allow_pickle=False)`` and checked (dtype, shape, ids, counts, dimension, metric, index
+parameters through :func:`milvus_lab.spec.validate_build`); built indexes are loaded with the library's
+reader, never rebuilt. Only when everything is valid is the collection added to the engine. Files are data,
+never code: nothing is unpickled or executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from .. import backends, spec
+from ..errors import AlreadyExistsError, MilvusLabError, StatusCode
+from . import validation
+from .collection import DEFAULT_PARTITION, Collection
+from .segment import Segment
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "PersistError", "load_collection", "load_engine",
+           "save_collection", "save_engine"]
+
+FORMAT_NAME = "milvus_lab"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: a manifest larger than this is not one of ours (it lists files, it holds no data)
+MAX_MANIFEST_BYTES = 64 * 2**20
+_DATA_DIR = re.compile(r"data-[0-9a-f]{32}\Z")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_CHUNK = 1 << 20
+
+
+class PersistError(MilvusLabError, ValueError):
+    """A save that cannot be written, or a saved file that is missing, truncated, tampered or invalid."""
+
+    code = StatusCode.UNEXPECTED_ERROR
+
+
+# ------------------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------------------
+_path_locks: dict[str, threading.Lock] = {}
+_path_locks_guard = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    """One lock per save directory, so two saves to one path in this process do not interleave."""
+    key = str(path.resolve())
+    with _path_locks_guard:
+        return _path_locks.setdefault(key, threading.Lock())
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _jsonable(value: Any) -> Any:
+    """Parameters as given (FLAT keeps whatever it ignored) in a JSON-safe form."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+# ------------------------------------------------------------------------------------------------------
+# save
+# ------------------------------------------------------------------------------------------------------
+class _Snapshot:
+    """A consistent copy of a collection's metadata and references to its immutable arrays and indexes."""
+
+    def __init__(self, collection: Collection):
+        c = collection
+        with c._write:
+            c._check_alive()
+            # background builds take only _state, so waiting here cannot deadlock; holding _write means
+            # no insert can seal (and schedule) another segment meanwhile
+            c._engine._indexer.wait(c)
+            with c._state:
+                self.meta: dict[str, Any] = {
+                    "name": c.name, "dimension": c.dimension, "index_file_size": c.index_file_size,
+                    "metric": c.metric, "segment_rows": c.segment_rows, "index_type": c._index_type,
+                    "index_params": dict(c._index_params),
+                    "index_params_given": _jsonable(dict(c._index_params_given)),
+                    "id_mode": c._id_mode, "next_auto_id": int(c._next_auto_id),
+                    "next_segment_id": int(c._next_segment_id), "partitions": list(c._partitions),
+                    "background_errors": [str(e) for e in c._background_errors],
+                }
+                self.pending = (np.unique(np.concatenate(c._pending_deletes)).astype(np.int64)
+                                if c._pending_deletes else np.empty(0, np.int64))
+                self.segments = [(seg.view(), seg.capacity_rows, seg.build_error)
+                                 for seg in c._all_segments()]
+
+
+def _write_npy(folder: Path, name: str, array: np.ndarray, files: dict[str, Any], root: Path) -> str:
+    path = folder / name
+    with open(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return _record(path, files, root)
+
+
+def _record(path: Path, files: dict[str, Any], root: Path) -> str:
+    rel = path.relative_to(root).as_posix()
+    digest, size = _sha256_file(path)
+    files[rel] = {"sha256": digest, "bytes": size}
+    return rel
+
+
+def _write_collection(snap: _Snapshot, folder: Path, root: Path, files: dict[str, Any]) -> dict[str, Any]:
+    folder.mkdir()
+    meta = dict(snap.meta)
+    meta["pending_deletes"] = _write_npy(folder, "pending_deletes.npy", snap.pending, files, root)
+    segments = []
+    for view, capacity, build_error in snap.segments:
+        seg: dict[str, Any] = {
+            "id": view.segment_id, "partition": view.partition, "capacity_rows": int(capacity),
+            "count": len(view.ids), "sealed": bool(view.sealed), "n_deleted": int(view.n_deleted),
+            "build_error": build_error,
+            "vectors": _write_npy(folder, f"{view.segment_id}.vectors.npy", view.vectors, files, root),
+            "ids": _write_npy(folder, f"{view.segment_id}.ids.npy", view.ids, files, root),
+            "deleted": (None if view.deleted is None else
+                        _write_npy(folder, f"{view.segment_id}.deleted.npy", view.deleted, files, root)),
+            "index": None,
+        }
+        if view.index is not None:
+            index_path = folder / f"{view.segment_id}.index"
+            view.index.save(index_path)
+            # an adapter may write companion files beside the index (faiss NSG: <path>.groups.npy)
+            extra = sorted(p for p in folder.iterdir() if p.name.startswith(index_path.name + "."))
+            for p in [index_path, *extra]:
+                _fsync_file(p)
+            seg["index"] = {"index_type": view.index.index_type, "params": dict(view.index.params),
+                            "file": _record(index_path, files, root),
+                            "extra_files": [_record(p, files, root) for p in extra]}
+        segments.append(seg)
+    meta["segments"] = segments
+    return meta
+
+
+def _prepare_target(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise PersistError(f"cannot save to {path}: it is a file; give a directory path")
+    if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).is_file():
+        raise PersistError(f"cannot save to {path}: the directory is not empty and is not a milvus_lab save "
+                           f"(no {MANIFEST}); refusing to overwrite it")
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _commit(path: Path, kind: str, snapshots: list[_Snapshot], extra: Mapping[str, Any]) -> Path:
+    """Write the data files into a fresh folder, then atomically replace the manifest."""
+    from .. import __version__
+
+    path = Path(path)
+    with _lock_for(path):
+        _prepare_target(path)
+        data_name = f"data-{uuid.uuid4().hex}"
+        data_dir = path / data_name
+        tmp_manifest = path / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+        try:
+            data_dir.mkdir()
+            files: dict[str, Any] = {}
+            collections = [_write_collection(snap, data_dir / f"c{i}", path, files)
+                           for i, snap in enumerate(snapshots)]
+            _fsync_dir(data_dir)
+            body = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
+                    "milvus_lab_version": __version__,
+                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data_dir": data_name,
+                    **extra, "collections": collections, "files": files}
+            manifest = dict(body, checksum={"sha256": hashlib.sha256(_canonical(body)).hexdigest()})
+            with open(tmp_manifest, "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, indent=1, allow_nan=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_manifest, path / MANIFEST)
+            _fsync_dir(path)
+        except BaseException as exc:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            tmp_manifest.unlink(missing_ok=True)
+            if isinstance(exc, MilvusLabError) or not isinstance(exc, Exception):
+                raise
+            raise PersistError(f"saving to {path} failed ({type(exc).__name__}: {exc}); the previous save, "
+                               f"if any, is unchanged") from exc
+        for entry in path.iterdir():  # the committed manifest no longer names these
+            if entry.name != data_name and _DATA_DIR.match(entry.name) and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith(f".{MANIFEST}.") and entry.name.endswith(".tmp"):
+                entry.unlink(missing_ok=True)
+    return path
+
+
+def save_collection(collection: Collection, path: str | os.PathLike) -> Path:
+    """Save one collection (data, partitions, deletes, built indexes) to the directory ``path``.
+
+    Waits for the collection's background builds first. The previous save at ``path`` stays intact until
+    the new one is complete."""
+    return _commit(Path(path), "collection", [_Snapshot(collection)], {})
+
+
+def save_engine(engine: "Engine", path: str | os.PathLike) -> Path:
+    """Save every collection of ``engine`` and its settings to the directory ``path``."""
+    with engine._lock:
+        collections = list(engine._collections.values())
+    snapshots = []
+    for c in collections:
+        try:
+            snapshots.append(_Snapshot(c))
+        except MilvusLabError:
+            if not c._dropped:
+                raise  # dropped while we were saving: not part of the engine any more
+    return _commit(Path(path), "engine", snapshots, {"engine": {"build_threshold": engine.build_threshold}})
+
+
+# ------------------------------------------------------------------------------------------------------
+# load: verify, parse, validate, then build new objects; nothing is registered until all is valid
+# ------------------------------------------------------------------------------------------------------
+def _bad(path: Path, what: str) -> PersistError:
+    return PersistError(f"cannot load {path}: {what}; nothing was loaded")
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise _bad(path, "no such directory")
+    if not path.is_dir():
+        raise _bad(path, f"not a directory (a milvus_lab save is a directory with {MANIFEST})")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise _bad(path, f"{MANIFEST} is missing; this is not a milvus_lab save")
+    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise _bad(path, f"{MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes; not a milvus_lab manifest")
+    try:
+        manifest = json.loads(mpath.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(path, f"{MANIFEST} is not valid JSON (truncated or edited?): {exc}") from None
+    if not isinstance(manifest, dict):
+        raise _bad(path, f"{MANIFEST} is not a JSON object")
+    if manifest.get("format") != FORMAT_NAME:
+        raise _bad(path, f"{MANIFEST} is not a milvus_lab manifest (format={manifest.get('format')!r})")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise _bad(path, f"format_version {version!r} is not supported; this milvus_lab reads version "
+                         f"{FORMAT_VERSION}" + (" (saved by a newer milvus_lab?)" if isinstance(version, int)
+                                                and not isinstance(version, bool) and version > FORMAT_VERSION
+                                                else ""))
+    checksum = manifest.pop("checksum", None)
+    if not isinstance(checksum, dict) or not isinstance(checksum.get("sha256"), str):
+        raise _bad(path, f"{MANIFEST} has no checksum")
+    try:
+        actual = hashlib.sha256(_canonical(manifest)).hexdigest()
+    except (TypeError, ValueError) as exc:
+        raise _bad(path, f"{MANIFEST} holds values JSON cannot represent: {exc}") from None
+    if actual != checksum["sha256"]:
+        raise _bad(path, f"{MANIFEST} checksum mismatch (the manifest was edited or damaged)")
+    return manifest
+
+
+def _require(cond: bool, path: Path, what: str) -> None:
+    if not cond:
+        raise _bad(path, what)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Check every listed file's name, size and sha256 before anything is parsed."""
+    files = manifest.get("files")
+    data_dir = manifest.get("data_dir")
+    _require(isinstance(data_dir, str) and bool(_DATA_DIR.match(data_dir)), path,
+             f"manifest data_dir {data_dir!r} is invalid")
+    _require(isinstance(files, dict), path, "manifest has no file list")
+    for rel, entry in files.items():
+        parts = rel.split("/") if isinstance(rel, str) else []
+        _require(len(parts) == 3 and parts[0] == data_dir and re.fullmatch(r"c\d+", parts[1]) is not None
+                 and bool(_FILE_NAME.match(parts[2])) and parts[2] not in (".", ".."), path,
+                 f"manifest names an invalid file path {rel!r}")
+        _require(isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and _is_int(entry.get("bytes")),
+                 path, f"manifest entry for {rel} is invalid")
+        fpath = path / rel
+        if not fpath.is_file():
+            raise _bad(path, f"file {rel} is missing")
+        size = fpath.stat().st_size
+        if size != entry["bytes"]:
+            raise _bad(path, f"file {rel} has {size} bytes, the manifest says {entry['bytes']} "
+                             f"(truncated or modified)")
+        digest, _ = _sha256_file(fpath)
+        if digest != entry["sha256"]:
+            raise _bad(path, f"file {rel} fails its sha256 check (modified or damaged)")
+    return files
+
+
+class _Loader:
+    """Parses one verified save into new Collection objects (not yet registered anywhere)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], files: dict[str, dict[str, Any]]):
+        self.path = path
+        self.manifest = manifest
+        self.files = files
+        self.used: set[str] = set()
+        self.listings: dict[Path, list[str]] = {}
+
+    def bad(self, what: str) -> PersistError:
+        return _bad(self.path, what)
+
+    def require(self, cond: bool, what: str) -> None:
+        if not cond:
+            raise self.bad(what)
+
+    def file(self, rel: Any, what: str) -> Path:
+        self.require(isinstance(rel, str) and rel in self.files, f"{what} names a file not in the manifest: "
+                                                                 f"{rel!r}")
+        self.require(rel not in self.used, f"{what} reuses file {rel}")
+        self.used.add(rel)
+        return self.path / rel
+
+    def array(self, rel: Any, what: str, dtype: np.dtype, shape: tuple[int | None, ...]) -> np.ndarray:
+        fpath = self.file(rel, what)
+        raw = fpath.read_bytes()
+        if hashlib.sha256(raw).hexdigest() != self.files[rel]["sha256"]:
+            raise self.bad(f"file {rel} changed while loading")
+        try:
+            array = np.load(io.BytesIO(raw), allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+            raise self.bad(f"{what} ({rel}) is not a readable .npy array: {type(exc).__name__}: {exc}") from None
+        self.require(isinstance(array, np.ndarray), f"{what} ({rel}) is not an array")
+        self.require(array.dtype == dtype, f"{what} has dtype {array.dtype}, expected {np.dtype(dtype)}")
+        self.require(array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape)),
+                     f"{what} has shape {array.shape}, expected {tuple('n' if s is None else s for s in shape)}")
+        return np.ascontiguousarray(array)
+
+    def collection(self, engine: "Engine", meta: Any, name: str | None) -> tuple[Collection, list[Segment]]:
+        self.require(isinstance(meta, dict), "a collection entry is not an object")
+        keys = {"name", "dimension", "index_file_size", "metric", "segment_rows", "index_type", "index_params",
+                "index_params_given", "id_mode", "next_auto_id", "next_segment_id", "partitions",
+                "background_errors", "pending_deletes", "segments"}
+        self.require(set(meta) == keys, f"collection entry keys {sorted(meta)} differ from {sorted(keys)}")
+        try:
+            saved_name = validation.collection_name(meta["name"])
+            metric = spec.normalize_metric(meta["metric"])
+            dim = spec.validate_dimension(meta["dimension"], metric)
+            size = spec.validate_index_file_size(meta["index_file_size"])
+        except MilvusLabError as exc:
+            raise self.bad(f"collection schema is invalid: {exc}") from None
+        where = f"collection {saved_name!r}"
+        self.require(_is_int(meta["segment_rows"]) and meta["segment_rows"] >= 1,
+                     f"{where}: segment_rows {meta['segment_rows']!r} is invalid")
+        index_type, index_params = meta["index_type"], meta["index_params"]
+        self.require(isinstance(index_type, str) and index_type in spec.INDEXES and isinstance(index_params, dict),
+                     f"{where}: index_type {index_type!r} is unknown")
+        try:
+            _, clean = spec.validate_build(index_type, index_params, dim=dim, metric=metric, warn=False)
+        except MilvusLabError as exc:
+            raise self.bad(f"{where}: index parameters are invalid: {exc}") from None
+        self.require(clean == index_params, f"{where}: index parameters {index_params!r} are not in canonical form")
+        self.require(isinstance(meta["index_params_given"], dict), f"{where}: index_params_given is not an object")
+        id_mode = meta["id_mode"]
+        self.require(id_mode in (None, "auto", "user"), f"{where}: id_mode {id_mode!r} is invalid")
+        self.require(_is_int(meta["next_auto_id"]) and 0 <= meta["next_auto_id"] <= spec.ID_RANGE[1] + 1,
+                     f"{where}: next_auto_id is invalid")
+        self.require(_is_int(meta["next_segment_id"]) and meta["next_segment_id"] >= 1,
+                     f"{where}: next_segment_id is invalid")
+        partitions = meta["partitions"]
+        self.require(isinstance(partitions, list) and DEFAULT_PARTITION in partitions
+                     and len(set(map(str, partitions))) == len(partitions),
+                     f"{where}: partition list {partitions!r} is invalid")
+        for tag in partitions:
+            try:
+                validation.partition_tag(tag)
+            except MilvusLabError as exc:
+                raise self.bad(f"{where}: {exc}") from None
+        errors = meta["background_errors"]
+        self.require(isinstance(errors, list) and all(isinstance(e, str) for e in errors),
+                     f"{where}: background_errors is invalid")
+        self.require(isinstance(meta["segments"], list), f"{where}: segments is not a list")
+
+        final_name = saved_name if name is None else validation.collection_name(name)
+        collection = Collection(engine, final_name, dim, size, metric)
+        collection.segment_rows = meta["segment_rows"]
+        pending = self.array(meta["pending_deletes"], f"{where}: pending deletes", np.dtype(np.int64), (None,))
+        self.require(not pending.size or pending.min() >= 0, f"{where}: pending deletes hold negative ids")
+
+        row_shape = (dim // 8,) if spec.is_binary_metric(metric) else (dim,)
+        dtype = np.dtype(np.uint8) if spec.is_binary_metric(metric) else np.dtype(np.float32)
+        by_partition: dict[str, list[Segment]] = {tag: [] for tag in partitions}
+        seen_ids: set[int] = set()
+        segments: list[Segment] = []
+        live_parts: list[np.ndarray] = []
+        all_ids_max = -1
+        for entry in meta["segments"]:
+            seg = self.segment(entry, where, row_shape, dtype, by_partition, seen_ids, index_type, clean,
+                               metric, dim)
+            by_partition[seg.partition].append(seg)
+            segments.append(seg)
+            live_parts.append(seg.ids[seg.live_mask()])
+            if seg.count:
+                all_ids_max = max(all_ids_max, int(seg.ids.max()))
+        self.require(meta["next_segment_id"] > max(seen_ids, default=0),
+                     f"{where}: next_segment_id {meta['next_segment_id']} is not above the segment ids")
+        live = np.concatenate(live_parts) if live_parts else np.empty(0, np.int64)
+        self.require(len(np.unique(live)) == len(live), f"{where}: a live id appears twice")
+        self.require(id_mode is not None or not any(s.count for s in segments),
+                     f"{where}: rows are stored but id_mode is unset")
+        if id_mode == "auto":
+            self.require(all_ids_max < meta["next_auto_id"],
+                         f"{where}: stored ids reach {all_ids_max} but next_auto_id is {meta['next_auto_id']}")
+        collection._partitions = by_partition
+        collection._index_type = index_type
+        collection._index_params = clean
+        collection._index_params_given = dict(meta["index_params_given"])
+        collection._id_mode = id_mode
+        collection._next_auto_id = meta["next_auto_id"]
+        collection._live_user_ids = set(live.tolist()) if id_mode == "user" else set()
+        collection._pending_deletes = [pending] if pending.size else []
+        collection._next_segment_id = meta["next_segment_id"]
+        collection._background_errors = list(errors)
+        return collection, segments
+
+    def segment(self, entry: Any, where: str, row_shape: tuple[int, ...], dtype: np.dtype,
+                by_partition: Mapping[str, list[Segment]], seen_ids: set[int], index_type: str,
+                params: Mapping[str, int], metric: str, dim: int) -> Segment:
+        keys = {"id", "partition", "capacity_rows", "count", "sealed", "n_deleted", "build_error", "vectors",
+                "ids", "deleted", "index"}
+        self.require(isinstance(entry, dict) and set(entry) == keys, f"{where}: a segment entry is malformed")
+        sid = entry["id"]
+        self.require(_is_int(sid) and sid >= 1 and sid not in seen_ids, f"{where}: segment id {sid!r} is invalid")
+        seen_ids.add(sid)
+        where = f"{where}, segment {sid}"
+        self.require(entry["partition"] in by_partition, f"{where}: unknown partition {entry['partition']!r}")
+        count = entry["count"]
+        self.require(_is_int(count) and count >= 0, f"{where}: count is invalid")
+        self.require(_is_int(entry["capacity_rows"]) and entry["capacity_rows"] >= max(count, 1),
+                     f"{where}: capacity_rows is invalid")
+        self.require(isinstance(entry["sealed"], bool), f"{where}: sealed is not a bool")
+        self.require(entry["build_error"] is None or isinstance(entry["build_error"], str),
+                     f"{where}: build_error is invalid")
+        vectors = self.array(entry["vectors"], f"{where}: vectors", dtype, (count, *row_shape))
+        ids = self.array(entry["ids"], f"{where}: ids", np.dtype(np.int64), (count,))
+        self.require(not ids.size or ids.min() >= 0, f"{where}: ids must be >= 0")
+        if not np.issubdtype(dtype, np.integer):
+            self.require(bool(np.isfinite(vectors).all()), f"{where}: vectors hold NaN or infinite values")
+        deleted = None
+        if entry["deleted"] is not None:
+            deleted = self.array(entry["deleted"], f"{where}: deleted mask", np.dtype(np.bool_), (count,))
+        n_deleted = 0 if deleted is None else int(deleted.sum())
+        self.require(entry["n_deleted"] == n_deleted, f"{where}: n_deleted {entry['n_deleted']!r} does not match "
+                                                      f"the deleted mask ({n_deleted})")
+        seg = Segment(sid, entry["partition"], row_shape, dtype, entry["capacity_rows"])
+        seg._vectors, seg._ids, seg.count = vectors, ids, count
+        seg.sealed = entry["sealed"]
+        seg.deleted, seg.n_deleted = deleted, n_deleted
+        seg.build_error = entry["build_error"]
+        if entry["index"] is not None:
+            seg.index = self.index(entry["index"], where, index_type, params, metric, dim, count)
+            self.require(seg.sealed, f"{where}: an open segment cannot hold a built index")
+        return seg
+
+    def index(self, entry: Any, where: str, index_type: str, params: Mapping[str, int], metric: str, dim: int,
+              count: int) -> Any:
+        self.require(isinstance(entry, dict) and set(entry) == {"index_type", "params", "file", "extra_files"}
+                     and isinstance(entry["extra_files"], list), f"{where}: index entry is malformed")
+        self.require(entry["index_type"] == index_type and entry["params"] == dict(params),
+                     f"{where}: built index {entry['index_type']} {entry['params']} differs from the collection's "
+                     f"index {index_type} {dict(params)}")
+        fpath = self.file(entry["file"], f"{where}: index")
+        extra = {self.file(rel, f"{where}: index companion").name for rel in entry["extra_files"]}
+        for rel in entry["extra_files"]:
+            self.require(Path(rel).name.startswith(fpath.name + "."), f"{where}: index companion {rel} "
+                                                                        f"does not belong to {fpath.name}")
+        if fpath.parent not in self.listings:
+            self.listings[fpath.parent] = sorted(p.name for p in fpath.parent.iterdir())
+        beside = {n for n in self.listings[fpath.parent] if n.startswith(fpath.name + ".")}
+        self.require(beside == extra, f"{where}: unlisted files beside the index: {sorted(beside - extra)}")
+        try:
+            built = backends.load(index_type, dict(params), metric, dim, fpath)
+        except (MilvusLabError, OSError) as exc:
+            raise self.bad(f"{where}: the {index_type} index cannot be read: {exc}") from None
+        self.require(getattr(built, "ntotal", count) == count,
+                     f"{where}: the {index_type} index holds {getattr(built, 'ntotal', '?')} rows, the segment {count}")
+        self.require(getattr(built, "dim", dim) == dim,
+                     f"{where}: the {index_type} index has dimension {getattr(built, 'dim', '?')}, expected {dim}")
+        return built
+
+
+def _open(path: str | os.PathLike) -> tuple[Path, dict[str, Any], _Loader]:
+    path = Path(path)
+    manifest = _read_manifest(path)
+    _require(manifest.get("kind") in ("collection", "engine"), path, f"unknown kind {manifest.get('kind')!r}")
+    _require(isinstance(manifest.get("collections"), list), path, "manifest has no collection list")
+    files = _verify_files(path, manifest)
+    return path, manifest, _Loader(path, manifest, files)
+
+
+def _schedule_pending_builds(collection: Collection, segments: list[Segment]) -> None:
+    """Sealed segments that were waiting for a background build when saved get it now."""
+    waiting = [s for s in segments if s.sealed and s.index is None and s.build_error is None and s.count]
+    collection._schedule(waiting)
+
+
+def load_collection(engine: "Engine", path: str | os.PathLike, name: str | None = None) -> Collection:
+    """Load a collection saved by :func:`save_collection` into ``engine`` (as ``name`` if given).
+
+    Raises PersistError for a damaged or invalid save and AlreadyExistsError when the name is taken;
+    in both cases the engine is unchanged."""
+    path, manifest, loader = _open(path)
+    if manifest["kind"] != "collection":
+        raise _bad(path, "this is a whole-engine save; load it with load_engine (or Engine.load)")
+    _require(len(manifest["collections"]) == 1, path, "a collection save must hold exactly one collection")
+    collection, segments = loader.collection(engine, manifest["collections"][0], name)
+    with engine._lock:
+        if collection.name in engine._collections:
+            raise AlreadyExistsError(f"collection {collection.name!r} already exists; drop it first or load "
+                                     f"with another name (name=...)")
+        engine._collections[collection.name] = collection
+    _schedule_pending_builds(collection, segments)
+    return collection
+
+
+def load_engine(path: str | os.PathLike) -> "Engine":
+    """Load an engine saved by :func:`save_engine`: a new Engine with every collection, indexes included."""
+    from .engine import Engine
+
+    path, manifest, loader = _open(path)
+    if manifest["kind"] != "engine":
+        raise _bad(path, "this is a single-collection save; load it with load_collection(engine, path)")
+    settings = manifest.get("engine")
+    _require(isinstance(settings, dict) and _is_int(settings.get("build_threshold"))
+             and settings["build_threshold"] >= 1, path, "engine settings are invalid")
+    engine = Engine(build_threshold=settings["build_threshold"])
+    loaded = []
+    try:
+        for meta in manifest["collections"]:
+            collection, segments = loader.collection(engine, meta, None)
+            _require(collection.name not in engine._collections, path,
+                     f"collection {collection.name!r} appears twice")
+            engine._collections[collection.name] = collection
+            loaded.append((collection, segments))
+    except BaseException:
+        engine.close()
+        raise
+    for collection, segments in loaded:
+        _schedule_pending_builds(collection, segments)
+    return engine
