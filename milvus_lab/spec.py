@@ -246,8 +246,8 @@ INDEXES: dict[str, IndexSpec] = {
                                           "candidate list while searching (more: higher recall, slower)",
                                           sweep="linear")},
         description="navigating spreading-out graph (faiss NSG), one search list per query",
-        min_rows=lambda p: p["knng"] + 1,
-        min_rows_help="a segment needs more rows than knng to build the k-NN graph",
+        min_rows=lambda p: max(p["knng"], p["search_length"]) + 1,
+        min_rows_help="a segment needs more distinct rows than knng and the build search_length",
         advice=_rnsg_advice,
     ),
     "HNSW": IndexSpec(
