@@ -447,6 +447,8 @@ def recommendation_warnings(spec: IndexSpec, params: Mapping[str, int]) -> list[
 
 
 def validate_top_k(top_k: Any) -> int:
+    if type(top_k) is int and TOP_K[0] <= top_k <= TOP_K[1]:
+        return top_k  # the hot path
     if not _is_int(top_k):
         raise ParamError(f"top_k must be an int; got {top_k!r} ({type(top_k).__name__})")
     if not TOP_K[0] <= int(top_k) <= TOP_K[1]:

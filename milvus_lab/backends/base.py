@@ -48,6 +48,8 @@ def pad_results(distances: np.ndarray, labels: np.ndarray, k: int, descending: b
     distances = np.asarray(distances, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     nq, have = labels.shape
+    if have == k and (labels.size == 0 or labels.min() >= 0):
+        return distances, labels  # the common case: nothing to pad
     fill = -np.inf if descending else np.inf
     if have < k:
         distances = np.concatenate([distances, np.full((nq, k - have), fill, np.float32)], axis=1)

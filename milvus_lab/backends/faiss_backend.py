@@ -241,6 +241,7 @@ class IVFIndex(_FaissIndex):
     def __init__(self, index_type: str, metric: str, params: Mapping[str, int], index: faiss.IndexIVF):
         super().__init__(index_type, metric, params, index.ntotal, index.d)
         self.index = index
+        self._search_params: dict[int, Any] = {}  # read-only per-call settings, shared by all threads
 
     def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +249,10 @@ class IVFIndex(_FaissIndex):
         kk = min(k, self.ntotal)
         if kk == 0 or len(queries) == 0:
             return self._empty(len(queries), k)
-        params = faiss.SearchParametersIVF(nprobe=int(search_params["nprobe"]))
+        nprobe = int(search_params["nprobe"])
+        params = self._search_params.get(nprobe)
+        if params is None:
+            params = self._search_params.setdefault(nprobe, faiss.SearchParametersIVF(nprobe=nprobe))
         dist, labels = self.index.search(queries, kk, params=params)
         return pad_results(dist, labels, k, self._descending)
 

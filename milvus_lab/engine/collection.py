@@ -117,6 +117,7 @@ class Collection:
         self._next_segment_id = 1
         self._dropped = False
         self._background_errors: list[str] = []
+        self._search_checks: dict[tuple, dict[str, int]] = {}
 
     # ------------------------------------------------------------------ description
     def __repr__(self) -> str:
@@ -550,6 +551,22 @@ class Collection:
                 raise ParamError(f"file_ids must be segment ids (ints or decimal strings); got {sid!r}") from None
         return self._search(query_records, top_k, params, None, wanted, warn=True)
 
+    def _checked_search_params(self, index_type: str, params: Mapping[str, Any] | None, top_k: int,
+                               build_params: dict[str, int]) -> dict[str, int]:
+        """spec.validate_search, memoised per (index, top_k, params): the check is the same every call."""
+        try:
+            key = (index_type, tuple(sorted(build_params.items())), top_k,
+                   tuple(sorted(params.items())) if params else ())
+            hit = self._search_checks.get(key)
+        except TypeError:  # unhashable values: validate (and refuse) without the memo
+            return spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
+        if hit is None:
+            hit = spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
+            if len(self._search_checks) > 1024:
+                self._search_checks.clear()
+            self._search_checks[key] = hit
+        return dict(hit)
+
     def _search(self, query_records: Any, top_k: Any, params: Mapping[str, Any] | None,
                 partition_tags: Sequence[str] | None, segment_ids: set[int] | None, warn: bool) -> SearchResult:
         top_k = spec.validate_top_k(top_k)
@@ -577,7 +594,7 @@ class Collection:
                 if missing:
                     raise NotFoundError(f"segment(s) {missing} do not exist in collection {self.name!r}")
                 views = [v for v in views if v.segment_id in segment_ids]
-        search_params = spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
+        search_params = self._checked_search_params(index_type, params, top_k, build_params)
         if warn and index_type == "FLAT" and params:
             warnings.warn(f"collection {self.name!r} has no index (FLAT): search params {dict(params)!r} are "
                           f"ignored", IgnoredParameterWarning, stacklevel=3)
@@ -592,6 +609,8 @@ def _search_view(view: SegmentView, queries: np.ndarray, k: int, params: Mapping
         dist, pos = view.index.search(queries, want, params)
     else:
         dist, pos = backends.exact_search(view.vectors, queries, want, metric)
+    if view.deleted is None and (pos.size == 0 or pos.min() >= 0):
+        return dist, view.ids[pos]  # the common case: every hit real, nothing deleted
     valid = pos >= 0
     if view.deleted is not None:
         valid &= ~view.deleted[np.where(valid, pos, 0)]

@@ -8,16 +8,15 @@ deleted mask (copy on write) or swap in an index under the collection's lock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ..backends.base import BuiltIndex
 
 
-@dataclass(frozen=True)
-class SegmentView:
-    """What a search reads: rows, ids and the index of one segment at one moment."""
+class SegmentView(NamedTuple):
+    """What a search reads: rows, ids and the index of one segment at one moment (immutable)."""
 
     segment_id: int
     partition: str

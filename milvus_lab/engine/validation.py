@@ -50,6 +50,11 @@ def _is_int(value: Any) -> bool:
 
 def float_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
     """A C-contiguous float32 (n, dim) array from a 2-D array or a list of equal-length rows."""
+    if (type(records) is np.ndarray and records.dtype == np.float32 and records.ndim == 2
+            and records.shape[0] and records.shape[1] == dim and records.flags.c_contiguous):
+        if not np.isfinite(records).all():
+            _raise_non_finite(records, what)
+        return records  # already what the engine stores: no copy on the search path
     if isinstance(records, (bytes, bytearray)) or (isinstance(records, (list, tuple)) and records
                                                    and isinstance(records[0], (bytes, bytearray))):
         raise IllegalRecordError(f"{what} are bytes (binary vectors) but the collection stores float "
@@ -75,12 +80,15 @@ def float_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
         raise IllegalDimensionError(f"{what} have dimension {array.shape[1]}; the collection's dimension "
                                     f"is {dim}")
     out = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(out)
-    if not finite.all():
-        row = int(np.argwhere(~finite)[0][0])
-        raise IllegalRecordError(f"{what} contain NaN or infinite values (first in row {row}); "
-                                 f"only finite numbers are allowed")
+    if not np.isfinite(out).all():
+        _raise_non_finite(out, what)
     return out
+
+
+def _raise_non_finite(array: np.ndarray, what: str) -> None:
+    row = int(np.argwhere(~np.isfinite(array))[0][0])
+    raise IllegalRecordError(f"{what} contain NaN or infinite values (first in row {row}); "
+                             f"only finite numbers are allowed")
 
 
 def binary_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:

@@ -1,0 +1,624 @@
+"""Datasets for the lab: base vectors, held-out queries and exact ground truth, computed once and cached.
+
+Loaders accept NumPy arrays, pandas DataFrames, ``.npy``, ``.fvecs`` / ``.ivecs`` / ``.bvecs`` files,
+ann-benchmarks HDF5 files and the bundled GloVe words. When only one array is given, a random set of
+rows is held out as queries (and removed from the base), so no query finds itself.
+
+Ground truth is exact: faiss brute force (``faiss.knn``), in batches, independent of the engine under
+test. It is computed for the largest ``k`` asked so far and sliced for smaller ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import spec
+from ..errors import IllegalDimensionError, IllegalRecordError, ParamError
+
+#: working memory of one ground-truth batch (queries x base distances, float32)
+_GT_BATCH_BYTES = 256 * 2**20
+#: working memory of one batch of gathered vectors when recomputing exact distances
+_GATHER_BATCH_BYTES = 64 * 2**20
+#: queries held out when the user gives one array and no query count
+DEFAULT_QUERIES = 1000
+LAB_METRICS = spec.FLOAT_METRICS
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+def as_vectors(data: Any, what: str = "vectors", dim: int | None = None) -> np.ndarray:
+    """``data`` as a C-contiguous float32 (rows, dim) array; refuse wrong shapes, non-numbers, NaN/inf."""
+    try:
+        array = np.asarray(data)
+    except (TypeError, ValueError) as exc:
+        raise IllegalRecordError(f"{what}: cannot read as an array of numbers ({exc}); give a 2-D array "
+                                 f"of shape (rows, dim)") from None
+    if array.dtype == object:
+        raise IllegalRecordError(f"{what}: rows of different lengths or non-numeric values (dtype object); "
+                                 f"give a 2-D array of shape (rows, dim)")
+    if array.ndim == 1 and array.size and dim is not None and array.shape[0] == dim:
+        array = array[None, :]
+    if array.ndim != 2:
+        hint = " (one vector? use x[None, :])" if array.ndim == 1 else ""
+        raise IllegalRecordError(f"{what} must be a 2-D array of shape (rows, dim); got shape {array.shape}{hint}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise IllegalRecordError(f"{what} is empty: shape {array.shape}; give at least one row of dim >= 1")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
+        raise IllegalRecordError(f"{what} must hold real numbers; got dtype {array.dtype}")
+    if dim is not None and array.shape[1] != dim:
+        raise IllegalDimensionError(f"{what} have dimension {array.shape[1]} but the base vectors have "
+                                    f"dimension {dim}; both must match")
+    low, high = spec.DIMENSION
+    if not low <= array.shape[1] <= high:
+        raise IllegalDimensionError(f"{what}: dimension {array.shape[1]} is out of range; allowed: "
+                                    f"{low} <= dimension <= {high}")
+    out = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(out)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        raise IllegalRecordError(
+            f"{what}: {len(bad_rows)} row(s) hold NaN or inf (first: row {int(bad_rows[0])}); drop or repair "
+            f"them (e.g. x[np.isfinite(x).all(axis=1)])")
+    return out
+
+
+def _metric(metric: Any) -> str:
+    name = spec.normalize_metric(metric)
+    if name not in LAB_METRICS:
+        raise ParamError(f"the lab compares float index types; metric must be one of {', '.join(LAB_METRICS)}; "
+                         f"got {name}")
+    return name
+
+
+def _normalise_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    out = x.copy()
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out
+
+
+def exact_distances(base: np.ndarray, queries: np.ndarray, ids: np.ndarray, metric: str) -> np.ndarray:
+    """Exact distance (float64) of each query to each of its ``ids`` (nq x c; -1 gives NaN).
+
+    Squared L2 or inner product, computed directly per pair so identical vectors give identical values.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    nq, c = ids.shape
+    out = np.full((nq, c), np.nan)
+    if c == 0:
+        return out
+    step = max(1, _GATHER_BATCH_BYTES // max(1, c * base.shape[1] * 8))
+    for start in range(0, nq, step):
+        block = ids[start:start + step]
+        valid = block >= 0
+        rows = base[np.where(valid, block, 0)].astype(np.float64)
+        q = queries[start:start + step, None, :].astype(np.float64)
+        if metric == "IP":
+            d = (rows * q).sum(-1)
+        else:
+            d = ((rows - q) ** 2).sum(-1)
+        out[start:start + step] = np.where(valid, d, np.nan)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The dataset
+# --------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Dataset:
+    """Base vectors, query vectors and a metric; exact ground truth is computed once and cached here.
+
+    ``labels`` / ``query_labels`` optionally name the rows (GloVe words). Build a Dataset with
+    :func:`from_array`, :func:`from_dataframe`, :func:`from_files`, :func:`load_hdf5`,
+    :func:`load_glove_dataset` or :func:`load`.
+    """
+
+    base: np.ndarray
+    queries: np.ndarray
+    metric: str = "L2"
+    name: str = "dataset"
+    labels: Sequence[str] | None = None
+    query_labels: Sequence[str] | None = None
+    _gt_ids: np.ndarray | None = field(default=None, repr=False)
+    _kth: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.metric = _metric(self.metric)
+        self.base = as_vectors(self.base, "base vectors")
+        self.queries = as_vectors(self.queries, "query vectors", self.base.shape[1])
+
+    # ---------------------------------------------------------------- description
+    @property
+    def n(self) -> int:
+        return int(self.base.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.base.shape[1])
+
+    @property
+    def nq(self) -> int:
+        return int(self.queries.shape[0])
+
+    def __repr__(self) -> str:
+        cached = "none" if self._gt_ids is None else f"k<={self._gt_ids.shape[1]}"
+        return (f"Dataset({self.name!r}, base={self.n:,} x {self.dim}, queries={self.nq:,}, metric={self.metric}, "
+                f"ground truth cached: {cached})")
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the base vectors and metric: builds on equal data are shared in a lab session."""
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(f"{self.metric}:{self.base.shape}".encode())
+            h.update(memoryview(self.base).cast("B"))
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    # ---------------------------------------------------------------- ground truth
+    def _check_k(self, k: Any) -> int:
+        if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= int(k) <= min(self.n, spec.TOP_K[1]):
+            raise ParamError(f"k must be an int in [1, {min(self.n, spec.TOP_K[1])}] (at most the {self.n:,} base "
+                             f"rows and top_k's limit {spec.TOP_K[1]}); got k={k!r}")
+        return int(k)
+
+    def ground_truth(self, k: int = 10) -> np.ndarray:
+        """Exact top-``k`` base row ids of every query (nq x k), best first; computed once and cached."""
+        k = self._check_k(k)
+        if self._gt_ids is None or self._gt_ids.shape[1] < k:
+            self._gt_ids = brute_force_knn(self.base, self.queries, k, self.metric)
+            self._kth = {}
+        return self._gt_ids[:, :k]
+
+    def kth_distance(self, k: int) -> np.ndarray:
+        """Exact distance (float64) of each query's k-th true neighbour: the tie threshold for recall."""
+        if k not in self._kth:
+            ids = self.ground_truth(k)[:, k - 1: k]
+            self._kth[k] = exact_distances(self.base, self.queries, ids, self.metric)[:, 0]
+        return self._kth[k]
+
+    def set_ground_truth(self, ids: Any) -> None:
+        """Use known neighbour ids (e.g. from an ann-benchmarks file) instead of computing them."""
+        ids = np.asarray(ids)
+        if ids.ndim != 2 or ids.shape[0] != self.nq or not np.issubdtype(ids.dtype, np.integer):
+            raise IllegalRecordError(f"ground truth must be an integer array of shape (queries={self.nq}, k); "
+                                     f"got shape {ids.shape}, dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n):
+            raise IllegalRecordError(f"ground truth ids must be base rows in [0, {self.n - 1}]; got values in "
+                                     f"[{ids.min()}, {ids.max()}]")
+        self._gt_ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._kth = {}
+
+    # ---------------------------------------------------------------- derived datasets
+    def _derive(self, queries: np.ndarray, gt: np.ndarray | None, query_labels: Sequence[str] | None,
+                name: str) -> "Dataset":
+        out = Dataset(self.base, queries, self.metric, name, self.labels, query_labels)
+        out._fingerprint = self._fingerprint
+        out.base = self.base  # the same array: builds in a session are shared
+        if gt is not None:
+            out._gt_ids = gt
+        return out
+
+    def subset_queries(self, rows: Any, name: str | None = None) -> "Dataset":
+        """The same base with a subset of the queries (ground truth carried over, not recomputed)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        gt = None if self._gt_ids is None else self._gt_ids[rows]
+        labels = None if self.query_labels is None else [self.query_labels[i] for i in rows]
+        self.fingerprint  # noqa: B018 - computed once, shared with the subset
+        return self._derive(self.queries[rows], gt, labels, name or self.name)
+
+    def split_queries(self, holdout: float = 0.5, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        """Split the queries at random into (tuning, held-out) datasets over the same base."""
+        if not isinstance(holdout, Real) or not 0 < float(holdout) < 1:
+            raise ParamError(f"holdout must be a fraction in (0, 1); got {holdout!r}")
+        if self.nq < 2:
+            raise ParamError(f"splitting queries needs at least 2 queries; the dataset has {self.nq}")
+        order = np.random.default_rng(seed).permutation(self.nq)
+        n_hold = min(self.nq - 1, max(1, round(self.nq * float(holdout))))
+        return (self.subset_queries(np.sort(order[n_hold:]), f"{self.name} (tuning queries)"),
+                self.subset_queries(np.sort(order[:n_hold]), f"{self.name} (held-out queries)"))
+
+    def with_queries(self, queries: Any, name: str | None = None) -> "Dataset":
+        """The same base with new queries (their ground truth is computed when first needed)."""
+        self.fingerprint  # noqa: B018
+        return self._derive(as_vectors(queries, "query vectors", self.dim), None, None, name or self.name)
+
+    # ---------------------------------------------------------------- files
+    def save_hdf5(self, path: str | os.PathLike, k: int = 100) -> Path:
+        """Write the ann-benchmarks layout: train, test, neighbors and distances (k columns), metric attr."""
+        return save_hdf5(self, path, k)
+
+
+def brute_force_knn(base: np.ndarray, queries: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """Exact top-k ids with faiss brute force, in query batches bounded to ``_GT_BATCH_BYTES``."""
+    import faiss
+
+    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "IP" else faiss.METRIC_L2
+    step = max(1, _GT_BATCH_BYTES // max(1, 4 * len(base)))
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), step):
+        _, ids = faiss.knn(queries[start:start + step], base, k, faiss_metric)
+        out[start:start + step] = ids
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# From arrays and DataFrames
+# --------------------------------------------------------------------------------------------------
+def _split(vectors: np.ndarray, n_queries: Any, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n = len(vectors)
+    if n < 2:
+        raise IllegalRecordError(f"holding out queries needs at least 2 rows; got {n}; pass queries= explicitly")
+    if n_queries is None:
+        count = min(DEFAULT_QUERIES, max(1, n // 10))
+    elif isinstance(n_queries, Integral) and not isinstance(n_queries, bool):
+        count = int(n_queries)
+    elif isinstance(n_queries, Real) and 0 < float(n_queries) < 1:
+        count = max(1, round(n * float(n_queries)))
+    else:
+        raise ParamError(f"n_queries must be an int or a fraction in (0, 1); got {n_queries!r}")
+    if not 1 <= count < n:
+        raise ParamError(f"n_queries={count} must be in [1, {n - 1}] for {n:,} rows (the rest is the base)")
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[rng.choice(n, size=count, replace=False)] = True
+    q_rows, b_rows = np.flatnonzero(chosen), np.flatnonzero(~chosen)
+    return vectors[b_rows], vectors[q_rows], b_rows, q_rows
+
+
+def from_array(vectors: Any, queries: Any = None, *, n_queries: int | float | None = None, metric: str = "L2",
+               normalize: bool = False, name: str = "array", labels: Sequence[str] | None = None,
+               seed: int = 0) -> Dataset:
+    """A dataset from a base array and optional queries.
+
+    Without ``queries``, ``n_queries`` rows (default min(1000, n/10); a float is a fraction) are drawn at
+    random with ``seed`` and removed from the base. ``normalize=True`` scales rows to unit length (with
+    ``metric="IP"`` this is cosine similarity).
+    """
+    base = as_vectors(vectors, "vectors")
+    query_labels = None
+    if labels is not None and len(labels) != len(base):
+        raise ParamError(f"labels has {len(labels)} entries but vectors has {len(base)} rows")
+    if queries is None:
+        base, q, b_rows, q_rows = _split(base, n_queries, seed)
+        if labels is not None:
+            labels, query_labels = [labels[i] for i in b_rows], [labels[i] for i in q_rows]
+    else:
+        if n_queries is not None:
+            raise ParamError("give either queries or n_queries, not both")
+        q = as_vectors(queries, "query vectors", base.shape[1])
+    if normalize:
+        base, q = _normalise_rows(base), _normalise_rows(q)
+    return Dataset(base, q, metric, name, labels, query_labels)
+
+
+def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None, what: str) -> np.ndarray:
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise ParamError(f"{what}: expected a pandas DataFrame; got {type(df).__name__}")
+    if column is not None and columns is not None:
+        raise ParamError("give column= (one column of vectors) or columns= (numeric columns), not both")
+    if column is None and columns is None:
+        vector_cols = [c for c in df.columns if df[c].dtype == object]
+        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+        if len(vector_cols) == 1 and not numeric:
+            column = vector_cols[0]
+        elif numeric and not vector_cols:
+            columns = numeric
+        else:
+            raise ParamError(f"{what}: say which data to use: column='name' for a column of vectors, or "
+                             f"columns=[...] for numeric columns; columns are {list(df.columns)}")
+    if column is not None:
+        if column not in df.columns:
+            raise ParamError(f"{what}: no column {column!r}; columns are {list(df.columns)}")
+        cells = df[column].tolist()
+        lengths = {len(np.atleast_1d(np.asarray(c))) for c in cells}
+        if len(lengths) > 1:
+            raise IllegalRecordError(f"{what}: column {column!r} holds vectors of different lengths "
+                                     f"{sorted(lengths)[:5]}; all must have the same dimension")
+        try:
+            return np.stack([np.asarray(c, dtype=np.float32) for c in cells]) if cells else np.empty((0, 0))
+        except (TypeError, ValueError) as exc:
+            raise IllegalRecordError(f"{what}: column {column!r} holds non-numeric values ({exc})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ParamError(f"{what}: no column(s) {missing}; columns are {list(df.columns)}")
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise IllegalRecordError(f"{what}: column(s) {bad} are not numeric")
+    return df[list(columns)].to_numpy(dtype=np.float32)
+
+
+def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | None = None, *,
+                   queries: Any = None, n_queries: int | float | None = None, metric: str = "L2",
+                   normalize: bool = False, name: str = "dataframe", label_column: str | None = None,
+                   seed: int = 0) -> Dataset:
+    """A dataset from a DataFrame: ``column`` holds one vector per row, or ``columns`` are the dimensions.
+
+    With neither, a single column of vectors or all numeric columns are used. ``queries`` may be a
+    DataFrame of the same layout or an array; without it, rows are held out as in :func:`from_array`.
+    """
+    base = _dataframe_matrix(df, column, columns, "vectors")
+    labels = None
+    if label_column is not None:
+        if label_column not in df.columns:
+            raise ParamError(f"no label column {label_column!r}; columns are {list(df.columns)}")
+        labels = [str(v) for v in df[label_column].tolist()]
+    if queries is not None:
+        import pandas as pd
+
+        if isinstance(queries, pd.DataFrame):
+            queries = _dataframe_matrix(queries, column, columns, "queries")
+    return from_array(base, queries, n_queries=n_queries, metric=metric, normalize=normalize, name=name,
+                      labels=labels, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# .fvecs / .ivecs / .bvecs (the TEXMEX corpus format: per row an int32 dimension, then the values)
+# --------------------------------------------------------------------------------------------------
+_VECS_DTYPES = {".fvecs": np.dtype("<f4"), ".ivecs": np.dtype("<i4"), ".bvecs": np.dtype("u1")}
+
+
+def _vecs_dtype(path: Path, kind: str | None) -> np.dtype:
+    key = f".{kind}" if kind else path.suffix.lower()
+    if key not in _VECS_DTYPES:
+        raise ParamError(f"{path}: unknown vecs format {key!r}; use .fvecs (float32), .ivecs (int32) or .bvecs "
+                         f"(uint8)")
+    return _VECS_DTYPES[key]
+
+
+def read_vecs(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
+    """Read an .fvecs / .ivecs / .bvecs file (kind from the suffix unless given) as a 2-D array."""
+    path = Path(path)
+    dtype = _vecs_dtype(path, kind)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size < 4:
+        raise IllegalRecordError(f"cannot read {path}: {raw.size} bytes is too short for a vecs file (each "
+                                 f"row starts with a 4-byte dimension)")
+    dim = int(raw[:4].view("<i4")[0])
+    if not 1 <= dim <= spec.DIMENSION[1]:
+        raise IllegalRecordError(f"cannot read {path}: the first row declares dimension {dim}; not a "
+                                 f"{path.suffix or kind} file, or a corrupt one")
+    row_bytes = 4 + dim * dtype.itemsize
+    if raw.size % row_bytes:
+        raise IllegalRecordError(
+            f"cannot read {path}: {raw.size:,} bytes is not a whole number of rows of {row_bytes} bytes "
+            f"(dimension {dim}); the file is truncated or rows have different dimensions")
+    rows = raw.reshape(-1, row_bytes)
+    dims = rows[:, :4].copy().view("<i4").ravel()
+    if (dims != dim).any():
+        first = int(np.flatnonzero(dims != dim)[0])
+        raise IllegalRecordError(f"cannot read {path}: row {first} declares dimension {dims[first]}, row 0 "
+                                 f"declares {dim}; all rows must have the same dimension")
+    return np.ascontiguousarray(rows[:, 4:]).view(dtype).reshape(len(rows), dim)
+
+
+def write_vecs(path: str | os.PathLike, array: Any, kind: str | None = None) -> Path:
+    """Write a 2-D array as .fvecs / .ivecs / .bvecs (kind from the suffix unless given)."""
+    path = Path(path)
+    dtype = _vecs_dtype(path, kind)
+    data = np.asarray(array)
+    if data.ndim != 2 or data.shape[1] == 0:
+        raise IllegalRecordError(f"write_vecs needs a 2-D array with at least one column; got shape {data.shape}")
+    if dtype.kind in "iu" and not np.issubdtype(data.dtype, np.integer):
+        raise IllegalRecordError(f"{path.suffix or kind} holds integers; got dtype {data.dtype}")
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if data.size and (data.min() < info.min or data.max() > info.max):
+            raise IllegalRecordError(f"values outside [{info.min}, {info.max}] do not fit {path.suffix or kind}")
+    rows = np.empty((len(data), 4 + data.shape[1] * dtype.itemsize), dtype=np.uint8)
+    rows[:, :4] = np.full((len(data), 1), data.shape[1], dtype="<i4").view(np.uint8)
+    rows[:, 4:] = np.ascontiguousarray(data, dtype=dtype).view(np.uint8).reshape(len(data), -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.tofile(path)
+    return path
+
+
+def read_fvecs(path: str | os.PathLike) -> np.ndarray:
+    return read_vecs(path, "fvecs")
+
+
+def read_ivecs(path: str | os.PathLike) -> np.ndarray:
+    return read_vecs(path, "ivecs")
+
+
+def read_bvecs(path: str | os.PathLike) -> np.ndarray:
+    return read_vecs(path, "bvecs")
+
+
+def write_fvecs(path: str | os.PathLike, array: Any) -> Path:
+    return write_vecs(path, array, "fvecs")
+
+
+def write_ivecs(path: str | os.PathLike, array: Any) -> Path:
+    return write_vecs(path, array, "ivecs")
+
+
+def write_bvecs(path: str | os.PathLike, array: Any) -> Path:
+    return write_vecs(path, array, "bvecs")
+
+
+def _read_matrix(path: str | os.PathLike) -> np.ndarray:
+    """A 2-D array from .npy or a vecs file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in _VECS_DTYPES:
+        return read_vecs(path)
+    if suffix == ".npy":
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        try:
+            return np.load(path, allow_pickle=False, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as exc:
+            raise IllegalRecordError(f"cannot read {path} as a NumPy .npy array: {exc}") from None
+    raise ParamError(f"{path}: unsupported file type {suffix!r}; use .npy, .fvecs, .bvecs, .ivecs, .hdf5/.h5, "
+                     f".csv or .parquet")
+
+
+def from_files(base: str | os.PathLike, queries: str | os.PathLike | None = None,
+               groundtruth: str | os.PathLike | None = None, *, n_queries: int | float | None = None,
+               metric: str = "L2", normalize: bool = False, seed: int = 0) -> Dataset:
+    """A dataset from .npy / .fvecs / .bvecs files; ``groundtruth`` (.ivecs or .npy) gives known neighbours."""
+    return load(base, queries=queries, groundtruth=groundtruth, n_queries=n_queries, metric=metric,
+                normalize=normalize, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# ann-benchmarks HDF5
+# --------------------------------------------------------------------------------------------------
+#: ann-benchmarks' ``distance`` attribute -> (metric, normalise rows)
+_HDF5_METRICS = {"euclidean": ("L2", False), "l2": ("L2", False), "angular": ("IP", True),
+                 "cosine": ("IP", True), "dot": ("IP", False), "ip": ("IP", False)}
+
+
+def load_hdf5(path: str | os.PathLike, *, name: str | None = None) -> Dataset:
+    """An ann-benchmarks HDF5 file: ``train`` (base), ``test`` (queries), ``neighbors`` (ground truth).
+
+    The ``distance`` attribute picks the metric: euclidean -> L2; angular -> IP on unit-normalised rows
+    (the same ranking as cosine); dot -> IP. Binary (hamming/jaccard) files are refused.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise IllegalRecordError(f"cannot read {path} as HDF5: {exc}") from None
+    with handle as f:
+        missing = [key for key in ("train", "test") if key not in f]
+        if missing:
+            raise IllegalRecordError(f"{path} is not an ann-benchmarks file: no dataset(s) {missing} (it has "
+                                     f"{sorted(f.keys())})")
+        distance = f.attrs.get("distance", "euclidean")
+        distance = distance.decode() if isinstance(distance, bytes) else str(distance)
+        if distance.lower() not in _HDF5_METRICS:
+            raise ParamError(f"{path}: distance {distance!r} is not supported by the float lab; supported: "
+                             f"{', '.join(_HDF5_METRICS)}")
+        metric, normalise = _HDF5_METRICS[distance.lower()]
+        try:
+            train, test = f["train"][()], f["test"][()]
+            neighbors = f["neighbors"][()] if "neighbors" in f else None
+        except (OSError, KeyError, ValueError) as exc:
+            raise IllegalRecordError(f"cannot read the arrays of {path}: {exc}") from None
+    ds = from_array(train, test, metric=metric, normalize=normalise, name=name or path.stem)
+    if neighbors is not None:
+        ds.set_ground_truth(neighbors)
+    return ds
+
+
+def save_hdf5(dataset: Dataset, path: str | os.PathLike, k: int = 100) -> Path:
+    """Write ``dataset`` in the ann-benchmarks layout with its exact top-``k`` (k capped at the base size)."""
+    import h5py
+
+    path = Path(path)
+    k = min(int(k), dataset.n)
+    ids = dataset.ground_truth(k)
+    dist = exact_distances(dataset.base, dataset.queries, ids, dataset.metric)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.attrs["distance"] = "euclidean" if dataset.metric == "L2" else "dot"
+        f.attrs["point_type"] = "float"
+        f.attrs["dimension"] = dataset.dim
+        f.create_dataset("train", data=dataset.base)
+        f.create_dataset("test", data=dataset.queries)
+        f.create_dataset("neighbors", data=ids.astype(np.int32))
+        # ann-benchmarks stores the euclidean distance itself, not its square
+        f.create_dataset("distances", data=(np.sqrt(np.maximum(dist, 0)) if dataset.metric == "L2" else dist)
+                         .astype(np.float32))
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# GloVe and one-call loading
+# --------------------------------------------------------------------------------------------------
+def load_glove_dataset(n: int = 100_000, n_queries: int = DEFAULT_QUERIES, *, metric: str = "L2",
+                       normalize: bool = False, seed: int = 0) -> Dataset:
+    """The bundled GloVe 6B 50-d words: ``n`` base words and ``n_queries`` held-out query words.
+
+    The ``n + n_queries`` most frequent words are loaded and ``n_queries`` of them drawn at random
+    (``seed``) as queries; the base is the other ``n``. Words are kept as ``labels`` / ``query_labels``.
+    """
+    from ..datasets import GLOVE_ROWS, load_glove
+
+    for label, value in (("n", n), ("n_queries", n_queries)):
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+            raise ParamError(f"{label} must be a positive int; got {value!r}")
+    if n + n_queries > GLOVE_ROWS:
+        raise ParamError(f"n + n_queries = {n + n_queries:,} exceeds the {GLOVE_ROWS:,} GloVe words")
+    vectors, words = load_glove(n + n_queries)
+    name = f"glove-{n // 1000}k" if n % 1000 == 0 else f"glove-{n}"
+    return from_array(vectors, n_queries=n_queries, metric=metric, normalize=normalize, name=name, labels=words,
+                      seed=seed)
+
+
+def _read_table(path: Path, column: str | None, columns: Sequence[str] | None) -> np.ndarray:
+    """Vectors from a .csv / .parquet table (a column of vectors, possibly written as text, or numeric columns)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        df = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except Exception as exc:  # pandas raises many kinds of errors for a broken file
+        raise IllegalRecordError(f"cannot read {path}: {exc}") from None
+    if column is not None and column in df.columns and len(df) and isinstance(df[column].iloc[0], str):
+        try:
+            df[column] = [np.array(s.strip("[]()").replace(",", " ").split(), dtype=np.float32)
+                          for s in df[column]]
+        except ValueError as exc:
+            raise IllegalRecordError(f"{path}: column {column!r} holds text that is not a list of numbers "
+                                     f"({exc})") from None
+    return _dataframe_matrix(df, column, columns, str(path))
+
+
+def read_matrix(path: str | os.PathLike, *, column: str | None = None,
+                columns: Sequence[str] | None = None) -> np.ndarray:
+    """A 2-D array from .npy, .fvecs / .bvecs / .ivecs, .csv or .parquet."""
+    path = Path(path)
+    if path.suffix.lower() in (".csv", ".parquet"):
+        return _read_table(path, column, columns)
+    return _read_matrix(path)
+
+
+def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
+         groundtruth: str | os.PathLike | None = None, column: str | None = None,
+         columns: Sequence[str] | None = None, n_queries: int | float | None = None, metric: str | None = None,
+         normalize: bool = False, seed: int = 0) -> Dataset:
+    """Load a dataset from a file, by its suffix: .hdf5/.h5, .npy, .fvecs/.bvecs, .csv or .parquet.
+
+    ``queries`` (same formats) and ``groundtruth`` (.ivecs / .npy ids) are optional; without queries,
+    ``n_queries`` rows are held out at random.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".hdf5", ".h5"):
+        if queries is not None or groundtruth is not None:
+            raise ParamError("an HDF5 file carries its own queries and ground truth; do not pass queries/groundtruth")
+        ds = load_hdf5(path)
+        if metric is not None and _metric(metric) != ds.metric:
+            raise ParamError(f"{path} declares metric {ds.metric}; got metric={metric}")
+        return ds
+    data = read_matrix(path, column=column, columns=columns)
+    q = None if queries is None else read_matrix(queries, column=column, columns=columns)
+    ds = from_array(data, q, n_queries=n_queries, metric=metric or "L2", normalize=normalize, name=path.stem,
+                    seed=seed)
+    if groundtruth is not None:
+        if queries is None:
+            raise ParamError("groundtruth needs the queries file it was computed for (queries=...)")
+        if normalize:
+            raise ParamError("groundtruth from a file is for the raw vectors; do not combine it with normalize")
+        ds.set_ground_truth(_read_matrix(groundtruth))
+    return ds

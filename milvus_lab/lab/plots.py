@@ -1,0 +1,212 @@
+"""Plots of lab results (matplotlib): each function takes the results DataFrame and returns a Figure.
+
+Figures are made with ``matplotlib.figure.Figure`` (not pyplot), so they show once in Jupyter, leak no
+global state and work under any backend. :func:`save_figure` writes PNG and SVG in one call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+from .. import spec
+from .measurements import STATUS_OK, param_column
+from .metrics import pareto_mask
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+_MARKERS = "osD^vP*Xh<>"
+
+
+def type_style(index_type: str) -> dict[str, Any]:
+    """A fixed colour and marker per index type (the spec's order), the same in every plot."""
+    from matplotlib import colormaps
+
+    i = list(spec.INDEX_TYPES).index(index_type) if index_type in spec.INDEX_TYPES else len(spec.INDEX_TYPES)
+    return {"color": colormaps["tab10"](i % 10), "marker": _MARKERS[i % len(_MARKERS)]}
+
+
+def _measured(results: "pd.DataFrame") -> "pd.DataFrame":
+    ok = results[(results["status"] == STATUS_OK) & results["recall"].notna()]
+    if ok.empty:
+        raise ValueError("no measured rows to plot (every row is skipped, not indexed or failed)")
+    return ok
+
+
+def _context(results: "pd.DataFrame") -> str:
+    parts = []
+    for col, fmt in (("dataset", "{}"), ("n", "n={:,}"), ("dim", "d={}"), ("nq", "{:,} queries"), ("k", "k={}")):
+        if col in results and results[col].notna().any():
+            values = results[col].dropna().unique()
+            if len(values) == 1:
+                parts.append(fmt.format(values[0]))
+    return ", ".join(parts)
+
+
+def _recall_label(results: "pd.DataFrame") -> str:
+    ks = results["k"].dropna().unique() if "k" in results else []
+    return f"Recall ({int(ks[0])}-recall@{int(ks[0])})" if len(ks) == 1 else "Recall (k-recall@k)"
+
+
+def _new_axes(ax: "Axes | None", figsize: tuple[float, float] = (8, 5.5)) -> tuple["Figure", "Axes"]:
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _frontier_plot(results: "pd.DataFrame", y: str, y_higher: bool, ylabel: str, title: str,
+                   ax: "Axes | None", all_points: bool) -> "Figure":
+    ok = _measured(results)
+    fig, ax = _new_axes(ax)
+    for index_type, group in ok.groupby("index_type", sort=False):
+        style = type_style(index_type)
+        mask = pareto_mask(group["recall"], group[y], x_higher=True, y_higher=y_higher)
+        front = group[mask].sort_values("recall")
+        if all_points:
+            ax.scatter(group["recall"], group[y], color=style["color"], marker=style["marker"], alpha=0.25, s=18)
+        ax.plot(front["recall"], front[y], color=style["color"], marker=style["marker"], label=index_type,
+                linewidth=1.8, markersize=5)
+    ax.set_yscale("log")
+    ax.set_xlabel(_recall_label(ok))
+    ax.set_ylabel(ylabel)
+    context = _context(ok)
+    ax.set_title(title + (f"\n{context}" if context else ""))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="index type (Pareto frontier)", fontsize="small")
+    return fig
+
+
+def plot_recall_qps(results: "pd.DataFrame", ax: "Axes | None" = None, *, all_points: bool = True) -> "Figure":
+    """Recall vs queries per second (log scale): each index type's Pareto frontier, all points faint."""
+    return _frontier_plot(results, "qps", True, "Queries per second (batch, log scale; higher is better)",
+                          "Recall vs throughput", ax, all_points)
+
+
+def plot_recall_latency(results: "pd.DataFrame", ax: "Axes | None" = None, *, percentile: str = "p99",
+                        all_points: bool = True) -> "Figure":
+    """Recall vs single-query latency percentile (``p50``, ``p95`` or ``p99``; ms, log scale)."""
+    if percentile not in ("p50", "p95", "p99"):
+        raise ValueError(f"percentile must be p50, p95 or p99; got {percentile!r}")
+    return _frontier_plot(results, f"{percentile}_ms", False,
+                          f"{percentile} single-query latency (ms, log scale; lower is better)",
+                          f"Recall vs {percentile} latency", ax, all_points)
+
+
+def _build_label(row: "pd.Series") -> str:
+    params = json.loads(row["build_params"]) if row["build_params"] else {}
+    text = ", ".join(f"{k}={v}" for k, v in params.items())
+    return f"{row['index_type']}\n{text}" if text else row["index_type"]
+
+
+def plot_build_memory(results: "pd.DataFrame") -> "Figure":
+    """Build time (s) and index memory (MB) of every build, as bars coloured by index type."""
+    from matplotlib.figure import Figure
+
+    ok = _measured(results).drop_duplicates(["index_type", "build_params"])
+    labels = [_build_label(r) for _, r in ok.iterrows()]
+    colors = [type_style(t)["color"] for t in ok["index_type"]]
+    fig = Figure(figsize=(max(8, 0.9 * len(ok) + 3), 7), layout="constrained")
+    axes = fig.subplots(2, 1, sharex=True)
+    x = np.arange(len(ok))
+    for ax, col, ylabel in ((axes[0], "build_s", "Build time (s)"),
+                            (axes[1], "memory_mb", "Index memory (MB; FLAT: raw vectors)")):
+        bars = ax.bar(x, ok[col], color=colors)
+        ax.bar_label(bars, fmt="%.3g", fontsize="x-small")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[1].set_xticks(x, labels, rotation=45, ha="right", fontsize="small")
+    axes[1].set_xlabel("Build (index type and build parameters)")
+    context = _context(ok)
+    axes[0].set_title("Build time and memory per build" + (f"\n{context}" if context else ""))
+    return fig
+
+
+def plot_parameter(results: "pd.DataFrame", index_type: str, param: str | None = None) -> "Figure":
+    """Recall (left axis) and QPS (right axis, log) against one search parameter of ``index_type``,
+    one line per build. ``param`` defaults to the index type's search parameter in the spec."""
+    index_spec = spec.get_index(index_type)
+    if param is None:
+        if not index_spec.search:
+            raise ValueError(f"{index_spec.name} has no search parameter to plot against")
+        param = next(iter(index_spec.search))
+    column = param_column(index_spec.name, "search", param) if param in index_spec.search else param
+    ok = _measured(results)
+    mine = ok[ok["index_type"] == index_spec.name]
+    if mine.empty:
+        raise ValueError(f"no measured rows for {index_spec.name}")
+    if column not in mine or mine[column].isna().all():
+        raise ValueError(f"{index_spec.name} rows have no values for {param!r}")
+    fig, ax = _new_axes(None)
+    qps_ax = ax.twinx()
+    builds = list(dict.fromkeys(mine["build_params"]))
+    style = type_style(index_spec.name)
+    for i, build in enumerate(builds):
+        rows = mine[mine["build_params"] == build].sort_values(column)
+        x = rows[column].astype(float)
+        label = _build_label(rows.iloc[0]).replace("\n", " ")
+        ax.plot(x, rows["recall"], marker=style["marker"], color=f"C{i}", label=f"recall: {label}")
+        qps_ax.plot(x, rows["qps"], marker="x", linestyle="--", color=f"C{i}", alpha=0.7,
+                    label=f"QPS: {label}")
+    sweep = index_spec.search[param].sweep if param in index_spec.search else "linear"
+    if sweep == "log2":
+        ax.set_xscale("log", base=2)
+    qps_ax.set_yscale("log")
+    ax.set_xlabel(f"{param} (search parameter of {index_spec.name})")
+    ax.set_ylabel(_recall_label(mine))
+    qps_ax.set_ylabel("Queries per second (log scale, dashed)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    context = _context(mine)
+    ax.set_title(f"{index_spec.name}: recall and QPS vs {param}" + (f"\n{context}" if context else ""))
+    handles, labels = ax.get_legend_handles_labels()
+    h2, l2 = qps_ax.get_legend_handles_labels()
+    ax.legend(handles + h2, labels + l2, fontsize="small", loc="lower right")
+    return fig
+
+
+def plot_all(results: "pd.DataFrame") -> dict[str, "Figure"]:
+    """Every lab plot for ``results``: recall–QPS, recall–p99, build/memory, and one per-parameter plot
+    for each measured index type that has a search parameter."""
+    figs = {"recall_qps": plot_recall_qps(results), "recall_p99": plot_recall_latency(results),
+            "build_memory": plot_build_memory(results)}
+    ok = _measured(results)
+    for index_type in dict.fromkeys(ok["index_type"]):
+        if spec.get_index(index_type).search:
+            figs[f"param_{index_type}"] = plot_parameter(results, index_type)
+    return figs
+
+
+def save_figure(fig: "Figure", path: str | os.PathLike, formats: Sequence[str] | None = None,
+                dpi: int = 150) -> list[Path]:
+    """Save ``fig``: to ``path`` as named when it has a suffix, otherwise as ``path.png`` and ``path.svg``
+    (or each of ``formats``). Folders are created. Returns the written paths."""
+    path = Path(path)
+    if formats is None:
+        formats = [path.suffix.lstrip(".")] if path.suffix else ["png", "svg"]
+    stem = path.with_suffix("") if path.suffix else path
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        target = stem.with_name(f"{stem.name}.{fmt.lstrip('.')}")
+        fig.savefig(target, dpi=dpi, bbox_inches="tight")
+        written.append(target)
+    return written
+
+
+def save_plots(results: "pd.DataFrame", folder: str | os.PathLike, formats: Iterable[str] = ("png", "svg"),
+               dpi: int = 150) -> list[Path]:
+    """Write every plot of :func:`plot_all` into ``folder`` in each format; returns the paths."""
+    written: list[Path] = []
+    for name, fig in plot_all(results).items():
+        written += save_figure(fig, Path(folder) / name, list(formats), dpi=dpi)
+    return written

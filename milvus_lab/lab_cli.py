@@ -1,0 +1,118 @@
+"""``milvus-lab compare``: compare every index type on GloVe (or your file); write CSV, plots and a report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import spec
+from .errors import MilvusLabError
+
+DEFAULT_OUT = "lab_output"
+DEFAULT_GLOVE_ROWS = 100_000
+
+
+def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
+    from .lab.sweeps import BUDGETS
+
+    if parser is None:
+        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=__doc__)
+    parser.add_argument("--data", help="vectors file: .npy, .fvecs, .bvecs, .hdf5/.h5 (ann-benchmarks), .csv or "
+                        ".parquet (default: the bundled GloVe 6B 50-d words)")
+    parser.add_argument("--queries", help="query vectors file (default: hold out --nq rows of --data)")
+    parser.add_argument("--groundtruth", help="known neighbour ids (.ivecs or .npy) for --queries")
+    parser.add_argument("--column", help="for .csv/.parquet: the column holding one vector per row")
+    parser.add_argument("--n", type=int, default=DEFAULT_GLOVE_ROWS, help="GloVe base words (default 100000)")
+    parser.add_argument("--nq", type=int, default=None, help="held-out queries (default 1000 for GloVe; for a "
+                        "file, min(1000, rows/10))")
+    parser.add_argument("--k", type=int, default=10, help="top_k; recall is k-recall@k (default 10)")
+    parser.add_argument("--metric", choices=list(spec.FLOAT_METRICS), default=None, help="L2 (default) or IP")
+    parser.add_argument("--normalize", action="store_true", help="scale vectors to unit length (cosine with IP)")
+    parser.add_argument("--index-types", default=None,
+                        help=f"comma-separated (default: all of {','.join(spec.index_types_for_metric('L2'))})")
+    parser.add_argument("--budget", choices=list(BUDGETS), default="default", help="sweep size (default: default)")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds after which extra builds and "
+                        "search points are skipped")
+    parser.add_argument("--target-recall", type=float, default=0.95, help="recall target of the winner table")
+    parser.add_argument("--latency-queries", type=int, default=200, help="single-query calls timed per setting")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--formats", default="png,svg", help="plot formats (default png,svg)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the query split (default 0)")
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    from . import lab
+
+    if args.data is None:
+        if args.queries or args.groundtruth or args.column:
+            raise SystemExit("--queries/--groundtruth/--column need --data")
+        return lab.load_glove_dataset(args.n, args.nq or lab.datasets.DEFAULT_QUERIES, metric=args.metric or "L2",
+                                      normalize=args.normalize, seed=args.seed)
+    return lab.load(args.data, queries=args.queries, groundtruth=args.groundtruth, column=args.column,
+                    n_queries=args.nq if args.queries is None else None, metric=args.metric,
+                    normalize=args.normalize, seed=args.seed)
+
+
+def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """Run a parsed ``compare``: load, compare, write results.csv, plots and report.md, print the winners."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import lab
+
+    started = time.perf_counter()
+    try:
+        dataset = _load(args)
+        types = None if args.index_types is None else [t.strip() for t in args.index_types.split(",") if t.strip()]
+        if types is not None:
+            types = [spec.get_index(t).name for t in types]
+    except (MilvusLabError, OSError, ValueError) as exc:
+        print(f"milvus-lab compare: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{dataset!r}")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"milvus-lab compare: error: cannot create output folder {out}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with lab.Session() as session:
+            results = lab.compare(dataset, types, k=args.k, budget=args.budget, session=session,
+                                  latency_queries=args.latency_queries, time_limit=args.time_limit,
+                                  progress=not args.no_progress)
+    except MilvusLabError as exc:
+        print(f"milvus-lab compare: error: {exc}", file=sys.stderr)
+        return 2
+    wall = time.perf_counter() - started
+    results.to_csv(out / "results.csv", index=False)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    plots = []
+    if (results["status"] == "ok").any():
+        plots = lab.save_plots(results, out, formats)
+    command = "milvus-lab compare " + " ".join(shlex.quote(a) for a in (argv or []))
+    report = lab.markdown_report(results, args.target_recall, title=f"Index comparison on {dataset.name}",
+                                 plots=plots, command=command.strip(), wall_s=wall)
+    (out / "report.md").write_text(report, encoding="utf-8")
+    print()
+    print(lab.winner_table(results, args.target_recall))
+    print(f"\nWrote {out / 'results.csv'}, {out / 'report.md'} and {len(plots)} plot file(s) to {out}/ "
+          f"in {wall:.1f} s.")
+    return 0
+
+
+def compare_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``milvus-lab compare`` (``argv`` without the program and command names)."""
+    args = compare_parser().parse_args(argv)
+    return run_compare(args, list(argv) if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(compare_main())

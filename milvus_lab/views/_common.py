@@ -1,0 +1,260 @@
+"""Shared helpers of the teaching views: input checks, exact neighbours, recall, a 2-D projection, IVF builds.
+
+The views open indexes up, so they call the libraries directly (as the engine's adapters do) and take
+every parameter range from :mod:`milvus_lab.spec`, so a wrong value gets the same sentence as in the engine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+# As in backends/faiss_backend.py: idle OpenMP threads must sleep, not spin, or faiss calls made while
+# the engine works in other threads slow down many times over. Must be set before faiss loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import faiss
+import numpy as np
+
+from .. import spec
+from ..errors import (
+    BuildIndexError,
+    IllegalDimensionError,
+    IllegalRecordError,
+    IllegalTopKError,
+    ParamError,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+FAISS_METRIC = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT}
+IVF_STORAGE = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_SQ8H": "SQ8", "IVF_PQ": "PQ{m}x8"}
+#: rows used to fit the 2-D projection (enough for two principal axes, fast on 400k GloVe rows)
+PROJECTION_SAMPLE = 20_000
+#: background points drawn in a projection plot (the interesting ones are always drawn)
+BACKGROUND_POINTS = 4000
+
+
+# --------------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------------
+def as_vectors(data: Any, what: str = "vectors", dim: int | None = None) -> np.ndarray:
+    """``data`` as a C-contiguous float32 (rows, dim) array; refuse wrong shapes, non-numbers, NaN/inf."""
+    array = np.asarray(data)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) \
+            or np.iscomplexobj(array):
+        raise IllegalRecordError(f"{what} must be an array of real numbers; got dtype {array.dtype}")
+    if array.ndim == 1 and dim is not None and array.shape[0] == dim:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        hint = " (one vector? use x[None, :])" if array.ndim == 1 else ""
+        raise IllegalRecordError(f"{what} must be a non-empty 2-D array of shape (rows, dim); "
+                                 f"got shape {array.shape}{hint}")
+    if dim is not None and array.shape[1] != dim:
+        raise IllegalDimensionError(f"{what} have dimension {array.shape[1]} but the vectors have dimension "
+                                    f"{dim}; both must match")
+    out = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise IllegalRecordError(f"{what}: {len(bad)} row(s) hold NaN or inf (first: row {int(bad[0])}); "
+                                 f"drop or repair them (e.g. x[np.isfinite(x).all(axis=1)])")
+    return out
+
+
+def as_query(query: Any, dim: int) -> np.ndarray:
+    """One query vector as a (1, dim) float32 array (a 1-D vector or a single row)."""
+    shape = np.shape(query)
+    if len(shape) == 1 and shape[0] != dim:
+        raise IllegalDimensionError(f"query has dimension {shape[0]} but the vectors have dimension {dim}; "
+                                    f"both must match")
+    q = as_vectors(query, "query", dim)
+    if len(q) != 1:
+        raise IllegalRecordError(f"query must be one vector of dimension {dim}; got {len(q)} rows "
+                                 f"(the curves take many queries; this view traces one)")
+    return q
+
+
+def check_metric(metric: Any) -> str:
+    name = spec.normalize_metric(metric)
+    if name not in spec.FLOAT_METRICS:
+        raise ParamError(f"the teaching views use float vectors; metric must be one of "
+                         f"{', '.join(spec.FLOAT_METRICS)}; got {name}")
+    return name
+
+
+def check_k(k: Any, n: int) -> int:
+    """``top_k`` by the spec's rule, and not more than the ``n`` vectors there are to find."""
+    k = spec.validate_top_k(k)
+    if k > n:
+        raise IllegalTopKError(f"top_k={k} is larger than the number of vectors ({n}); allowed: "
+                               f"1 <= top_k <= {n}")
+    return k
+
+
+def check_min_rows(index_spec: spec.IndexSpec, params: Mapping[str, int], n: int) -> None:
+    """Refuse a build on fewer rows than the index type needs to train (the engine keeps such data raw)."""
+    need = index_spec.min_rows(params)
+    if n < need:
+        raise BuildIndexError(f"{index_spec.name}: {index_spec.min_rows_help}; got {n} rows, needs at least "
+                              f"{need} with {', '.join(f'{k}={v}' for k, v in params.items())}")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run faiss on one OpenMP thread inside the block, in the calling thread only (OpenMP keeps the
+    thread count per thread), so a build is repeatable: the same data gives the same graph."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+# --------------------------------------------------------------------------------------------------
+# Exact neighbours and recall
+# --------------------------------------------------------------------------------------------------
+def exact_knn(vectors: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force (distances, ids) of the ``k`` best rows per query (squared L2 ascending, IP descending)."""
+    index = faiss.IndexFlat(vectors.shape[1], FAISS_METRIC[metric])
+    index.add(vectors)
+    return index.search(queries, k)
+
+
+def pair_distances(vectors: np.ndarray, query: np.ndarray, ids: Any, metric: str) -> np.ndarray:
+    """Exact float32 distance of one query (dim,) to the rows ``ids``: squared L2, or inner product."""
+    rows = vectors[np.asarray(ids, dtype=np.int64)]
+    if metric == "IP":
+        return rows @ query
+    diff = rows - query
+    return np.einsum("ij,ij->i", diff, diff)
+
+
+def recall_per_query(vectors: np.ndarray, queries: np.ndarray, found: np.ndarray, true_distances: np.ndarray,
+                     metric: str) -> np.ndarray:
+    """k-recall@k per query: the fraction of returned rows at least as close as the k-th true neighbour.
+
+    Counting by distance (not by id) makes an equally distant duplicate of a neighbour count as found.
+    """
+    found = np.asarray(found, dtype=np.int64)
+    k = true_distances.shape[1]
+    kth = true_distances[:, k - 1].astype(np.float64)
+    tol = 1e-5 * np.maximum(1.0, np.abs(kth))
+    out = np.empty(len(found))
+    for row, ids in enumerate(found[:, :k]):
+        ids = ids[ids >= 0]
+        d = pair_distances(vectors, queries[row], ids, metric).astype(np.float64)
+        good = d >= kth[row] - tol[row] if metric == "IP" else d <= kth[row] + tol[row]
+        out[row] = min(int(good.sum()), k) / k
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# IVF builds (the same index_factory strings as the faiss adapter)
+# --------------------------------------------------------------------------------------------------
+def build_ivf(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str) -> Any:
+    """Train and fill a faiss IVF index of ``index_type`` exactly as the engine's adapter does."""
+    storage = IVF_STORAGE[index_type].format(**params)
+    index = faiss.index_factory(vectors.shape[1], f"IVF{params['nlist']},{storage}", FAISS_METRIC[metric])
+    index.cp.min_points_per_centroid = 1  # the views report row counts themselves; silence faiss's hint
+    if index_type == "IVF_PQ":
+        index.pq.cp.min_points_per_centroid = 1
+        index.do_polysemous_training = False  # as the adapter (and Milvus's IndexIVFPQ)
+    index.train(vectors)
+    index.add(vectors)
+    return index
+
+
+def inverted_lists(index: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(cell of each row, row ids of each cell) read from a faiss IVF index's inverted lists."""
+    lists = index.invlists
+    cell_ids = []
+    for cell in range(index.nlist):
+        size = lists.list_size(cell)
+        ids = faiss.rev_swig_ptr(lists.get_ids(cell), size).copy() if size else np.empty(0, np.int64)
+        cell_ids.append(ids.astype(np.int64))
+    assignment = np.full(index.ntotal, -1, np.int64)
+    for cell, ids in enumerate(cell_ids):
+        assignment[ids] = cell
+    return assignment, cell_ids
+
+
+def centroids(index: Any) -> np.ndarray:
+    """The nlist k-means centroids of a faiss IVF index, (nlist, dim) float32."""
+    return index.quantizer.reconstruct_n(0, index.nlist)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D projection and figures
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Projection:
+    """The two principal axes of a set of vectors (PCA by NumPy SVD), to draw d-dimensional data in 2-D."""
+
+    mean: np.ndarray
+    axes: np.ndarray
+    explained: np.ndarray
+    #: what the axes were fitted on, for the axis labels
+    fitted_on: str = "all vectors"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (np.atleast_2d(x) - self.mean) @ self.axes.T
+
+    def label_axes(self, ax: Axes) -> None:
+        for axis, (name, share) in zip((ax.xaxis, ax.yaxis), enumerate(self.explained, start=1)):
+            axis.set_label_text(f"principal axis {name} ({share:.0%} of the variance of {self.fitted_on})")
+
+
+def fit_projection(vectors: np.ndarray, fitted_on: str = "all vectors", seed: int = 0) -> Projection:
+    """PCA axes of ``vectors`` (a random sample of PROJECTION_SAMPLE rows when there are more)."""
+    sample = vectors
+    if len(vectors) > PROJECTION_SAMPLE:
+        rows = np.random.default_rng(seed).choice(len(vectors), PROJECTION_SAMPLE, replace=False)
+        sample = vectors[rows]
+    mean = sample.mean(axis=0)
+    _, s, vt = np.linalg.svd(sample - mean, full_matrices=False)
+    var = s**2
+    axes = np.zeros((2, vectors.shape[1]), np.float32)
+    axes[: min(2, len(vt))] = vt[:2]
+    explained = np.zeros(2)
+    explained[: min(2, len(var))] = (var / max(var.sum(), 1e-30))[:2]
+    return Projection(mean.astype(np.float32), axes, explained, fitted_on)
+
+
+def pca_project(vectors: Any, dim: int) -> np.ndarray:
+    """``vectors`` projected on their ``dim`` principal axes (float32), e.g. 50-d GloVe to 48-d for IVF_PQ."""
+    x = as_vectors(vectors)
+    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= x.shape[1]:
+        raise ParamError(f"dim must be an int in [1, {x.shape[1]}] (the vectors' dimension); got {dim!r}")
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return np.ascontiguousarray((x - mean) @ vt[:dim].T, dtype=np.float32)
+
+
+def background_rows(n: int, keep: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """A sample of at most BACKGROUND_POINTS row ids to draw as context, excluding ``keep``."""
+    rows = np.arange(n)
+    if keep is not None and len(keep):
+        rows = np.setdiff1d(rows, keep)
+    if len(rows) > BACKGROUND_POINTS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, BACKGROUND_POINTS, replace=False))
+    return rows
+
+
+def new_figure(ncols: int = 1, figsize: tuple[float, float] = (8, 5.5), **kw: Any) -> tuple[Figure, Any]:
+    """A pyplot-free Figure (shows once in Jupyter, no global state) and its axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, ncols, **kw)
+    return fig, axes
+
+
+def fmt_params(params: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())

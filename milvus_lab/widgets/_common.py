@@ -1,0 +1,114 @@
+"""Pieces shared by the forms: a status line that keeps its plain text, error formatting, a polling watcher."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..errors import MilvusLabError
+
+COLOURS = {"error": "#b00020", "warning": "#8a5a00", "ok": "#1b5e20", "info": "#333333", "": "#333333"}
+BACKGROUNDS = {"error": "#fdecea", "warning": "#fff8e1", "ok": "#e8f5e9", "info": "#f5f5f5", "": "transparent"}
+
+
+class Status(widgets.HTML):
+    """An HTML line that also keeps what it says as plain ``text`` and its ``kind`` (error/warning/ok/info)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.text = ""
+        self.kind = ""
+
+    def show(self, text: str, kind: str = "info", *, extra_html: str = "") -> None:
+        """Replace the line; an empty ``text`` clears it."""
+        self.text, self.kind = text, (kind if text else "")
+        if not text and not extra_html:
+            self.value = ""
+            return
+        lines = "<br>".join(escape(line) for line in text.split("\n"))
+        self.value = (f"<div style='color:{COLOURS[self.kind]};background:{BACKGROUNDS[self.kind]};"
+                      f"padding:2px 6px;border-radius:3px;white-space:normal;line-height:1.4'>"
+                      f"{lines}{extra_html}</div>")
+
+    def clear(self) -> None:
+        self.show("")
+
+
+def error_text(exc: BaseException, action: str) -> str:
+    """One readable sentence for a refused call: what was refused, why, and the Milvus status code."""
+    if isinstance(exc, MilvusLabError):
+        return f"{action} refused ({exc.code.name}, code {int(exc.code)}): {exc.message}"
+    return f"{action} failed with an unexpected {type(exc).__name__}: {exc}"
+
+
+def small(text: str, colour: str = "#666") -> str:
+    return f"<span style='color:{colour};font-size:90%'>{escape(text)}</span>"
+
+
+def collection_signature(collection: Any) -> tuple:
+    """What the forms show of a collection, cheap enough to poll: index, rows, segments, pending builds."""
+    segments = collection.segments()
+    pending = not collection.wait_for_index(timeout=0)
+    return (collection.index_type, tuple(sorted(collection.index_params.items())), pending,
+            tuple((s["partition"], s["name"], s["row_count"], s["deleted_rows"], s["sealed"], s["index_name"],
+                   s["raw_reason"]) for s in segments))
+
+
+class Watcher:
+    """A daemon thread that calls ``owner.refresh()`` when the collection's signature changes.
+
+    It holds the owner weakly and stops on :meth:`stop`, when the owner is gone, or when the collection
+    is dropped, so a forgotten form never keeps a thread busy forever."""
+
+    def __init__(self, owner: Any, collection: Any, interval: float = 0.5,
+                 refresh: Callable[[Any], None] = lambda owner: owner.refresh()):
+        self._owner = weakref.ref(owner)
+        self._collection = collection
+        self._interval = interval
+        self._refresh = refresh
+        self._stop = threading.Event()
+        try:
+            self._last: tuple | None = collection_signature(collection)
+        except MilvusLabError:
+            self._last = None
+        self.thread = threading.Thread(target=self._run, name="milvus_lab-widget-watcher", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            owner = self._owner()
+            if owner is None:
+                return
+            try:
+                signature = collection_signature(self._collection)
+            except MilvusLabError:  # dropped: refresh once to say so, then stop
+                self._refresh(owner)
+                return
+            except Exception:  # noqa: BLE001, S112 - a race with a writer: look again at the next tick
+                continue
+            if signature != self._last:
+                self._last = signature
+                try:
+                    self._refresh(owner)
+                except Exception:  # noqa: BLE001, S110 - a refresh never kills the watcher
+                    pass
+            del owner
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+
+def close_tree(widget: Any) -> None:
+    """Close a widget and every widget below it (ipywidgets' close() leaves children open)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    widget.close()

@@ -1,0 +1,167 @@
+"""One spec parameter as one form row: its input, the allowed range beside it, a help line, and the reason
+a value is refused.
+
+Typed values are never clamped: a number field is a ``Text`` box (ipywidgets' ``BoundedIntText`` would
+silently pull 70000 back to 65536), checked with :func:`milvus_lab.spec.check_value` in the context of the
+other fields, and a refused value stays on screen with the reason. Parameters with a finite set of values
+(IVF_PQ ``m``) are a dropdown of exactly the values :func:`milvus_lab.spec.allowed_values` allows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+import ipywidgets as widgets
+
+from .. import spec
+from ..errors import InvalidParameterError
+from ._common import Status, close_tree, small
+
+_INT = re.compile(r"[+-]?[0-9]+")
+
+#: ``top_k`` as a parameter, so the search form shows and checks it like the others (range from spec.TOP_K)
+TOP_K_PARAM = spec.IntParam("top_k", spec.TOP_K[0], spec.TOP_K[1], 10, "results per query (nearest first)")
+
+
+def parse_int(text: Any) -> int | None:
+    """The integer a person typed, or None when the text is not exactly an integer (no rounding, no '1e3')."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if isinstance(text, str) and _INT.fullmatch(text.strip()):
+        return int(text.strip())
+    return None
+
+
+def recommended_text(param: spec.IntParam) -> str:
+    """The documented advice for a parameter, or ''."""
+    if param.recommended:
+        return f"recommended: {param.recommended[0]}..{param.recommended[1]}"
+    if param.advice_help:
+        return f"recommended: {param.advice_help}"
+    return ""
+
+
+class ParamField:
+    """A row for one :class:`~milvus_lab.spec.IntParam`: ``input``, ``allowed`` (the range in words),
+    ``help`` and ``message`` (why the value is refused). ``bounds`` / ``options`` are the spec's, in context."""
+
+    def __init__(self, index_name: str, param: spec.IntParam, value: int | None,
+                 ctx: Mapping[str, Any] | None = None):
+        self.index_name = index_name
+        self.param = param
+        self.name = param.name
+        self.ctx: dict[str, Any] = dict(ctx or {})
+        self.error: str | None = None
+        self._updating = False
+        if param.choices is not None:
+            options = spec.allowed_values(param, self.ctx) or []
+            self.input: widgets.ValueWidget = widgets.Dropdown(
+                options=options, value=value if value in options else (options[0] if options else None),
+                disabled=not options, layout=widgets.Layout(width="110px", min_width="110px"))
+        else:
+            self.input = widgets.Text(value="" if value is None else str(value), continuous_update=True,
+                                      layout=widgets.Layout(width="110px", min_width="110px"))
+        self.input.add_class("milvus-param")
+        self.input.add_class(f"milvus-param-{param.name}")
+        self.label = widgets.HTML(f"<b>{escape(param.name)}</b>", layout=widgets.Layout(width="160px", min_width="160px"))
+        self.allowed = widgets.HTML(layout=widgets.Layout(width="auto"))
+        self.allowed.add_class(f"milvus-allowed-{param.name}")
+        self.help = widgets.HTML(small(param.help))
+        self.message = Status()
+        self.message.add_class(f"milvus-message-{param.name}")
+        self.box = widgets.VBox([
+            widgets.HBox([self.label, self.input, self.allowed], layout=widgets.Layout(align_items="center")),
+            widgets.HBox([widgets.HTML(layout=widgets.Layout(width="160px", min_width="160px")),
+                          widgets.VBox([self.help, self.message])]),
+        ], layout=widgets.Layout(margin="0 0 4px 0"))
+        self._render_allowed()
+
+    # ---------------------------------------------------------------- value
+    @property
+    def raw(self) -> Any:
+        """What the widget holds: the typed text, or the chosen option."""
+        return self.input.value
+
+    @property
+    def value(self) -> int | None:
+        """The integer in the field, or None when the text is not an integer."""
+        return parse_int(self.input.value)
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        """Set as a person would: text for a number box (any text, even a wrong one), an option otherwise."""
+        if isinstance(self.input, widgets.Dropdown):
+            self.input.value = value
+        else:
+            self.input.value = "" if value is None else str(value)
+
+    # ---------------------------------------------------------------- spec views
+    @property
+    def bounds(self) -> tuple[int | None, int | None]:
+        return spec.bounds(self.param, self.ctx)
+
+    @property
+    def options(self) -> list[int] | None:
+        return list(self.input.options) if isinstance(self.input, widgets.Dropdown) else None
+
+    @property
+    def allowed_text(self) -> str:
+        return spec.describe_allowed(self.param, self.ctx)
+
+    # ---------------------------------------------------------------- validation
+    def check(self, ctx: Mapping[str, Any]) -> str | None:
+        """Validate against the spec in ``ctx``; show and return the reason it is refused (None: valid)."""
+        self.ctx = dict(ctx)
+        if self.param.choices is not None:
+            self._sync_options()
+        value = self.value
+        if self.param.choices is not None and not self.input.options:
+            rule = self.param.allowed_if(self.param.default, self.ctx) if self.param.allowed_if else None
+            self.error = f"{self.index_name}: " + (rule or f"no value of {self.name} is allowed here")
+            self._render_allowed()
+            self.message.show(self.error, "error")
+            return self.error
+        try:
+            spec.check_value(self.index_name, self.param, self.raw if value is None else value, self.ctx)
+        except InvalidParameterError as exc:
+            self.error = exc.message
+        else:
+            self.error = None
+        self._render_allowed()
+        if self.error:
+            self.message.show(self.error, "error")
+        else:
+            self.message.clear()
+        return self.error
+
+    def _sync_options(self) -> None:
+        options = spec.allowed_values(self.param, self.ctx) or []
+        if list(self.input.options) != options:
+            keep = self.input.value if self.input.value in options else (options[0] if options else None)
+            self._updating = True
+            try:
+                self.input.options = options
+                self.input.value = keep
+            finally:
+                self._updating = False
+        self.input.disabled = not options
+
+    def _render_allowed(self) -> None:
+        parts = [f"<span style='color:#1f4e79'>allowed: {escape(self.allowed_text)}</span>"]
+        advice = recommended_text(self.param)
+        if advice:
+            parts.append(small(advice, "#8a5a00"))
+        self.allowed.value = " &nbsp; ".join(parts)
+
+    def observe(self, callback: Any) -> None:
+        """Call ``callback()`` whenever a person changes the value (not when the form itself syncs options)."""
+        def changed(_change: Any) -> None:
+            if not self._updating:
+                callback()
+        self.input.observe(changed, "value")
+
+    def close(self) -> None:
+        close_tree(self.box)
