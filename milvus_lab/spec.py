@@ -446,6 +446,10 @@ def recommendation_warnings(spec: IndexSpec, params: Mapping[str, int]) -> list[
     return out + spec.advice(params)
 
 
+#: ``top_k`` as a parameter, so forms and sweeps show and check it like the others
+TOP_K_PARAM = IntParam("top_k", TOP_K[0], TOP_K[1], 10, "results per query (nearest first)")
+
+
 def validate_top_k(top_k: Any) -> int:
     if type(top_k) is int and TOP_K[0] <= top_k <= TOP_K[1]:
         return top_k  # the hot path

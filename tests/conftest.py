@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import milvus_lab  # noqa: F401  (first: sets the OpenMP wait policy before any test imports faiss)
+
 
 def clustered(n: int, dim: int, clusters: int = 50, seed: int = 0, spread: float = 0.15) -> np.ndarray:
     """Gaussian blobs around random centres: realistic for ANN (neighbours are meaningful)."""

@@ -384,3 +384,10 @@ def test_concurrent_search_insert_and_index(engine):
     assert c.count() == 19000
     assert c.wait_for_index(60)
     assert all(s["index_name"] == "IVF_SQ8" for s in c.segments() if s["sealed"])
+
+
+def test_display_shows_a_rich_summary(engine):
+    c = engine.create_collection("shown", 8)
+    c.insert(np.ones((5, 8)))
+    html = c._repr_html_()
+    assert "shown" in html and "<table" in html and "FLAT" in html and "0x" not in html

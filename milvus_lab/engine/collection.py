@@ -125,11 +125,14 @@ class Collection:
                 f"index_file_size={self.index_file_size}, rows={self.count()}, index={self._index_type})")
 
     def _repr_html_(self) -> str:
-        from html import escape
-        info = self.describe()
-        rows = "".join(f"<tr><th style='text-align:left'>{escape(str(k))}</th><td style='text-align:left'>"
-                       f"{escape(str(v))}</td></tr>" for k, v in info.items())
-        return f"<table><caption>Collection {escape(self.name)}</caption>{rows}</table>"
+        """``display(collection)`` in a notebook: schema, index, rows, and a table of segments."""
+        from .html import collection_html
+        return collection_html(self)
+
+    @property
+    def build_threshold(self) -> int:
+        """Rows a segment needs before it is indexed (the engine's setting)."""
+        return self._engine.build_threshold
 
     def _check_alive(self) -> None:
         if self._dropped:

@@ -6,20 +6,16 @@ every parameter range from :mod:`milvus_lab.spec`, so a wrong value gets the sam
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-# As in backends/faiss_backend.py: idle OpenMP threads must sleep, not spin, or faiss calls made while
-# the engine works in other threads slow down many times over. Must be set before faiss loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import faiss
 import numpy as np
 
 from .. import spec
+from ..backends.faiss_backend import new_ivf_index
 from ..errors import (
     BuildIndexError,
     IllegalDimensionError,
@@ -33,7 +29,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FAISS_METRIC = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT}
-IVF_STORAGE = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_SQ8H": "SQ8", "IVF_PQ": "PQ{m}x8"}
 #: rows used to fit the 2-D projection (enough for two principal axes, fast on 400k GloVe rows)
 PROJECTION_SAMPLE = 20_000
 #: background points drawn in a projection plot (the interesting ones are always drawn)
@@ -160,12 +155,7 @@ def recall_per_query(vectors: np.ndarray, queries: np.ndarray, found: np.ndarray
 # --------------------------------------------------------------------------------------------------
 def build_ivf(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str) -> Any:
     """Train and fill a faiss IVF index of ``index_type`` exactly as the engine's adapter does."""
-    storage = IVF_STORAGE[index_type].format(**params)
-    index = faiss.index_factory(vectors.shape[1], f"IVF{params['nlist']},{storage}", FAISS_METRIC[metric])
-    index.cp.min_points_per_centroid = 1  # the views report row counts themselves; silence faiss's hint
-    if index_type == "IVF_PQ":
-        index.pq.cp.min_points_per_centroid = 1
-        index.do_polysemous_training = False  # as the adapter (and Milvus's IndexIVFPQ)
+    index = new_ivf_index(index_type, params, vectors.shape[1], metric)
     index.train(vectors)
     index.add(vectors)
     return index

@@ -7,7 +7,7 @@ recall) and :class:`CollectionPanel` (rows, partitions, segments). Nothing else 
 
 from .app import App, app
 from .fields import ParamField
-from .html import collection_html
+from ..engine.html import collection_html
 from .index_form import IndexForm
 from .panel import CollectionPanel
 from .search_form import SearchForm

@@ -22,8 +22,7 @@ from ._common import Status, close_tree, small
 
 _INT = re.compile(r"[+-]?[0-9]+")
 
-#: ``top_k`` as a parameter, so the search form shows and checks it like the others (range from spec.TOP_K)
-TOP_K_PARAM = spec.IntParam("top_k", spec.TOP_K[0], spec.TOP_K[1], 10, "results per query (nearest first)")
+TOP_K_PARAM = spec.TOP_K_PARAM
 
 
 def parse_int(text: Any) -> int | None:

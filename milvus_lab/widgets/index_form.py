@@ -21,7 +21,7 @@ from ..engine import Collection, IndexReport
 from ..errors import MilvusLabError, RawSegmentWarning
 from ._common import Status, Watcher, close_tree, error_text, small
 from .fields import ParamField
-from .html import index_text
+from ..engine.html import index_text
 
 
 def unavailable_reason(index_type: str, dim: int, metric: str = "L2") -> str | None:
@@ -196,7 +196,7 @@ class IndexForm(widgets.VBox):
         notes = spec.recommendation_warnings(self.index_spec, params)
         if not self.index_spec.is_flat:
             need, why = self.index_spec.min_rows(params), self.index_spec.min_rows_help
-            threshold = getattr(self.collection, "build_threshold", None)  # public in newer engines
+            threshold = self.collection.build_threshold
             if isinstance(threshold, int) and threshold > need:
                 need, why = threshold, "segments below the engine's build threshold are not indexed"
             try:

@@ -6,7 +6,7 @@ import ipywidgets as widgets
 
 from ..engine import Collection
 from ._common import Watcher, close_tree
-from .html import collection_html
+from ..engine.html import collection_html
 
 
 class CollectionPanel(widgets.VBox):

@@ -22,7 +22,7 @@ from .. import spec
 from ..engine import Collection
 from ._common import Status, Watcher, close_tree, error_text, small
 from .fields import TOP_K_PARAM, ParamField, parse_int
-from .html import format_params, table_html
+from ..engine.html import format_params, table_html
 
 #: a datalist longer than this makes the browser slow; other words are still accepted when typed
 MAX_WORD_OPTIONS = 20000
