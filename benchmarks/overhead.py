@@ -20,6 +20,7 @@ import hnswlib
 import numpy as np
 
 from milvus_lab import Engine
+from milvus_lab.backends import annoy_backend, hnswlib_backend
 from milvus_lab.datasets import load_glove
 
 K = 10
@@ -62,14 +63,15 @@ def raw_indexes(base: np.ndarray, nlist: int, nprobe: int, m: int, ef_c: int, ef
     ivf_params = faiss.SearchParametersIVF(nprobe=nprobe)
 
     hnsw = hnswlib.Index(space="l2", dim=d)
-    hnsw.init_index(max_elements=len(base), M=m, ef_construction=ef_c)
+    hnsw.init_index(max_elements=len(base), M=m, ef_construction=ef_c, random_seed=hnswlib_backend._SEED)
     hnsw.add_items(base, np.arange(len(base)))
     hnsw.set_ef(ef)
 
     forest = annoy.AnnoyIndex(d, "euclidean")
+    forest.set_seed(annoy_backend._SEED)  # the same forest as the adapter builds, so recall is comparable
     for i, v in enumerate(base):
         forest.add_item(i, v)
-    forest.build(trees)
+    forest.build(trees, n_jobs=-1)
 
     def annoy_search(q: np.ndarray) -> np.ndarray:
         return np.array([forest.get_nns_by_vector(v, K, search_k=-1) for v in q])

@@ -12,13 +12,13 @@ import os
 # before faiss loads its OpenMP runtime, so it is the first thing the package does; a user setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .client import IndexType  # noqa: E402, MetricType, Milvus, Status
+from .client import IndexType, MetricType, Milvus, Status  # noqa: E402
 from .engine import Collection as Collection  # noqa: E402
-from .engine import Engine as Engine
-from .engine import IndexReport as IndexReport
-from .engine import SearchResult as SearchResult
-from .errors import MilvusLabError as MilvusLabError
-from .errors import ParamError as ParamError
+from .engine import Engine as Engine  # noqa: E402
+from .engine import IndexReport as IndexReport  # noqa: E402
+from .engine import SearchResult as SearchResult  # noqa: E402
+from .errors import MilvusLabError as MilvusLabError  # noqa: E402
+from .errors import ParamError as ParamError  # noqa: E402
 
 __version__ = "0.1.0"
 #: ``from milvus_lab import *`` brings the four pymilvus names, as the reference asks

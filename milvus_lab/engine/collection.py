@@ -231,7 +231,8 @@ class Collection:
                     + ("give ids for every insert" if self._id_mode == "user" else
                        "ids cannot be given once ids were generated") + " (ids are never mixed)")
             if user_ids is not None:
-                clash = [int(v) for v in user_ids[:100000] if int(v) in self._live_user_ids][:5]
+                live = self._live_user_ids
+                clash = [v for v in user_ids.tolist() if v in live][:5]
                 if clash:
                     raise IllegalIdError(f"ids already exist in collection {self.name!r}: {clash}; "
                                          f"delete them first or use new ids")
