@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import spec
+
 DEMO_WORDS = ("king", "paris", "computer", "frog")
 
 
@@ -24,7 +26,11 @@ def _recall(found: list[list[int]], truth: list[list[int]]) -> float:
     return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
 
 
-def demo(n: int = 100_000, nlist: int = 1024, nprobe: int = 16, queries: int = 1000,
+_IVF_DEFAULTS = {**spec.default_build_params("IVF_FLAT"), **spec.default_search_params("IVF_FLAT")}
+
+
+def demo(n: int = 100_000, nlist: int = _IVF_DEFAULTS["nlist"], nprobe: int = _IVF_DEFAULTS["nprobe"],
+         queries: int = 1000,
          words: Sequence[str] = DEMO_WORDS) -> int:
     """Create a collection of GloVe words, search FLAT, build IVF_FLAT, search again, drop the index."""
     from tqdm.auto import tqdm
@@ -45,7 +51,8 @@ def demo(n: int = 100_000, nlist: int = 1024, nprobe: int = 16, queries: int = 1
     milvus = Milvus()
     print("\n1. create_collection('glove', dimension=50, metric L2)")
     status = milvus.create_collection({"collection_name": "glove", "dimension": vectors.shape[1],
-                                       "index_file_size": 1024, "metric_type": MetricType.L2})
+                                       "index_file_size": spec.DEFAULT_INDEX_FILE_SIZE_MB,
+                                       "metric_type": MetricType.L2})
     print(f"   {status}")
     t = time.perf_counter()
     status, ids = milvus.insert("glove", vectors)
@@ -71,7 +78,7 @@ def demo(n: int = 100_000, nlist: int = 1024, nprobe: int = 16, queries: int = 1
     future = milvus.create_index("glove", IndexType.IVF_FLAT, {"nlist": nlist}, _async=True)
     with tqdm(desc="   building IVF_FLAT", unit="s", bar_format="{desc}: {elapsed} elapsed", leave=True) as bar:
         while not future.done():
-            time.sleep(0.1)
+            time.sleep(0.25)
             bar.update(0)
     status = future.result()
     print(f"   {status} in {time.perf_counter() - t:.1f} s")
@@ -106,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="create, search, index and drop on GloVe words in the terminal")
     p.add_argument("--n", type=int, default=100_000, help="GloVe words to load (default 100000)")
-    p.add_argument("--nlist", type=int, default=1024, help="IVF cells (default 1024)")
-    p.add_argument("--nprobe", type=int, default=16, help="cells searched per query (default 16)")
+    p.add_argument("--nlist", type=int, default=_IVF_DEFAULTS["nlist"], help="IVF cells (default: the spec's)")
+    p.add_argument("--nprobe", type=int, default=_IVF_DEFAULTS["nprobe"],
+                   help="cells searched per query (default: the spec's)")
     p.add_argument("--queries", type=int, default=1000, help="queries for the recall check (default 1000)")
     p.add_argument("--words", default=",".join(DEMO_WORDS), help="comma-separated words to show")
     args = parser.parse_args(argv)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 DEFAULT_PARTITION = "_default"
+_SEARCH_MEMO_SIZE = 256  # distinct (top_k, search params) checks remembered per collection
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -566,7 +567,7 @@ class Collection:
             return spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
         if hit is None:
             hit = spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
-            if len(self._search_checks) > 1024:
+            if len(self._search_checks) > _SEARCH_MEMO_SIZE:
                 self._search_checks.clear()
             self._search_checks[key] = hit
         return dict(hit)
