@@ -556,12 +556,11 @@ class Collection:
                 raise ParamError(f"file_ids must be segment ids (ints or decimal strings); got {sid!r}") from None
         return self._search(query_records, top_k, params, None, wanted, warn=True)
 
-    def _checked_search_params(self, index_type: str, params: Mapping[str, Any] | None, top_k: int,
-                               build_params: dict[str, int]) -> dict[str, int]:
-        """spec.validate_search, memoised per (index, top_k, params): the check is the same every call."""
+    def _checked_search_params(self, version: int, index_type: str, build_params: Mapping[str, int],
+                               params: Mapping[str, Any] | None, top_k: int) -> Mapping[str, int]:
+        """spec.validate_search, memoised per (index version, top_k, params): the same check every call."""
         try:
-            key = (index_type, tuple(sorted(build_params.items())), top_k,
-                   tuple(sorted(params.items())) if params else ())
+            key = (version, top_k, tuple(params.items()) if params else ())
             hit = self._search_checks.get(key)
         except TypeError:  # unhashable values: validate (and refuse) without the memo
             return spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
@@ -570,12 +569,12 @@ class Collection:
             if len(self._search_checks) > _SEARCH_MEMO_SIZE:
                 self._search_checks.clear()
             self._search_checks[key] = hit
-        return dict(hit)
+        return hit
 
     def _search(self, query_records: Any, top_k: Any, params: Mapping[str, Any] | None,
                 partition_tags: Sequence[str] | None, segment_ids: set[int] | None, warn: bool) -> SearchResult:
         top_k = spec.validate_top_k(top_k)
-        if params is not None and not isinstance(params, Mapping):
+        if params is not None and type(params) is not dict and not isinstance(params, Mapping):
             raise ParamError(f"search params must be a dict or None; got {type(params).__name__}")
         if partition_tags is not None:
             if isinstance(partition_tags, str) or not isinstance(partition_tags, (list, tuple)):
@@ -585,7 +584,7 @@ class Collection:
         queries = self._vectors(query_records, "query_records")
         self._check_alive()
         with self._state:
-            index_type, build_params = self._index_type, dict(self._index_params)
+            version, index_type, build_params = self._index_version, self._index_type, self._index_params
             if partition_tags:
                 for tag in partition_tags:
                     self._require_partition(tag)
@@ -599,7 +598,7 @@ class Collection:
                 if missing:
                     raise NotFoundError(f"segment(s) {missing} do not exist in collection {self.name!r}")
                 views = [v for v in views if v.segment_id in segment_ids]
-        search_params = self._checked_search_params(index_type, params, top_k, build_params)
+        search_params = self._checked_search_params(version, index_type, build_params, params, top_k)
         if warn and index_type == "FLAT" and params:
             warnings.warn(f"collection {self.name!r} has no index (FLAT): search params {dict(params)!r} are "
                           f"ignored", IgnoredParameterWarning, stacklevel=3)
