@@ -6,8 +6,9 @@ import argparse
 import shlex
 import sys
 import time
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import spec
 from .errors import MilvusLabError
@@ -84,7 +85,9 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         print(f"milvus-lab compare: error: cannot create output folder {out}: {exc}", file=sys.stderr)
         return 2
     try:
-        with lab.Session() as session:
+        with lab.Session() as session, warnings.catch_warnings():
+            # skipped and unindexed types are stated in the winner table and the report
+            warnings.simplefilter("ignore", lab.LabWarning)
             results = lab.compare(dataset, types, k=args.k, budget=args.budget, session=session,
                                   latency_queries=args.latency_queries, time_limit=args.time_limit,
                                   progress=not args.no_progress)

@@ -256,6 +256,24 @@ class IVFIndex(_FaissIndex):
         faiss.write_index(self.index, str(path))
 
 
+def _drop_repeated_labels(dist: np.ndarray, labels: np.ndarray, descending: bool
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """faiss NSG can list a node twice on graphs with many equal distances: keep each label's best
+    (first) occurrence, move the repeats to the end as padding."""
+    order = np.argsort(labels, axis=1, kind="stable")
+    ranked = np.take_along_axis(labels, order, axis=1)
+    repeat_sorted = np.zeros(labels.shape, dtype=bool)
+    repeat_sorted[:, 1:] = (ranked[:, 1:] == ranked[:, :-1]) & (ranked[:, 1:] >= 0)
+    if not repeat_sorted.any():
+        return dist, labels
+    repeat = np.empty_like(repeat_sorted)
+    np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+    labels = np.where(repeat, -1, labels)
+    dist = np.where(repeat, -np.inf if descending else np.inf, dist).astype(np.float32)
+    keep = np.lexsort((-dist if descending else dist, labels < 0), axis=1)
+    return np.take_along_axis(dist, keep, axis=1), np.take_along_axis(labels, keep, axis=1)
+
+
 class _Groups:
     """Rows with identical vectors: group g holds positions ``order[starts[g]:starts[g + 1]]``."""
 
@@ -328,8 +346,14 @@ class NSGIndex(_FaissIndex):
         kk = min(k, distinct)
         if kk == 0 or len(queries) == 0:
             return self._empty(len(queries), k)
-        with self._search_l.use(min(int(search_params["search_length"]), distinct)):
-            dist, labels = self.index.search(queries, kk)
+        # faiss NSG returns duplicates when its search list is shorter than k (as hnswlib uses max(ef, k)):
+        # the list holds at least the kk results asked for, never more than the distinct rows
+        # ask for a few more than kk: repeated labels are dropped and the list must still hold kk
+        want = min(2 * kk, distinct)
+        with self._search_l.use(min(max(int(search_params["search_length"]), want), distinct)):
+            dist, labels = self.index.search(queries, want)
+        dist, labels = _drop_repeated_labels(dist, labels, self._descending)
+        dist, labels = dist[:, :kk], labels[:, :kk]
         if self.groups is not None:
             dist, labels = self.groups.expand(dist, labels, min(k, self.ntotal))
         return pad_results(dist, labels, k, self._descending)

@@ -23,6 +23,7 @@ from ..errors import (
     CollectionNotFoundError,
     IgnoredParameterWarning,
     IllegalIdError,
+    IllegalRecordError,
     InvalidParameterError,
     NotFoundError,
     ParamError,
@@ -114,7 +115,8 @@ class Collection:
         self._id_mode: str | None = None
         self._next_auto_id = 0
         self._live_user_ids: set[int] = set()
-        self._pending_deletes: list[np.ndarray] = []
+        #: (ids, {segment id: rows it had}) per delete call: a delete reaches only rows that existed then
+        self._pending_deletes: list[tuple[np.ndarray, dict[int, int]]] = []
         self._next_segment_id = 1
         self._dropped = False
         self._background_errors: list[str] = []
@@ -250,7 +252,31 @@ class Collection:
         return new_ids.copy()
 
     def _append(self, tag: str, vectors: np.ndarray, ids: np.ndarray) -> list[Segment]:
-        """Fill the open segment, sealing it when full; return segments sealed by this call."""
+        """Fill the open segment, sealing it when full; return segments sealed by this call.
+
+        All or nothing: if any step fails (e.g. MemoryError allocating a segment), the partition's segments
+        are put back as they were, so no row of the batch stays."""
+        segments = self._partitions[tag]
+        before = list(segments)
+        open_seg = segments[-1] if segments and not segments[-1].sealed else None
+        saved = (open_seg, open_seg.count, open_seg.deleted, open_seg.n_deleted) if open_seg else None
+        next_id = self._next_segment_id
+        try:
+            return self._append_rows(tag, vectors, ids)
+        except BaseException as exc:
+            with self._state:
+                self._partitions[tag][:] = before
+                self._next_segment_id = next_id
+                if saved is not None:
+                    seg, count, deleted, n_deleted = saved
+                    seg.count, seg.deleted, seg.n_deleted, seg.sealed = count, deleted, n_deleted, False
+            if isinstance(exc, MemoryError):
+                raise IllegalRecordError(
+                    f"inserting {len(ids):,} rows ran out of memory ({exc}); nothing was inserted; insert "
+                    f"smaller batches") from None
+            raise
+
+    def _append_rows(self, tag: str, vectors: np.ndarray, ids: np.ndarray) -> list[Segment]:
         sealed = []
         segments = self._partitions[tag]
         start = 0
@@ -277,25 +303,30 @@ class Collection:
         doomed = validation.id_list(ids, "id_array")
         with self._write:
             self._check_alive()
-            self._pending_deletes.append(doomed)
+            # a delete reaches only the rows that exist now, not rows inserted later with the same id
+            with self._state:
+                extent = {seg.segment_id: seg.count for seg in self._all_segments()}
+            self._pending_deletes.append((doomed, extent))
 
     def flush(self) -> None:
         """Apply pending deletes and give back insert buffer slack."""
         with self._write:
             self._check_alive()
-            doomed = (np.unique(np.concatenate(self._pending_deletes)) if self._pending_deletes
-                      else np.empty(0, np.int64))
             with self._state:
+                for doomed, extent in self._pending_deletes:
+                    for seg in self._all_segments():
+                        if extent.get(seg.segment_id):
+                            gone = seg.apply_deletes(doomed, extent[seg.segment_id])
+                            if self._id_mode == "user" and gone.size:
+                                self._live_user_ids.difference_update(gone.tolist())
                 for seg in self._all_segments():
-                    if doomed.size:
-                        gone = seg.apply_deletes(doomed)
-                        if self._id_mode == "user" and gone.size:
-                            self._live_user_ids.difference_update(gone.tolist())
                     seg.trim()
                 self._pending_deletes = []
 
     def compact(self) -> None:
-        """Rewrite segments that have deleted rows without them (re-indexing sealed ones; blocks)."""
+        """Rewrite segments that have deleted rows without them (re-indexing sealed ones; blocks).
+
+        Deletes not yet flushed stay pending and still reach the rewritten rows at the next flush."""
         with self._write:
             self._check_alive()
             plan = []
@@ -314,15 +345,18 @@ class Collection:
                 if keep.any():
                     new.append(seg.vectors[keep], seg.ids[keep])
                 new.sealed = seg.sealed
-                replacements.append((tag, pos, seg, new))
-            rebuild = [new for *_, new in replacements if new.sealed and self._index_type != "FLAT"
+                replacements.append((tag, pos, seg, new, keep))
+            rebuild = [new for *_, new, _ in replacements if new.sealed and self._index_type != "FLAT"
                        and self._too_small(new.count, self._index_type, self._index_params) is None]
             built = self._build_all(rebuild, self._index_type, self._index_params, None)
             with self._state:
                 self._next_segment_id = next_id
-                for tag, pos, seg, new in replacements:
+                for tag, pos, seg, new, keep in replacements:
                     new.index = built.get(new.segment_id)
                     self._partitions[tag][pos] = new
+                    for _, extent in self._pending_deletes:  # kept rows keep their order
+                        if seg.segment_id in extent:
+                            extent[new.segment_id] = int(keep[: extent.pop(seg.segment_id)].sum())
                 for tag in self._partitions:
                     self._partitions[tag] = [s for s in self._partitions[tag] if s.count or not s.sealed]
 
@@ -640,12 +674,8 @@ def merge_search(views: Sequence[SegmentView], queries: np.ndarray, top_k: int, 
     dist = np.concatenate([p[0] for p in parts], axis=1)
     ids = np.concatenate([p[1] for p in parts], axis=1)
     key = -dist if descending else dist
-    if key.shape[1] > top_k:
-        part = np.argpartition(key, top_k - 1, axis=1)[:, :top_k]
-        key = np.take_along_axis(key, part, axis=1)
-        dist = np.take_along_axis(dist, part, axis=1)
-        ids = np.take_along_axis(ids, part, axis=1)
-    order = np.argsort(key, axis=1, kind="stable")
+    # padding last even when a real hit is at +inf (TANIMOTO of disjoint vectors), then by distance
+    order = np.lexsort((key, ids < 0), axis=1)[:, :top_k]
     dist = np.take_along_axis(dist, order, axis=1)
     ids = np.take_along_axis(ids, order, axis=1)
     if ids.shape[1] < top_k:

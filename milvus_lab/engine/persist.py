@@ -25,8 +25,9 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -148,8 +149,8 @@ class _Snapshot:
                     "next_segment_id": int(c._next_segment_id), "partitions": list(c._partitions),
                     "background_errors": [str(e) for e in c._background_errors],
                 }
-                self.pending = (np.unique(np.concatenate(c._pending_deletes)).astype(np.int64)
-                                if c._pending_deletes else np.empty(0, np.int64))
+                self.pending = (np.unique(np.concatenate([ids for ids, _ in c._pending_deletes]))
+                                .astype(np.int64) if c._pending_deletes else np.empty(0, np.int64))
                 self.segments = [(seg.view(), seg.capacity_rows, seg.build_error)
                                  for seg in c._all_segments()]
 
@@ -260,7 +261,7 @@ def save_collection(collection: Collection, path: str | os.PathLike) -> Path:
     return _commit(Path(path), "collection", [_Snapshot(collection)], {})
 
 
-def save_engine(engine: "Engine", path: str | os.PathLike) -> Path:
+def save_engine(engine: Engine, path: str | os.PathLike) -> Path:
     """Save every collection of ``engine`` and its settings to the directory ``path``."""
     with engine._lock:
         collections = list(engine._collections.values())
@@ -341,6 +342,8 @@ def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, A
         _require(isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and _is_int(entry.get("bytes")),
                  path, f"manifest entry for {rel} is invalid")
         fpath = path / rel
+        if fpath.is_symlink() or (path / parts[0]).is_symlink() or (path / parts[0] / parts[1]).is_symlink():
+            raise _bad(path, f"file {rel} is a symbolic link; a save holds only regular files")
         if not fpath.is_file():
             raise _bad(path, f"file {rel} is missing")
         size = fpath.stat().st_size
@@ -392,7 +395,7 @@ class _Loader:
                      f"{what} has shape {array.shape}, expected {tuple('n' if s is None else s for s in shape)}")
         return np.ascontiguousarray(array)
 
-    def collection(self, engine: "Engine", meta: Any, name: str | None) -> tuple[Collection, list[Segment]]:
+    def collection(self, engine: Engine, meta: Any, name: str | None) -> tuple[Collection, list[Segment]]:
         self.require(isinstance(meta, dict), "a collection entry is not an object")
         keys = {"name", "dimension", "index_file_size", "metric", "segment_rows", "index_type", "index_params",
                 "index_params_given", "id_mode", "next_auto_id", "next_segment_id", "partitions",
@@ -474,7 +477,9 @@ class _Loader:
         collection._id_mode = id_mode
         collection._next_auto_id = meta["next_auto_id"]
         collection._live_user_ids = set(live.tolist()) if id_mode == "user" else set()
-        collection._pending_deletes = [pending] if pending.size else []
+        # the saved pending deletes reach the rows saved with them (a delete never reaches later rows)
+        extent = {seg.segment_id: seg.count for seg in segments}
+        collection._pending_deletes = [(pending, extent)] if pending.size else []
         collection._next_segment_id = meta["next_segment_id"]
         collection._background_errors = list(errors)
         return collection, segments
@@ -560,7 +565,7 @@ def _schedule_pending_builds(collection: Collection, segments: list[Segment]) ->
     collection._schedule(waiting)
 
 
-def load_collection(engine: "Engine", path: str | os.PathLike, name: str | None = None) -> Collection:
+def load_collection(engine: Engine, path: str | os.PathLike, name: str | None = None) -> Collection:
     """Load a collection saved by :func:`save_collection` into ``engine`` (as ``name`` if given).
 
     Raises PersistError for a damaged or invalid save and AlreadyExistsError when the name is taken;
@@ -579,7 +584,7 @@ def load_collection(engine: "Engine", path: str | os.PathLike, name: str | None 
     return collection
 
 
-def load_engine(path: str | os.PathLike) -> "Engine":
+def load_engine(path: str | os.PathLike) -> Engine:
     """Load an engine saved by :func:`save_engine`: a new Engine with every collection, indexes included."""
     from .engine import Engine
 

@@ -96,9 +96,12 @@ class Segment:
         return SegmentView(self.segment_id, self.partition, self.vectors, self.ids, self.deleted,
                            self.n_deleted, self.index, self.sealed)
 
-    def apply_deletes(self, doomed: np.ndarray) -> np.ndarray:
-        """Mark ``doomed`` ids deleted (copy on write); return the ids newly deleted here."""
+    def apply_deletes(self, doomed: np.ndarray, upto: int | None = None) -> np.ndarray:
+        """Mark ``doomed`` ids among the first ``upto`` rows deleted (copy on write); return the ids newly
+        deleted here."""
         hit = np.isin(self.ids, doomed)
+        if upto is not None:
+            hit[upto:] = False
         if self.deleted is not None:
             hit &= ~self.deleted
         if not hit.any():

@@ -76,10 +76,17 @@ def float_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
         raise ParamError(f"{what} must be a non-empty 2-D batch (rows x {dim}); got shape {array.shape}")
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise ParamError(f"{what} must contain numbers; got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise ParamError(f"{what} must contain real numbers; got complex dtype {array.dtype}")
     if array.shape[1] != dim:
         raise IllegalDimensionError(f"{what} have dimension {array.shape[1]}; the collection's dimension "
                                     f"is {dim}")
-    out = np.ascontiguousarray(array, dtype=np.float32)
+    try:
+        out = np.ascontiguousarray(array, dtype=np.float32)
+    except MemoryError:
+        raise IllegalRecordError(f"{what}: a batch of {array.shape[0]:,} x {array.shape[1]} floats "
+                                 f"({array.shape[0] * array.shape[1] * 4 / 2**30:.1f} GiB) does not fit in "
+                                 f"memory; insert it in smaller batches") from None
     if not np.isfinite(out).all():
         _raise_non_finite(out, what)
     return out

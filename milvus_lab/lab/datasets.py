@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -200,7 +201,7 @@ class Dataset:
 
     # ---------------------------------------------------------------- derived datasets
     def _derive(self, queries: np.ndarray, gt: np.ndarray | None, query_labels: Sequence[str] | None,
-                name: str) -> "Dataset":
+                name: str) -> Dataset:
         out = Dataset(self.base, queries, self.metric, name, self.labels, query_labels)
         out._fingerprint = self._fingerprint
         out.base = self.base  # the same array: builds in a session are shared
@@ -208,7 +209,7 @@ class Dataset:
             out._gt_ids = gt
         return out
 
-    def subset_queries(self, rows: Any, name: str | None = None) -> "Dataset":
+    def subset_queries(self, rows: Any, name: str | None = None) -> Dataset:
         """The same base with a subset of the queries (ground truth carried over, not recomputed)."""
         rows = np.asarray(rows, dtype=np.int64)
         gt = None if self._gt_ids is None else self._gt_ids[rows]
@@ -216,7 +217,7 @@ class Dataset:
         self.fingerprint  # noqa: B018 - computed once, shared with the subset
         return self._derive(self.queries[rows], gt, labels, name or self.name)
 
-    def split_queries(self, holdout: float = 0.5, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+    def split_queries(self, holdout: float = 0.5, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Split the queries at random into (tuning, held-out) datasets over the same base."""
         if not isinstance(holdout, Real) or not 0 < float(holdout) < 1:
             raise ParamError(f"holdout must be a fraction in (0, 1); got {holdout!r}")
@@ -227,7 +228,7 @@ class Dataset:
         return (self.subset_queries(np.sort(order[n_hold:]), f"{self.name} (tuning queries)"),
                 self.subset_queries(np.sort(order[:n_hold]), f"{self.name} (held-out queries)"))
 
-    def with_queries(self, queries: Any, name: str | None = None) -> "Dataset":
+    def with_queries(self, queries: Any, name: str | None = None) -> Dataset:
         """The same base with new queries (their ground truth is computed when first needed)."""
         self.fingerprint  # noqa: B018
         return self._derive(as_vectors(queries, "query vectors", self.dim), None, None, name or self.name)
@@ -275,7 +276,7 @@ def _split(vectors: np.ndarray, n_queries: Any, seed: int) -> tuple[np.ndarray, 
     return vectors[b_rows], vectors[q_rows], b_rows, q_rows
 
 
-def from_array(vectors: Any, queries: Any = None, *, n_queries: int | float | None = None, metric: str = "L2",
+def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = None, metric: str = "L2",
                normalize: bool = False, name: str = "array", labels: Sequence[str] | None = None,
                seed: int = 0) -> Dataset:
     """A dataset from a base array and optional queries.
@@ -340,7 +341,7 @@ def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None
 
 
 def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | None = None, *,
-                   queries: Any = None, n_queries: int | float | None = None, metric: str = "L2",
+                   queries: Any = None, n_queries: float | None = None, metric: str = "L2",
                    normalize: bool = False, name: str = "dataframe", label_column: str | None = None,
                    seed: int = 0) -> Dataset:
     """A dataset from a DataFrame: ``column`` holds one vector per row, or ``columns`` are the dimensions.
@@ -468,7 +469,7 @@ def _read_matrix(path: str | os.PathLike) -> np.ndarray:
 
 
 def from_files(base: str | os.PathLike, queries: str | os.PathLike | None = None,
-               groundtruth: str | os.PathLike | None = None, *, n_queries: int | float | None = None,
+               groundtruth: str | os.PathLike | None = None, *, n_queries: float | None = None,
                metric: str = "L2", normalize: bool = False, seed: int = 0) -> Dataset:
     """A dataset from .npy / .fvecs / .bvecs files; ``groundtruth`` (.ivecs or .npy) gives known neighbours."""
     return load(base, queries=queries, groundtruth=groundtruth, n_queries=n_queries, metric=metric,
@@ -573,7 +574,7 @@ def _read_table(path: Path, column: str | None, columns: Sequence[str] | None) -
         raise FileNotFoundError(f"no such file: {path}")
     try:
         df = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-    except Exception as exc:  # pandas raises many kinds of errors for a broken file
+    except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many kinds for a broken file
         raise IllegalRecordError(f"cannot read {path}: {exc}") from None
     if column is not None and column in df.columns and len(df) and isinstance(df[column].iloc[0], str):
         try:
@@ -596,7 +597,7 @@ def read_matrix(path: str | os.PathLike, *, column: str | None = None,
 
 def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
          groundtruth: str | os.PathLike | None = None, column: str | None = None,
-         columns: Sequence[str] | None = None, n_queries: int | float | None = None, metric: str | None = None,
+         columns: Sequence[str] | None = None, n_queries: float | None = None, metric: str | None = None,
          normalize: bool = False, seed: int = 0) -> Dataset:
     """Load a dataset from a file, by its suffix: .hdf5/.h5, .npy, .fvecs/.bvecs, .csv or .parquet.
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,13 +31,17 @@ from .metrics import latency_percentiles, recall_at_k
 
 if TYPE_CHECKING:
     import pandas as pd
+    from typing_extensions import Self
 
 #: single-query calls timed per setting for the latency percentiles
 DEFAULT_LATENCY_QUERIES = 200
+#: ... but only while they take less than this many seconds in all (at least MIN_LATENCY_CALLS calls)
+DEFAULT_LATENCY_SECONDS = 1.0
+MIN_LATENCY_CALLS = 20
 #: the batch is run up to this many times (best time wins) ...
 DEFAULT_REPEATS = 3
 #: ... stopping early once this much time (s) was spent on it
-DEFAULT_MIN_TIME = 0.5
+DEFAULT_MIN_TIME = 0.3
 
 STATUS_OK = "ok"
 STATUS_NOT_INDEXED = "not indexed"
@@ -43,7 +49,7 @@ STATUS_FAILED = "build failed"
 STATUS_SKIPPED = "skipped"
 
 METRIC_COLUMNS = ["recall", "qps", "p50_ms", "p95_ms", "p99_ms", "build_s", "memory_mb"]
-INFO_COLUMNS = ["status", "note", "k", "nq", "n", "dim", "metric", "dataset", "indexed_rows"]
+INFO_COLUMNS = ["status", "note", "latency_calls", "k", "nq", "n", "dim", "metric", "dataset", "indexed_rows"]
 
 
 class LabWarning(UserWarning):
@@ -78,12 +84,12 @@ def result_columns() -> list[str]:
     return ["index_type", "build_params", "search_params", *METRIC_COLUMNS, *param_columns(), *INFO_COLUMNS]
 
 
-def results_frame(rows: Iterable[Mapping[str, Any]]) -> "pd.DataFrame":
+def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows as the lab's tidy DataFrame: fixed columns, integer parameter columns (nullable)."""
     import pandas as pd
 
     df = pd.DataFrame(list(rows), columns=result_columns())
-    for col in param_columns() + ["k", "nq", "n", "dim", "indexed_rows"]:
+    for col in param_columns() + ["latency_calls", "k", "nq", "n", "dim", "indexed_rows"]:
         df[col] = pd.array(df[col].tolist(), dtype="Int64") if len(df) else pd.array([], dtype="Int64")
     for col in METRIC_COLUMNS:
         df[col] = df[col].astype(float)
@@ -115,14 +121,20 @@ def time_batch(search: Callable[[np.ndarray], Any], queries: np.ndarray, *, repe
     return first, best
 
 
-def time_single(search: Callable[[np.ndarray], Any], queries: np.ndarray, count: int) -> np.ndarray:
-    """Wall time (s) of ``count`` one-query calls ``search(queries[i:i+1])`` (the first queries)."""
+def time_single(search: Callable[[np.ndarray], Any], queries: np.ndarray, count: int,
+                max_seconds: float | None = None) -> np.ndarray:
+    """Wall time (s) of up to ``count`` one-query calls ``search(queries[i:i+1])`` on the first queries,
+    stopping early once ``max_seconds`` are spent and at least MIN_LATENCY_CALLS calls were made."""
     times = np.empty(min(count, len(queries)))
+    spent = 0.0
     for i in range(len(times)):
         one = queries[i:i + 1]
         started = time.perf_counter()
         search(one)
         times[i] = time.perf_counter() - started
+        spent += times[i]
+        if max_seconds is not None and spent >= max_seconds and i + 1 >= MIN_LATENCY_CALLS:
+            return times[:i + 1]
     return times
 
 
@@ -152,22 +164,25 @@ class Session:
     """An engine (build threshold 1 row, one segment per dataset where possible) and the builds made in it.
 
     Builds are cached by (base vectors, metric, index type, build parameters); at most
-    ``max_cached_builds`` are kept (the oldest is dropped), or all when None.
+    ``max_cached_builds`` are kept, and at most ``max_cached_bytes`` of collection memory (raw rows plus
+    index; default: half of the machine's RAM): the least recently used build is dropped first, the
+    newest is always kept. None lifts a limit.
     """
 
-    def __init__(self, *, max_cached_builds: int | None = 16):
+    def __init__(self, *, max_cached_builds: int | None = 16, max_cached_bytes: int | None = -1):
         self.engine = Engine(build_threshold=1)
         self.max_cached_builds = max_cached_builds
+        self.max_cached_bytes = _half_of_ram() if max_cached_bytes == -1 else max_cached_bytes
         self._builds: OrderedDict[tuple, Build] = OrderedDict()
         self._serial = itertools.count(1)
 
     def __repr__(self) -> str:
         return f"Session(cached builds: {len(self._builds)})"
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -200,11 +215,23 @@ class Session:
             return self._builds[key]
         build = self._build(dataset, index_spec.name, clean)
         self._builds[key] = build
-        if self.max_cached_builds is not None:
-            while len(self._builds) > max(1, self.max_cached_builds):
-                _, old = self._builds.popitem(last=False)
-                self._drop(old)
+        self._evict()
         return build
+
+    def cached_bytes(self) -> int:
+        """Memory held by the cached builds' collections (raw rows and indexes)."""
+        return sum(b.collection.memory_bytes()["total_bytes"] for b in self._builds.values()
+                   if b.collection is not None)
+
+    def _evict(self) -> None:
+        def over() -> bool:
+            if self.max_cached_builds is not None and len(self._builds) > max(1, self.max_cached_builds):
+                return True
+            return self.max_cached_bytes is not None and self.cached_bytes() > self.max_cached_bytes
+
+        while len(self._builds) > 1 and over():
+            _, old = self._builds.popitem(last=False)
+            self._drop(old)
 
     def _build(self, dataset: Dataset, index_type: str, params: dict[str, int]) -> Build:
         name = f"lab{next(self._serial)}_{index_type.lower()}"
@@ -239,12 +266,16 @@ class Session:
     # ---------------------------------------------------------------- measuring
     def measure_setting(self, dataset: Dataset, build: Build, search_params: Mapping[str, int] | None, *,
                         k: int = 10, latency_queries: int = DEFAULT_LATENCY_QUERIES,
-                        repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME) -> dict[str, Any]:
+                        latency_seconds: float | None = DEFAULT_LATENCY_SECONDS, repeats: int = DEFAULT_REPEATS,
+                        min_time: float = DEFAULT_MIN_TIME) -> dict[str, Any]:
         """One row: search ``dataset.queries`` with ``search_params`` on a build (no rebuild)."""
         search_params = dict(search_params or {})
         row = build_row(dataset, build, search_params, k)
         if not build.ok:
             return row
+        if build.collection is None:
+            raise ValueError(f"this {build.index_type} build was dropped from the session's cache; get it again "
+                             f"with session.build(dataset, {build.index_type!r}, {build.params!r})")
         collection = build.collection
         params = search_params or None
 
@@ -253,14 +284,14 @@ class Session:
 
         search(dataset.queries[:1])  # warm-up: thread pools, caches
         result, seconds = time_batch(search, dataset.queries, repeats=repeats, min_time=min_time)
-        single = time_single(search, dataset.queries, latency_queries)
-        row.update(recall=recall_at_k(result.ids, dataset, k), qps=dataset.nq / seconds,
+        single = time_single(search, dataset.queries, latency_queries, latency_seconds)
+        row.update(recall=recall_at_k(result.ids, dataset, k), qps=dataset.nq / seconds, latency_calls=len(single),
                    **latency_percentiles(single))
         return row
 
     def measure(self, dataset: Dataset, index_type: str, build_params: Mapping[str, Any] | None = None,
                 search_params: Any = None, *, k: int = 10, latency_queries: int = DEFAULT_LATENCY_QUERIES,
-                repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME) -> "pd.DataFrame":
+                repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME) -> pd.DataFrame:
         """Build once (cached), run the queries once per search setting; one row per setting.
 
         ``search_params``: a dict, a list of dicts, or a dict of lists (``{"nprobe": [1, 8, 64]}``);
@@ -276,6 +307,13 @@ class Session:
         rows = [self.measure_setting(dataset, build, s, k=k, latency_queries=latency_queries, repeats=repeats,
                                      min_time=min_time) for s in (settings if build.ok else settings[:1])]
         return results_frame(rows)
+
+
+def _half_of_ram() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _too_few_rows(index_type: str, params: Mapping[str, int], rows: int) -> str:
@@ -354,7 +392,7 @@ def default_session() -> Session:
 def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] | None = None,
             search_params: Any = None, *, k: int = 10, session: Session | None = None,
             latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int = DEFAULT_REPEATS,
-            min_time: float = DEFAULT_MIN_TIME) -> "pd.DataFrame":
+            min_time: float = DEFAULT_MIN_TIME) -> pd.DataFrame:
     """Measure one index type and build on ``dataset`` for each search setting (see :meth:`Session.measure`).
 
     Columns: index_type, build_params, search_params, recall (k-recall@k), qps (whole batch),

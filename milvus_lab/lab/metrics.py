@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 TIE_RTOL = 1e-9
 
 
-def recall_per_query(found: Any, dataset: "Dataset", k: int) -> np.ndarray:
+def recall_per_query(found: Any, dataset: Dataset, k: int) -> np.ndarray:
     """k-recall@k of each query: |returned top-k ∩ exact top-k| / k, ties at the k-th distance counted."""
     from .datasets import exact_distances
 
@@ -47,7 +47,7 @@ def recall_per_query(found: Any, dataset: "Dataset", k: int) -> np.ndarray:
     return np.minimum(hits, k) / k
 
 
-def recall_at_k(found: Any, dataset: "Dataset", k: int) -> float:
+def recall_at_k(found: Any, dataset: Dataset, k: int) -> float:
     """k-recall@k averaged over the dataset's queries (see :func:`recall_per_query`)."""
     return float(recall_per_query(found, dataset, k).mean())
 
@@ -79,8 +79,8 @@ def pareto_mask(x: Any, y: Any, *, x_higher: bool = True, y_higher: bool = True)
     return out
 
 
-def pareto_frontier(results: "pd.DataFrame", x: str = "recall", y: str = "qps", *, by: str | None = "index_type",
-                    x_higher: bool = True, y_higher: bool = True) -> "pd.Series":
+def pareto_frontier(results: pd.DataFrame, x: str = "recall", y: str = "qps", *, by: str | None = "index_type",
+                    x_higher: bool = True, y_higher: bool = True) -> pd.Series:
     """Boolean Series: is each row on its group's Pareto frontier of (``x``, ``y``)?
 
     Default: recall and QPS, both higher is better, one frontier per index type (``by=None``: one overall).

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,14 +34,14 @@ def type_style(index_type: str) -> dict[str, Any]:
     return {"color": colormaps["tab10"](i % 10), "marker": _MARKERS[i % len(_MARKERS)]}
 
 
-def _measured(results: "pd.DataFrame") -> "pd.DataFrame":
+def _measured(results: pd.DataFrame) -> pd.DataFrame:
     ok = results[(results["status"] == STATUS_OK) & results["recall"].notna()]
     if ok.empty:
         raise ValueError("no measured rows to plot (every row is skipped, not indexed or failed)")
     return ok
 
 
-def _context(results: "pd.DataFrame") -> str:
+def _context(results: pd.DataFrame) -> str:
     parts = []
     for col, fmt in (("dataset", "{}"), ("n", "n={:,}"), ("dim", "d={}"), ("nq", "{:,} queries"), ("k", "k={}")):
         if col in results and results[col].notna().any():
@@ -50,12 +51,12 @@ def _context(results: "pd.DataFrame") -> str:
     return ", ".join(parts)
 
 
-def _recall_label(results: "pd.DataFrame") -> str:
+def _recall_label(results: pd.DataFrame) -> str:
     ks = results["k"].dropna().unique() if "k" in results else []
     return f"Recall ({int(ks[0])}-recall@{int(ks[0])})" if len(ks) == 1 else "Recall (k-recall@k)"
 
 
-def _new_axes(ax: "Axes | None", figsize: tuple[float, float] = (8, 5.5)) -> tuple["Figure", "Axes"]:
+def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (8, 5.5)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
     from matplotlib.figure import Figure
@@ -64,8 +65,8 @@ def _new_axes(ax: "Axes | None", figsize: tuple[float, float] = (8, 5.5)) -> tup
     return fig, fig.add_subplot()
 
 
-def _frontier_plot(results: "pd.DataFrame", y: str, y_higher: bool, ylabel: str, title: str,
-                   ax: "Axes | None", all_points: bool) -> "Figure":
+def _frontier_plot(results: pd.DataFrame, y: str, y_higher: bool, ylabel: str, title: str,
+                   ax: Axes | None, all_points: bool) -> Figure:
     ok = _measured(results)
     fig, ax = _new_axes(ax)
     for index_type, group in ok.groupby("index_type", sort=False):
@@ -86,14 +87,14 @@ def _frontier_plot(results: "pd.DataFrame", y: str, y_higher: bool, ylabel: str,
     return fig
 
 
-def plot_recall_qps(results: "pd.DataFrame", ax: "Axes | None" = None, *, all_points: bool = True) -> "Figure":
+def plot_recall_qps(results: pd.DataFrame, ax: Axes | None = None, *, all_points: bool = True) -> Figure:
     """Recall vs queries per second (log scale): each index type's Pareto frontier, all points faint."""
     return _frontier_plot(results, "qps", True, "Queries per second (batch, log scale; higher is better)",
                           "Recall vs throughput", ax, all_points)
 
 
-def plot_recall_latency(results: "pd.DataFrame", ax: "Axes | None" = None, *, percentile: str = "p99",
-                        all_points: bool = True) -> "Figure":
+def plot_recall_latency(results: pd.DataFrame, ax: Axes | None = None, *, percentile: str = "p99",
+                        all_points: bool = True) -> Figure:
     """Recall vs single-query latency percentile (``p50``, ``p95`` or ``p99``; ms, log scale)."""
     if percentile not in ("p50", "p95", "p99"):
         raise ValueError(f"percentile must be p50, p95 or p99; got {percentile!r}")
@@ -102,36 +103,36 @@ def plot_recall_latency(results: "pd.DataFrame", ax: "Axes | None" = None, *, pe
                           f"Recall vs {percentile} latency", ax, all_points)
 
 
-def _build_label(row: "pd.Series") -> str:
+def _build_label(row: pd.Series, sep: str = "\n") -> str:
+    """``IVF_FLAT`` and its build parameters, one per line (or joined by ``sep``)."""
     params = json.loads(row["build_params"]) if row["build_params"] else {}
-    text = ", ".join(f"{k}={v}" for k, v in params.items())
-    return f"{row['index_type']}\n{text}" if text else row["index_type"]
+    return sep.join([row["index_type"], *(f"{k}={v}" for k, v in params.items())])
 
 
-def plot_build_memory(results: "pd.DataFrame") -> "Figure":
+def plot_build_memory(results: pd.DataFrame) -> Figure:
     """Build time (s) and index memory (MB) of every build, as bars coloured by index type."""
     from matplotlib.figure import Figure
 
     ok = _measured(results).drop_duplicates(["index_type", "build_params"])
     labels = [_build_label(r) for _, r in ok.iterrows()]
     colors = [type_style(t)["color"] for t in ok["index_type"]]
-    fig = Figure(figsize=(max(8, 0.9 * len(ok) + 3), 7), layout="constrained")
+    fig = Figure(figsize=(max(8.0, 1.5 * len(ok) + 1), 7.5), layout="constrained")
     axes = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(ok))
-    for ax, col, ylabel in ((axes[0], "build_s", "Build time (s)"),
-                            (axes[1], "memory_mb", "Index memory (MB; FLAT: raw vectors)")):
+    for ax, col, ylabel in ((axes[0], "build_s", "Build time (s)"), (axes[1], "memory_mb", "Index memory (MB)")):
         bars = ax.bar(x, ok[col], color=colors)
         ax.bar_label(bars, fmt="%.3g", fontsize="x-small")
         ax.set_ylabel(ylabel)
+        ax.margins(y=0.15)
         ax.grid(True, axis="y", alpha=0.3)
-    axes[1].set_xticks(x, labels, rotation=45, ha="right", fontsize="small")
-    axes[1].set_xlabel("Build (index type and build parameters)")
+    axes[1].set_xticks(x, labels, fontsize="x-small")
+    axes[1].set_xlabel("Build (index type and build parameters); FLAT's memory is the raw vectors")
     context = _context(ok)
     axes[0].set_title("Build time and memory per build" + (f"\n{context}" if context else ""))
     return fig
 
 
-def plot_parameter(results: "pd.DataFrame", index_type: str, param: str | None = None) -> "Figure":
+def plot_parameter(results: pd.DataFrame, index_type: str, param: str | None = None) -> Figure:
     """Recall (left axis) and QPS (right axis, log) against one search parameter of ``index_type``,
     one line per build. ``param`` defaults to the index type's search parameter in the spec."""
     index_spec = spec.get_index(index_type)
@@ -153,13 +154,19 @@ def plot_parameter(results: "pd.DataFrame", index_type: str, param: str | None =
     for i, build in enumerate(builds):
         rows = mine[mine["build_params"] == build].sort_values(column)
         x = rows[column].astype(float)
-        label = _build_label(rows.iloc[0]).replace("\n", " ")
+        label = _build_label(rows.iloc[0], " ")
         ax.plot(x, rows["recall"], marker=style["marker"], color=f"C{i}", label=f"recall: {label}")
         qps_ax.plot(x, rows["qps"], marker="x", linestyle="--", color=f"C{i}", alpha=0.7,
                     label=f"QPS: {label}")
     sweep = index_spec.search[param].sweep if param in index_spec.search else "linear"
     if sweep == "log2":
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
         ax.set_xscale("log", base=2)
+        ticks = sorted(mine[column].dropna().astype(float).unique())
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     qps_ax.set_yscale("log")
     ax.set_xlabel(f"{param} (search parameter of {index_spec.name})")
     ax.set_ylabel(_recall_label(mine))
@@ -174,7 +181,7 @@ def plot_parameter(results: "pd.DataFrame", index_type: str, param: str | None =
     return fig
 
 
-def plot_all(results: "pd.DataFrame") -> dict[str, "Figure"]:
+def plot_all(results: pd.DataFrame) -> dict[str, Figure]:
     """Every lab plot for ``results``: recall–QPS, recall–p99, build/memory, and one per-parameter plot
     for each measured index type that has a search parameter."""
     figs = {"recall_qps": plot_recall_qps(results), "recall_p99": plot_recall_latency(results),
@@ -186,7 +193,7 @@ def plot_all(results: "pd.DataFrame") -> dict[str, "Figure"]:
     return figs
 
 
-def save_figure(fig: "Figure", path: str | os.PathLike, formats: Sequence[str] | None = None,
+def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] | None = None,
                 dpi: int = 150) -> list[Path]:
     """Save ``fig``: to ``path`` as named when it has a suffix, otherwise as ``path.png`` and ``path.svg``
     (or each of ``formats``). Folders are created. Returns the written paths."""
@@ -203,7 +210,7 @@ def save_figure(fig: "Figure", path: str | os.PathLike, formats: Sequence[str] |
     return written
 
 
-def save_plots(results: "pd.DataFrame", folder: str | os.PathLike, formats: Iterable[str] = ("png", "svg"),
+def save_plots(results: pd.DataFrame, folder: str | os.PathLike, formats: Iterable[str] = ("png", "svg"),
                dpi: int = 150) -> list[Path]:
     """Write every plot of :func:`plot_all` into ``folder`` in each format; returns the paths."""
     written: list[Path] = []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from .measurements import STATUS_OK
 
@@ -17,7 +19,7 @@ SUMMARY_COLUMNS = ["index_type", "meets_target", "build_params", "search_params"
                    "build_s", "memory_mb", "note"]
 
 
-def summary(results: "pd.DataFrame", target_recall: float = 0.95) -> "pd.DataFrame":
+def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
     """One row per index type: its fastest measured setting with recall >= ``target_recall``, or (when
     none reaches it) its highest-recall setting, or why it was not measured. Sorted: types that meet
     the target by QPS, fastest first (the winner), then the rest."""
@@ -41,25 +43,25 @@ def summary(results: "pd.DataFrame", target_recall: float = 0.95) -> "pd.DataFra
         rows.append({**{c: best[c] for c in SUMMARY_COLUMNS if c in best.index}, "meets_target": not hit.empty,
                      "note": note})
     out = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
-    out["_order"] = [(0, -q) if m else (1, -(r if r == r else -1)) for m, q, r in
-                     zip(out["meets_target"], out["qps"].fillna(0), out["recall"])]
+    out["_order"] = [(0, -q) if m else (1, -r) for m, q, r in
+                     zip(out["meets_target"], out["qps"].fillna(0), out["recall"].fillna(-1))]
     return out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def _fmt(value: object, fmt: str) -> str:
     try:
-        if value != value:  # NaN
+        if isinstance(value, float) and math.isnan(value):
             return ""
         return format(value, fmt)
     except (TypeError, ValueError):
         return str(value)
 
 
-def winner_table(results: "pd.DataFrame", target_recall: float = 0.95) -> str:
+def winner_table(results: pd.DataFrame, target_recall: float = 0.95) -> str:
     """:func:`summary` as aligned plain text, for the terminal."""
     table = summary(results, target_recall)
     measured_idx = {i for i, r in table.iterrows()
-                    if isinstance(r["build_params"], str) and r["build_params"] and r["recall"] == r["recall"]}
+                    if isinstance(r["build_params"], str) and r["build_params"] and not math.isnan(r["recall"])}
     measured = [table.loc[i] for i in sorted(measured_idx)]
     wb = max([len("build params")] + [len(r["build_params"]) for r in measured])
     ws = max([len("search params")] + [len(r["search_params"]) for r in measured])
@@ -84,9 +86,9 @@ def winner_table(results: "pd.DataFrame", target_recall: float = 0.95) -> str:
     return "\n".join(lines)
 
 
-def _md_table(df: "pd.DataFrame") -> str:
+def _md_table(df: pd.DataFrame) -> str:
     def cell(v: object) -> str:
-        text = "" if v is None or (isinstance(v, float) and v != v) else str(v)
+        text = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
         return text.replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
@@ -94,7 +96,7 @@ def _md_table(df: "pd.DataFrame") -> str:
     return "\n".join(lines)
 
 
-def markdown_report(results: "pd.DataFrame", target_recall: float = 0.95, *, title: str = "Index comparison",
+def markdown_report(results: pd.DataFrame, target_recall: float = 0.95, *, title: str = "Index comparison",
                     plots: Iterable[str | os.PathLike] = (), command: str | None = None,
                     wall_s: float | None = None) -> str:
     """A short Markdown report: the data, the method, the winner table, skipped types and the plots."""
@@ -141,6 +143,6 @@ def markdown_report(results: "pd.DataFrame", target_recall: float = 0.95, *, tit
         lines += ["## Plots", ""]
         lines += [f"![{p.stem}]({p.name})" for p in plots if p.suffix == ".png"]
         lines.append("")
-    lines += ["The full table of every setting is `results.csv` (one row per index type, build and search "
-              "parameters).", ""]
+    lines += [("The full table of every setting is `results.csv` (one row per index type, build and search "
+               "parameters)."), ""]
     return "\n".join(lines)

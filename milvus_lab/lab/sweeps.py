@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import spec
 from ..errors import InvalidParameterError, ParamError
@@ -41,21 +42,29 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Budget:
-    """How much a default sweep explores: extra builds per type, and when a search sweep stops."""
+    """How much a default sweep explores: extra builds per type, and when a search sweep stops.
+
+    A search sweep stops once recall reaches ``max_recall``, or once recall has saturated: the last
+    ``patience`` steps were each *flat* (gained less than ``min_gain``) or *diminishing* (gained less
+    than ``slow_gain`` while the gains shrink so fast that, continued geometrically, all further steps
+    would add less than ``min_remaining``)."""
 
     name: str
     neighbour_builds: bool
-    #: stop a search sweep once recall reaches this ...
     max_recall: float
-    #: ... or when the last ``patience`` steps each gained less than ``min_gain``
     min_gain: float
-    patience: int = 2
+    slow_gain: float
+    min_remaining: float
+    patience: int = 1
 
 
 BUDGETS = {
-    "quick": Budget("quick", neighbour_builds=False, max_recall=0.99, min_gain=0.005),
-    "default": Budget("default", neighbour_builds=False, max_recall=0.999, min_gain=0.002),
-    "thorough": Budget("thorough", neighbour_builds=True, max_recall=0.9995, min_gain=0.001),
+    "quick": Budget("quick", neighbour_builds=False, max_recall=0.98, min_gain=0.005, slow_gain=0.02,
+                    min_remaining=0.01),
+    "default": Budget("default", neighbour_builds=False, max_recall=0.99, min_gain=0.002, slow_gain=0.01,
+                      min_remaining=0.005),
+    "thorough": Budget("thorough", neighbour_builds=True, max_recall=0.999, min_gain=0.001, slow_gain=0.005,
+                       min_remaining=0.001, patience=2),
 }
 
 
@@ -214,14 +223,26 @@ def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, 
 StopRule = Callable[[list[float]], bool]
 
 
-def saturation_rule(budget: Budget) -> StopRule:
-    """Stop once recall reaches ``budget.max_recall`` or stops improving (``patience`` small steps)."""
+def saturation_rule(budget: Budget, max_recall: float | None = None) -> StopRule:
+    """Stop once recall reaches ``max_recall`` (default: the budget's) or has saturated (see Budget)."""
+    ceiling = budget.max_recall if max_recall is None else max_recall
+
+    def saturating(recalls: list[float], i: int) -> bool:
+        """Is the step into ``recalls[i]`` flat or diminishing?"""
+        gain = recalls[i] - recalls[i - 1]
+        if gain < budget.min_gain:
+            return True
+        if i < 2 or gain >= budget.slow_gain:
+            return False
+        before = recalls[i - 1] - recalls[i - 2]
+        ratio = gain / before if before > 0 else 1.0
+        return ratio < 1.0 and gain * ratio / (1.0 - ratio) < budget.min_remaining
 
     def stop(recalls: list[float]) -> bool:
-        if recalls[-1] >= budget.max_recall:
+        if recalls[-1] >= ceiling:
             return True
-        tail = recalls[-(budget.patience + 1):]
-        return len(tail) == budget.patience + 1 and all(b - a < budget.min_gain for a, b in zip(tail, tail[1:]))
+        n = len(recalls)
+        return n > budget.patience and all(saturating(recalls, i) for i in range(n - budget.patience, n))
 
     return stop
 
@@ -289,6 +310,7 @@ def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: St
                 rows.append(row)
                 continue
             if bar.bar is not None:
+                bar.bar.set_postfix_str("", refresh=False)
                 bar.bar.set_description_str(f"{desc}: building {item.index_type} {_label(item.build_params)}")
             build = session.build(dataset, item.index_type, item.build_params)
             bar.step(1)
@@ -332,7 +354,7 @@ def _split_budget(budget: Any, time_limit: float | None) -> tuple[str | Budget, 
 def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: int = 10,
             budget: str | float = "default", session: Session | None = None,
             latency_queries: int = DEFAULT_LATENCY_QUERIES, time_limit: float | None = None,
-            progress: bool = True) -> "pd.DataFrame":
+            progress: bool = True) -> pd.DataFrame:
     """Compare index types on ``dataset`` with default sweeps from the spec; one row per measured setting.
 
     ``index_types``: names (default: every float index type). ``budget``: ``"quick"``, ``"default"``

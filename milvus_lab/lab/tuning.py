@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ParamError
 from .datasets import Dataset
@@ -49,10 +50,10 @@ class TuneResult:
 
     target_recall: float
     k: int
-    best: "pd.DataFrame"
-    winner: "pd.Series | None"
-    frontier: "pd.DataFrame"
-    holdout: "pd.DataFrame"
+    best: pd.DataFrame
+    winner: pd.Series | None
+    frontier: pd.DataFrame
+    holdout: pd.DataFrame
     memory_budget_mb: float | None = None
     max_p99_ms: float | None = None
     wall_s: float = 0.0
@@ -66,7 +67,7 @@ class TuneResult:
         return _code_lines(row["index_type"], json.loads(row["build_params"]), json.loads(row["search_params"]),
                            self.k)
 
-    def _best_row(self, index_type: str) -> "pd.Series | None":
+    def _best_row(self, index_type: str) -> pd.Series | None:
         rows = self.best[(self.best["index_type"] == index_type) & (self.best["status"] == STATUS_OK)]
         return None if rows.empty else rows.iloc[0]
 
@@ -93,6 +94,16 @@ class TuneResult:
 
     def __repr__(self) -> str:
         return self.summary()
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head, *_ = self.summary().splitlines()
+        winner = ("<p><b>winner:</b> none (no index type met every constraint)</p>" if self.winner is None else
+                  f"<p><b>winner:</b> {escape(self.winner['index_type'])} {escape(self.winner['build_params'])} "
+                  f"{escape(self.winner['search_params'])}</p><pre>{escape(self.code())}</pre>")
+        table = self.best.to_html(index=False, na_rep="", float_format=lambda v: f"{v:,.4g}")
+        return f"<p>{escape(head)}</p>{table}{winner}"
 
 
 def _check_fraction(name: str, value: Any, low_open: bool = True) -> float:
@@ -128,7 +139,7 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     k = dataset._check_k(k)
     tune_ds, hold_ds = dataset.split_queries(holdout, seed)
     plan = default_plan(dataset, index_types, k=k, budget=budget_obj)
-    saturated = saturation_rule(budget_obj)
+    saturated = saturation_rule(budget_obj, max_recall=1.0)  # only a plateau stops before the target
 
     def stop(recalls: list[float]) -> bool:
         reached = [i for i, r in enumerate(recalls) if r >= target]
@@ -181,7 +192,7 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
                       max_p99_ms, time.perf_counter() - started)
 
 
-def _why_none(mine: "pd.DataFrame", measured: "pd.DataFrame", candidates: "pd.DataFrame", target: float,
+def _why_none(mine: pd.DataFrame, measured: pd.DataFrame, candidates: pd.DataFrame, target: float,
               max_p99_ms: float | None) -> str:
     if measured.empty:
         notes = [n for n in mine["note"] if n]

@@ -1,0 +1,61 @@
+"""``milvus-lab compare`` (lab_cli.compare_main): files written, winner table printed, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import clustered
+
+from milvus_lab.lab_cli import compare_main
+
+FAST = ["--no-progress", "--latency-queries", "3", "--formats", "png"]
+
+
+def test_compare_on_a_file_writes_csv_plots_and_report(tmp_path, capsys):
+    np.save(tmp_path / "vectors.npy", clustered(1500, 16, seed=3))
+    out = tmp_path / "out"
+    code = compare_main(["--data", str(tmp_path / "vectors.npy"), "--nq", "60", "--index-types",
+                         "FLAT,IVF_FLAT,IVF_SQ8", "--out", str(out), *FAST])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Fastest setting per index type at recall >= 0.95" in printed
+    assert "Winner:" in printed
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["index_type"]) == {"FLAT", "IVF_FLAT", "IVF_SQ8"}
+    assert (results["nq"] == 60).all() and (results["n"] == 1440).all()
+    for name in ("recall_qps", "recall_p99", "build_memory", "param_IVF_FLAT", "param_IVF_SQ8"):
+        assert (out / f"{name}.png").stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Index comparison on vectors")
+    assert "10-recall@10" in report and "![recall_qps](recall_qps.png)" in report
+    assert "collection.create_index(" in report
+
+
+def test_compare_on_glove_states_why_ivf_pq_is_skipped(tmp_path, capsys):
+    out = tmp_path / "glove"
+    code = compare_main(["--n", "3000", "--nq", "50", "--index-types", "FLAT,IVF_PQ", "--out", str(out), *FAST])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "IVF_PQ     IVF_PQ skipped: no m is allowed for dimension 50" in printed
+    report = (out / "report.md").read_text()
+    assert "glove-3k" in report and "IVF_PQ skipped: no m is allowed for dimension 50" in report
+    results = pd.read_csv(out / "results.csv")
+    assert results.set_index("index_type").loc["IVF_PQ", "status"] == "skipped"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/nonexistent/x.fvecs"], "no such file"),
+    (["--data", "README.md"], "unsupported file type"),
+    (["--n", "3000", "--nq", "50", "--index-types", "FLAT,BOGUS"], "unknown index type 'BOGUS'"),
+])
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    assert compare_main([*args, "--out", str(tmp_path / "o"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("milvus-lab compare: error:") and message in err
+
+
+def test_truncated_file_is_reported(tmp_path, capsys):
+    (tmp_path / "cut.fvecs").write_bytes(np.array([4], "<i4").tobytes() + b"\0" * 10)
+    assert compare_main(["--data", str(tmp_path / "cut.fvecs"), "--out", str(tmp_path / "o"), *FAST]) == 2
+    assert "truncated" in capsys.readouterr().err
