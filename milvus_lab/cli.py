@@ -118,7 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="cells searched per query (default: the spec's)")
     p.add_argument("--queries", type=int, default=1000, help="queries for the recall check (default 1000)")
     p.add_argument("--words", default=",".join(DEMO_WORDS), help="comma-separated words to show")
+    from .lab_cli import compare_parser, run_compare
+
+    compare_parser(sub.add_parser("compare", help="compare every index type on GloVe (or --data FILE): CSV, "
+                                  "plots and a Markdown report"))
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        return run_compare(args, argv)
     if args.command == "demo":
         return demo(args.n, args.nlist, args.nprobe, args.queries, [w for w in args.words.split(",") if w])
     return 2

@@ -23,3 +23,11 @@ def test_demo_walks_the_story_on_glove(capsys):
 def test_demo_refuses_unknown_words(capsys):
     assert main(["demo", "--n", "1000", "--words", "king,zzzzqqq"]) == 2
     assert "zzzzqqq" in capsys.readouterr().err
+
+
+def test_compare_is_a_subcommand(capsys):
+    import pytest
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "--help"])
+    assert exit_.value.code == 0
+    assert "--data" in capsys.readouterr().out

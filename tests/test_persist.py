@@ -451,3 +451,19 @@ def test_segments_waiting_for_a_build_get_it_after_load(engine, tmp_path, monkey
         assert [s["index_name"] for s in d.segments()] == ["HNSW", "HNSW", "FLAT"]
     finally:
         other.close()
+
+
+def test_save_and_load_methods_round_trip(tmp_path):
+    import numpy as np
+
+    from milvus_lab import Engine
+    e = Engine()
+    c = e.create_collection("m", 8)
+    c.insert(np.arange(80, dtype=np.float32).reshape(10, 8))
+    c.save(tmp_path / "c")
+    e.save(tmp_path / "e")
+    again = Engine.load(tmp_path / "e")
+    other = Engine().load_collection(tmp_path / "c", "copy")
+    q = np.ones((2, 8), np.float32)
+    np.testing.assert_array_equal(again.get_collection("m").search(q, 3).ids, c.search(q, 3).ids)
+    np.testing.assert_array_equal(other.search(q, 3).ids, c.search(q, 3).ids)

@@ -132,6 +132,11 @@ class Collection:
         from .html import collection_html
         return collection_html(self)
 
+    def save(self, path: Any) -> Any:
+        """Write the collection (rows, partitions, deletes, built indexes) to ``path``: data only, no pickle."""
+        from .persist import save_collection
+        return save_collection(self, path)
+
     @property
     def build_threshold(self) -> int:
         """Rows a segment needs before it is indexed (the engine's setting)."""

@@ -148,6 +148,22 @@ class Engine:
     def close(self) -> None:
         self._indexer.close()
 
+    def save(self, path: Any) -> Any:
+        """Write every collection to ``path`` (JSON manifest with checksums, .npy arrays, library index files)."""
+        from .persist import save_engine
+        return save_engine(self, path)
+
+    @staticmethod
+    def load(path: Any) -> "Engine":
+        """An engine read back from ``engine.save(path)``; indexes are loaded, not rebuilt."""
+        from .persist import load_engine
+        return load_engine(path)
+
+    def load_collection(self, path: Any, name: str | None = None) -> Collection:
+        """Add a collection saved with ``collection.save(path)`` (optionally under another name)."""
+        from .persist import load_collection
+        return load_collection(self, path, name)
+
     def set_build_threshold(self, rows: int) -> None:
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
             raise InvalidParameterError(f"build_threshold={rows!r} is invalid; allowed: an int >= 1")
