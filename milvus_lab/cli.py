@@ -88,7 +88,7 @@ def demo(n: int = 100_000, nlist: int = _IVF_DEFAULTS["nlist"], nprobe: int = _I
     _, stats = milvus.get_collection_stats("glove")
     segs = stats["partitions"][0]["segments"]
     print(f"   get_index_info: {info}")
-    print(f"   segments: " + ", ".join(f"{s['name']} ({s['row_count']:,} rows, {s['index_name']})" for s in segs))
+    print("   segments: " + ", ".join(f"{s['name']} ({s['row_count']:,} rows, {s['index_name']})" for s in segs))
 
     t = time.perf_counter()
     status, ivf = milvus.search("glove", 10, sample, params={"nprobe": nprobe})

@@ -392,7 +392,8 @@ class Milvus:
         for key in ("collection_name", "dimension"):
             if key not in param:
                 raise ParamError(f"param is missing {key!r}; e.g. {{'collection_name': 'demo', 'dimension': 128, "
-                                 f"'index_file_size': {spec.DEFAULT_INDEX_FILE_SIZE_MB}, 'metric_type': MetricType.L2}}")
+                                 f"'index_file_size': {spec.DEFAULT_INDEX_FILE_SIZE_MB}, "
+                                 f"'metric_type': MetricType.L2}}")
         unknown = set(param) - {"collection_name", "dimension", "index_file_size", "metric_type"}
         if unknown:
             raise ParamError(f"param has unknown key(s) {sorted(unknown)}; allowed: collection_name, dimension, "

@@ -459,7 +459,8 @@ class Collection:
             return f"{rows:,} rows is below the build threshold of {threshold:,} rows"
         need = spec.INDEXES[index_type].min_rows(params)
         if rows < need:
-            return f"{rows:,} rows is fewer than {index_type} needs to train ({spec.INDEXES[index_type].min_rows_help}: {need:,})"
+            why = spec.INDEXES[index_type].min_rows_help
+            return f"{rows:,} rows is fewer than {index_type} needs to train ({why}: {need:,})"
         return None
 
     # ------------------------------------------------------------------ indexes

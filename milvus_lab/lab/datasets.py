@@ -311,7 +311,8 @@ def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None
         raise ParamError("give column= (one column of vectors) or columns= (numeric columns), not both")
     if column is None and columns is None:
         vector_cols = [c for c in df.columns if df[c].dtype == object]
-        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+        numeric = [c for c in df.columns
+                   if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
         if len(vector_cols) == 1 and not numeric:
             column = vector_cols[0]
         elif numeric and not vector_cols:

@@ -322,7 +322,8 @@ def _too_few_rows(index_type: str, params: Mapping[str, int], rows: int) -> str:
     need = index_spec.min_rows(params)
     if rows >= need:
         return ""
-    return f" because {index_type} needs at least {need:,} rows to train ({index_spec.min_rows_help}) and the data has {rows:,}"
+    return (f" because {index_type} needs at least {need:,} rows to train ({index_spec.min_rows_help}) "
+            f"and the data has {rows:,}")
 
 
 def resolve_build_params(dataset: Dataset, index_type: str, params: Mapping[str, Any] | None

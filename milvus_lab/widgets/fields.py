@@ -65,7 +65,8 @@ class ParamField:
                                       layout=widgets.Layout(width="110px", min_width="110px"))
         self.input.add_class("milvus-param")
         self.input.add_class(f"milvus-param-{param.name}")
-        self.label = widgets.HTML(f"<b>{escape(param.name)}</b>", layout=widgets.Layout(width="160px", min_width="160px"))
+        self.label = widgets.HTML(f"<b>{escape(param.name)}</b>",
+                                  layout=widgets.Layout(width="160px", min_width="160px"))
         self.allowed = widgets.HTML(layout=widgets.Layout(width="auto"))
         self.allowed.add_class(f"milvus-allowed-{param.name}")
         self.help = widgets.HTML(small(param.help))
