@@ -346,3 +346,10 @@ def test_nothing_outside_views_imports_them():
     for path in root.rglob("*.py"):
         if "views" not in path.relative_to(root).parts:
             assert not pattern.search(path.read_text()), f"{path} imports the teaching views"
+
+
+def test_figures_render_as_png_in_a_notebook():
+    from milvus_lab.figures import NotebookFigure
+    fig = NotebookFigure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    assert fig._repr_png_().startswith(b"\x89PNG")

@@ -59,9 +59,9 @@ def _recall_label(results: pd.DataFrame) -> str:
 def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (8, 5.5)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.figure import Figure
+    from ..figures import NotebookFigure
 
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = NotebookFigure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot()
 
 
@@ -111,12 +111,12 @@ def _build_label(row: pd.Series, sep: str = "\n") -> str:
 
 def plot_build_memory(results: pd.DataFrame) -> Figure:
     """Build time (s) and index memory (MB) of every build, as bars coloured by index type."""
-    from matplotlib.figure import Figure
+    from ..figures import NotebookFigure
 
     ok = _measured(results).drop_duplicates(["index_type", "build_params"])
     labels = [_build_label(r) for _, r in ok.iterrows()]
     colors = [type_style(t)["color"] for t in ok["index_type"]]
-    fig = Figure(figsize=(max(8.0, 1.5 * len(ok) + 1), 7.5), layout="constrained")
+    fig = NotebookFigure(figsize=(max(8.0, 1.5 * len(ok) + 1), 7.5), layout="constrained")
     axes = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(ok))
     for ax, col, ylabel in ((axes[0], "build_s", "Build time (s)"), (axes[1], "memory_mb", "Index memory (MB)")):

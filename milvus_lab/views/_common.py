@@ -239,9 +239,9 @@ def background_rows(n: int, keep: np.ndarray | None = None, seed: int = 0) -> np
 
 def new_figure(ncols: int = 1, figsize: tuple[float, float] = (8, 5.5), **kw: Any) -> tuple[Figure, Any]:
     """A pyplot-free Figure (shows once in Jupyter, no global state) and its axes."""
-    from matplotlib.figure import Figure
+    from ..figures import NotebookFigure
 
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = NotebookFigure(figsize=figsize, layout="constrained")
     axes = fig.subplots(1, ncols, **kw)
     return fig, axes
 
