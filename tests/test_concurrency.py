@@ -189,6 +189,8 @@ def _searcher(c, shared: Shared, stop: threading.Event, rng: random.Random) -> N
         if len(live_ids):
             probe = nprng.choice(live_ids, 5)
             got = c.get_entity_by_id(probe.tolist())
+            with shared.lock:  # a delete requested after the search above may have been flushed since
+                requested = set(shared.delete_requested)
             for i, v in zip(probe.tolist(), got):
                 if v is None and i not in requested:
                     shared.fail(f"entity {i} was committed and never deleted but is missing")

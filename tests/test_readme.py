@@ -22,7 +22,7 @@ def test_parameter_table_is_generated_from_the_spec():
 
 def test_two_commands_come_first_and_ci_runs_the_same_tests():
     commands = README.split("## Two commands", 1)[1].split("```", 2)[1]
-    assert "pip install . && milvus-lab demo" in commands
+    assert "pip install . && milvus-lab demo && milvus-lab compare" in commands
     assert TEST_COMMAND in commands
     assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
 
