@@ -68,23 +68,12 @@ _FROM_SPEC = {name: member for member, name in _SPEC_NAME.items()}
 
 
 class Status:
-    """A call's outcome: ``code`` (0 is success) and ``message``."""
+    """A call's outcome: ``code`` (0 is success) and ``message``. The code names (``Status.SUCCESS``,
+    ``Status.ILLEGAL_ARGUMENT``, ...) are those of :class:`milvus_lab.errors.StatusCode`."""
 
-    SUCCESS = 0
-    UNEXPECTED_ERROR = 1
-    COLLECTION_NOT_EXISTS = 4
-    ILLEGAL_ARGUMENT = 5
-    ILLEGAL_DIMENSION = 7
-    ILLEGAL_INDEX_TYPE = 8
-    ILLEGAL_COLLECTION_NAME = 9
-    ILLEGAL_TOPK = 10
-    ILLEGAL_ROWRECORD = 11
-    ILLEGAL_VECTOR_ID = 12
-    BUILD_INDEX_ERROR = 21
-    ILLEGAL_NLIST = 22
-    ILLEGAL_METRIC_TYPE = 23
+    SUCCESS = int(StatusCode.SUCCESS)
 
-    def __init__(self, code: int = SUCCESS, message: str = "Success"):
+    def __init__(self, code: int = StatusCode.SUCCESS, message: str = "Success"):
         self.code = int(code)
         self.message = message
 
@@ -106,6 +95,10 @@ class Status:
         return f"Status(code={self.code}, message={self.message!r})"
 
     __str__ = __repr__
+
+
+for _code in StatusCode:
+    setattr(Status, _code.name, int(_code))
 
 
 class CollectionSchema:

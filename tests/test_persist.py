@@ -180,6 +180,23 @@ def test_engine_round_trip(tmp_path):
         e.close()
 
 
+def test_pending_deletes_keep_their_extent_across_a_save(engine, tmp_path):
+    c = engine.create_collection("later", 4)
+    c.insert(np.ones((2, 4), np.float32))  # ids 0, 1
+    c.delete([1, 2])  # 2 does not exist yet ...
+    c.insert(np.ones((2, 4), np.float32))  # ... and is generated here: the delete must not reach it
+    save_collection(c, tmp_path / "p")
+    other = Engine(build_threshold=32)
+    try:
+        d = load_collection(other, tmp_path / "p")
+        c.flush()
+        d.flush()
+        assert c.count() == d.count() == 3
+        assert observable(d) == observable(c)
+    finally:
+        other.close()
+
+
 def test_loaded_collection_keeps_working(engine, tmp_path):
     c = engine.create_collection("auto", 8)
     c.segment_rows = 50
@@ -275,6 +292,9 @@ DAMAGE = {
     "vectors replaced by a symlink": (lambda p, f: ((p / first(f, "1.vectors.npy")).unlink(),
                                                     (p / first(f, "1.vectors.npy")).symlink_to("/etc/hostname")),
                                       "symbolic link"),
+    "pending delete extent beyond the rows re-signed": (
+        lambda p, f: rewrite_manifest(p, lambda m: m["collections"][0]["pending_deletes"][0]["extent"].update(
+            {"1": 10**6})), "beyond"),
     "ids as float re-signed": (lambda p, f: (np.save(p / first(f, "1.ids.npy"),
                                                      np.load(p / first(f, "1.ids.npy")).astype(np.float64)),
                                              resign_file(p, first(f, "1.ids.npy"))), "dtype"),

@@ -149,8 +149,9 @@ class _Snapshot:
                     "next_segment_id": int(c._next_segment_id), "partitions": list(c._partitions),
                     "background_errors": [str(e) for e in c._background_errors],
                 }
-                self.pending = (np.unique(np.concatenate([ids for ids, _ in c._pending_deletes]))
-                                .astype(np.int64) if c._pending_deletes else np.empty(0, np.int64))
+                # each pending delete reaches only the rows that existed when it was called (its extent)
+                self.pending = [(np.asarray(ids, np.int64), {int(k): int(v) for k, v in extent.items()})
+                                for ids, extent in c._pending_deletes]
                 self.segments = [(seg.view(), seg.capacity_rows, seg.build_error)
                                  for seg in c._all_segments()]
 
@@ -174,7 +175,10 @@ def _record(path: Path, files: dict[str, Any], root: Path) -> str:
 def _write_collection(snap: _Snapshot, folder: Path, root: Path, files: dict[str, Any]) -> dict[str, Any]:
     folder.mkdir()
     meta = dict(snap.meta)
-    meta["pending_deletes"] = _write_npy(folder, "pending_deletes.npy", snap.pending, files, root)
+    meta["pending_deletes"] = [
+        {"ids": _write_npy(folder, f"pending_deletes_{i}.npy", ids, files, root),
+         "extent": {str(k): v for k, v in sorted(extent.items())}}
+        for i, (ids, extent) in enumerate(snap.pending)]
     segments = []
     for view, capacity, build_error in snap.segments:
         seg: dict[str, Any] = {
@@ -443,8 +447,19 @@ class _Loader:
         final_name = saved_name if name is None else validation.collection_name(name)
         collection = Collection(engine, final_name, dim, size, metric)
         collection.segment_rows = meta["segment_rows"]
-        pending = self.array(meta["pending_deletes"], f"{where}: pending deletes", np.dtype(np.int64), (None,))
-        self.require(not pending.size or pending.min() >= 0, f"{where}: pending deletes hold negative ids")
+        self.require(isinstance(meta["pending_deletes"], list), f"{where}: pending_deletes is not a list")
+        pending_batches = []
+        for batch in meta["pending_deletes"]:
+            self.require(isinstance(batch, dict) and set(batch) == {"ids", "extent"}
+                         and isinstance(batch["extent"], dict), f"{where}: a pending delete entry is malformed")
+            ids = self.array(batch["ids"], f"{where}: pending deletes", np.dtype(np.int64), (None,))
+            self.require(not ids.size or ids.min() >= 0, f"{where}: pending deletes hold negative ids")
+            extent = {}
+            for key, value in batch["extent"].items():
+                self.require(isinstance(key, str) and key.isdigit() and _is_int(value) and value >= 0,
+                             f"{where}: a pending delete extent is malformed")
+                extent[int(key)] = value
+            pending_batches.append((ids, extent))
 
         row_shape = (dim // 8,) if spec.is_binary_metric(metric) else (dim,)
         dtype = np.dtype(np.uint8) if spec.is_binary_metric(metric) else np.dtype(np.float32)
@@ -477,9 +492,14 @@ class _Loader:
         collection._id_mode = id_mode
         collection._next_auto_id = meta["next_auto_id"]
         collection._live_user_ids = set(live.tolist()) if id_mode == "user" else set()
-        # the saved pending deletes reach the rows saved with them (a delete never reaches later rows)
-        extent = {seg.segment_id: seg.count for seg in segments}
-        collection._pending_deletes = [(pending, extent)] if pending.size else []
+        # each pending delete keeps its extent: it never reaches rows inserted after it was called
+        counts = {seg.segment_id: seg.count for seg in segments}
+        for _, extent in pending_batches:
+            for sid, rows in extent.items():
+                self.require(sid not in counts or rows <= counts[sid],
+                             f"{where}: a pending delete reaches beyond segment {sid}'s rows")
+        collection._pending_deletes = [(ids, {sid: rows for sid, rows in extent.items() if sid in counts})
+                                       for ids, extent in pending_batches]
         collection._next_segment_id = meta["next_segment_id"]
         collection._background_errors = list(errors)
         return collection, segments
