@@ -326,8 +326,8 @@ def hnsw_trace(vectors: Any, query: Any, M: int, efConstruction: int, ef: int, k
     """Build an HNSW graph on ``vectors`` and replay one search of ``query``, recording every hop.
 
     The student sees how few nodes live on the upper layers, how the search descends them in a few
-    greedy hops, and how many distances layer 0 computes for a given ``ef``. Parameters are checked by
-    the spec (``4 <= M <= 64``, ``8 <= efConstruction <= 512``, ``top_k <= ef <= 4096``).
+    greedy hops, and how many distances layer 0 computes for a given ``ef``. ``M``, ``efConstruction`` and
+    ``ef`` are checked against HNSW's ranges in :mod:`milvus_lab.spec`.
     """
     import pandas as pd
 

@@ -112,3 +112,16 @@ def close_tree(widget: Any) -> None:
     for child in getattr(widget, "children", ()):
         close_tree(child)
     widget.close()
+
+
+class WatchedBox(widgets.VBox):
+    """A form or panel that may own a Watcher thread: closing it stops the thread and closes the children."""
+
+    watcher: Watcher | None = None
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        for child in self.children:
+            close_tree(child)
+        super().close()

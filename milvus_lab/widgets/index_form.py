@@ -19,7 +19,7 @@ import ipywidgets as widgets
 from .. import spec
 from ..engine import Collection, IndexReport
 from ..errors import MilvusLabError, RawSegmentWarning
-from ._common import Status, Watcher, close_tree, error_text, small
+from ._common import Status, WatchedBox, Watcher, error_text, small
 from .fields import ParamField
 from ..engine.html import index_text
 
@@ -40,7 +40,7 @@ def unavailable_reason(index_type: str, dim: int, metric: str = "L2") -> str | N
     return None
 
 
-class IndexForm(widgets.VBox):
+class IndexForm(WatchedBox):
     """Create or drop the index of ``collection``; only values the spec allows can be submitted.
 
     Widgets: ``type_dropdown``, ``fields`` (name -> :class:`ParamField`), ``create_button``,
@@ -318,10 +318,3 @@ class IndexForm(widgets.VBox):
         except Exception as exc:  # noqa: BLE001 - an observer never raises into the notebook
             self.message.show(error_text(exc, "The form"), "error")
             return None
-
-    def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-        for child in self.children:
-            close_tree(child)
-        super().close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from ..engine import Collection
-from ._common import Watcher, close_tree
+from ._common import WatchedBox, Watcher
 from ..engine.html import collection_html
 
 
-class CollectionPanel(widgets.VBox):
+class CollectionPanel(WatchedBox):
     """A live summary of ``collection``: rows per partition, the index, and every segment (sealed or open,
     indexed or raw and why, index memory). A watcher thread re-renders it when anything changes, e.g.
     while the engine indexes sealed segments in the background; :meth:`refresh` re-renders now."""
@@ -31,10 +31,3 @@ class CollectionPanel(widgets.VBox):
     def refresh(self) -> None:
         """Render the collection as it is now (a dropped collection says so)."""
         self.html.value = collection_html(self.collection)
-
-    def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-        for child in self.children:
-            close_tree(child)
-        super().close()

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import spec
 from ..engine import Collection
-from ._common import Status, Watcher, close_tree, error_text, small
+from ._common import Status, WatchedBox, Watcher, error_text, small
 from .fields import TOP_K_PARAM, ParamField, parse_int
 from ..engine.html import format_params, table_html
 
@@ -43,7 +43,7 @@ def exact_neighbours(vectors: np.ndarray, ids: np.ndarray, query: np.ndarray, to
     return ids[part[np.argsort(key[part], kind="stable")]]
 
 
-class SearchForm(widgets.VBox):
+class SearchForm(WatchedBox):
     """Search ``collection`` by a stored row: ``top_k``, the index's search parameters, ``query``.
 
     ``words`` names the rows (a list where words[i] is the word of id i, or a dict id -> word): the query
@@ -298,10 +298,3 @@ class SearchForm(widgets.VBox):
         except Exception as exc:  # noqa: BLE001 - shown in the form, never raised
             self.message.show(error_text(exc, "The form"), "error")
             return None
-
-    def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-        for child in self.children:
-            close_tree(child)
-        super().close()
