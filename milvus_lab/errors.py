@@ -104,6 +104,22 @@ class BuildIndexError(MilvusLabError, RuntimeError):
     code = StatusCode.BUILD_INDEX_ERROR
 
 
+class UntrainableSegmentError(BuildIndexError):
+    """A segment's data cannot train this index (too few rows, too few distinct rows): it stays raw."""
+
+
+class PersistError(MilvusLabError, ValueError):
+    """A save that cannot be written, or a saved file that is missing, truncated, tampered or invalid."""
+
+    code = StatusCode.UNEXPECTED_ERROR
+
+
+class ServerError(MilvusLabError, RuntimeError):
+    """A Milvus server could not be reached or failed a step; the message names the URI and the step."""
+
+    code = StatusCode.UNEXPECTED_ERROR
+
+
 class RecommendationWarning(UserWarning):
     """A value inside the allowed range but outside the documented recommendation."""
 

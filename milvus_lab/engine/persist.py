@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import backends, spec
-from ..errors import AlreadyExistsError, MilvusLabError, StatusCode
+from ..errors import AlreadyExistsError, MilvusLabError, PersistError
 from . import validation
 from .collection import DEFAULT_PARTITION, Collection
 from .segment import Segment
@@ -51,12 +51,6 @@ MAX_MANIFEST_BYTES = 64 * 2**20
 _DATA_DIR = re.compile(r"data-[0-9a-f]{32}\Z")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _CHUNK = 1 << 20
-
-
-class PersistError(MilvusLabError, ValueError):
-    """A save that cannot be written, or a saved file that is missing, truncated, tampered or invalid."""
-
-    code = StatusCode.UNEXPECTED_ERROR
 
 
 # ------------------------------------------------------------------------------------------------------
