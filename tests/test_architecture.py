@@ -1,0 +1,249 @@
+"""The shape of the package: no import cycles, no reaching into another module's private names, no range
+bound of the spec restated outside spec.py, and the arrows of the house pointing one way."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import milvus_lab
+from milvus_lab import spec
+
+PACKAGE = Path(milvus_lab.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(module: str, path: Path) -> list[tuple[str, str | None, int]]:
+    """(imported module, imported name or None, line) for every import of a milvus_lab module."""
+    tree = ast.parse(path.read_text(), str(path))
+    is_package = path.name == "__init__.py"
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, None, node.lineno) for alias in node.names if alias.name.startswith("milvus_lab")]
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(module, node, is_package)
+            if not target.startswith("milvus_lab"):
+                continue
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                if sub in MODULES:  # `from . import spec`: an import of the module itself
+                    out.append((sub, None, node.lineno))
+                else:
+                    out.append((target, alias.name, node.lineno))
+    return out
+
+
+def _graph(module_level_only: bool = False) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(), str(path))
+        nodes = tree.body if module_level_only else list(ast.walk(tree))
+        is_package = path.name == "__init__.py"
+        for node in nodes:
+            if isinstance(node, ast.If):  # `if TYPE_CHECKING:` imports do not run
+                continue
+            if isinstance(node, ast.ImportFrom):
+                target = _resolve(module, node, is_package)
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    name = sub if sub in MODULES else target
+                    if name in MODULES and name != module:
+                        graph[module].add(name)
+            elif isinstance(node, ast.Import):
+                graph[module].update(a.name for a in node.names if a.name in MODULES and a.name != module)
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle among modules, ignoring a package's edge to its own submodules (re-exports)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt.startswith(node + "."):  # a package importing its own submodule
+                continue
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_the_package_has_no_import_cycle_even_through_function_level_imports():
+    cycle = _cycle(_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_imports_a_private_name_of_another_module():
+    offences = []
+    for module, path in MODULES.items():
+        for target, name, line in _imports(module, path):
+            if name is not None and name.startswith("_") and not name.startswith("__") and target != module:
+                offences.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {name} from {target}")
+            if name is None and target.rsplit(".", 1)[-1].startswith("_") and target.rsplit(".", 1)[0] != \
+                    module.rsplit(".", 1)[0] and not target.startswith(module.rsplit(".", 1)[0]):
+                offences.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports private module {target}")
+    assert not offences, "\n".join(offences)
+
+
+#: modules that may not be imported by the named rooms (the house's arrows point one way)
+FORBIDDEN = {
+    "milvus_lab.spec": ("milvus_lab.engine", "milvus_lab.backends", "milvus_lab.lab", "milvus_lab.widgets",
+                        "milvus_lab.views", "milvus_lab.client", "milvus_lab.server"),
+    "milvus_lab.backends": ("milvus_lab.engine", "milvus_lab.lab", "milvus_lab.widgets", "milvus_lab.views",
+                            "milvus_lab.client", "milvus_lab.server"),
+    "milvus_lab.engine": ("milvus_lab.lab", "milvus_lab.widgets", "milvus_lab.views", "milvus_lab.client",
+                          "milvus_lab.server"),
+    "milvus_lab.lab": ("milvus_lab.widgets", "milvus_lab.client"),
+}
+
+
+def test_arrows_point_one_way_and_nothing_imports_widgets():
+    graph = _graph()
+    offences = []
+    for module, targets in graph.items():
+        for room, forbidden in FORBIDDEN.items():
+            if module == room or module.startswith(room + "."):
+                offences += [f"{module} imports {t}" for t in targets if t.startswith(forbidden)]
+        if not module.startswith(("milvus_lab.widgets", "milvus_lab.cli")) and module != "milvus_lab":
+            offences += [f"{module} imports {t}" for t in targets if t.startswith("milvus_lab.widgets")]
+    assert not offences, "\n".join(offences)
+
+
+# --------------------------------------------------------------------------------------------------
+# No range bound of the spec restated outside spec.py
+# --------------------------------------------------------------------------------------------------
+def _spec_bounds() -> set[int]:
+    """Every numeric range bound the spec declares (build, search and collection-level parameters)."""
+    out: set[int] = set()
+
+    def add(bound: object) -> None:
+        for item in bound if isinstance(bound, tuple) else (bound,):
+            if isinstance(item, int) and not isinstance(item, bool):
+                out.add(item)
+
+    params = [spec.TOP_K_PARAM]
+    params += [getattr(spec, n) for n in ("DIMENSION_PARAM", "INDEX_FILE_SIZE_PARAM") if hasattr(spec, n)]
+    profiles = getattr(spec, "PROFILES", None)
+    index_sets = [p.indexes for p in profiles.values()] if profiles else [spec.INDEXES]
+    for indexes in index_sets:
+        for index_spec in indexes.values():
+            params += list(index_spec.build.values()) + list(index_spec.search.values())
+    for param in params:
+        add(param.low)
+        add(param.high)
+    return out
+
+
+#: small or common numbers that are bounds in the spec but mean other things elsewhere, and why they may appear
+ALLOWED_LITERALS = {
+    -1: "padding id / 'all' / the last element",
+    0: "zero, first index",
+    1: "one, a step, a count",
+    2: "a pair, a half, squaring",
+    3: "three-point things (repeats, triples)",
+    4: "bytes per float32",
+    5: "a handful (rows shown, decimals)",
+    8: "bits per byte, the binary dimension multiple",
+    10: "default top_k of examples, decimal base",
+    16: "hex / a common small size",
+    20: "a figure width, a count of rows shown",
+    32: "bits, a small size",
+    50: "percentiles (p50), GloVe's 50-d",
+    64: "a common small size, bits",
+    100: "percent",
+    255: "a byte's largest value",
+    256: "values of a byte",
+    300: "a plot's dpi / figure size",
+    512: "a small buffer size",
+    1000: "milliseconds per second",
+    1024: "bytes per KiB",
+    4096: "page size / rows of a small test",
+}
+
+
+#: a bound's value used in one module for an unrelated reason: value -> (module name part, why)
+ALLOWED_IN_MODULE = {
+    65536: ("hnsw", "hnswlib's fixed label-operation lock table (MAX_LABEL_OPERATION_LOCKS), counted in memory"),
+}
+
+
+def _allowed(value: int, module: str) -> bool:
+    if value in ALLOWED_LITERALS:
+        return True
+    part = ALLOWED_IN_MODULE.get(value, (None,))[0]
+    return part is not None and part in module.rsplit(".", 1)[-1]
+
+
+def _literal_hits(bounds: set[int], modules: dict[str, Path] = MODULES) -> list[str]:
+    out = []
+    for module, path in modules.items():
+        if module == "milvus_lab.spec":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and type(node.value) is int and node.value in bounds \
+                    and not _allowed(node.value, module):
+                out.append(f"{path.name}:{node.lineno}: {node.value}")
+            if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and \
+                    isinstance(node.operand, ast.Constant) and type(node.operand.value) is int and \
+                    -node.operand.value in bounds and not _allowed(-node.operand.value, module):
+                out.append(f"{path.name}:{node.lineno}: {-node.operand.value}")
+    return out
+
+
+def test_no_module_outside_spec_restates_a_range_bound():
+    bounds = _spec_bounds()
+    assert {65536, 16384}.issubset(bounds)  # the scan reads the real spec
+    hits = _literal_hits(bounds)
+    assert not hits, "range bounds of the spec restated outside spec.py:\n" + "\n".join(hits)
+
+
+@pytest.mark.parametrize("literal", [65536, 16384, 32768])
+def test_the_literal_scan_would_catch_a_restated_bound(literal, tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text(f"LIMIT = {literal}\nLOW = -{literal}\nOK = 1024\n")
+    hits = _literal_hits(_spec_bounds() | {literal}, {"milvus_lab.fake": fake})
+    assert hits == [f"fake.py:1: {literal}", f"fake.py:2: {literal}"]
