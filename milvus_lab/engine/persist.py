@@ -16,16 +16,21 @@ never code: nothing is unpickled or executed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import hmac
 import io
 import json
 import os
 import re
+import secrets
 import shutil
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +45,13 @@ from .segment import Segment
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "PersistError", "load_collection", "load_engine",
-           "save_collection", "save_engine"]
+__all__ = ["CONFIG_DIR_ENV", "FORMAT_NAME", "FORMAT_VERSION", "PersistError", "UnsignedSaveWarning", "config_dir",
+           "load_collection", "load_engine", "save_collection", "save_engine", "signing_key_path"]
 
 FORMAT_NAME = "milvus_lab"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions this code reads; version 1 saves carry no signature (their indexes are rebuilt unless trusted)
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 #: a manifest larger than this is not one of ours (it lists files, it holds no data)
 MAX_MANIFEST_BYTES = 64 * 2**20
@@ -118,6 +125,109 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return repr(value)
+
+
+# ------------------------------------------------------------------------------------------------------
+# signing: an HMAC-SHA256 of the manifest (which lists every file's sha256) with a per-user secret key
+# ------------------------------------------------------------------------------------------------------
+#: environment variable naming the folder that holds the signing key (default: the platform's config folder)
+CONFIG_DIR_ENV = "MILVUS_LAB_CONFIG_DIR"
+KEY_FILE = "signing_key"
+SIGNATURE_ALGORITHM = "hmac-sha256"
+_KEY_BYTES = 32
+_KEY_TEXT = re.compile(r"[0-9a-f]{64}\n?\Z")
+
+
+class UnsignedSaveWarning(UserWarning):
+    """A save not signed with this user's key was loaded: its indexes were rebuilt from the saved vectors."""
+
+
+def config_dir() -> Path:
+    """The folder holding milvus_lab's per-user settings: ``$MILVUS_LAB_CONFIG_DIR`` if set, else the
+    platform's config folder (``$XDG_CONFIG_HOME`` or ``~/.config`` on Linux, ``~/Library/Application
+    Support`` on macOS, ``%APPDATA%`` on Windows) + ``milvus_lab``."""
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    if sys.platform.startswith("win"):
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "milvus_lab"
+
+
+def signing_key_path() -> Path:
+    """Where this user's signing key lives (created, mode 0600, by the first save)."""
+    return config_dir() / KEY_FILE
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PersistError(f"the signing key {path} cannot be read ({exc}); fix or delete it (saves signed with "
+                           f"it will then load with their indexes rebuilt), or point {CONFIG_DIR_ENV} "
+                           f"at another folder") from None
+    if not _KEY_TEXT.match(text):
+        raise PersistError(f"the signing key {path} is not 64 hex digits; fix or delete it, or point "
+                           f"{CONFIG_DIR_ENV} at another folder")
+    return bytes.fromhex(text.strip())
+
+
+def _signing_key(create: bool) -> bytes | None:
+    """This user's key; created once with :mod:`secrets` when ``create`` (saving), else None when absent."""
+    path = signing_key_path()
+    if path.is_file():
+        return _read_key_file(path)
+    if not create:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it meanwhile
+        return _read_key_file(path)
+    except OSError as exc:
+        raise PersistError(f"cannot create the signing key in {path.parent} ({exc}); set {CONFIG_DIR_ENV} to "
+                           f"a writable folder") from None
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_hex(_KEY_BYTES) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise PersistError(f"cannot write the signing key {path} ({exc}); set {CONFIG_DIR_ENV} to a writable "
+                           f"folder") from None
+    _fsync_dir(path.parent)
+    return _read_key_file(path)
+
+
+def _key_id(key: bytes) -> str:
+    return hashlib.sha256(b"milvus_lab signing key id\0" + key).hexdigest()[:16]
+
+
+def _signature(key: bytes, body: Mapping[str, Any]) -> dict[str, str]:
+    return {"algorithm": SIGNATURE_ALGORITHM, "key_id": _key_id(key),
+            "hmac": hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()}
+
+
+def _signature_problem(body: Mapping[str, Any], signature: Any) -> str | None:
+    """None when ``signature`` is valid for this user's key, else why not (for the warning)."""
+    if signature is None:
+        return "it carries no signature"
+    if not (isinstance(signature, dict) and signature.get("algorithm") == SIGNATURE_ALGORITHM
+            and isinstance(signature.get("hmac"), str) and isinstance(signature.get("key_id"), str)):
+        return "its signature is malformed"
+    key = _signing_key(create=False)
+    if key is None:
+        return f"this user has no signing key yet at {signing_key_path()}"
+    if not hmac.compare_digest(_signature(key, body)["hmac"], signature["hmac"]):
+        if signature["key_id"] != _key_id(key):
+            return "it was signed with another key (another user or machine)"
+        return "its signature does not match its content (edited after it was signed)"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -200,10 +310,16 @@ def _write_collection(snap: _Snapshot, folder: Path, root: Path, files: dict[str
     return meta
 
 
+def _leftover(entry: Path) -> bool:
+    """A file or folder an interrupted save of ours leaves behind (nothing a manifest names yet)."""
+    return ((_DATA_DIR.match(entry.name) is not None and entry.is_dir() and not entry.is_symlink())
+            or (entry.name.startswith(f".{MANIFEST}.") and entry.name.endswith(".tmp")))
+
+
 def _prepare_target(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise PersistError(f"cannot save to {path}: it is a file; give a directory path")
-    if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).is_file():
+    if path.is_dir() and not (path / MANIFEST).is_file() and any(not _leftover(e) for e in path.iterdir()):
         raise PersistError(f"cannot save to {path}: the directory is not empty and is not a milvus_lab save "
                            f"(no {MANIFEST}); refusing to overwrite it")
     path.mkdir(parents=True, exist_ok=True)
@@ -214,6 +330,7 @@ def _commit(path: Path, kind: str, snapshots: list[_Snapshot], extra: Mapping[st
     from .. import __version__
 
     path = Path(path)
+    key = _signing_key(create=True)
     with _lock_for(path):
         _prepare_target(path)
         data_name = f"data-{uuid.uuid4().hex}"
@@ -229,7 +346,8 @@ def _commit(path: Path, kind: str, snapshots: list[_Snapshot], extra: Mapping[st
                     "milvus_lab_version": __version__,
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data_dir": data_name,
                     **extra, "collections": collections, "files": files}
-            manifest = dict(body, checksum={"sha256": hashlib.sha256(_canonical(body)).hexdigest()})
+            manifest = dict(body, checksum={"sha256": hashlib.sha256(_canonical(body)).hexdigest()},
+                            signature=_signature(key, body))
             with open(tmp_manifest, "w", encoding="utf-8") as fh:
                 json.dump(manifest, fh, indent=1, allow_nan=False)
                 fh.flush()
@@ -241,8 +359,10 @@ def _commit(path: Path, kind: str, snapshots: list[_Snapshot], extra: Mapping[st
             tmp_manifest.unlink(missing_ok=True)
             if isinstance(exc, MilvusLabError) or not isinstance(exc, Exception):
                 raise
-            raise PersistError(f"saving to {path} failed ({type(exc).__name__}: {exc}); the previous save, "
-                               f"if any, is unchanged") from exc
+            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise PersistError(f"saving to {path} failed ({'the disk is full: ' if full else ''}"
+                               f"{type(exc).__name__}: {exc}); nothing was written over the previous save: "
+                               f"it is intact and still loads") from exc
         for entry in path.iterdir():  # the committed manifest no longer names these
             if entry.name != data_name and _DATA_DIR.match(entry.name) and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -280,7 +400,7 @@ def _bad(path: Path, what: str) -> PersistError:
     return PersistError(f"cannot load {path}: {what}; nothing was loaded")
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def _read_manifest(path: Path) -> tuple[dict[str, Any], Any]:
     if not path.exists():
         raise _bad(path, "no such directory")
     if not path.is_dir():
@@ -299,12 +419,12 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT_NAME:
         raise _bad(path, f"{MANIFEST} is not a milvus_lab manifest (format={manifest.get('format')!r})")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise _bad(path, f"format_version {version!r} is not supported; this milvus_lab reads version "
-                         f"{FORMAT_VERSION}" + (" (saved by a newer milvus_lab?)" if isinstance(version, int)
-                                                and not isinstance(version, bool) and version > FORMAT_VERSION
-                                                else ""))
+    if not _is_int(version) or version not in READABLE_VERSIONS:
+        newer = " (saved by a newer milvus_lab?)" if _is_int(version) and version > FORMAT_VERSION else ""
+        raise _bad(path, f"format_version {version!r} is not supported; this milvus_lab reads versions "
+                         f"{', '.join(map(str, READABLE_VERSIONS))}{newer}")
     checksum = manifest.pop("checksum", None)
+    signature = manifest.pop("signature", None)
     if not isinstance(checksum, dict) or not isinstance(checksum.get("sha256"), str):
         raise _bad(path, f"{MANIFEST} has no checksum")
     try:
@@ -313,7 +433,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise _bad(path, f"{MANIFEST} holds values JSON cannot represent: {exc}") from None
     if actual != checksum["sha256"]:
         raise _bad(path, f"{MANIFEST} checksum mismatch (the manifest was edited or damaged)")
-    return manifest
+    return manifest, signature
 
 
 def _require(cond: bool, path: Path, what: str) -> None:
@@ -357,10 +477,14 @@ def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, A
 class _Loader:
     """Parses one verified save into new Collection objects (not yet registered anywhere)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], files: dict[str, dict[str, Any]]):
+    def __init__(self, path: Path, manifest: dict[str, Any], files: dict[str, dict[str, Any]], trusted: bool):
         self.path = path
         self.manifest = manifest
         self.files = files
+        #: False: index files are never handed to a library; indexes are rebuilt from the saved vectors
+        self.trusted = trusted
+        self.rebuilt = 0
+        self.rebuild_failed: list[str] = []
         self.used: set[str] = set()
         self.listings: dict[Path, list[str]] = {}
 
@@ -460,11 +584,12 @@ class _Loader:
         by_partition: dict[str, list[Segment]] = {tag: [] for tag in partitions}
         seen_ids: set[int] = set()
         segments: list[Segment] = []
+        rebuilds: list[Segment] = []
         live_parts: list[np.ndarray] = []
         all_ids_max = -1
         for entry in meta["segments"]:
             seg = self.segment(entry, where, row_shape, dtype, by_partition, seen_ids, index_type, clean,
-                               metric, dim)
+                               metric, dim, rebuilds)
             by_partition[seg.partition].append(seg)
             segments.append(seg)
             live_parts.append(seg.ids[seg.live_mask()])
@@ -496,11 +621,12 @@ class _Loader:
                                        for ids, extent in pending_batches]
         collection._next_segment_id = meta["next_segment_id"]
         collection._background_errors = list(errors)
+        self.rebuild(rebuilds, index_type, clean, metric, where)  # last: only once everything is valid
         return collection, segments
 
     def segment(self, entry: Any, where: str, row_shape: tuple[int, ...], dtype: np.dtype,
                 by_partition: Mapping[str, list[Segment]], seen_ids: set[int], index_type: str,
-                params: Mapping[str, int], metric: str, dim: int) -> Segment:
+                params: Mapping[str, int], metric: str, dim: int, rebuilds: list[Segment]) -> Segment:
         keys = {"id", "partition", "capacity_rows", "count", "sealed", "n_deleted", "build_error", "vectors",
                 "ids", "deleted", "index"}
         self.require(isinstance(entry, dict) and set(entry) == keys, f"{where}: a segment entry is malformed")
@@ -508,7 +634,8 @@ class _Loader:
         self.require(_is_int(sid) and sid >= 1 and sid not in seen_ids, f"{where}: segment id {sid!r} is invalid")
         seen_ids.add(sid)
         where = f"{where}, segment {sid}"
-        self.require(entry["partition"] in by_partition, f"{where}: unknown partition {entry['partition']!r}")
+        self.require(isinstance(entry["partition"], str) and entry["partition"] in by_partition,
+                     f"{where}: unknown partition {entry['partition']!r}")
         count = entry["count"]
         self.require(_is_int(count) and count >= 0, f"{where}: count is invalid")
         self.require(_is_int(entry["capacity_rows"]) and entry["capacity_rows"] >= max(count, 1),
@@ -533,9 +660,22 @@ class _Loader:
         seg.deleted, seg.n_deleted = deleted, n_deleted
         seg.build_error = entry["build_error"]
         if entry["index"] is not None:
-            seg.index = self.index(entry["index"], where, index_type, params, metric, dim, count)
             self.require(seg.sealed, f"{where}: an open segment cannot hold a built index")
+            seg.index = self.index(entry["index"], where, index_type, params, metric, dim, count)
+            if seg.index is None:
+                rebuilds.append(seg)
         return seg
+
+    def rebuild(self, segments: list[Segment], index_type: str, params: Mapping[str, int], metric: str,
+                where: str) -> None:
+        """Build the indexes of an unsigned save from its (validated) vectors and parameters."""
+        for seg in segments:
+            try:
+                seg.index = backends.build(index_type, dict(params), seg.vectors, metric)
+                self.rebuilt += 1
+            except MilvusLabError as exc:  # e.g. too few distinct rows: the segment stays raw, with the reason
+                seg.build_error = str(exc)
+                self.rebuild_failed.append(f"{where}, segment {seg.segment_id}: {exc}")
 
     def index(self, entry: Any, where: str, index_type: str, params: Mapping[str, int], metric: str, dim: int,
               count: int) -> Any:
@@ -545,6 +685,8 @@ class _Loader:
                      f"{where}: built index {entry['index_type']} {entry['params']} differs from the collection's "
                      f"index {index_type} {dict(params)}")
         fpath = self.file(entry["file"], f"{where}: index")
+        self.require(all(isinstance(rel, str) for rel in entry["extra_files"]),
+                     f"{where}: index companion list is malformed")
         extra = {self.file(rel, f"{where}: index companion").name for rel in entry["extra_files"]}
         for rel in entry["extra_files"]:
             self.require(Path(rel).name.startswith(fpath.name + "."), f"{where}: index companion {rel} "
@@ -553,6 +695,8 @@ class _Loader:
             self.listings[fpath.parent] = sorted(p.name for p in fpath.parent.iterdir())
         beside = {n for n in self.listings[fpath.parent] if n.startswith(fpath.name + ".")}
         self.require(beside == extra, f"{where}: unlisted files beside the index: {sorted(beside - extra)}")
+        if not self.trusted:
+            return None  # the caller rebuilds it: an unsigned file never reaches faiss / hnswlib / annoy
         try:
             built = backends.load(index_type, dict(params), metric, dim, fpath)
         except (MilvusLabError, OSError) as exc:
@@ -564,13 +708,50 @@ class _Loader:
         return built
 
 
-def _open(path: str | os.PathLike) -> tuple[Path, dict[str, Any], _Loader]:
-    path = Path(path)
-    manifest = _read_manifest(path)
-    _require(manifest.get("kind") in ("collection", "engine"), path, f"unknown kind {manifest.get('kind')!r}")
-    _require(isinstance(manifest.get("collections"), list), path, "manifest has no collection list")
-    files = _verify_files(path, manifest)
-    return path, manifest, _Loader(path, manifest, files)
+def _open(path: str | os.PathLike, trust: bool) -> tuple[Path, dict[str, Any], _Loader, str | None]:
+    """Read and verify the manifest and every file; decide whether index files may be parsed.
+
+    Returns the loader and, when the index files will be rebuilt instead of read, why (for the warning)."""
+    if not isinstance(trust, bool):
+        raise PersistError(f"trust={trust!r} is invalid; allowed: True or False")
+    try:
+        path = Path(path)
+    except TypeError:
+        raise PersistError(f"cannot load {path!r}: not a path") from None
+
+    def verify() -> tuple[dict[str, Any], dict[str, Any], str | None]:
+        manifest, signature = _read_manifest(path)
+        _require(manifest.get("kind") in ("collection", "engine"), path, f"unknown kind {manifest.get('kind')!r}")
+        _require(isinstance(manifest.get("collections"), list), path, "manifest has no collection list")
+        files = _verify_files(path, manifest)
+        return manifest, files, None if trust else _signature_problem(manifest, signature)
+
+    manifest, files, problem = _guarded(path, verify)
+    return path, manifest, _Loader(path, manifest, files, trusted=problem is None), problem
+
+
+def _guarded(path: Path, step: Callable[[], Any]) -> Any:
+    """Run a load step; anything but our own exceptions means a save we did not foresee: a PersistError."""
+    try:
+        return step()
+    except PersistError:
+        raise
+    except (Exception, MemoryError) as exc:  # a hostile save must never surface a foreign exception
+        raise _bad(path, f"the save is invalid ({type(exc).__name__}: {exc})") from exc
+
+
+def _warn_rebuilt(path: Path, loader: _Loader, problem: str | None) -> None:
+    if problem is None or not (loader.rebuilt or loader.rebuild_failed):
+        return
+    failed = ""
+    if loader.rebuild_failed:
+        failed = (f"; {len(loader.rebuild_failed)} segment(s) could not be rebuilt and stay raw (searched "
+                  f"exactly): " + "; ".join(loader.rebuild_failed))
+    warnings.warn(
+        f"{path} is not signed with this user's key ({problem}), so its index files were not read: "
+        f"{loader.rebuilt} index(es) were rebuilt from the saved vectors and parameters{failed}. "
+        f"Approximate results may differ slightly from the original. If you trust where this save comes from, "
+        f"load it with trust=True to read its index files as they are.", UnsignedSaveWarning, stacklevel=3)
 
 
 def _schedule_pending_builds(collection: Collection, segments: list[Segment]) -> None:
@@ -579,30 +760,41 @@ def _schedule_pending_builds(collection: Collection, segments: list[Segment]) ->
     collection._schedule(waiting)
 
 
-def load_collection(engine: Engine, path: str | os.PathLike, name: str | None = None) -> Collection:
+def load_collection(engine: Engine, path: str | os.PathLike, name: str | None = None, *,
+                    trust: bool = False) -> Collection:
     """Load a collection saved by :func:`save_collection` into ``engine`` (as ``name`` if given).
 
+    A save signed with this user's key has its index files read as they are. Any other save (someone
+    else's, or edited after signing) never hands its index files to faiss / hnswlib / annoy: its indexes
+    are rebuilt from the saved vectors and parameters, with an :class:`UnsignedSaveWarning`, unless
+    ``trust=True`` (only for saves whose origin you trust: a crafted index file can crash the process).
     Raises PersistError for a damaged or invalid save and AlreadyExistsError when the name is taken;
     in both cases the engine is unchanged."""
-    path, manifest, loader = _open(path)
+    if name is not None:
+        name = validation.collection_name(name)
+    path, manifest, loader, problem = _open(path, trust)
     if manifest["kind"] != "collection":
         raise _bad(path, "this is a whole-engine save; load it with load_engine (or Engine.load)")
     _require(len(manifest["collections"]) == 1, path, "a collection save must hold exactly one collection")
-    collection, segments = loader.collection(engine, manifest["collections"][0], name)
+    collection, segments = _guarded(path, lambda: loader.collection(engine, manifest["collections"][0], name))
     with engine._lock:
         if collection.name in engine._collections:
             raise AlreadyExistsError(f"collection {collection.name!r} already exists; drop it first or load "
                                      f"with another name (name=...)")
         engine._collections[collection.name] = collection
     _schedule_pending_builds(collection, segments)
+    _warn_rebuilt(path, loader, problem)
     return collection
 
 
-def load_engine(path: str | os.PathLike) -> Engine:
-    """Load an engine saved by :func:`save_engine`: a new Engine with every collection, indexes included."""
+def load_engine(path: str | os.PathLike, *, trust: bool = False) -> Engine:
+    """Load an engine saved by :func:`save_engine`: a new Engine with every collection, indexes included.
+
+    Index files are read only from a save signed with this user's key, or with ``trust=True``; otherwise
+    the indexes are rebuilt from the saved vectors (see :func:`load_collection`)."""
     from .engine import Engine
 
-    path, manifest, loader = _open(path)
+    path, manifest, loader, problem = _open(path, trust)
     if manifest["kind"] != "engine":
         raise _bad(path, "this is a single-collection save; load it with load_collection(engine, path)")
     settings = manifest.get("engine")
@@ -612,7 +804,7 @@ def load_engine(path: str | os.PathLike) -> Engine:
     loaded = []
     try:
         for meta in manifest["collections"]:
-            collection, segments = loader.collection(engine, meta, None)
+            collection, segments = _guarded(path, lambda meta=meta: loader.collection(engine, meta, None))
             _require(collection.name not in engine._collections, path,
                      f"collection {collection.name!r} appears twice")
             engine._collections[collection.name] = collection
@@ -622,4 +814,5 @@ def load_engine(path: str | os.PathLike) -> Engine:
         raise
     for collection, segments in loaded:
         _schedule_pending_builds(collection, segments)
+    _warn_rebuilt(path, loader, problem)
     return engine
