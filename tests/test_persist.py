@@ -14,7 +14,7 @@ from conftest import clustered
 
 from milvus_lab import Engine, backends
 from milvus_lab.engine import persist
-from milvus_lab.engine.persist import PersistError, load_collection, load_engine, save_collection, save_engine
+from milvus_lab.engine.persist import PersistError
 from milvus_lab.errors import AlreadyExistsError, IllegalIdError
 
 BUILD = {
@@ -27,6 +27,23 @@ BUILD = {
     "HNSW": ({"M": 8, "efConstruction": 40}, {"ef": 30}),
     "ANNOY": ({"n_trees": 4}, {"search_k": -1}),
 }
+
+
+# what Collection.save / Engine.save / engine.load_collection / Engine.load do: persist moves states only
+def save_collection(c, path):
+    return persist.save_collection(c.snapshot(), path)
+
+
+def save_engine(e, path):
+    return persist.save_engine(e.snapshot(), path)
+
+
+def load_collection(engine, path, name=None, *, trust=False):
+    return engine.restore_collection(persist.load_collection(path, trust=trust), name=name)
+
+
+def load_engine(path, *, trust=False):
+    return Engine.restore(persist.load_engine(path, trust=trust))
 
 
 @pytest.fixture(autouse=True)
@@ -400,7 +417,7 @@ def test_failed_save_keeps_the_previous_save(engine, tmp_path, monkeypatch):
     good = observable(c)
     first_manifest = (path / "manifest.json").read_bytes()
     c.insert(clustered(5, 16, seed=9), ids=[10**9 + i for i in range(5)])
-    index_type = type(next(s.index for p in c._partitions.values() for s in p if s.index is not None))
+    index_type = type(next(s.index for s in c.snapshot().segments if s.index is not None))
 
     def failing_save(self, where):
         Path(where).write_bytes(b"partial")
@@ -486,30 +503,40 @@ def test_segments_waiting_for_a_build_get_it_after_load(engine, tmp_path, monkey
     c = engine.create_collection("wait", 8)
     c.segment_rows = 40
     quiet(c.create_index, "HNSW", {"M": 8, "efConstruction": 20})
-    monkeypatch.setattr(c._engine._indexer, "submit", lambda *a, **k: None)  # builds never run here
+    monkeypatch.setattr(engine.indexer, "submit", lambda *a, **k: None)  # background builds never run here
     c.insert(clustered(100, 8))
     assert [s["index_name"] for s in c.segments()] == ["FLAT"] * 3
     save_collection(c, tmp_path / "w")
     other = Engine(build_threshold=32)
     try:
-        d = load_collection(other, tmp_path / "w")
-        assert d.wait_for_index(60)
+        d = load_collection(other, tmp_path / "w")  # restore builds them before it returns
         assert [s["index_name"] for s in d.segments()] == ["HNSW", "HNSW", "FLAT"]
     finally:
         other.close()
 
 
-def test_save_and_load_methods_round_trip(tmp_path):
-    import numpy as np
-
-    from milvus_lab import Engine
-    e = Engine()
-    c = e.create_collection("m", 8)
-    c.insert(np.arange(80, dtype=np.float32).reshape(10, 8))
-    c.save(tmp_path / "c")
-    e.save(tmp_path / "e")
-    again = Engine.load(tmp_path / "e")
-    other = Engine().load_collection(tmp_path / "c", "copy")
-    q = np.ones((2, 8), np.float32)
-    np.testing.assert_array_equal(again.get_collection("m").search(q, 3).ids, c.search(q, 3).ids)
-    np.testing.assert_array_equal(other.search(q, 3).ids, c.search(q, 3).ids)
+def test_save_and_load_methods_round_trip(tmp_path, monkeypatch):
+    """The engine's own methods go through persist, with the trust flag threaded through."""
+    e = Engine(build_threshold=32)
+    try:
+        c = e.create_collection("m", 8)
+        c.segment_rows = 50
+        quiet(c.create_index, "IVF_FLAT", {"nlist": 4})
+        c.insert(clustered(120, 8))
+        assert c.wait_for_index(60)
+        c.save(tmp_path / "c")
+        e.save(tmp_path / "e")
+        q = clustered(5, 8, seed=3)
+        again = Engine.load(tmp_path / "e")
+        other = Engine().load_collection(tmp_path / "c", "copy")
+        for loaded in (again.get_collection("m"), other):
+            same_search(c, loaded, q, 3, {"nprobe": 2})
+        monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(tmp_path / "someone-else"))
+        with pytest.warns(persist.UnsignedSaveWarning):
+            assert Engine.load(tmp_path / "e").get_collection("m").count() == 120
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            same_search(c, Engine.load(tmp_path / "e", trust=True).get_collection("m"), q, 3, {"nprobe": 2})
+            same_search(c, Engine().load_collection(tmp_path / "c", trust=True), q, 3, {"nprobe": 2})
+    finally:
+        e.close()

@@ -1,21 +1,29 @@
-"""Save and load a collection or a whole engine: data, partitions, deleted ids and built indexes.
+"""Save and load a collection's or an engine's state: data, partitions, deletes, built indexes.
 
-A save is a directory. ``manifest.json`` is the only file a load trusts first, and the commit point:
-every data file (vectors, ids and deleted masks as ``.npy``, indexes in their library's own format) is
-written into a fresh ``data-<hex>`` folder beside it, then a new manifest naming those files and their
-sha256 is written to a temporary name and moved over the old one with ``os.replace``. A crash or an error
-at any moment leaves the previous save loadable; stale data folders are removed after the commit.
+persist reads and writes only the plain values of :mod:`milvus_lab.engine.state` (what ``snapshot()``
+returns and ``restore`` takes); it never touches a collection's internals and imports neither
+``collection`` nor ``engine`` (they call it).
 
-Loading is all or nothing: the manifest's own checksum, its schema and every file's size and sha256 are
-checked before any file is parsed or any library reader runs; arrays are read with
-``np.load(allow_pickle=False)`` and checked (dtype, shape, ids, counts, dimension, metric, index
-parameters through :func:`milvus_lab.spec.validate_build`); built indexes are loaded with the library's
-reader, never rebuilt. Only when everything is valid is the collection added to the engine. Files are data,
-never code: nothing is unpickled or executed.
+A save is a directory. ``manifest.json`` is the commit point: every data file (vectors, ids and deleted masks
+as ``.npy``, indexes in their library's own format) is written and fsynced into a fresh ``data-<hex>``
+folder beside it, then a new manifest naming those files with their sha256 is written to a temporary
+name, fsynced and moved over the old one with ``os.replace`` (then the folder is fsynced). A crash or an
+error (a full disk) at any moment leaves the previous save in place and loadable; stale data folders go
+after the next commit. There is never a moment when the path holds no complete save.
+
+Each manifest is signed with an HMAC-SHA256 under a per-user secret key kept in the user's config folder
+(:func:`config_dir`); since the manifest lists every file's sha256, the signature covers every byte. On
+load, the manifest's checksum, schema and every file's size and sha256 are checked before any file is
+parsed; arrays are read with ``np.load(allow_pickle=False)`` and the whole state is checked
+(:meth:`CollectionState.check`) before any index file is read. Index files are handed to faiss / hnswlib /
+annoy only when the save is signed with this user's key or the caller passes ``trust=True``; otherwise the
+state is returned without them (with an :class:`UnsignedSaveWarning`) and restore rebuilds the indexes
+from the saved vectors and parameters. Nothing is unpickled or executed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import hmac
@@ -32,18 +40,13 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .. import backends, spec
-from ..errors import AlreadyExistsError, MilvusLabError, PersistError
-from . import validation
-from .collection import DEFAULT_PARTITION, Collection
-from .segment import Segment
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from ..errors import MilvusLabError, PersistError
+from .state import CollectionState, EngineState, PendingDelete, SegmentState, row_layout
 
 __all__ = ["CONFIG_DIR_ENV", "FORMAT_NAME", "FORMAT_VERSION", "PersistError", "UnsignedSaveWarning", "config_dir",
            "load_collection", "load_engine", "save_collection", "save_engine", "signing_key_path"]
@@ -233,33 +236,6 @@ def _signature_problem(body: Mapping[str, Any], signature: Any) -> str | None:
 # ------------------------------------------------------------------------------------------------------
 # save
 # ------------------------------------------------------------------------------------------------------
-class _Snapshot:
-    """A consistent copy of a collection's metadata and references to its immutable arrays and indexes."""
-
-    def __init__(self, collection: Collection):
-        c = collection
-        with c._write:
-            c._check_alive()
-            # background builds take only _state, so waiting here cannot deadlock; holding _write means
-            # no insert can seal (and schedule) another segment meanwhile
-            c._engine._indexer.wait(c)
-            with c._state:
-                self.meta: dict[str, Any] = {
-                    "name": c.name, "dimension": c.dimension, "index_file_size": c.index_file_size,
-                    "metric": c.metric, "segment_rows": c.segment_rows, "index_type": c._index_type,
-                    "index_params": dict(c._index_params),
-                    "index_params_given": _jsonable(dict(c._index_params_given)),
-                    "id_mode": c._id_mode, "next_auto_id": int(c._next_auto_id),
-                    "next_segment_id": int(c._next_segment_id), "partitions": list(c._partitions),
-                    "background_errors": [str(e) for e in c._background_errors],
-                }
-                # each pending delete reaches only the rows that existed when it was called (its extent)
-                self.pending = [(np.asarray(ids, np.int64), {int(k): int(v) for k, v in extent.items()})
-                                for ids, extent in c._pending_deletes]
-                self.segments = [(seg.view(), seg.capacity_rows, seg.build_error)
-                                 for seg in c._all_segments()]
-
-
 def _write_npy(folder: Path, name: str, array: np.ndarray, files: dict[str, Any], root: Path) -> str:
     path = folder / name
     with open(path, "wb") as fh:
@@ -276,36 +252,47 @@ def _record(path: Path, files: dict[str, Any], root: Path) -> str:
     return rel
 
 
-def _write_collection(snap: _Snapshot, folder: Path, root: Path, files: dict[str, Any]) -> dict[str, Any]:
+def _write_collection(state: CollectionState, folder: Path, root: Path, files: dict[str, Any]) -> dict[str, Any]:
     folder.mkdir()
-    meta = dict(snap.meta)
+    meta: dict[str, Any] = {
+        "name": state.name, "dimension": int(state.dimension), "index_file_size": int(state.index_file_size),
+        "metric": state.metric, "segment_rows": int(state.segment_rows), "index_type": state.index_type,
+        "index_params": {str(k): int(v) for k, v in state.index_params.items()},
+        "index_params_given": _jsonable(dict(state.index_params_given)),
+        "id_mode": state.id_mode, "next_auto_id": int(state.next_auto_id),
+        "next_segment_id": int(state.next_segment_id), "partitions": list(state.partitions),
+        "background_errors": [str(e) for e in state.background_errors],
+    }
+    # each pending delete reaches only the rows that existed when it was called (its extent)
     meta["pending_deletes"] = [
-        {"ids": _write_npy(folder, f"pending_deletes_{i}.npy", ids, files, root),
-         "extent": {str(k): v for k, v in sorted(extent.items())}}
-        for i, (ids, extent) in enumerate(snap.pending)]
+        {"ids": _write_npy(folder, f"pending_deletes_{i}.npy", np.asarray(batch.ids, np.int64), files, root),
+         "extent": {str(int(k)): int(v) for k, v in sorted(batch.extent.items())}}
+        for i, batch in enumerate(state.pending_deletes)]
     segments = []
-    for view, capacity, build_error in snap.segments:
-        seg: dict[str, Any] = {
-            "id": view.segment_id, "partition": view.partition, "capacity_rows": int(capacity),
-            "count": len(view.ids), "sealed": bool(view.sealed), "n_deleted": int(view.n_deleted),
-            "build_error": build_error,
-            "vectors": _write_npy(folder, f"{view.segment_id}.vectors.npy", view.vectors, files, root),
-            "ids": _write_npy(folder, f"{view.segment_id}.ids.npy", view.ids, files, root),
-            "deleted": (None if view.deleted is None else
-                        _write_npy(folder, f"{view.segment_id}.deleted.npy", view.deleted, files, root)),
+    for seg in state.segments:
+        sid = int(seg.segment_id)
+        entry: dict[str, Any] = {
+            "id": sid, "partition": seg.partition, "capacity_rows": int(seg.capacity_rows),
+            "count": seg.count, "sealed": bool(seg.sealed), "n_deleted": seg.n_deleted,
+            "raw_reason": seg.raw_reason,
+            "vectors": _write_npy(folder, f"{sid}.vectors.npy", seg.vectors, files, root),
+            "ids": _write_npy(folder, f"{sid}.ids.npy", seg.ids, files, root),
+            "deleted": (None if seg.deleted is None else
+                        _write_npy(folder, f"{sid}.deleted.npy", seg.deleted, files, root)),
             "index": None,
         }
-        if view.index is not None:
-            index_path = folder / f"{view.segment_id}.index"
-            view.index.save(index_path)
+        if seg.index is not None:
+            index_path = folder / f"{sid}.index"
+            seg.index.save(index_path)
             # an adapter may write companion files beside the index (faiss NSG: <path>.groups.npy)
             extra = sorted(p for p in folder.iterdir() if p.name.startswith(index_path.name + "."))
             for p in [index_path, *extra]:
                 _fsync_file(p)
-            seg["index"] = {"index_type": view.index.index_type, "params": dict(view.index.params),
-                            "file": _record(index_path, files, root),
-                            "extra_files": [_record(p, files, root) for p in extra]}
-        segments.append(seg)
+            entry["index"] = {"index_type": seg.index.index_type, "params": {k: int(v) for k, v in
+                                                                             seg.index.params.items()},
+                              "file": _record(index_path, files, root),
+                              "extra_files": [_record(p, files, root) for p in extra]}
+        segments.append(entry)
     meta["segments"] = segments
     return meta
 
@@ -325,11 +312,14 @@ def _prepare_target(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def _commit(path: Path, kind: str, snapshots: list[_Snapshot], extra: Mapping[str, Any]) -> Path:
-    """Write the data files into a fresh folder, then atomically replace the manifest."""
+def _commit(path: Path, kind: str, states: tuple[CollectionState, ...], extra: Mapping[str, Any]) -> Path:
+    """Write the data files into a fresh folder, then atomically replace the (signed) manifest."""
     from .. import __version__
 
-    path = Path(path)
+    for state in states:
+        if not isinstance(state, CollectionState):
+            raise PersistError(f"save_collection / save_engine take the state from snapshot(); got "
+                               f"{type(state).__name__}")
     key = _signing_key(create=True)
     with _lock_for(path):
         _prepare_target(path)
@@ -339,8 +329,10 @@ def _commit(path: Path, kind: str, snapshots: list[_Snapshot], extra: Mapping[st
         try:
             data_dir.mkdir()
             files: dict[str, Any] = {}
-            collections = [_write_collection(snap, data_dir / f"c{i}", path, files)
-                           for i, snap in enumerate(snapshots)]
+            collections = [_write_collection(state, data_dir / f"c{i}", path, files)
+                           for i, state in enumerate(states)]
+            for i in range(len(states)):
+                _fsync_dir(data_dir / f"c{i}")
             _fsync_dir(data_dir)
             body = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
                     "milvus_lab_version": __version__,
@@ -352,7 +344,7 @@ def _commit(path: Path, kind: str, snapshots: list[_Snapshot], extra: Mapping[st
                 json.dump(manifest, fh, indent=1, allow_nan=False)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp_manifest, path / MANIFEST)
+            os.replace(tmp_manifest, path / MANIFEST)  # the commit point
             _fsync_dir(path)
         except BaseException as exc:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -364,37 +356,38 @@ def _commit(path: Path, kind: str, snapshots: list[_Snapshot], extra: Mapping[st
                                f"{type(exc).__name__}: {exc}); nothing was written over the previous save: "
                                f"it is intact and still loads") from exc
         for entry in path.iterdir():  # the committed manifest no longer names these
-            if entry.name != data_name and _DATA_DIR.match(entry.name) and entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            elif entry.name.startswith(f".{MANIFEST}.") and entry.name.endswith(".tmp"):
-                entry.unlink(missing_ok=True)
+            if entry.name != data_name and _leftover(entry):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
     return path
 
 
-def save_collection(collection: Collection, path: str | os.PathLike) -> Path:
-    """Save one collection (data, partitions, deletes, built indexes) to the directory ``path``.
+def _as_path(path: Any) -> Path:
+    try:
+        return Path(path)
+    except TypeError:
+        raise PersistError(f"{path!r} is not a path; give a str or os.PathLike naming a directory") from None
 
-    Waits for the collection's background builds first. The previous save at ``path`` stays intact until
-    the new one is complete."""
-    return _commit(Path(path), "collection", [_Snapshot(collection)], {})
+
+def save_collection(state: CollectionState, path: str | os.PathLike) -> Path:
+    """Save one collection's state (``collection.snapshot()``) to the directory ``path``, signed with this
+    user's key. The previous save at ``path`` stays intact until the new one is complete."""
+    return _commit(_as_path(path), "collection", (state,), {})
 
 
-def save_engine(engine: Engine, path: str | os.PathLike) -> Path:
-    """Save every collection of ``engine`` and its settings to the directory ``path``."""
-    with engine._lock:
-        collections = list(engine._collections.values())
-    snapshots = []
-    for c in collections:
-        try:
-            snapshots.append(_Snapshot(c))
-        except MilvusLabError:
-            if not c._dropped:
-                raise  # dropped while we were saving: not part of the engine any more
-    return _commit(Path(path), "engine", snapshots, {"engine": {"build_threshold": engine.build_threshold}})
+def save_engine(state: EngineState, path: str | os.PathLike) -> Path:
+    """Save an engine's state (``engine.snapshot()``: settings and every collection) to the directory ``path``."""
+    if not isinstance(state, EngineState):
+        raise PersistError(f"save_engine takes engine.snapshot(); got {type(state).__name__}")
+    settings = {"build_threshold": int(state.build_threshold),
+                "segment_rows": None if state.segment_rows is None else int(state.segment_rows)}
+    return _commit(_as_path(path), "engine", tuple(state.collections), {"engine": settings})
 
 
 # ------------------------------------------------------------------------------------------------------
-# load: verify, parse, validate, then build new objects; nothing is registered until all is valid
+# load: verify, parse, check the whole state, and only then (signed or trusted) read index files
 # ------------------------------------------------------------------------------------------------------
 def _bad(path: Path, what: str) -> PersistError:
     return PersistError(f"cannot load {path}: {what}; nothing was loaded")
@@ -475,16 +468,15 @@ def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, A
 
 
 class _Loader:
-    """Parses one verified save into new Collection objects (not yet registered anywhere)."""
+    """Parses one verified save into states (index files are read only when ``trusted``)."""
 
     def __init__(self, path: Path, manifest: dict[str, Any], files: dict[str, dict[str, Any]], trusted: bool):
         self.path = path
-        self.manifest = manifest
         self.files = files
-        #: False: index files are never handed to a library; indexes are rebuilt from the saved vectors
+        self.version = manifest["format_version"]
+        #: False: index files are never handed to a library; restore rebuilds them from the saved vectors
         self.trusted = trusted
-        self.rebuilt = 0
-        self.rebuild_failed: list[str] = []
+        self.not_read = 0
         self.used: set[str] = set()
         self.listings: dict[Path, list[str]] = {}
 
@@ -517,176 +509,105 @@ class _Loader:
                      f"{what} has shape {array.shape}, expected {tuple('n' if s is None else s for s in shape)}")
         return np.ascontiguousarray(array)
 
-    def collection(self, engine: Engine, meta: Any, name: str | None) -> tuple[Collection, list[Segment]]:
+    def collection(self, meta: Any) -> CollectionState:
         self.require(isinstance(meta, dict), "a collection entry is not an object")
         keys = {"name", "dimension", "index_file_size", "metric", "segment_rows", "index_type", "index_params",
                 "index_params_given", "id_mode", "next_auto_id", "next_segment_id", "partitions",
                 "background_errors", "pending_deletes", "segments"}
         self.require(set(meta) == keys, f"collection entry keys {sorted(meta)} differ from {sorted(keys)}")
-        try:
-            saved_name = validation.collection_name(meta["name"])
+        name = meta["name"]
+        self.require(isinstance(name, str), f"collection name {name!r} is not a string")
+        where = f"collection {name!r}"
+        try:  # the row layout needs a valid schema first; check() repeats these with the rest
             metric = spec.normalize_metric(meta["metric"])
             dim = spec.validate_dimension(meta["dimension"], metric)
-            size = spec.validate_index_file_size(meta["index_file_size"])
         except MilvusLabError as exc:
-            raise self.bad(f"collection schema is invalid: {exc}") from None
-        where = f"collection {saved_name!r}"
-        self.require(_is_int(meta["segment_rows"]) and meta["segment_rows"] >= 1,
-                     f"{where}: segment_rows {meta['segment_rows']!r} is invalid")
-        index_type, index_params = meta["index_type"], meta["index_params"]
-        self.require(isinstance(index_type, str) and index_type in spec.INDEXES and isinstance(index_params, dict),
-                     f"{where}: index_type {index_type!r} is unknown")
-        try:
-            _, clean = spec.validate_build(index_type, index_params, dim=dim, metric=metric, warn=False)
-        except MilvusLabError as exc:
-            raise self.bad(f"{where}: index parameters are invalid: {exc}") from None
-        self.require(clean == index_params, f"{where}: index parameters {index_params!r} are not in canonical form")
-        self.require(isinstance(meta["index_params_given"], dict), f"{where}: index_params_given is not an object")
-        id_mode = meta["id_mode"]
-        self.require(id_mode in (None, "auto", "user"), f"{where}: id_mode {id_mode!r} is invalid")
-        self.require(_is_int(meta["next_auto_id"]) and 0 <= meta["next_auto_id"] <= spec.ID_RANGE[1] + 1,
-                     f"{where}: next_auto_id is invalid")
-        self.require(_is_int(meta["next_segment_id"]) and meta["next_segment_id"] >= 1,
-                     f"{where}: next_segment_id is invalid")
-        partitions = meta["partitions"]
-        self.require(isinstance(partitions, list) and DEFAULT_PARTITION in partitions
-                     and len(set(map(str, partitions))) == len(partitions),
-                     f"{where}: partition list {partitions!r} is invalid")
-        for tag in partitions:
-            try:
-                validation.partition_tag(tag)
-            except MilvusLabError as exc:
-                raise self.bad(f"{where}: {exc}") from None
-        errors = meta["background_errors"]
-        self.require(isinstance(errors, list) and all(isinstance(e, str) for e in errors),
-                     f"{where}: background_errors is invalid")
-        self.require(isinstance(meta["segments"], list), f"{where}: segments is not a list")
-
-        final_name = saved_name if name is None else validation.collection_name(name)
-        collection = Collection(engine, final_name, dim, size, metric)
-        collection.segment_rows = meta["segment_rows"]
-        self.require(isinstance(meta["pending_deletes"], list), f"{where}: pending_deletes is not a list")
-        pending_batches = []
+            raise self.bad(f"{where}: schema is invalid: {exc}") from None
+        for key in ("index_file_size", "segment_rows", "next_auto_id", "next_segment_id"):
+            self.require(_is_int(meta[key]), f"{where}: {key} {meta[key]!r} is not an integer")
+        self.require(isinstance(meta["index_type"], str), f"{where}: index_type is not a string")
+        for key in ("index_params", "index_params_given"):
+            self.require(isinstance(meta[key], dict), f"{where}: {key} is not an object")
+        for key in ("partitions", "background_errors", "pending_deletes", "segments"):
+            self.require(isinstance(meta[key], list), f"{where}: {key} is not a list")
+        self.require(all(isinstance(t, str) for t in meta["partitions"]), f"{where}: a partition tag is not a string")
+        pending = []
         for batch in meta["pending_deletes"]:
             self.require(isinstance(batch, dict) and set(batch) == {"ids", "extent"}
                          and isinstance(batch["extent"], dict), f"{where}: a pending delete entry is malformed")
             ids = self.array(batch["ids"], f"{where}: pending deletes", np.dtype(np.int64), (None,))
-            self.require(not ids.size or ids.min() >= 0, f"{where}: pending deletes hold negative ids")
             extent = {}
             for key, value in batch["extent"].items():
-                self.require(isinstance(key, str) and key.isdigit() and _is_int(value) and value >= 0,
+                self.require(re.fullmatch(r"[0-9]{1,19}", key) is not None and _is_int(value),
                              f"{where}: a pending delete extent is malformed")
                 extent[int(key)] = value
-            pending_batches.append((ids, extent))
+            pending.append(PendingDelete(ids=ids, extent=extent))
+        row_shape, dtype = row_layout(dim, metric)
+        indexes: dict[int, dict[str, Any]] = {}
+        segments = tuple(self.segment(entry, where, row_shape, dtype, indexes) for entry in meta["segments"])
+        state = CollectionState(
+            name=name, dimension=dim, metric=meta["metric"], index_file_size=meta["index_file_size"],
+            segment_rows=meta["segment_rows"], index_type=meta["index_type"], index_params=meta["index_params"],
+            index_params_given=meta["index_params_given"], id_mode=meta["id_mode"],
+            next_auto_id=meta["next_auto_id"], next_segment_id=meta["next_segment_id"],
+            partitions=tuple(meta["partitions"]), segments=segments, pending_deletes=tuple(pending),
+            background_errors=tuple(meta["background_errors"]))
+        self.check(state)  # the whole state is consistent before any index file is looked at
+        if not indexes:
+            return state
+        if not self.trusted:
+            self.not_read += len(indexes)  # restore rebuilds them: an unsigned file never reaches a library
+            return state
+        with_index = tuple(dataclasses.replace(seg, index=self.index(indexes[seg.segment_id], where, state))
+                           if seg.segment_id in indexes else seg for seg in segments)
+        state = dataclasses.replace(state, segments=with_index)
+        self.check(state)  # the loaded indexes match their segments (rows, dimension, type)
+        return state
 
-        row_shape = (dim // 8,) if spec.is_binary_metric(metric) else (dim,)
-        dtype = np.dtype(np.uint8) if spec.is_binary_metric(metric) else np.dtype(np.float32)
-        by_partition: dict[str, list[Segment]] = {tag: [] for tag in partitions}
-        seen_ids: set[int] = set()
-        segments: list[Segment] = []
-        rebuilds: list[Segment] = []
-        live_parts: list[np.ndarray] = []
-        all_ids_max = -1
-        for entry in meta["segments"]:
-            seg = self.segment(entry, where, row_shape, dtype, by_partition, seen_ids, index_type, clean,
-                               metric, dim, rebuilds)
-            by_partition[seg.partition].append(seg)
-            segments.append(seg)
-            live_parts.append(seg.ids[seg.live_mask()])
-            if seg.count:
-                all_ids_max = max(all_ids_max, int(seg.ids.max()))
-        self.require(meta["next_segment_id"] > max(seen_ids, default=0),
-                     f"{where}: next_segment_id {meta['next_segment_id']} is not above the segment ids")
-        live = np.concatenate(live_parts) if live_parts else np.empty(0, np.int64)
-        self.require(len(np.unique(live)) == len(live), f"{where}: a live id appears twice")
-        self.require(id_mode is not None or not any(s.count for s in segments),
-                     f"{where}: rows are stored but id_mode is unset")
-        if id_mode == "auto":
-            self.require(all_ids_max < meta["next_auto_id"],
-                         f"{where}: stored ids reach {all_ids_max} but next_auto_id is {meta['next_auto_id']}")
-        collection._partitions = by_partition
-        collection._index_type = index_type
-        collection._index_params = clean
-        collection._index_params_given = dict(meta["index_params_given"])
-        collection._id_mode = id_mode
-        collection._next_auto_id = meta["next_auto_id"]
-        collection._live_user_ids = set(live.tolist()) if id_mode == "user" else set()
-        # each pending delete keeps its extent: it never reaches rows inserted after it was called
-        counts = {seg.segment_id: seg.count for seg in segments}
-        for _, extent in pending_batches:
-            for sid, rows in extent.items():
-                self.require(sid not in counts or rows <= counts[sid],
-                             f"{where}: a pending delete reaches beyond segment {sid}'s rows")
-        collection._pending_deletes = [(ids, {sid: rows for sid, rows in extent.items() if sid in counts})
-                                       for ids, extent in pending_batches]
-        collection._next_segment_id = meta["next_segment_id"]
-        collection._background_errors = list(errors)
-        self.rebuild(rebuilds, index_type, clean, metric, where)  # last: only once everything is valid
-        return collection, segments
+    def check(self, state: CollectionState) -> None:
+        try:
+            state.check()
+        except MilvusLabError as exc:
+            raise self.bad(str(exc)) from None
 
     def segment(self, entry: Any, where: str, row_shape: tuple[int, ...], dtype: np.dtype,
-                by_partition: Mapping[str, list[Segment]], seen_ids: set[int], index_type: str,
-                params: Mapping[str, int], metric: str, dim: int, rebuilds: list[Segment]) -> Segment:
-        keys = {"id", "partition", "capacity_rows", "count", "sealed", "n_deleted", "build_error", "vectors",
-                "ids", "deleted", "index"}
+                indexes: dict[int, dict[str, Any]]) -> SegmentState:
+        reason_key = "build_error" if self.version == 1 else "raw_reason"
+        keys = {"id", "partition", "capacity_rows", "count", "sealed", "n_deleted", reason_key, "vectors", "ids",
+                "deleted", "index"}
         self.require(isinstance(entry, dict) and set(entry) == keys, f"{where}: a segment entry is malformed")
         sid = entry["id"]
-        self.require(_is_int(sid) and sid >= 1 and sid not in seen_ids, f"{where}: segment id {sid!r} is invalid")
-        seen_ids.add(sid)
+        self.require(_is_int(sid) and sid >= 1, f"{where}: segment id {sid!r} is invalid")
         where = f"{where}, segment {sid}"
-        self.require(isinstance(entry["partition"], str) and entry["partition"] in by_partition,
-                     f"{where}: unknown partition {entry['partition']!r}")
         count = entry["count"]
         self.require(_is_int(count) and count >= 0, f"{where}: count is invalid")
-        self.require(_is_int(entry["capacity_rows"]) and entry["capacity_rows"] >= max(count, 1),
-                     f"{where}: capacity_rows is invalid")
-        self.require(isinstance(entry["sealed"], bool), f"{where}: sealed is not a bool")
-        self.require(entry["build_error"] is None or isinstance(entry["build_error"], str),
-                     f"{where}: build_error is invalid")
+        self.require(_is_int(entry["capacity_rows"]), f"{where}: capacity_rows is invalid")
+        self.require(entry["index"] is None or isinstance(entry["index"], dict), f"{where}: index entry is malformed")
         vectors = self.array(entry["vectors"], f"{where}: vectors", dtype, (count, *row_shape))
         ids = self.array(entry["ids"], f"{where}: ids", np.dtype(np.int64), (count,))
-        self.require(not ids.size or ids.min() >= 0, f"{where}: ids must be >= 0")
-        if not np.issubdtype(dtype, np.integer):
-            self.require(bool(np.isfinite(vectors).all()), f"{where}: vectors hold NaN or infinite values")
         deleted = None
         if entry["deleted"] is not None:
             deleted = self.array(entry["deleted"], f"{where}: deleted mask", np.dtype(np.bool_), (count,))
         n_deleted = 0 if deleted is None else int(deleted.sum())
         self.require(entry["n_deleted"] == n_deleted, f"{where}: n_deleted {entry['n_deleted']!r} does not match "
                                                       f"the deleted mask ({n_deleted})")
-        seg = Segment(sid, entry["partition"], row_shape, dtype, entry["capacity_rows"])
-        seg._vectors, seg._ids, seg.count = vectors, ids, count
-        seg.sealed = entry["sealed"]
-        seg.deleted, seg.n_deleted = deleted, n_deleted
-        seg.build_error = entry["build_error"]
         if entry["index"] is not None:
-            self.require(seg.sealed, f"{where}: an open segment cannot hold a built index")
-            seg.index = self.index(entry["index"], where, index_type, params, metric, dim, count)
-            if seg.index is None:
-                rebuilds.append(seg)
-        return seg
+            self.require(sid not in indexes, f"{where}: segment id repeated")
+            indexes[sid] = entry["index"]
+        return SegmentState(segment_id=sid, partition=entry["partition"], vectors=vectors, ids=ids, deleted=deleted,
+                            sealed=entry["sealed"], capacity_rows=entry["capacity_rows"],
+                            raw_reason=entry[reason_key])
 
-    def rebuild(self, segments: list[Segment], index_type: str, params: Mapping[str, int], metric: str,
-                where: str) -> None:
-        """Build the indexes of an unsigned save from its (validated) vectors and parameters."""
-        for seg in segments:
-            try:
-                seg.index = backends.build(index_type, dict(params), seg.vectors, metric)
-                self.rebuilt += 1
-            except MilvusLabError as exc:  # e.g. too few distinct rows: the segment stays raw, with the reason
-                seg.build_error = str(exc)
-                self.rebuild_failed.append(f"{where}, segment {seg.segment_id}: {exc}")
-
-    def index(self, entry: Any, where: str, index_type: str, params: Mapping[str, int], metric: str, dim: int,
-              count: int) -> Any:
-        self.require(isinstance(entry, dict) and set(entry) == {"index_type", "params", "file", "extra_files"}
-                     and isinstance(entry["extra_files"], list), f"{where}: index entry is malformed")
-        self.require(entry["index_type"] == index_type and entry["params"] == dict(params),
+    def index(self, entry: dict[str, Any], where: str, state: CollectionState) -> Any:
+        """Read one index file with its library (only for a signed or trusted save, after check())."""
+        self.require(set(entry) == {"index_type", "params", "file", "extra_files"}
+                     and isinstance(entry["extra_files"], list)
+                     and all(isinstance(rel, str) for rel in entry["extra_files"]),
+                     f"{where}: index entry is malformed")
+        self.require(entry["index_type"] == state.index_type and entry["params"] == dict(state.index_params),
                      f"{where}: built index {entry['index_type']} {entry['params']} differs from the collection's "
-                     f"index {index_type} {dict(params)}")
+                     f"index {state.index_type} {dict(state.index_params)}")
         fpath = self.file(entry["file"], f"{where}: index")
-        self.require(all(isinstance(rel, str) for rel in entry["extra_files"]),
-                     f"{where}: index companion list is malformed")
         extra = {self.file(rel, f"{where}: index companion").name for rel in entry["extra_files"]}
         for rel in entry["extra_files"]:
             self.require(Path(rel).name.startswith(fpath.name + "."), f"{where}: index companion {rel} "
@@ -695,43 +616,16 @@ class _Loader:
             self.listings[fpath.parent] = sorted(p.name for p in fpath.parent.iterdir())
         beside = {n for n in self.listings[fpath.parent] if n.startswith(fpath.name + ".")}
         self.require(beside == extra, f"{where}: unlisted files beside the index: {sorted(beside - extra)}")
-        if not self.trusted:
-            return None  # the caller rebuilds it: an unsigned file never reaches faiss / hnswlib / annoy
+        digest, _ = _sha256_file(fpath)  # the file a library reads is the file the signature covers
+        self.require(digest == self.files[entry["file"]]["sha256"], f"file {entry['file']} changed while loading")
         try:
-            built = backends.load(index_type, dict(params), metric, dim, fpath)
+            return backends.load(state.index_type, dict(state.index_params), state.metric, state.dimension, fpath)
         except (MilvusLabError, OSError) as exc:
-            raise self.bad(f"{where}: the {index_type} index cannot be read: {exc}") from None
-        self.require(getattr(built, "ntotal", count) == count,
-                     f"{where}: the {index_type} index holds {getattr(built, 'ntotal', '?')} rows, the segment {count}")
-        self.require(getattr(built, "dim", dim) == dim,
-                     f"{where}: the {index_type} index has dimension {getattr(built, 'dim', '?')}, expected {dim}")
-        return built
-
-
-def _open(path: str | os.PathLike, trust: bool) -> tuple[Path, dict[str, Any], _Loader, str | None]:
-    """Read and verify the manifest and every file; decide whether index files may be parsed.
-
-    Returns the loader and, when the index files will be rebuilt instead of read, why (for the warning)."""
-    if not isinstance(trust, bool):
-        raise PersistError(f"trust={trust!r} is invalid; allowed: True or False")
-    try:
-        path = Path(path)
-    except TypeError:
-        raise PersistError(f"cannot load {path!r}: not a path") from None
-
-    def verify() -> tuple[dict[str, Any], dict[str, Any], str | None]:
-        manifest, signature = _read_manifest(path)
-        _require(manifest.get("kind") in ("collection", "engine"), path, f"unknown kind {manifest.get('kind')!r}")
-        _require(isinstance(manifest.get("collections"), list), path, "manifest has no collection list")
-        files = _verify_files(path, manifest)
-        return manifest, files, None if trust else _signature_problem(manifest, signature)
-
-    manifest, files, problem = _guarded(path, verify)
-    return path, manifest, _Loader(path, manifest, files, trusted=problem is None), problem
+            raise self.bad(f"{where}: the {state.index_type} index cannot be read: {exc}") from None
 
 
 def _guarded(path: Path, step: Callable[[], Any]) -> Any:
-    """Run a load step; anything but our own exceptions means a save we did not foresee: a PersistError."""
+    """Run a load step; anything but a PersistError means a save we did not foresee: a PersistError."""
     try:
         return step()
     except PersistError:
@@ -740,79 +634,64 @@ def _guarded(path: Path, step: Callable[[], Any]) -> Any:
         raise _bad(path, f"the save is invalid ({type(exc).__name__}: {exc})") from exc
 
 
-def _warn_rebuilt(path: Path, loader: _Loader, problem: str | None) -> None:
-    if problem is None or not (loader.rebuilt or loader.rebuild_failed):
-        return
-    failed = ""
-    if loader.rebuild_failed:
-        failed = (f"; {len(loader.rebuild_failed)} segment(s) could not be rebuilt and stay raw (searched "
-                  f"exactly): " + "; ".join(loader.rebuild_failed))
-    warnings.warn(
-        f"{path} is not signed with this user's key ({problem}), so its index files were not read: "
-        f"{loader.rebuilt} index(es) were rebuilt from the saved vectors and parameters{failed}. "
-        f"Approximate results may differ slightly from the original. If you trust where this save comes from, "
-        f"load it with trust=True to read its index files as they are.", UnsignedSaveWarning, stacklevel=3)
+def _load(path: Any, trust: Any, kind: str, parse: Callable[[dict[str, Any], _Loader], Any]) -> Any:
+    if not isinstance(trust, bool):
+        raise PersistError(f"trust={trust!r} is invalid; allowed: True (read index files of a save you trust) "
+                           f"or False")
+    path = _as_path(path)
+
+    def run() -> tuple[Any, _Loader, str | None]:
+        manifest, signature = _read_manifest(path)
+        found = manifest.get("kind")
+        _require(found in ("collection", "engine"), path, f"unknown kind {found!r}")
+        if found != kind:
+            raise _bad(path, "this is a whole-engine save; load it with Engine.load (load_engine)"
+                       if found == "engine" else
+                       "this is a single-collection save; load it with engine.load_collection (load_collection)")
+        _require(isinstance(manifest.get("collections"), list), path, "manifest has no collection list")
+        files = _verify_files(path, manifest)
+        problem = None if trust else _signature_problem(manifest, signature)
+        loader = _Loader(path, manifest, files, trusted=problem is None)
+        return parse(manifest, loader), loader, problem
+
+    result, loader, problem = _guarded(path, run)
+    if loader.not_read:
+        warnings.warn(
+            f"{path} is not signed with this user's key ({problem}), so its {loader.not_read} index file(s) were "
+            f"not read: the indexes are rebuilt from the saved vectors and parameters (approximate results may "
+            f"differ slightly from the original's). If you trust where this save comes from, load it with "
+            f"trust=True to read its index files as they are.", UnsignedSaveWarning, stacklevel=3)
+    return result
 
 
-def _schedule_pending_builds(collection: Collection, segments: list[Segment]) -> None:
-    """Sealed segments that were waiting for a background build when saved get it now."""
-    waiting = [s for s in segments if s.sealed and s.index is None and s.build_error is None and s.count]
-    collection._schedule(waiting)
+def load_collection(path: str | os.PathLike, *, trust: bool = False) -> CollectionState:
+    """The collection state saved by :func:`save_collection` at ``path`` (for ``Collection.restore``).
+
+    A save signed with this user's key has its index files read. Any other save (someone else's, or edited
+    after it was signed) never hands its index files to faiss / hnswlib / annoy: its segments come back
+    without an index, so restore rebuilds them from the saved vectors and parameters, with an
+    :class:`UnsignedSaveWarning`, unless ``trust=True`` (only for saves whose origin you trust: a crafted
+    index file can crash the process). A damaged or invalid save raises PersistError."""
+    def parse(manifest: dict[str, Any], loader: _Loader) -> CollectionState:
+        _require(len(manifest["collections"]) == 1, path, "a collection save must hold exactly one collection")
+        return loader.collection(manifest["collections"][0])
+
+    return _load(path, trust, "collection", parse)
 
 
-def load_collection(engine: Engine, path: str | os.PathLike, name: str | None = None, *,
-                    trust: bool = False) -> Collection:
-    """Load a collection saved by :func:`save_collection` into ``engine`` (as ``name`` if given).
+def load_engine(path: str | os.PathLike, *, trust: bool = False) -> EngineState:
+    """The engine state saved by :func:`save_engine` at ``path`` (for ``Engine.restore``); index files are
+    read only from a signed save or with ``trust=True`` (see :func:`load_collection`)."""
+    def parse(manifest: dict[str, Any], loader: _Loader) -> EngineState:
+        settings = manifest.get("engine")
+        want = {"build_threshold"} if loader.version == 1 else {"build_threshold", "segment_rows"}
+        _require(isinstance(settings, dict) and set(settings) == want, path, "engine settings are malformed")
+        state = EngineState(build_threshold=settings["build_threshold"], segment_rows=settings.get("segment_rows"),
+                            collections=tuple(loader.collection(meta) for meta in manifest["collections"]))
+        try:
+            state.check()
+        except MilvusLabError as exc:
+            raise _bad(path, str(exc)) from None
+        return state
 
-    A save signed with this user's key has its index files read as they are. Any other save (someone
-    else's, or edited after signing) never hands its index files to faiss / hnswlib / annoy: its indexes
-    are rebuilt from the saved vectors and parameters, with an :class:`UnsignedSaveWarning`, unless
-    ``trust=True`` (only for saves whose origin you trust: a crafted index file can crash the process).
-    Raises PersistError for a damaged or invalid save and AlreadyExistsError when the name is taken;
-    in both cases the engine is unchanged."""
-    if name is not None:
-        name = validation.collection_name(name)
-    path, manifest, loader, problem = _open(path, trust)
-    if manifest["kind"] != "collection":
-        raise _bad(path, "this is a whole-engine save; load it with load_engine (or Engine.load)")
-    _require(len(manifest["collections"]) == 1, path, "a collection save must hold exactly one collection")
-    collection, segments = _guarded(path, lambda: loader.collection(engine, manifest["collections"][0], name))
-    with engine._lock:
-        if collection.name in engine._collections:
-            raise AlreadyExistsError(f"collection {collection.name!r} already exists; drop it first or load "
-                                     f"with another name (name=...)")
-        engine._collections[collection.name] = collection
-    _schedule_pending_builds(collection, segments)
-    _warn_rebuilt(path, loader, problem)
-    return collection
-
-
-def load_engine(path: str | os.PathLike, *, trust: bool = False) -> Engine:
-    """Load an engine saved by :func:`save_engine`: a new Engine with every collection, indexes included.
-
-    Index files are read only from a save signed with this user's key, or with ``trust=True``; otherwise
-    the indexes are rebuilt from the saved vectors (see :func:`load_collection`)."""
-    from .engine import Engine
-
-    path, manifest, loader, problem = _open(path, trust)
-    if manifest["kind"] != "engine":
-        raise _bad(path, "this is a single-collection save; load it with load_collection(engine, path)")
-    settings = manifest.get("engine")
-    _require(isinstance(settings, dict) and _is_int(settings.get("build_threshold"))
-             and settings["build_threshold"] >= 1, path, "engine settings are invalid")
-    engine = Engine(build_threshold=settings["build_threshold"])
-    loaded = []
-    try:
-        for meta in manifest["collections"]:
-            collection, segments = _guarded(path, lambda meta=meta: loader.collection(engine, meta, None))
-            _require(collection.name not in engine._collections, path,
-                     f"collection {collection.name!r} appears twice")
-            engine._collections[collection.name] = collection
-            loaded.append((collection, segments))
-    except BaseException:
-        engine.close()
-        raise
-    for collection, segments in loaded:
-        _schedule_pending_builds(collection, segments)
-    _warn_rebuilt(path, loader, problem)
-    return engine
+    return _load(path, trust, "engine", parse)
