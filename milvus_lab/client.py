@@ -518,7 +518,7 @@ class Milvus:
         _params(params)
         spec_name = _SPEC_NAME[member]
         return self._maybe_async(kwargs, lambda: self._status(
-            lambda: self._collection(name)._create_index(spec_name, params))[0])
+            lambda: self._collection(name).create_index(spec_name, params, warn=False))[0])
 
     def get_index_info(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
         name = _name(collection_name)
@@ -549,8 +549,8 @@ class Milvus:
                 _tag(tag)
 
         def run() -> tuple[Status, Any]:
-            status, value = self._status(lambda: self._collection(name)._search(
-                query_records, top_k, params, partition_tags, None, warn=False))
+            status, value = self._status(lambda: self._collection(name).search(
+                query_records, top_k, params, partition_tags, warn=False))
             return status, (TopKQueryResult(value) if value is not None else None)
 
         return self._maybe_async(kwargs, run)
@@ -571,8 +571,8 @@ class Milvus:
         _params(params)
 
         def run() -> tuple[Status, Any]:
-            status, value = self._status(lambda: self._collection(name)._search(
-                query_records, top_k, params, None, segment_ids, warn=False))
+            status, value = self._status(lambda: self._collection(name).search_in_segment(
+                sorted(segment_ids), query_records, top_k, params, warn=False))
             return status, (TopKQueryResult(value) if value is not None else None)
 
         return self._maybe_async(kwargs, run)

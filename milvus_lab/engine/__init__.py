@@ -1,6 +1,8 @@
 """The in-memory engine: collections, partitions, segments, background indexing."""
 
-from .collection import DEFAULT_PARTITION, Collection, IndexReport, SearchResult
+from .collection import Collection, IndexReport, SearchResult
 from .engine import Engine
+from .state import DEFAULT_PARTITION, CollectionState, EngineState, PendingDelete, SegmentState
 
-__all__ = ["Collection", "DEFAULT_PARTITION", "Engine", "IndexReport", "SearchResult"]
+__all__ = ["Collection", "CollectionState", "DEFAULT_PARTITION", "Engine", "EngineState", "IndexReport",
+           "PendingDelete", "SearchResult", "SegmentState"]

@@ -10,9 +10,10 @@ failed call leaves the collection as it was.
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -28,15 +29,27 @@ from ..errors import (
     NotFoundError,
     ParamError,
     RawSegmentWarning,
+    RecommendationWarning,
+    UntrainableSegmentError,
 )
+from ..protocol import IndexInfo
 from . import validation
-from .segment import Segment, SegmentView
+from .indexer import BackgroundIndexer
+from .segment import Segment, SegmentView, return_freed_memory
+from .state import DEFAULT_PARTITION, CollectionState, PendingDelete, row_layout, validate_segment_rows
 
-if TYPE_CHECKING:
-    from .engine import Engine
 
-DEFAULT_PARTITION = "_default"
+class Host(Protocol):
+    """What a collection needs from the engine that holds it: the build threshold and the indexer."""
+
+    build_threshold: int
+    indexer: BackgroundIndexer
+
+
 _SEARCH_MEMO_SIZE = 256  # distinct (top_k, search params) checks remembered per collection
+#: index types whose library allocates a fixed amount per index, so many small segments multiply it
+_PER_SEGMENT_COST_TYPES = frozenset({"HNSW", "ANNOY"})
+_MANY_SEGMENTS = 8  # from this many indexed segments on, the per-segment cost is worth a warning
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -78,6 +91,8 @@ class IndexReport:
     raw_rows: int = 0
     raw_reasons: list[str] = field(default_factory=list)
     build_seconds: float = 0.0
+    #: memory held by the indexes built
+    index_bytes: int = 0
 
     @property
     def fully_indexed(self) -> bool:
@@ -92,19 +107,26 @@ class IndexReport:
 
 
 class Collection:
-    """A named set of vectors of one dimension and metric, split in partitions and segments."""
+    """A named set of vectors of one dimension and metric, split in partitions and segments.
 
-    def __init__(self, engine: "Engine", name: str, dimension: int, index_file_size: int, metric: str):
+    ``segment_rows`` is how many rows a segment holds before it seals (by default what ``index_file_size``
+    MB of rows is); set it lower to see segments and background builds on small data."""
+
+    #: the spec profile whose rules apply (``spec.PROFILES``)
+    profile = getattr(spec, "DEFAULT_PROFILE", "milvus-0.10")  # TODO(H-engine): spec.DEFAULT_PROFILE once it lands
+
+    def __init__(self, engine: Host, name: str, dimension: int, index_file_size: int, metric: str, *,
+                 segment_rows: int | None = None):
         self._engine = engine
         self.name = name
         self.dimension = dimension
         self.index_file_size = index_file_size
         self.metric = metric
         self.binary = spec.is_binary_metric(metric)
-        self._row_shape = (dimension // 8,) if self.binary else (dimension,)
-        self._dtype = np.dtype(np.uint8) if self.binary else np.dtype(np.float32)
+        self._row_shape, self._dtype = row_layout(dimension, metric)
         row_bytes = int(np.prod(self._row_shape)) * self._dtype.itemsize
-        self.segment_rows = max(1, index_file_size * 2**20 // row_bytes)
+        self._segment_rows = (max(1, index_file_size * 2**20 // row_bytes) if segment_rows is None
+                              else validate_segment_rows(segment_rows))
         self._write = threading.RLock()
         self._state = threading.RLock()
         self._partitions: dict[str, list[Segment]] = {DEFAULT_PARTITION: []}
@@ -122,6 +144,81 @@ class Collection:
         self._background_errors: list[str] = []
         self._search_checks: dict[tuple, dict[str, int]] = {}
 
+    @property
+    def segment_rows(self) -> int:
+        """Rows per segment: a segment seals (and is indexed in the background) when it holds this many."""
+        return self._segment_rows
+
+    @segment_rows.setter
+    def segment_rows(self, rows: int) -> None:
+        """Change the segment size for segments opened from now on (an open segment keeps its size)."""
+        self._segment_rows = validate_segment_rows(rows)
+
+    # ------------------------------------------------------------------ state as a value
+    def snapshot(self) -> CollectionState:
+        """Everything this collection holds, as a value (after its background builds finish).
+
+        The arrays are the segments' own (never written in place afterwards), not copies."""
+        with self._write:
+            self._check_alive()
+            # background builds take only _state, so waiting here cannot deadlock; holding _write means
+            # no insert can seal (and schedule) another segment meanwhile
+            self._engine.indexer.wait(self)
+            with self._state:
+                return CollectionState(
+                    name=self.name, dimension=self.dimension, metric=self.metric,
+                    index_file_size=self.index_file_size, segment_rows=self._segment_rows,
+                    index_type=self._index_type, index_params=dict(self._index_params),
+                    index_params_given=dict(self._index_params_given), id_mode=self._id_mode,
+                    next_auto_id=int(self._next_auto_id), next_segment_id=int(self._next_segment_id),
+                    partitions=tuple(self._partitions),
+                    segments=tuple(seg.state() for seg in self._all_segments()),
+                    pending_deletes=tuple(PendingDelete(ids, dict(extent)) for ids, extent in self._pending_deletes),
+                    background_errors=tuple(self._background_errors))
+
+    @classmethod
+    def restore(cls, engine: Host, state: CollectionState, *, name: str | None = None) -> "Collection":
+        """A collection rebuilt from ``state`` (checked first), not registered in any engine.
+
+        Sealed segments that have no index but can have one (a save whose index files were not trusted,
+        or a build that was pending) are built now, before this returns."""
+        state.check()
+        final_name = state.name if name is None else validation.collection_name(name)
+        c = cls(engine, final_name, state.dimension, state.index_file_size, state.metric,
+                segment_rows=state.segment_rows)
+        segments = [Segment.from_state(seg) for seg in state.segments]
+        c._partitions = {tag: [s for s in segments if s.partition == tag] for tag in state.partitions}
+        c._index_type, c._index_params = state.index_type, dict(state.index_params)
+        c._index_params_given = dict(state.index_params_given)
+        c._id_mode, c._next_auto_id = state.id_mode, int(state.next_auto_id)
+        if c._id_mode == "user":
+            c._live_user_ids = {int(i) for seg in segments for i in seg.ids[seg.live_mask()].tolist()}
+        present = {seg.segment_id for seg in segments}
+        c._pending_deletes = [(batch.ids, {int(k): int(v) for k, v in batch.extent.items() if k in present})
+                              for batch in state.pending_deletes]
+        c._next_segment_id = int(state.next_segment_id)
+        c._background_errors = list(state.background_errors)
+        missing = [seg for seg in segments if seg.sealed and seg.index is None and seg.build_error is None
+                   and c._index_type != "FLAT" and c._too_small(seg.count, c._index_type, c._index_params) is None]
+        built, untrainable = c._build_all(missing, c._index_type, c._index_params, None)
+        for seg in missing:
+            seg.index = built.get(seg.segment_id)
+            seg.build_error = untrainable.get(seg.segment_id)
+        return c
+
+    def release(self) -> None:
+        """Mark the collection dropped and free its rows and indexes (``Engine.drop_collection`` calls it)."""
+        with self._write, self._state:
+            self._dropped = True
+            self._partitions = {}
+            self._pending_deletes = []
+            self._live_user_ids = set()
+        return_freed_memory()
+
+    @property
+    def dropped(self) -> bool:
+        return self._dropped
+
     # ------------------------------------------------------------------ description
     def __repr__(self) -> str:
         return (f"Collection({self.name!r}, dimension={self.dimension}, metric={self.metric}, "
@@ -132,15 +229,16 @@ class Collection:
         from .html import collection_html
         return collection_html(self)
 
-    def save(self, path: Any) -> Any:
-        """Write the collection (rows, partitions, deletes, built indexes) to ``path``: data only, no pickle."""
-        from .persist import save_collection
-        return save_collection(self, path)
-
     @property
     def build_threshold(self) -> int:
         """Rows a segment needs before it is indexed (the engine's setting)."""
         return self._engine.build_threshold
+
+    def describe_index(self) -> IndexInfo:
+        """The index this collection has now and its (canonical) parameters."""
+        self._check_alive()
+        with self._state:
+            return IndexInfo(self._index_type, dict(self._index_params))
 
     def _check_alive(self) -> None:
         if self._dropped:
@@ -353,11 +451,12 @@ class Collection:
                 replacements.append((tag, pos, seg, new, keep))
             rebuild = [new for *_, new, _ in replacements if new.sealed and self._index_type != "FLAT"
                        and self._too_small(new.count, self._index_type, self._index_params) is None]
-            built = self._build_all(rebuild, self._index_type, self._index_params, None)
+            built, untrainable = self._build_all(rebuild, self._index_type, self._index_params, None)
             with self._state:
                 self._next_segment_id = next_id
                 for tag, pos, seg, new, keep in replacements:
                     new.index = built.get(new.segment_id)
+                    new.build_error = untrainable.get(new.segment_id)
                     self._partitions[tag][pos] = new
                     for _, extent in self._pending_deletes:  # kept rows keep their order
                         if seg.segment_id in extent:
@@ -443,8 +542,8 @@ class Collection:
         """Why a segment has no index of the collection's type (None when the collection is FLAT)."""
         if self._index_type == "FLAT":
             return None
-        if seg.build_error:
-            return f"build failed: {seg.build_error}"
+        if seg.build_error:  # the data could not train the index, or the build failed
+            return seg.build_error
         if not seg.sealed:
             small = self._too_small(seg.count, self._index_type, self._index_params)
             where = f"open segment ({seg.count:,} of {self.segment_rows:,} rows)"
@@ -465,20 +564,24 @@ class Collection:
 
     # ------------------------------------------------------------------ indexes
     def create_index(self, index_type: Any = "FLAT", params: Mapping[str, Any] | None = None, *,
-                     progress: ProgressCallback | None = None) -> IndexReport:
+                     progress: ProgressCallback | None = None, warn: bool = True) -> IndexReport:
         """Replace the collection's index and build it on every segment that can be indexed (blocks).
 
-        Warns (RawSegmentWarning) when some rows stay raw, and (RecommendationWarning) for valid values
-        outside the documented advice. A failed build leaves the previous index in place."""
-        report = self._create_index(index_type, params, progress=progress, warn=True)
-        if report.raw_rows:
+        With ``warn`` (the default) it warns (RawSegmentWarning) when some rows stay raw,
+        (RecommendationWarning) for valid values outside the documented advice and when HNSW or ANNOY on
+        many small segments costs more memory than the vectors. A failed build leaves the previous index in
+        place; a segment whose data cannot train the index (UntrainableSegmentError) stays raw and says why."""
+        report = self._build_index(index_type, params, progress, warn)
+        if warn and report.raw_rows:
             warnings.warn(report.message(), RawSegmentWarning, stacklevel=2)
+        if warn:
+            cost = self._segment_cost_note(report)
+            if cost:
+                warnings.warn(cost, RecommendationWarning, stacklevel=2)
         return report
 
-    def _create_index(self, index_type: Any, params: Mapping[str, Any] | None, *,
-                      progress: ProgressCallback | None = None, warn: bool = False) -> IndexReport:
-        import time
-
+    def _build_index(self, index_type: Any, params: Mapping[str, Any] | None,
+                     progress: ProgressCallback | None, warn: bool) -> IndexReport:
         self._check_alive()
         index_spec, clean = spec.validate_build(index_type, params, dim=self.dimension, metric=self.metric,
                                                 warn=warn)
@@ -491,8 +594,9 @@ class Collection:
             with self._state:
                 chosen = [seg for seg in self._all_segments()
                           if name != "FLAT" and seg.count and self._too_small(seg.count, name, clean) is None]
-            built = self._build_all(chosen, name, clean, progress)
+            built, untrainable = self._build_all(chosen, name, clean, progress)
             with self._state:
+                dropped_old = any(seg.index is not None for seg in self._all_segments())
                 for seg in self._all_segments():
                     seg.index = None
                     seg.build_error = None
@@ -500,7 +604,8 @@ class Collection:
                     if not seg.sealed:
                         seg.sealed = True
                         seg.trim()
-                    seg.index = built[seg.segment_id]
+                    seg.index = built.get(seg.segment_id)
+                    seg.build_error = untrainable.get(seg.segment_id)
                 self._index_type, self._index_params = name, clean
                 self._index_params_given = dict(params or {})
                 self._index_version += 1
@@ -510,34 +615,57 @@ class Collection:
                     if seg.index is not None:
                         report.indexed_segments += 1
                         report.indexed_rows += seg.count - seg.n_deleted
+                        report.index_bytes += seg.index.memory_bytes()
                     elif name != "FLAT":
                         report.raw_segments += 1
                         report.raw_rows += seg.count - seg.n_deleted
                         report.raw_reasons.append(f"segment {seg.name}: {self._raw_reason(seg)}")
         report.build_seconds = time.perf_counter() - started
+        if dropped_old:
+            return_freed_memory()
         return report
 
+    def _segment_cost_note(self, report: IndexReport) -> str | None:
+        """HNSW and ANNOY pay a fixed memory cost per segment: say so when many small segments make the
+        index cost more than the vectors it indexes."""
+        if report.index_type not in _PER_SEGMENT_COST_TYPES or report.indexed_segments < _MANY_SEGMENTS:
+            return None
+        index_bytes = report.index_bytes
+        raw_bytes = report.indexed_rows * int(np.prod(self._row_shape)) * self._dtype.itemsize
+        if index_bytes <= 2 * raw_bytes:
+            return None
+        n = report.indexed_segments
+        return (f"{report.index_type} on {n} segments of about {report.indexed_rows // n:,} rows each holds "
+                f"{index_bytes / 2**20:,.1f} MiB of index memory for {raw_bytes / 2**20:,.1f} MiB of vectors: an "
+                f"estimated {(index_bytes - raw_bytes) / 2**20:,.1f} MiB of overhead, about "
+                f"{(index_bytes - raw_bytes) / n / 2**20:,.2f} MiB per segment; fewer, larger segments "
+                f"(segment_rows or index_file_size) cost less")
+
     def _build_all(self, segments: Sequence[Segment], index_type: str, params: Mapping[str, int],
-                   progress: ProgressCallback | None) -> dict[int, Any]:
-        """Build one index per segment aside; raise BuildIndexError (nothing swapped) if any fails."""
+                   progress: ProgressCallback | None) -> tuple[dict[int, Any], dict[int, str]]:
+        """Build one index per segment aside: (built indexes, reasons of segments whose data cannot train
+        the index). Raise BuildIndexError (nothing swapped) if any other build fails."""
         if index_type == "FLAT" or not segments:
-            return {}
-        built = {}
+            return {}, {}
+        built, untrainable = {}, {}
         total = len(segments)
         if progress:
             progress(0, total)
         for done, seg in enumerate(segments, 1):
             try:  # all rows, deleted ones too: result positions are segment rows, deletes filtered at search
                 built[seg.segment_id] = backends.build(index_type, dict(params), seg.vectors, self.metric)
+            except UntrainableSegmentError as exc:
+                untrainable[seg.segment_id] = str(exc)
             except BuildIndexError as exc:
                 raise BuildIndexError(f"{index_type} build failed on segment {seg.name} ({seg.count:,} rows): "
                                       f"{exc}; the previous index is unchanged") from None
             if progress:
                 progress(done, total)
-        return built
+        return built, untrainable
 
     def drop_index(self) -> None:
-        """Free every built index; the collection searches exactly (FLAT) again."""
+        """Free every built index (and hand the memory back to the system); the collection searches exactly
+        (FLAT) again."""
         with self._write:
             self._check_alive()
             with self._state:
@@ -546,10 +674,11 @@ class Collection:
                     seg.build_error = None
                 self._index_type, self._index_params, self._index_params_given = "FLAT", {}, {}
                 self._index_version += 1
+        return_freed_memory()
 
     def wait_for_index(self, timeout: float | None = None) -> bool:
         """Block until background builds for this collection are done; False on timeout."""
-        return self._engine._indexer.wait(self, timeout)
+        return self._engine.indexer.wait(self, timeout)
 
     def _schedule(self, sealed: list[Segment]) -> None:
         if sealed and self._index_type != "FLAT":
@@ -557,7 +686,8 @@ class Collection:
                 version, name, params = self._index_version, self._index_type, dict(self._index_params)
             for seg in sealed:
                 if self._too_small(seg.count, name, params) is None:
-                    self._engine._indexer.submit(self, seg, version, name, params)
+                    self._engine.indexer.submit(
+                        self, lambda seg=seg: self._background_build(seg, version, name, params))
 
     def _background_build(self, seg: Segment, version: int, index_type: str, params: dict[str, int]) -> None:
         """Run by the engine's indexer thread: build aside, swap in if nothing changed meanwhile."""
@@ -566,11 +696,17 @@ class Collection:
                 return
         try:
             index = backends.build(index_type, params, seg.vectors, self.metric)
-        except BuildIndexError as exc:
+        except UntrainableSegmentError as exc:  # the data cannot train it: the segment stays raw, says why
             with self._state:
                 if version == self._index_version:
                     seg.build_error = str(exc)
-                    self._background_errors.append(f"segment {seg.name}: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - on the worker thread: recorded, shown as the raw reason
+            with self._state:
+                if version == self._index_version:
+                    seg.build_error = (f"build failed: {exc}" if isinstance(exc, BuildIndexError)
+                                       else f"build failed: unexpected error: {exc!r}")
+                    self._background_errors.append(f"segment {seg.name}: {seg.build_error}")
             return
         with self._state:
             alive = any(s is seg for s in self._all_segments())
@@ -579,12 +715,14 @@ class Collection:
 
     # ------------------------------------------------------------------ search
     def search(self, query_records: Any, top_k: int = 10, params: Mapping[str, Any] | None = None,
-               partition_tags: Sequence[str] | None = None) -> SearchResult:
-        """Search the given partitions (all by default); indexed segments use their index, raw ones exact."""
-        return self._search(query_records, top_k, params, partition_tags, None, warn=True)
+               partition_tags: Sequence[str] | None = None, *, warn: bool = True) -> SearchResult:
+        """Search the given partitions (all by default); indexed segments use their index, raw ones exact.
+
+        ``warn``: say so (IgnoredParameterWarning) when search params are given to a FLAT collection."""
+        return self._search(query_records, top_k, params, partition_tags, None, warn=warn)
 
     def search_in_segment(self, segment_ids: Sequence[Any], query_records: Any, top_k: int = 10,
-                          params: Mapping[str, Any] | None = None) -> SearchResult:
+                          params: Mapping[str, Any] | None = None, *, warn: bool = True) -> SearchResult:
         """Search only the named segments (names or their integer ids)."""
         if not isinstance(segment_ids, (list, tuple)) or not segment_ids:
             raise ParamError(f"file_ids must be a non-empty list of segment ids; got {segment_ids!r}")
@@ -594,7 +732,7 @@ class Collection:
                 wanted.add(int(sid))
             except (TypeError, ValueError):
                 raise ParamError(f"file_ids must be segment ids (ints or decimal strings); got {sid!r}") from None
-        return self._search(query_records, top_k, params, None, wanted, warn=True)
+        return self._search(query_records, top_k, params, None, wanted, warn=warn)
 
     def _checked_search_params(self, version: int, index_type: str, build_params: Mapping[str, int],
                                params: Mapping[str, Any] | None, top_k: int) -> Mapping[str, int]:

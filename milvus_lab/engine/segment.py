@@ -8,11 +8,15 @@ deleted mask (copy on write) or swap in an index under the collection's lock.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 from typing import NamedTuple
 
 import numpy as np
 
 from ..backends.base import BuiltIndex
+from .state import SegmentState
 
 
 class SegmentView(NamedTuple):
@@ -92,6 +96,24 @@ class Segment:
             self._vectors = self._vectors[: self.count].copy()
             self._ids = self._ids[: self.count].copy()
 
+    def state(self) -> SegmentState:
+        """This segment as a value (the arrays are shared, not copied: they are never written in place)."""
+        return SegmentState(self.segment_id, self.partition, self.vectors, self.ids, self.deleted, self.sealed,
+                            self.capacity_rows, self.index, self.build_error)
+
+    @classmethod
+    def from_state(cls, state: SegmentState) -> "Segment":
+        """A segment holding ``state``'s rows, deletes and index (the state was checked by the collection)."""
+        seg = cls(state.segment_id, state.partition, state.vectors.shape[1:], state.vectors.dtype,
+                  state.capacity_rows)
+        seg._vectors, seg._ids, seg.count = state.vectors, state.ids, state.count
+        seg.sealed = state.sealed
+        seg.deleted = None if state.deleted is None or not state.deleted.any() else state.deleted
+        seg.n_deleted = state.n_deleted
+        seg.index = state.index
+        seg.build_error = state.raw_reason
+        return seg
+
     def view(self) -> SegmentView:
         return SegmentView(self.segment_id, self.partition, self.vectors, self.ids, self.deleted,
                            self.n_deleted, self.index, self.sealed)
@@ -133,3 +155,29 @@ class Segment:
         """Bytes held by the raw rows and ids (buffer capacity included)."""
         return int(self._vectors.nbytes + self._ids.nbytes
                    + (self.deleted.nbytes if self.deleted is not None else 0))
+
+
+def _load_malloc_trim():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to call
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def return_freed_memory() -> bool:
+    """Hand memory freed by dropped indexes back to the system (glibc keeps it in its heap otherwise).
+
+    Runs the garbage collector (an index may sit in a reference cycle), then glibc's ``malloc_trim(0)``.
+    Returns False where there is no ``malloc_trim``."""
+    gc.collect()
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
