@@ -70,7 +70,9 @@ class NotFoundError(MilvusLabError, KeyError):
         return self.message
 
 
-class IllegalDimensionError(MilvusLabError, ValueError):
+class IllegalDimensionError(InvalidParameterError):
+    """A dimension out of range or not matching the collection's (an InvalidParameterError with its own code)."""
+
     code = StatusCode.ILLEGAL_DIMENSION
 
 
@@ -82,7 +84,9 @@ class IllegalCollectionNameError(MilvusLabError, ValueError):
     code = StatusCode.ILLEGAL_COLLECTION_NAME
 
 
-class IllegalTopKError(MilvusLabError, ValueError):
+class IllegalTopKError(InvalidParameterError):
+    """top_k out of range (an InvalidParameterError with its own code)."""
+
     code = StatusCode.ILLEGAL_TOPK
 
 

@@ -1,28 +1,38 @@
 """Every index type, parameter, range, cross-rule, search parameter and metric, declared once.
 
 The engine validates with :func:`validate_build` / :func:`validate_search`; the widget forms read
-:func:`bounds` and :func:`allowed_values`; the lab's sweeps read ``default`` and ``sweep``; the docs
-render :func:`parameter_table`. No other module states a range.
+:func:`bounds` and :func:`allowed_values`; the lab's sweeps read ``default``, ``sweep`` and
+:func:`sweep_range`; the docs render :func:`parameter_table`. No other module states a range.
 
 A bound is either a number or a :class:`Ref` to a value known only in context: ``top_k`` of a search,
 the ``nlist`` the index was built with, another build parameter (RNSG ``search_length`` <
-``candidate_pool_size``), or the collection's dimension.
+``candidate_pool_size``), or the collection's dimension. Rules explain themselves: ``IntParam.rule_help``
+is generated from the Refs and cross-rules, ``IndexSpec.min_rows_help`` from the training requirement.
+
+Each target has a :class:`Profile` (``PROFILES``): Milvus 0.10 as milvus_lab reproduces it in memory
+(the default), and Milvus 2.3 as a server enforces it. Every function takes ``profile=`` (keyword).
+No function here lets a foreign exception escape: hostile values (huge ints, numpy scalars, objects whose
+``__int__`` raises, ...) are refused with a ParamError / InvalidParameterError naming the parameter.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Integral
 from typing import Any, Callable, Iterable, Mapping
 
 from .errors import (
+    IgnoredParameterWarning,
     IllegalDimensionError,
     IllegalIndexTypeError,
     IllegalMetricError,
     IllegalTopKError,
     InvalidParameterError,
+    MilvusLabError,
     ParamError,
     RecommendationWarning,
     StatusCode,
@@ -38,6 +48,7 @@ ALL_METRICS = FLOAT_METRICS + BINARY_METRICS
 DESCENDING_METRICS = frozenset({"IP"})
 
 DIMENSION = (1, 32768)
+#: binary vectors are stored as bytes: a binary dimension is a multiple of the bits in a byte
 BINARY_DIMENSION_MULTIPLE = 8
 INDEX_FILE_SIZE_MB = (1, 4096)
 DEFAULT_INDEX_FILE_SIZE_MB = 1024
@@ -47,10 +58,97 @@ NAME_MAX_LENGTH = 255
 DEFAULT_BUILD_THRESHOLD = 4096
 #: int64 ids, non-negative (-1 pads missing hits)
 ID_RANGE = (0, 2**63 - 1)
+#: the profile of the in-memory engine, and the profile of a Milvus 2.x server target
+DEFAULT_PROFILE = "milvus-0.10"
+SERVER_PROFILE = "milvus-2.3"
 
 
-def is_binary_metric(metric: str) -> bool:
-    return metric in BINARY_METRICS
+def is_binary_metric(metric: Any) -> bool:
+    return _name_of(metric) in BINARY_METRICS
+
+
+# --------------------------------------------------------------------------------------------------
+# Hostile-value helpers: never let a foreign exception out of the spec
+# --------------------------------------------------------------------------------------------------
+def as_int(value: Any) -> int | None:
+    """``value`` as a plain int when it is an integer (numpy integer scalars included, bools not), else None.
+
+    Never raises: an object whose ``__index__`` raises, a float, a 0-d array or a string gives None."""
+    if type(value) is int:
+        return value
+    try:
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            return None
+        number = operator.index(value)
+        return int.__add__(number, 0) if isinstance(number, int) else None
+    except Exception:  # a hostile __index__ / __class__: not an integer we can use
+        return None
+
+
+def _plain_str(value: Any) -> str | None:
+    """A str (subclasses copied to a plain str, so their methods cannot interfere), else None."""
+    try:
+        return str.__str__(value) if isinstance(value, str) else None
+    except Exception:
+        return None
+
+
+def _name_of(value: Any) -> str | None:
+    """The name of an enum member (IndexType.HNSW, MetricType.L2) or a str itself; None otherwise."""
+    text = _plain_str(value)
+    if text is not None:
+        return text
+    try:
+        return _plain_str(getattr(value, "name", None))
+    except Exception:
+        return None
+
+
+def show_value(value: Any, limit: int = 80) -> str:
+    """A short, safe repr for messages: never raises, never prints a 10,000-digit integer."""
+    number = value if type(value) is int else None
+    if number is not None:
+        if number.bit_length() <= 256:
+            return str(number)
+        return f"{'-' if number < 0 else ''}<an integer of {number.bit_length()} bits>"
+    try:
+        text = repr(value)
+        text = text if type(text) is str else f"<{type(value).__name__} object>"
+    except Exception:
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as_ctx(ctx: Any) -> dict[str, Any]:
+    if ctx is None:
+        return {}
+    if isinstance(ctx, dict) and all(type(k) is str for k in ctx):
+        return ctx
+    try:
+        items = list(ctx.items())
+    except Exception:
+        raise ParamError(f"a parameter context must be a dict; got {show_value(ctx)}") from None
+    return {key: value for k, value in items if (key := _plain_str(k)) is not None}
+
+
+def _param_dict(params: Any, what: str) -> dict[str, Any]:
+    """``params`` as a plain dict with str keys; ParamError if it is not a mapping, and
+    InvalidParameterError naming the key when a parameter name is not a str."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ParamError(f"{what} must be a dict; got {type(params).__name__}")
+    try:
+        items = list(params.items())
+    except Exception as exc:
+        raise ParamError(f"{what} could not be read as a dict ({type(exc).__name__})") from None
+    out: dict[str, Any] = {}
+    for key, value in items:
+        name = _plain_str(key)
+        if name is None:
+            raise InvalidParameterError(f"{what}: parameter names must be str; got {show_value(key)}")
+        out[name] = value
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -58,29 +156,67 @@ def is_binary_metric(metric: str) -> bool:
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Ref:
-    """A bound known only in context, e.g. ``Ref("top_k")`` or ``Ref("candidate_pool_size", -1)``."""
+    """A bound known only in context, e.g. ``Ref("top_k")`` or ``Ref("candidate_pool_size", -1)``.
+
+    ``factor`` multiplies (``Ref("top_k", factor="n_trees")`` is n_trees * top_k); ``note`` says what the
+    name refers to in words ("of the built index") and appears in the generated rule text."""
 
     name: str
     offset: int = 0
+    factor: str = ""
+    note: str = ""
 
     def resolve(self, ctx: Mapping[str, Any]) -> int | None:
-        value = ctx.get(self.name)
-        return None if value is None else int(value) + self.offset
+        value = as_int(ctx.get(self.name))
+        if value is None:
+            return None
+        if self.factor:
+            times = as_int(ctx.get(self.factor))
+            if times is None:
+                return None
+            value *= times
+        return value + self.offset
 
     def describe(self) -> str:
-        if self.offset == 0:
-            return self.name
-        return f"{self.name} {'+' if self.offset > 0 else '-'} {abs(self.offset)}"
+        text = f"{self.factor} * {self.name}" if self.factor else self.name
+        if self.offset:
+            text += f" {'+' if self.offset > 0 else '-'} {abs(self.offset)}"
+        return text
+
+    def rule(self, param: str, side: str) -> str:
+        """The rule this Ref states as a bound: 'search_length < candidate_pool_size', 'ef >= top_k'."""
+        ref = f"{self.factor} * {self.name}" if self.factor else self.name
+        if side == "high":
+            op, off = ("<", self.offset + 1) if self.offset == -1 else ("<=", self.offset)
+        else:
+            op, off = (">", self.offset - 1) if self.offset == 1 else (">=", self.offset)
+        if off:
+            ref += f" {'+' if off > 0 else '-'} {abs(off)}"
+        return f"{param} {op} {ref}" + (f" {self.note}" if self.note else "")
 
 
-Bound = "int | Ref"
+@dataclass(frozen=True)
+class CrossRule:
+    """A rule on a value given its context (IVF_PQ ``m`` against the dimension): ``check(value, ctx)``
+    returns why the value is refused (None: allowed); ``help`` states the rule in words."""
+
+    help: str
+    check: Callable[[int, Mapping[str, Any]], str | None]
+
+    def __call__(self, value: int, ctx: Mapping[str, Any]) -> str | None:
+        return self.check(value, ctx)
+
+
+def _bound_items(bound: Any) -> tuple:
+    return tuple(item for item in (bound if isinstance(bound, tuple) else (bound,)) if item is not None)
 
 
 @dataclass(frozen=True)
 class IntParam:
     """An integer parameter: ``low``/``high`` are each an int, a Ref, or a tuple of them (the tightest
     one that resolves applies). ``choices`` restricts to a set; ``special`` values are allowed besides
-    the range (ANNOY ``search_k=-1``); ``allowed_if`` is a cross-rule on the value given the context."""
+    the range (ANNOY ``search_k=-1``); ``allowed_if`` is a cross-rule on the value given the context.
+    A refusal raises ``error`` with status ``code``."""
 
     name: str
     low: Any
@@ -93,11 +229,56 @@ class IntParam:
     recommended: tuple[int, int] | None = None
     #: advice that is not a range (shown as "recommended", never enforced)
     advice_help: str = ""
-    allowed_if: Callable[[int, Mapping[str, Any]], str | None] | None = None
-    rule_help: str = ""
+    allowed_if: CrossRule | None = None
     code: StatusCode = StatusCode.ILLEGAL_ARGUMENT
+    error: type[MilvusLabError] = InvalidParameterError
     #: how a default sweep walks the parameter: "log2" doubles, "linear" steps
     sweep: str = "log2"
+    #: where a sweep starts and stops (int or Ref, resolved by :func:`sweep_range`; None: the bounds)
+    sweep_start: Any = None
+    sweep_stop: Any = None
+
+    @property
+    def rule_help(self) -> str:
+        """The rules beyond plain numbers, in words, generated from the Refs and the cross-rule."""
+        parts = [item.rule(self.name, side) for side, bound in (("low", self.low), ("high", self.high))
+                 for item in _bound_items(bound) if isinstance(item, Ref)]
+        if self.allowed_if is not None:
+            parts.append(self.allowed_if.help)
+        text = " and ".join(parts)
+        if self.special and text:
+            text = " or ".join([f"{self.name} = {s}" for s in self.special] + [text])
+        return text
+
+
+@dataclass(frozen=True)
+class MinRows:
+    """Fewest rows a segment needs to train an index: the max of parameter values and numbers, plus ``more``."""
+
+    of: tuple[str | int, ...] = ()
+    more: int = 0
+    why: str = "to train"
+    distinct: bool = False
+
+    def __call__(self, params: Mapping[str, Any]) -> int:
+        values = [1]
+        for item in self.of:
+            value = as_int(params.get(item)) if isinstance(item, str) else item
+            if value is None:
+                raise InvalidParameterError(f"{item} must be an integer build parameter to count the rows a "
+                                            f"segment needs; got {show_value(params.get(item))}")
+            values.append(value)
+        return max(values) + self.more
+
+    @property
+    def help(self) -> str:
+        if not self.of:
+            return ""
+        names = [str(item) for item in self.of]
+        need = names[0] if len(names) == 1 else f"max({', '.join(names)})"
+        if self.more:
+            need += f" + {self.more}"
+        return f"a segment needs at least {need}{' distinct' if self.distinct else ''} rows {self.why}"
 
 
 @dataclass(frozen=True)
@@ -109,24 +290,27 @@ class IndexSpec:
     search: Mapping[str, IntParam]
     description: str
     #: fewest rows a segment needs to train this index with these params (beyond the build threshold)
-    min_rows: Callable[[Mapping[str, int]], int] = lambda params: 1
-    min_rows_help: str = ""
+    min_rows: MinRows = field(default_factory=MinRows)
     #: advice that is not a rule: returns warning sentences for valid params
     advice: Callable[[Mapping[str, int]], list[str]] = lambda params: []
     notes: str = ""
-    binary_metrics: tuple[str, ...] = field(default=())
+    #: False: measured by the lab but never recommended (IVF_SQ8H is IVF_SQ8 here)
+    recommend: bool = True
+    #: the index type this one is identical to on this target (IVF_SQ8H -> "IVF_SQ8")
+    same_as: str | None = None
 
     @property
     def is_flat(self) -> bool:
         return self.name == "FLAT"
 
+    @property
+    def min_rows_help(self) -> str:
+        return self.min_rows.help
+
 
 def _tightest(bound: Any, ctx: Mapping[str, Any], pick: Callable[[Iterable[int]], int]) -> int | None:
-    items = bound if isinstance(bound, tuple) else (bound,)
     values = []
-    for item in items:
-        if item is None:
-            continue
+    for item in _bound_items(bound):
         value = item.resolve(ctx) if isinstance(item, Ref) else int(item)
         if value is not None:
             values.append(value)
@@ -134,8 +318,7 @@ def _tightest(bound: Any, ctx: Mapping[str, Any], pick: Callable[[Iterable[int]]
 
 
 def _describe_bound(bound: Any) -> str:
-    items = bound if isinstance(bound, tuple) else (bound,)
-    parts = [item.describe() if isinstance(item, Ref) else str(item) for item in items if item is not None]
+    parts = [item.describe() if isinstance(item, Ref) else str(item) for item in _bound_items(bound)]
     return parts[0] if len(parts) == 1 else "min(" + ", ".join(parts) + ")"
 
 
@@ -147,13 +330,16 @@ PQ_SUBVECTOR_DIMS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 28, 32)
 PQ_MIN_TRAIN_ROWS = 256  # 8-bit codes: 256 centroids per sub-quantizer
 
 
-def pq_allowed_m(dim: int) -> list[int]:
-    """The ``m`` values IVF_PQ accepts for vectors of dimension ``dim`` (empty: no IVF_PQ at all)."""
-    return [m for m in PQ_M_CHOICES if dim % m == 0 and dim // m in PQ_SUBVECTOR_DIMS]
+def pq_allowed_m(dim: Any) -> list[int]:
+    """The ``m`` values IVF_PQ (Milvus 0.10) accepts for vectors of dimension ``dim`` (empty: none)."""
+    number = as_int(dim)
+    if number is None:
+        raise ParamError(f"dimension must be an int; got {show_value(dim)}")
+    return [m for m in PQ_M_CHOICES if number % m == 0 and number // m in PQ_SUBVECTOR_DIMS]
 
 
 def _pq_m_rule(m: int, ctx: Mapping[str, Any]) -> str | None:
-    dim = ctx.get("dim")
+    dim = as_int(ctx.get("dim"))
     if dim is None:
         return None
     allowed = pq_allowed_m(dim)
@@ -161,6 +347,8 @@ def _pq_m_rule(m: int, ctx: Mapping[str, Any]) -> str | None:
         return None
     if dim % m:
         reason = f"m={m} does not divide dimension {dim}"
+    elif m not in PQ_M_CHOICES:
+        reason = f"m={m} is not one of the m values IVF_PQ offers"
     else:
         reason = (f"m={m} gives sub-vectors of {dim // m} dimensions; allowed sub-vector sizes: "
                   f"{', '.join(map(str, PQ_SUBVECTOR_DIMS))}")
@@ -169,18 +357,63 @@ def _pq_m_rule(m: int, ctx: Mapping[str, Any]) -> str | None:
     return f"{reason}; allowed m for dim {dim}: {', '.join(map(str, allowed))}"
 
 
+PQ_M_RULE = CrossRule("dim % m == 0 and dim / m in {" + ", ".join(map(str, PQ_SUBVECTOR_DIMS)) + "}", _pq_m_rule)
+
+
+@functools.lru_cache(maxsize=256)
+def _divisors_text(dim: int) -> str:
+    divisors = [d for d in range(1, min(dim, DIMENSION[1]) + 1) if dim % d == 0] if dim > 0 else []
+    return ", ".join(map(str, divisors[:24])) + (", ..." if len(divisors) > 24 else "")
+
+
+def _divides_dim_rule(m: int, ctx: Mapping[str, Any]) -> str | None:
+    dim = as_int(ctx.get("dim"))
+    if dim is None or m <= 0 or dim % m == 0:
+        return None
+    return f"m={m} does not divide dimension {dim}; allowed m for dim {dim}: {_divisors_text(dim)}"
+
+
+#: Milvus 2.x IVF_PQ: any m that divides the dimension (nbits left at the server's 8)
+PQ_M_DIVIDES_RULE = CrossRule("dim % m == 0", _divides_dim_rule)
+
+
+def _binary_dimension_rule(dim: int, ctx: Mapping[str, Any]) -> str | None:
+    metric = _plain_str(ctx.get("metric"))
+    if metric in BINARY_METRICS and dim % BINARY_DIMENSION_MULTIPLE:
+        return (f"dimension={dim} is not a multiple of {BINARY_DIMENSION_MULTIPLE}; binary metric {metric} "
+                f"stores bits in bytes, so dimension must be a multiple of {BINARY_DIMENSION_MULTIPLE}")
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
-# The index types (the reference's sections 2 and 3)
+# Collection-level parameters (forms and the engine check them like the others)
 # --------------------------------------------------------------------------------------------------
+#: ``top_k`` as a parameter, so forms and sweeps show and check it like the others
+TOP_K_PARAM = IntParam("top_k", TOP_K[0], TOP_K[1], 10, "results per query (nearest first)",
+                       code=StatusCode.ILLEGAL_TOPK, error=IllegalTopKError)
+DIMENSION_PARAM = IntParam(
+    "dimension", DIMENSION[0], DIMENSION[1], 128, "numbers per vector (bits for binary metrics)",
+    allowed_if=CrossRule(f"a multiple of {BINARY_DIMENSION_MULTIPLE} for binary metrics", _binary_dimension_rule),
+    code=StatusCode.ILLEGAL_DIMENSION, error=IllegalDimensionError)
+INDEX_FILE_SIZE_PARAM = IntParam("index_file_size", INDEX_FILE_SIZE_MB[0], INDEX_FILE_SIZE_MB[1],
+                                 DEFAULT_INDEX_FILE_SIZE_MB, "segment size in MB at which a segment seals "
+                                 "and is indexed")
+
+
+# --------------------------------------------------------------------------------------------------
+# The index types of Milvus 0.10 (the reference's sections 2 and 3)
+# --------------------------------------------------------------------------------------------------
+NLIST = (1, 65536)
+
+
 def _nlist(default: int = 1024) -> IntParam:
-    return IntParam("nlist", 1, 65536, default, "number of IVF cells (k-means centroids)",
+    return IntParam("nlist", NLIST[0], NLIST[1], default, "number of IVF cells (k-means centroids)",
                     code=StatusCode.ILLEGAL_NLIST)
 
 
-_NPROBE = IntParam("nprobe", 1, Ref("nlist"), 16, "IVF cells visited per query (more: higher recall, slower)",
-                   rule_help="nprobe <= nlist of the built index")
-
-_IVF_MIN_ROWS_HELP = "a segment needs at least nlist rows to train the k-means cells"
+_NPROBE = IntParam("nprobe", 1, Ref("nlist", note="of the built index"), 16,
+                   "IVF cells visited per query (more: higher recall, slower)")
+_IVF_MIN_ROWS = MinRows(("nlist",), why="to train the k-means cells")
 
 
 def _rnsg_advice(params: Mapping[str, int]) -> list[str]:
@@ -200,41 +433,39 @@ INDEXES: dict[str, IndexSpec] = {
         name="IVF_FLAT", backend="faiss", metrics=FLOAT_METRICS + ("HAMMING", "JACCARD", "TANIMOTO"),
         build={"nlist": _nlist()}, search={"nprobe": _NPROBE},
         description="inverted file: k-means cells, full vectors stored per cell",
-        min_rows=lambda p: p["nlist"], min_rows_help=_IVF_MIN_ROWS_HELP,
+        min_rows=_IVF_MIN_ROWS,
         notes="On JACCARD/TANIMOTO the cells are chosen by Hamming distance and candidates re-ranked exactly.",
     ),
     "IVF_SQ8": IndexSpec(
         name="IVF_SQ8", backend="faiss", metrics=FLOAT_METRICS,
         build={"nlist": _nlist()}, search={"nprobe": _NPROBE},
         description="inverted file with 8-bit scalar quantization (4x smaller than IVF_FLAT)",
-        min_rows=lambda p: p["nlist"], min_rows_help=_IVF_MIN_ROWS_HELP,
+        min_rows=_IVF_MIN_ROWS,
     ),
     "IVF_SQ8H": IndexSpec(
         name="IVF_SQ8H", backend="faiss", metrics=FLOAT_METRICS,
         build={"nlist": _nlist()}, search={"nprobe": _NPROBE},
         description="Milvus: IVF_SQ8 with GPU/CPU hybrid search; here IVF_SQ8 on the CPU, same results",
-        min_rows=lambda p: p["nlist"], min_rows_help=_IVF_MIN_ROWS_HELP,
+        min_rows=_IVF_MIN_ROWS,
         notes="Milvus runs the coarse quantizer on a GPU; milvus_lab has no GPU and builds IVF_SQ8.",
+        recommend=False, same_as="IVF_SQ8",
     ),
     "IVF_PQ": IndexSpec(
         name="IVF_PQ", backend="faiss", metrics=FLOAT_METRICS,
         build={"nlist": _nlist(),
-               "m": IntParam("m", 1, 96, 8, "sub-quantizers: each vector is stored in m bytes",
-                             choices=PQ_M_CHOICES, allowed_if=_pq_m_rule,
-                             rule_help="dim % m == 0 and dim / m in {"
-                             + ", ".join(map(str, PQ_SUBVECTOR_DIMS)) + "}")},
+               "m": IntParam("m", PQ_M_CHOICES[0], PQ_M_CHOICES[-1], 8,
+                             "sub-quantizers: each vector is stored in m bytes",
+                             choices=PQ_M_CHOICES, allowed_if=PQ_M_RULE)},
         search={"nprobe": _NPROBE},
         description="inverted file with product quantization: m bytes per vector, 8 bits per code",
-        min_rows=lambda p: max(p["nlist"], PQ_MIN_TRAIN_ROWS),
-        min_rows_help=f"a segment needs at least max(nlist, {PQ_MIN_TRAIN_ROWS}) rows to train",
+        min_rows=MinRows(("nlist", PQ_MIN_TRAIN_ROWS)),
     ),
     "RNSG": IndexSpec(
         name="RNSG", backend="faiss", metrics=FLOAT_METRICS,
         build={
             "search_length": IntParam("search_length", 10, (300, Ref("candidate_pool_size", -1)), 45,
                                       "candidate list while building the graph",
-                                      recommended=(40, 80), sweep="linear",
-                                      rule_help="search_length < candidate_pool_size"),
+                                      recommended=(40, 80), sweep="linear"),
             "out_degree": IntParam("out_degree", 5, 300, 50, "maximum edges per node", sweep="linear"),
             "candidate_pool_size": IntParam("candidate_pool_size", 50, 1000, 300,
                                             "candidates considered when pruning edges",
@@ -244,10 +475,9 @@ INDEXES: dict[str, IndexSpec] = {
         },
         search={"search_length": IntParam("search_length", 10, 300, 50,
                                           "candidate list while searching (more: higher recall, slower)",
-                                          sweep="linear")},
+                                          sweep="linear", sweep_start=Ref("top_k"))},
         description="navigating spreading-out graph (faiss NSG), one search list per query",
-        min_rows=lambda p: max(p["knng"], p["search_length"]) + 1,
-        min_rows_help="a segment needs more distinct rows than knng and the build search_length",
+        min_rows=MinRows(("knng", "search_length"), more=1, why="to build the k-NN graph", distinct=True),
         advice=_rnsg_advice,
     ),
     "HNSW": IndexSpec(
@@ -255,8 +485,7 @@ INDEXES: dict[str, IndexSpec] = {
         build={"M": IntParam("M", 4, 64, 16, "graph degree (edges per node per layer)"),
                "efConstruction": IntParam("efConstruction", 8, 512, 200, "candidate list while building")},
         search={"ef": IntParam("ef", Ref("top_k"), 4096, 64,
-                               "candidate list while searching (more: higher recall, slower)",
-                               rule_help="ef >= top_k")},
+                               "candidate list while searching (more: higher recall, slower)")},
         description="hierarchical navigable small-world graph (hnswlib)",
     ),
     "ANNOY": IndexSpec(
@@ -266,7 +495,8 @@ INDEXES: dict[str, IndexSpec] = {
         search={"search_k": IntParam("search_k", Ref("top_k"), None, -1,
                                      "tree nodes inspected per query (more: higher recall, slower)",
                                      special=(-1,), special_help="-1 means n_trees * top_k",
-                                     rule_help="search_k = -1 or search_k >= top_k")},
+                                     sweep_start=Ref("top_k", factor="n_trees"),
+                                     sweep_stop=Ref("rows", factor="n_trees"))},
         description="forest of random-projection trees (annoy)",
     ),
 }
@@ -277,43 +507,144 @@ INDEX_ALIASES = {"IVFLAT": "IVF_FLAT", "IVF_SQ8_H": "IVF_SQ8H", "NSG": "RNSG"}
 
 
 # --------------------------------------------------------------------------------------------------
+# Milvus 2.3 (a server target): measured on milvus 2.3.5-lite and the pymilvus 2.3 docs (issue 10)
+# --------------------------------------------------------------------------------------------------
+def _milvus23_indexes() -> dict[str, IndexSpec]:
+    binary = ("HAMMING", "JACCARD")
+    nlist = _nlist()
+    return {
+        "FLAT": replace(INDEXES["FLAT"], metrics=FLOAT_METRICS + binary),
+        "IVF_FLAT": replace(INDEXES["IVF_FLAT"], metrics=FLOAT_METRICS + binary, notes="",
+                            build={"nlist": nlist}),
+        "IVF_SQ8": replace(INDEXES["IVF_SQ8"], build={"nlist": nlist}),
+        "IVF_PQ": replace(
+            INDEXES["IVF_PQ"],
+            build={"nlist": nlist,
+                   "m": IntParam("m", 1, (DIMENSION[1], Ref("dim")), 8,
+                                 "sub-quantizers: each vector is stored in m bytes", allowed_if=PQ_M_DIVIDES_RULE)},
+            description="inverted file with product quantization: m codes of 8 bits per vector"),
+        "HNSW": replace(
+            INDEXES["HNSW"],
+            build={"M": IntParam("M", 2, 2048, 16, "graph degree (edges per node per layer); M=1 never "
+                                 "finishes building on the server, so it is refused"),
+                   "efConstruction": IntParam("efConstruction", 1, 2**31 - 1, 200,
+                                              "candidate list while building")},
+            search={"ef": IntParam("ef", Ref("top_k"), 32768, 64,
+                                   "candidate list while searching (more: higher recall, slower)")}),
+    }
+
+
+_UNAVAILABLE_23 = {
+    "IVF_SQ8H": "a GPU index of Milvus 0.10 that Milvus 2.x removed (the server answers 'invalid index type'); "
+                "use IVF_SQ8, which it was on the CPU",
+    "RNSG": "Milvus 2.x removed NSG (the server answers 'invalid index type'); HNSW is its graph index",
+    "ANNOY": "Milvus 2.x removed ANNOY (the server answers 'invalid index type'); use HNSW or IVF_FLAT",
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The rules of one target: its index types, the ones it lacks (with why) and its collection limits."""
+
+    name: str
+    title: str
+    indexes: Mapping[str, IndexSpec]
+    unavailable: Mapping[str, str]
+    metrics: tuple[str, ...]
+    top_k: IntParam
+    dimension: IntParam
+    index_file_size: IntParam
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    #: the server's name prefix for binary index types (Milvus 2.x: BIN_FLAT, BIN_IVF_FLAT)
+    binary_prefix: str = ""
+
+
+PROFILES: dict[str, Profile] = {
+    DEFAULT_PROFILE: Profile(
+        name=DEFAULT_PROFILE, title="Milvus 0.10 (milvus_lab in memory)", indexes=INDEXES, unavailable={},
+        metrics=ALL_METRICS, top_k=TOP_K_PARAM, dimension=DIMENSION_PARAM, index_file_size=INDEX_FILE_SIZE_PARAM,
+        aliases=INDEX_ALIASES),
+    SERVER_PROFILE: Profile(
+        name=SERVER_PROFILE, title="Milvus 2.3", indexes=_milvus23_indexes(), unavailable=_UNAVAILABLE_23,
+        metrics=FLOAT_METRICS + ("HAMMING", "JACCARD"), top_k=TOP_K_PARAM, dimension=DIMENSION_PARAM,
+        index_file_size=INDEX_FILE_SIZE_PARAM,
+        aliases={**INDEX_ALIASES, "BIN_FLAT": "FLAT", "BIN_IVF_FLAT": "IVF_FLAT"}, binary_prefix="BIN_"),
+}
+
+
+def get_profile(profile: Any = DEFAULT_PROFILE) -> Profile:
+    """The Profile named ``profile`` (a Profile passes through); InvalidParameterError if there is none."""
+    if isinstance(profile, Profile):
+        return profile
+    name = _plain_str(profile)
+    if name is None or name not in PROFILES:
+        raise InvalidParameterError(f"profile={show_value(profile)} is unknown; allowed: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+# --------------------------------------------------------------------------------------------------
 # Lookup helpers
 # --------------------------------------------------------------------------------------------------
-def get_index(index_type: Any) -> IndexSpec:
-    """The spec of an index type given as a name (any case, aliases allowed) or an IndexType member."""
-    name = getattr(index_type, "name", index_type)
-    if not isinstance(name, str) or not name:
-        raise ParamError(f"index_type must be one of {', '.join(INDEX_TYPES)}; got {index_type!r}")
-    key = INDEX_ALIASES.get(name.upper(), name.upper())
-    if key not in INDEXES:
+def get_index(index_type: Any, *, profile: Any = DEFAULT_PROFILE) -> IndexSpec:
+    """The spec of an index type given as a name (any case, aliases allowed) or an IndexType member.
+
+    A type the target lacks raises IllegalIndexTypeError("ANNOY is not available on Milvus 2.3: ...")."""
+    prof = get_profile(profile)
+    name = _name_of(index_type)
+    if not name:
+        raise ParamError(f"index_type must be one of {', '.join(prof.indexes)}; got {show_value(index_type)}")
+    key = name.upper()
+    key = prof.aliases.get(key, key)
+    if key in prof.unavailable:
+        raise IllegalIndexTypeError(f"{key} is not available on {prof.title}: {prof.unavailable[key]}")
+    if key not in prof.indexes:
         raise IllegalIndexTypeError(
-            f"unknown index type {index_type!r}; allowed: {', '.join(INDEX_TYPES)}")
-    return INDEXES[key]
+            f"unknown index_type {show_value(index_type)}; allowed: {', '.join(prof.indexes)}")
+    return prof.indexes[key]
 
 
-def normalize_metric(metric: Any) -> str:
-    name = getattr(metric, "name", metric)
-    if not isinstance(name, str) or name.upper() not in ALL_METRICS:
-        raise IllegalMetricError(f"unknown metric_type {metric!r}; allowed: {', '.join(ALL_METRICS)}")
-    return name.upper()
+def native_index_name(index_type: Any, metric: Any, *, profile: Any = DEFAULT_PROFILE) -> str:
+    """The index type's name as the target spells it (Milvus 2.3: BIN_IVF_FLAT on a binary metric)."""
+    prof = get_profile(profile)
+    index_spec = get_index(index_type, profile=prof)
+    if prof.binary_prefix and is_binary_metric(normalize_metric(metric, profile=prof)):
+        return prof.binary_prefix + index_spec.name
+    return index_spec.name
 
 
-def index_types_for_metric(metric: str) -> list[str]:
-    """Index types a collection with ``metric`` accepts, in declaration order."""
-    return [name for name, spec in INDEXES.items() if metric in spec.metrics]
+def normalize_metric(metric: Any, *, profile: Any = DEFAULT_PROFILE) -> str:
+    """A metric name (any case) or MetricType member as its upper-case name, if the target has it."""
+    prof = get_profile(profile)
+    name = _name_of(metric)
+    if name is None or name.upper() not in ALL_METRICS:
+        raise IllegalMetricError(f"unknown metric_type {show_value(metric)}; allowed: {', '.join(prof.metrics)}")
+    name = name.upper()
+    if name not in prof.metrics:
+        raise IllegalMetricError(f"metric_type {name} is not available on {prof.title}; allowed: "
+                                 f"{', '.join(prof.metrics)}")
+    return name
 
 
-def check_index_metric(spec: IndexSpec, metric: str) -> None:
-    if metric not in spec.metrics:
-        allowed = index_types_for_metric(metric)
+def index_types_for_metric(metric: Any, *, profile: Any = DEFAULT_PROFILE) -> list[str]:
+    """Index types a collection with ``metric`` accepts on the target, in declaration order."""
+    prof = get_profile(profile)
+    name = _name_of(metric)
+    name = name.upper() if name is not None else None
+    return [key for key, index_spec in prof.indexes.items() if name in index_spec.metrics]
+
+
+def check_index_metric(spec: IndexSpec, metric: Any, *, profile: Any = DEFAULT_PROFILE) -> None:
+    name = _name_of(metric)
+    if name is None or name.upper() not in spec.metrics:
+        allowed = index_types_for_metric(metric, profile=profile)
         raise IllegalIndexTypeError(
-            f"{spec.name} is not available for metric {metric}; index types for {metric}: "
-            f"{', '.join(allowed)}")
+            f"{spec.name} is not available for metric {show_value(name or metric)}; index types for "
+            f"{show_value(name or metric)}: {', '.join(allowed) or 'none'}")
 
 
 def bounds(param: IntParam, ctx: Mapping[str, Any] | None = None) -> tuple[int | None, int | None]:
     """The effective (low, high) of a parameter in context (None: unbounded or not yet known)."""
-    ctx = ctx or {}
+    ctx = _as_ctx(ctx)
     return _tightest(param.low, ctx, max), _tightest(param.high, ctx, min)
 
 
@@ -321,22 +652,33 @@ def allowed_values(param: IntParam, ctx: Mapping[str, Any] | None = None) -> lis
     """For parameters with a finite choice set (IVF_PQ ``m``), the values allowed in context."""
     if param.choices is None:
         return None
-    ctx = ctx or {}
+    ctx = _as_ctx(ctx)
     low, high = bounds(param, ctx)
     return [v for v in param.choices
             if (low is None or v >= low) and (high is None or v <= high)
             and (param.allowed_if is None or param.allowed_if(v, ctx) is None)]
 
 
+def _nothing_allowed(param: IntParam, ctx: Mapping[str, Any], index_name: str = "") -> str | None:
+    """'no m is allowed for dimension 50, so IVF_PQ cannot index this data' when the choice set is empty."""
+    values = allowed_values(param, ctx)
+    if values is None or values:
+        return None
+    dim = as_int(ctx.get("dim"))
+    where = f" for dimension {dim}" if dim is not None else " here"
+    text = f"no {param.name} is allowed{where}"
+    return text + (f", so {index_name} cannot index this data" if index_name else f" ({param.rule_help})")
+
+
 def describe_allowed(param: IntParam, ctx: Mapping[str, Any] | None = None) -> str:
     """What is allowed, in words, resolved in context where possible: '1 <= nlist <= 65536'."""
-    ctx = ctx or {}
+    ctx = _as_ctx(ctx)
     if param.choices is not None:
-        values = allowed_values(param, ctx)
-        text = f"{param.name} in {{{', '.join(map(str, values))}}}"
-        if param.rule_help:
-            text += f" ({param.rule_help})"
-        return text
+        nothing = _nothing_allowed(param, ctx)
+        if nothing:
+            return nothing
+        text = f"{param.name} in {{{', '.join(map(str, allowed_values(param, ctx)))}}}"
+        return text + (f" ({param.rule_help})" if param.rule_help else "")
     low, high = bounds(param, ctx)
     low_s = str(low) if low is not None else _describe_bound(param.low)
     if param.high is None:
@@ -356,46 +698,47 @@ def describe_allowed(param: IntParam, ctx: Mapping[str, Any] | None = None) -> s
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
+    return as_int(value) is not None
 
 
-def check_value(index_name: str, param: IntParam, value: Any, ctx: Mapping[str, Any]) -> int:
-    """Validate one value; raise InvalidParameterError naming the parameter, the value and what is allowed."""
-    where = f"{index_name}: " if index_name else ""
-    if not _is_int(value):
-        raise InvalidParameterError(
-            f"{where}{param.name}={value!r} is not an integer; allowed: {describe_allowed(param, ctx)}",
-            param.code)
-    value = int(value)
-    if value in param.special:
-        return value
+def check_value(index_name: str, param: IntParam, value: Any, ctx: Mapping[str, Any] | None) -> int:
+    """Validate one value; raise ``param.error`` naming the parameter, the value and what is allowed.
+
+    Returns the value as a plain int. Never raises anything but a MilvusLabError."""
+    name = _plain_str(index_name)
+    where = f"{name}: " if name else ""
+    ctx = _as_ctx(ctx)
+
+    def refuse(text: str) -> MilvusLabError:
+        return param.error(f"{where}{text}", param.code)
+
+    number = as_int(value)
+    if number is None:
+        raise refuse(f"{param.name}={show_value(value)} is not an integer; "
+                     + (_nothing_allowed(param, ctx, name or "") or f"allowed: {describe_allowed(param, ctx)}"))
+    if number in param.special:
+        return number
     low, high = bounds(param, ctx)
-    inside = (low is None or value >= low) and (high is None or value <= high)
-    if param.choices is not None and value not in param.choices:
-        problem = param.allowed_if(value, ctx) if param.allowed_if is not None else None
-        if problem:
-            raise InvalidParameterError(f"{where}{problem}", param.code)
-        raise InvalidParameterError(
-            f"{where}{param.name}={value} is not allowed; allowed: {describe_allowed(param, ctx)}", param.code)
-    if not inside:
-        raise InvalidParameterError(
-            f"{where}{param.name}={value} is out of range; allowed: {describe_allowed(param, ctx)}",
-            param.code)
-    if param.allowed_if is not None:
-        problem = param.allowed_if(value, ctx)
-        if problem:
-            raise InvalidParameterError(f"{where}{problem}", param.code)
-    return value
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise refuse(f"{param.name}={show_value(number)} is out of range; "
+                     + (_nothing_allowed(param, ctx, name or "") or f"allowed: {describe_allowed(param, ctx)}"))
+    problem = param.allowed_if(number, ctx) if param.allowed_if is not None else None
+    if problem:
+        raise refuse(problem)
+    if param.choices is not None and number not in param.choices:
+        raise refuse(f"{param.name}={number} is not allowed; "
+                     + (_nothing_allowed(param, ctx, name or "") or f"allowed: {describe_allowed(param, ctx)}"))
+    return number
 
 
 def _check_names(index_name: str, declared: Mapping[str, IntParam], params: Mapping[str, Any],
                  what: str) -> None:
-    unknown = sorted(set(params) - set(declared), key=str)
+    unknown = sorted(set(params) - set(declared))
     missing = [name for name in declared if name not in params]
     allowed = ", ".join(declared) if declared else "none"
     if unknown:
         raise InvalidParameterError(
-            f"{index_name}: unknown {what} parameter(s) {', '.join(map(repr, unknown))}; "
+            f"{index_name}: unknown {what} parameter(s) {', '.join(show_value(u) for u in unknown)}; "
             f"{index_name} takes: {allowed}")
     if missing:
         raise InvalidParameterError(
@@ -403,146 +746,235 @@ def _check_names(index_name: str, declared: Mapping[str, IntParam], params: Mapp
             f"(all are required)")
 
 
-def validate_build(index_type: Any, params: Mapping[str, Any] | None, *, dim: int, metric: str,
-                   warn: bool = True) -> tuple[IndexSpec, dict[str, int]]:
-    """Check build parameters of ``index_type`` for a collection of ``dim`` and ``metric``.
+def validate_build(index_type: Any, params: Mapping[str, Any] | None, *, dim: Any, metric: Any,
+                   warn: bool = True, profile: Any = DEFAULT_PROFILE) -> tuple[IndexSpec, dict[str, int]]:
+    """Check build parameters of ``index_type`` for a collection of ``dim`` and ``metric`` on the target.
 
     Returns the spec and a clean dict of ints. FLAT ignores any parameters (as Milvus did) and warns.
     Values inside the allowed range but outside the documented recommendation give a RecommendationWarning.
     """
-    spec = get_index(index_type)
-    check_index_metric(spec, metric)
-    if params is None:
-        params = {}
-    if not isinstance(params, Mapping):
-        raise ParamError(f"index params must be a dict; got {type(params).__name__}")
+    prof = get_profile(profile)
+    spec = get_index(index_type, profile=prof)
+    metric = normalize_metric(metric, profile=prof)
+    dim = validate_dimension(dim, metric, profile=prof)
+    check_index_metric(spec, metric, profile=prof)
+    given = _param_dict(params, "index params")
     if spec.is_flat:
-        if params and warn:
-            from .errors import IgnoredParameterWarning
-            warnings.warn(f"FLAT takes no parameters; ignoring {dict(params)!r}", IgnoredParameterWarning,
-                          stacklevel=3)
+        if given and warn:
+            shown = ", ".join(f"{k}={show_value(v)}" for k, v in given.items())
+            warnings.warn(f"FLAT takes no parameters; ignoring {{{shown}}}", IgnoredParameterWarning, stacklevel=3)
         return spec, {}
-    _check_names(spec.name, spec.build, params, "build")
+    _check_names(spec.name, spec.build, given, "build")
     ctx: dict[str, Any] = {"dim": dim, "metric": metric}
-    for name, value in params.items():  # type checks first so Ref bounds resolve to ints
-        if not _is_int(value):
+    for name, value in given.items():  # type checks first so Ref bounds resolve to ints
+        number = as_int(value)
+        if number is None:
             check_value(spec.name, spec.build[name], value, ctx)
-        ctx[name] = int(value)
-    clean = {name: check_value(spec.name, spec.build[name], params[name], ctx) for name in spec.build}
+        ctx[name] = number
+    clean = {name: check_value(spec.name, param, given[name], ctx) for name, param in spec.build.items()}
     if warn:
         for text in recommendation_warnings(spec, clean):
             warnings.warn(text, RecommendationWarning, stacklevel=3)
     return spec, clean
 
 
-def recommendation_warnings(spec: IndexSpec, params: Mapping[str, int]) -> list[str]:
+def recommendation_warnings(spec: IndexSpec, params: Mapping[str, Any]) -> list[str]:
+    """Sentences for valid values outside the documented advice (recommended ranges, knng = out_degree + 20)."""
+    clean = {name: number for name, value in _param_dict(params, "build params").items()
+             if (number := as_int(value)) is not None}
     out = []
     for name, param in spec.build.items():
-        if param.recommended and name in params:
+        if param.recommended and name in clean:
             lo, hi = param.recommended
-            if not lo <= params[name] <= hi:
-                out.append(f"{spec.name}: {name}={params[name]} is allowed but outside the recommended "
-                           f"range [{lo}, {hi}]")
-    return out + spec.advice(params)
+            if not lo <= clean[name] <= hi:
+                out.append(f"{spec.name}: {name}={show_value(clean[name])} is allowed but outside the "
+                           f"recommended range [{lo}, {hi}]")
+    return out + spec.advice(clean)
 
 
-#: ``top_k`` as a parameter, so forms and sweeps show and check it like the others
-TOP_K_PARAM = IntParam("top_k", TOP_K[0], TOP_K[1], 10, "results per query (nearest first)")
-
-
-def validate_top_k(top_k: Any) -> int:
-    if type(top_k) is int and TOP_K[0] <= top_k <= TOP_K[1]:
+def validate_top_k(top_k: Any, *, profile: Any = DEFAULT_PROFILE) -> int:
+    """top_k as an int: ParamError if it is not an int (pymilvus does), IllegalTopKError if out of range."""
+    if type(top_k) is int and TOP_K[0] <= top_k <= TOP_K[1] and profile is DEFAULT_PROFILE:
         return top_k  # the hot path
-    if not _is_int(top_k):
-        raise ParamError(f"top_k must be an int; got {top_k!r} ({type(top_k).__name__})")
-    if not TOP_K[0] <= int(top_k) <= TOP_K[1]:
-        raise IllegalTopKError(f"top_k={top_k} is out of range; allowed: {TOP_K[0]} <= top_k <= {TOP_K[1]}")
-    return int(top_k)
+    param = get_profile(profile).top_k
+    if as_int(top_k) is None:
+        raise ParamError(f"top_k must be an int; got {show_value(top_k)} ({type(top_k).__name__}); "
+                         f"allowed: {describe_allowed(param)}")
+    return check_value("", param, top_k, {})
 
 
-def search_context(top_k: int, build_params: Mapping[str, int]) -> dict[str, int]:
+def search_context(top_k: Any, build_params: Mapping[str, Any] | None) -> dict[str, Any]:
     """The context search parameters are checked in: top_k and the built index's parameters."""
-    return {**build_params, "top_k": top_k}
+    return {**_param_dict(build_params, "build_params"), "top_k": top_k}
 
 
-def validate_search(index_type: Any, params: Mapping[str, Any] | None, *, top_k: int,
-                    build_params: Mapping[str, int]) -> dict[str, int]:
+def validate_search(index_type: Any, params: Mapping[str, Any] | None, *, top_k: Any,
+                    build_params: Mapping[str, Any] | None, profile: Any = DEFAULT_PROFILE) -> dict[str, int]:
     """Check search parameters against the collection's index type and its built parameters.
 
     FLAT ignores search parameters (returns {}); any other index requires its own and refuses others'.
     """
-    spec = get_index(index_type)
-    if params is None:
-        params = {}
-    if not isinstance(params, Mapping):
+    prof = get_profile(profile)
+    spec = get_index(index_type, profile=prof)
+    top_k = validate_top_k(top_k, profile=prof)
+    if params is not None and not isinstance(params, Mapping):
         raise ParamError(f"search params must be a dict or None; got {type(params).__name__}")
+    given = _param_dict(params, "search params")
     if spec.is_flat:
         return {}
-    unknown = sorted(set(params) - set(spec.search), key=str)
+    unknown = sorted(set(given) - set(spec.search))
     if unknown:
         raise InvalidParameterError(
-            f"{', '.join(map(repr, unknown))} is not a search parameter of the collection's index "
+            f"{', '.join(show_value(u) for u in unknown)} is not a search parameter of the collection's index "
             f"{spec.name}; {spec.name} takes: {', '.join(spec.search)}")
-    missing = [name for name in spec.search if name not in params]
+    ctx = search_context(top_k, build_params)
+    missing = [name for name in spec.search if name not in given]
     if missing:
         raise InvalidParameterError(
             f"{spec.name}: missing search parameter {', '.join(missing)}; e.g. params="
             f"{ {n: p.default for n, p in spec.search.items()} }; allowed: "
-            + "; ".join(describe_allowed(p, search_context(top_k, build_params)) for p in spec.search.values()))
-    ctx = search_context(top_k, build_params)
-    return {name: check_value(spec.name, param, params[name], ctx) for name, param in spec.search.items()}
+            + "; ".join(describe_allowed(p, ctx) for p in spec.search.values()))
+    return {name: check_value(spec.name, param, given[name], ctx) for name, param in spec.search.items()}
 
 
-def validate_dimension(dimension: Any, metric: str) -> int:
-    if not _is_int(dimension):
-        raise ParamError(f"dimension must be an int; got {dimension!r}")
-    dim = int(dimension)
-    if not DIMENSION[0] <= dim <= DIMENSION[1]:
-        raise IllegalDimensionError(
-            f"dimension={dim} is out of range; allowed: {DIMENSION[0]} <= dimension <= {DIMENSION[1]}")
-    if is_binary_metric(metric) and dim % BINARY_DIMENSION_MULTIPLE:
-        raise IllegalDimensionError(
-            f"dimension={dim} is not a multiple of {BINARY_DIMENSION_MULTIPLE}; binary metric {metric} "
-            f"stores bits in bytes, so dimension must be a multiple of {BINARY_DIMENSION_MULTIPLE}")
-    return dim
+def validate_dimension(dimension: Any, metric: Any, *, profile: Any = DEFAULT_PROFILE) -> int:
+    """dimension as an int: ParamError if not an int, IllegalDimensionError if out of range (or not a
+    multiple of 8 for a binary metric)."""
+    prof = get_profile(profile)
+    if as_int(dimension) is None:
+        raise ParamError(f"dimension must be an int; got {show_value(dimension)}; "
+                         f"allowed: {describe_allowed(prof.dimension)}")
+    return check_value("", prof.dimension, dimension, {"metric": normalize_metric(metric, profile=prof)})
 
 
-def validate_index_file_size(size: Any) -> int:
-    if not _is_int(size):
-        raise ParamError(f"index_file_size must be an int (MB); got {size!r}")
-    if not INDEX_FILE_SIZE_MB[0] <= int(size) <= INDEX_FILE_SIZE_MB[1]:
-        raise InvalidParameterError(
-            f"index_file_size={size} is out of range; allowed: {INDEX_FILE_SIZE_MB[0]} <= index_file_size "
-            f"<= {INDEX_FILE_SIZE_MB[1]} (MB)")
-    return int(size)
+def validate_index_file_size(size: Any, *, profile: Any = DEFAULT_PROFILE) -> int:
+    """index_file_size (MB) as an int: ParamError if not an int, InvalidParameterError if out of range."""
+    prof = get_profile(profile)
+    if as_int(size) is None:
+        raise ParamError(f"index_file_size must be an int (MB); got {show_value(size)}; "
+                         f"allowed: {describe_allowed(prof.index_file_size)}")
+    return check_value("", prof.index_file_size, size, {})
+
+
+# --------------------------------------------------------------------------------------------------
+# Will this index work here, and will this segment be indexed?
+# --------------------------------------------------------------------------------------------------
+def _valid_values(param: IntParam, ctx: Mapping[str, Any]) -> list[int] | None:
+    """Every value allowed in context for a param with choices or a cross-rule (None: not enumerable)."""
+    values = allowed_values(param, ctx)
+    if values is not None or param.allowed_if is None:
+        return values
+    low, high = bounds(param, ctx)
+    if low is None or high is None or high - low > 2 * DIMENSION[1]:
+        return None
+    return [v for v in range(low, high + 1) if param.allowed_if(v, ctx) is None]
+
+
+def unavailable_reason(index_type: Any, *, dim: Any, metric: Any, profile: Any = DEFAULT_PROFILE,
+                       rows: Any = None) -> str | None:
+    """None when ``index_type`` can be used on the target for data of this dim and metric (and ``rows``,
+    if given, with its default parameters); otherwise one sentence saying why not."""
+    prof = get_profile(profile)
+    name = _name_of(index_type)
+    key = prof.aliases.get(name.upper(), name.upper()) if name else None
+    if key in prof.unavailable:
+        return f"{key} is not available on {prof.title}: {prof.unavailable[key]}"
+    index_spec = get_index(index_type, profile=prof)
+    metric_name = _name_of(metric)
+    if metric_name is not None and metric_name.upper() in ALL_METRICS and metric_name.upper() not in prof.metrics:
+        return f"metric {metric_name.upper()} is not available on {prof.title}"
+    metric = normalize_metric(metric, profile=prof)
+    dim = validate_dimension(dim, metric, profile=prof)
+    if metric not in index_spec.metrics:
+        others = ", ".join(index_types_for_metric(metric, profile=prof))
+        return (f"{index_spec.name} does not support metric {metric} on {prof.title}; index types for "
+                f"{metric}: {others}")
+    for pname, param in index_spec.build.items():
+        if _valid_values(param, {"dim": dim, "metric": metric}) != []:
+            continue
+        nearest = [d for d in (_nearest_dim(param, dim, metric, -1), _nearest_dim(param, dim, metric, 1))
+                   if d is not None]
+        return (f"{index_spec.name} cannot index {dim}-dimensional vectors: no {pname} is allowed for dimension "
+                f"{dim} ({param.rule_help})"
+                + (f"; dimensions {' or '.join(map(str, nearest))} would allow it" if nearest else ""))
+    if rows is not None:
+        count = as_int(rows)
+        if count is None or count < 0:
+            raise ParamError(f"rows must be a non-negative int; got {show_value(rows)}")
+        defaults = default_build_params(index_spec.name, dim, profile=prof)
+        need = index_spec.min_rows(defaults)
+        if count < need:
+            return (f"{index_spec.name} needs at least {need:,} rows to train with its default parameters "
+                    f"({index_spec.min_rows_help}); the data has {count:,}")
+    return None
+
+
+def _nearest_dim(param: IntParam, dim: int, metric: str, step: int) -> int | None:
+    d = dim + step
+    while DIMENSION[0] <= d <= min(DIMENSION[1], 2 * dim):
+        if _valid_values(param, {"dim": d, "metric": metric}):
+            return d
+        d += step
+    return None
+
+
+def segment_raw_reason(index_type: Any, params: Mapping[str, Any] | None, rows: Any, *, build_threshold: Any,
+                       profile: Any = DEFAULT_PROFILE) -> str | None:
+    """Will a segment of ``rows`` rows be indexed with these build params? None: yes (and always for FLAT);
+    otherwise why it stays raw (below the build threshold, or too few rows to train)."""
+    index_spec = get_index(index_type, profile=profile)
+    count, threshold = as_int(rows), as_int(build_threshold)
+    if count is None or count < 0:
+        raise ParamError(f"rows must be a non-negative int; got {show_value(rows)}")
+    if threshold is None or threshold < 0:
+        raise ParamError(f"build_threshold must be a non-negative int; got {show_value(build_threshold)}")
+    if index_spec.is_flat:
+        return None
+    if count < threshold:
+        return f"{count:,} rows is below the build threshold of {threshold:,} rows"
+    need = index_spec.min_rows(_param_dict(params, "build params"))
+    if count < need:
+        return f"{count:,} rows is fewer than {index_spec.name} needs to train ({index_spec.min_rows_help}: {need:,})"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
 # Teaching defaults, sweeps and the docs table
 # --------------------------------------------------------------------------------------------------
-def default_build_params(index_type: Any, dim: int | None = None) -> dict[str, int]:
+def format_params(params: Mapping[str, Any] | None) -> str:
+    """{'nlist': 1024, 'nprobe': 16} -> 'nlist=1024, nprobe=16' ('' for none): the one parameter formatter."""
+    return ", ".join(f"{name}={show_value(value)}" for name, value in _param_dict(params, "params").items())
+
+
+def default_build_params(index_type: Any, dim: Any = None, *, profile: Any = DEFAULT_PROFILE) -> dict[str, int]:
     """Teaching defaults, adjusted only where a rule forces it (IVF_PQ ``m`` nearest allowed for ``dim``).
 
     Raises InvalidParameterError when no value is valid (IVF_PQ on a dimension that admits no ``m``)."""
-    spec = get_index(index_type)
+    prof = get_profile(profile)
+    spec = get_index(index_type, profile=prof)
+    if dim is not None:
+        dim = validate_dimension(dim, "L2", profile=prof)
     out = {}
     for name, param in spec.build.items():
         value = param.default
-        if param.choices is not None and dim is not None:
-            allowed = allowed_values(param, {"dim": dim})
-            if not allowed:
-                raise InvalidParameterError(f"{spec.name}: " + (param.allowed_if(value, {"dim": dim}) or
-                                                                  f"no {name} is allowed for dimension {dim}"))
-            value = min(allowed, key=lambda v: (abs(math.log(v / param.default)), v))
+        ctx = {"dim": dim}
+        if dim is not None and (param.choices is not None or param.allowed_if is not None):
+            allowed = _valid_values(param, ctx)
+            if allowed == []:
+                raise InvalidParameterError(f"{spec.name}: " + (_nothing_allowed(param, ctx, spec.name)
+                                                                  or f"no {name} is allowed for dimension {dim}"))
+            if allowed and value not in allowed:
+                value = min(allowed, key=lambda v: (abs(math.log(v / param.default)), v))
         out[name] = value
     return out
 
 
-def default_search_params(index_type: Any, top_k: int = 10, build_params: Mapping[str, int] | None = None
-                          ) -> dict[str, int]:
+def default_search_params(index_type: Any, top_k: Any = 10, build_params: Mapping[str, Any] | None = None, *,
+                          profile: Any = DEFAULT_PROFILE) -> dict[str, int]:
     """Teaching defaults for search parameters, moved inside the bounds of this top_k and built index."""
-    spec = get_index(index_type)
-    ctx = search_context(top_k, build_params or {})
+    prof = get_profile(profile)
+    spec = get_index(index_type, profile=prof)
+    ctx = search_context(validate_top_k(top_k, profile=prof), build_params)
     out = {}
     for name, param in spec.search.items():
         value = param.default
@@ -556,15 +988,26 @@ def default_search_params(index_type: Any, top_k: int = 10, build_params: Mappin
     return out
 
 
+def sweep_range(param: IntParam, ctx: Mapping[str, Any] | None = None) -> tuple[int | None, int | None]:
+    """Where a sweep of ``param`` starts and stops in context (``sweep_start`` / ``sweep_stop``; None:
+    the bounds). ANNOY search_k starts at n_trees * top_k and stops at n_trees * rows (ctx ``rows``)."""
+    ctx = _as_ctx(ctx)
+    start = _tightest(param.sweep_start, ctx, max)
+    stop = _tightest(param.sweep_stop, ctx, min)
+    if start is not None and stop is not None:
+        stop = max(stop, start)
+    return start, stop
+
+
 def sweep_values(param: IntParam, ctx: Mapping[str, Any] | None = None, *, start: int | None = None,
                  stop: int | None = None, points: int = 8) -> list[int]:
     """A default grid for a parameter inside its bounds: doubling ("log2") or evenly spaced ("linear")."""
-    ctx = ctx or {}
+    ctx = _as_ctx(ctx)
     values = allowed_values(param, ctx)
     if values is not None:
         return values
     low, high = bounds(param, ctx)
-    lo = max(low if low is not None else 1, start if start is not None else (low or 1))
+    lo = max(low if low is not None else 1, start if start is not None else (low or 1), 1)
     hi = stop if stop is not None else high
     if hi is None:
         hi = lo * 2 ** (points - 1)
@@ -584,10 +1027,10 @@ def sweep_values(param: IntParam, ctx: Mapping[str, Any] | None = None, *, start
     return sorted(set(out))
 
 
-def parameter_table() -> list[dict[str, str]]:
+def parameter_table(*, profile: Any = DEFAULT_PROFILE) -> list[dict[str, str]]:
     """One row per parameter: index type, stage, parameter, allowed, recommended, default, help."""
     rows = []
-    for spec in INDEXES.values():
+    for spec in get_profile(profile).indexes.values():
         if spec.is_flat:
             rows.append({"index_type": "FLAT", "stage": "-", "parameter": "(none)", "allowed": "-",
                          "recommended": "-", "default": "-", "help": spec.description})
@@ -603,8 +1046,8 @@ def parameter_table() -> list[dict[str, str]]:
     return rows
 
 
-def parameter_table_markdown() -> str:
-    rows = parameter_table()
+def parameter_table_markdown(*, profile: Any = DEFAULT_PROFILE) -> str:
+    rows = parameter_table(profile=profile)
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(r[c].replace("|", "\\|") for c in cols) + " |" for r in rows]
