@@ -1,17 +1,20 @@
 """The backend registry the engine uses: build, load and search indexes without importing a library.
 
-Every index type names its backend in :mod:`milvus_lab.spec` (``faiss``, ``hnswlib`` or ``annoy``); the
-adapter modules are imported on first use. Results follow :mod:`milvus_lab.backends.base`: row positions
-of the build array, ``-1`` for a missing hit, squared L2 and binary distances ascending, IP descending.
+One family module per kind of index, on the shared :mod:`~milvus_lab.backends.base`: ``flat`` (float
+FLAT), ``ivf`` (IVF_FLAT / SQ8 / SQ8H / PQ), ``nsg`` (RNSG), ``binary`` (FLAT and IVF_FLAT on binary
+metrics, and the popcount kernels), ``hnsw`` (hnswlib) and ``annoy``. :data:`FAMILIES` is the one
+dispatch table: (the spec's ``backend``, index type, binary metric?) -> family module; family modules are
+imported on first use. Results: row positions of the build array, ``-1`` for a missing hit, squared L2
+and binary distances ascending, IP descending.
+
+Every family module offers ``build``, ``load`` and ``deterministic(index_type, threads)``; ``flat`` and
+``binary`` also offer ``exact_search`` and ``distances``.
 """
 
 from __future__ import annotations
 
 import importlib
-import threading
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,69 +23,37 @@ import numpy as np
 
 from .. import spec
 from ..errors import BuildIndexError
-from .base import BuiltIndex, pad_results
+from .base import BuiltIndex, SharedSetting, build_threads, pad_results
 
-__all__ = ["BuiltIndex", "SharedSetting", "build", "distances", "exact_search", "load", "pad_results"]
+__all__ = ["FAMILIES", "BuiltIndex", "SharedSetting", "build", "build_is_deterministic", "build_threads",
+           "distances", "exact_search", "family", "load", "pad_results"]
 
-_MODULES = {
-    "faiss": "milvus_lab.backends.faiss_backend",
-    "hnswlib": "milvus_lab.backends.hnswlib_backend",
-    "annoy": "milvus_lab.backends.annoy_backend",
+#: the one dispatch table: (spec backend, index type, binary metric?) -> family module
+FAMILIES: dict[tuple[str, str, bool], str] = {
+    ("faiss", "FLAT", False): "flat",
+    ("faiss", "IVF_FLAT", False): "ivf",
+    ("faiss", "IVF_SQ8", False): "ivf",
+    ("faiss", "IVF_SQ8H", False): "ivf",
+    ("faiss", "IVF_PQ", False): "ivf",
+    ("faiss", "RNSG", False): "nsg",
+    ("faiss", "FLAT", True): "binary",
+    ("faiss", "IVF_FLAT", True): "binary",
+    ("hnswlib", "HNSW", False): "hnsw",
+    ("annoy", "ANNOY", False): "annoy",
 }
 
 
-class SharedSetting:
-    """An index-wide search setting (hnswlib ``ef``, faiss NSG ``search_L``) shared by concurrent searches.
-
-    Searches that need the current value run together; a search that needs another value waits until
-    the index is idle, applies it, and runs. Once a search is waiting for another value, newcomers queue
-    behind it, so no value starves.
-    """
-
-    def __init__(self, apply: Callable[[Any], None]):
-        self._apply = apply
-        self._cond = threading.Condition()
-        self._value: Any = None
-        self._active = 0
-        self._waiting: Counter = Counter()
-
-    def _may_enter(self, value: Any) -> bool:
-        if self._active == 0:
-            return True
-        others = sum(self._waiting.values()) - self._waiting[value]
-        return self._value == value and others == 0
-
-    @contextmanager
-    def use(self, value: Any) -> Iterator[None]:
-        """Hold ``value`` applied to the index for the duration of the block."""
-        with self._cond:
-            if not self._may_enter(value):
-                self._waiting[value] += 1
-                try:
-                    self._cond.wait_for(lambda: self._may_enter(value))
-                finally:
-                    self._waiting[value] -= 1
-            if self._value != value:
-                self._apply(value)
-                self._value = value
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
-                if self._active == 0:
-                    self._cond.notify_all()
+def family(index_type: str, metric: str) -> ModuleType:
+    """The family module that builds and loads ``index_type`` for ``metric``."""
+    index_spec = spec.get_index(index_type)
+    key = (index_spec.backend, index_spec.name, spec.is_binary_metric(metric))
+    if key not in FAMILIES:
+        raise BuildIndexError(f"{index_spec.name} is not available for metric {metric} (backend "
+                              f"{index_spec.backend})")
+    return importlib.import_module(f"{__name__}.{FAMILIES[key]}")
 
 
-def _module(backend: str) -> ModuleType:
-    try:
-        return importlib.import_module(_MODULES[backend])
-    except KeyError:
-        raise BuildIndexError(f"unknown backend {backend!r}; known: {', '.join(_MODULES)}") from None
-
-
-def _library_message(exc: BaseException) -> str:
+def library_message(exc: BaseException) -> str:
     """A library exception as one readable line (faiss prefixes C++ locations we drop)."""
     text = str(exc).strip() or type(exc).__name__
     if "Error: '" in text:
@@ -90,7 +61,7 @@ def _library_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(text.split())}"
 
 
-def _check_array(vectors: Any, metric: str, what: str) -> np.ndarray:
+def check_array(vectors: Any, metric: str, what: str) -> np.ndarray:
     """The array in the dtype and layout the backends expect (no copy when it already is)."""
     dtype = np.uint8 if spec.is_binary_metric(metric) else np.float32
     array = np.asarray(vectors)
@@ -106,48 +77,64 @@ def _check_array(vectors: Any, metric: str, what: str) -> np.ndarray:
 def build(index_type: str, params: dict[str, int], vectors: np.ndarray, metric: str) -> BuiltIndex:
     """Build ``index_type`` with validated ``params`` on one segment's vectors.
 
-    ``vectors`` is float32 (n, dim) for L2/IP or uint8 (n, dim/8) for binary metrics. Any failure of the
-    library (too few rows to train, degenerate data) raises :class:`BuildIndexError` naming the index
-    type, the row count and the cause.
+    ``vectors`` is float32 (n, dim) for L2/IP or uint8 (n, dim/8) for binary metrics. Data that cannot
+    train the index raises :class:`~milvus_lab.errors.UntrainableSegmentError`; any other failure of the
+    library raises :class:`BuildIndexError` naming the index type, the row count and the cause.
     """
     index_spec = spec.get_index(index_type)
     spec.check_index_metric(index_spec, metric)
-    array = _check_array(vectors, metric, f"{index_spec.name} build vectors")
+    array = check_array(vectors, metric, f"{index_spec.name} build vectors")
+    if len(array) == 0 and not index_spec.is_flat:
+        raise BuildIndexError(f"{index_spec.name}: cannot build an index on an empty segment")
+    module = family(index_spec.name, metric)
     try:
-        return _module(index_spec.backend).build(index_spec.name, dict(params), array, metric)
+        return module.build(index_spec.name, dict(params), array, metric)
     except BuildIndexError:
         raise
-    except (Exception, MemoryError) as exc:
+    except Exception as exc:  # MemoryError is an Exception too
         raise BuildIndexError(
-            f"{index_spec.name} ({metric}) build failed on {array.shape[0]} rows: {_library_message(exc)}"
+            f"{index_spec.name} ({metric}) build failed on {array.shape[0]} rows: {library_message(exc)}"
         ) from exc
 
 
 def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> BuiltIndex:
-    """Load an index written by ``BuiltIndex.save(path)`` with the library's own reader.
+    """Load an index written by ``BuiltIndex.save(path)``.
 
-    ``dim`` is the collection's dimension (bits for binary metrics). A missing file raises
-    FileNotFoundError; a file the library cannot read raises BuildIndexError.
+    ``dim`` is the collection's dimension (bits for binary metrics). The file's structure is checked
+    against ``params``, ``metric`` and ``dim`` before (hnswlib, annoy, NSG) or right after (faiss IVF and
+    FLAT, whose reader checks sizes) the library reads it. A missing file raises FileNotFoundError; a
+    damaged file or one the library cannot read raises BuildIndexError.
     """
     index_spec = spec.get_index(index_type)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no {index_spec.name} index file at {path}")
+    module = family(index_spec.name, metric)
     try:
-        return _module(index_spec.backend).load(index_spec.name, dict(params), metric, int(dim), path)
+        return module.load(index_spec.name, dict(params), metric, int(dim), path)
     except BuildIndexError:
         raise
-    except (Exception, MemoryError) as exc:
+    except Exception as exc:
         raise BuildIndexError(f"cannot load {index_spec.name} ({metric}) from {path}: "
-                              f"{_library_message(exc)}") from exc
+                              f"{library_message(exc)}") from exc
+
+
+def build_is_deterministic(index_type: str, threads: int | None = None, metric: str = "L2") -> bool:
+    """Whether two builds of ``index_type`` on the same rows give the same index (and the same recall).
+
+    Seeded builds (faiss k-means, annoy) always do; multi-threaded graph builds (HNSW, RNSG) only on one
+    thread. ``threads`` defaults to :func:`build_threads`, the count builds use now.
+    """
+    count = build_threads() if threads is None else int(threads)
+    return bool(family(index_type, metric).deterministic(spec.get_index(index_type).name, count))
 
 
 def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, metric: str
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force top-``k`` of ``queries`` over a raw segment (float or binary); ``k`` may exceed n."""
-    vectors = _check_array(vectors, metric, "segment vectors")
-    queries = _check_array(queries, metric, "queries")
-    return _module("faiss").exact_search(vectors, queries, int(k), metric)
+    vectors = check_array(vectors, metric, "segment vectors")
+    queries = check_array(queries, metric, "queries")
+    return family("FLAT", metric).exact_search(vectors, queries, int(k), metric)
 
 
 def distances(vectors: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
@@ -155,6 +142,6 @@ def distances(vectors: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarr
 
     SUBSTRUCTURE / SUPERSTRUCTURE give the Jaccard distance of a hit and +inf for a non-hit.
     """
-    vectors = _check_array(vectors, metric, "vectors")
-    queries = _check_array(queries, metric, "queries")
-    return _module("faiss").distances(vectors, queries, metric)
+    vectors = check_array(vectors, metric, "vectors")
+    queries = check_array(queries, metric, "queries")
+    return family("FLAT", metric).distances(vectors, queries, metric)

@@ -1,28 +1,61 @@
-"""The one small interface every backend adapter implements.
+"""The shared base of every backend family: the BuiltIndex interface, padding, shared search settings.
 
-A backend turns a segment's vectors into a :class:`BuiltIndex` and searches it with a batch of queries.
-Results use row positions of the build array (the engine maps them to ids), ``-1`` for a missing hit,
-and distances in the Milvus convention: squared L2 and binary distances ascending, IP descending; a
-missing hit has distance +inf (ascending metrics) or -inf (IP).
+A family module (``flat``, ``ivf``, ``nsg``, ``binary``, ``hnsw``, ``annoy``) turns a segment's vectors into
+a :class:`BuiltIndex` and searches it with a batch of queries. Results use row positions of the build
+array (the engine maps them to ids), ``-1`` for a missing hit, and distances in the Milvus convention:
+squared L2 and binary distances ascending, IP descending; a missing hit has distance +inf (ascending
+metrics) or -inf (IP).
+
+Reproducibility: every build is seeded where the library allows it (faiss k-means, hnswlib, annoy).
+Graph builds that run on several threads (hnswlib ``add_items``, faiss NSG / NN-descent under OpenMP)
+depend on thread scheduling; each built index says so in :attr:`BuiltIndex.deterministic`.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
+import faiss
 import numpy as np
+
+from .. import spec
+from ..errors import BuildIndexError, UntrainableSegmentError
+
+#: faiss's metric for each float metric
+FAISS_METRIC = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT}
+#: the seed of every randomised build step (faiss k-means, hnswlib levels, annoy splits)
+SEED = 1234
+
+
+def build_threads() -> int:
+    """Threads a build uses: faiss's OpenMP count (``faiss.omp_set_num_threads`` or ``OMP_NUM_THREADS``
+    set it); hnswlib and annoy builds use the same number, so one knob fixes them all."""
+    return max(1, int(faiss.omp_get_max_threads()))
 
 
 class BuiltIndex(ABC):
-    """An index built on one segment. Safe to search from several threads at once."""
+    """An index built on one segment. Safe to search from several threads at once.
 
-    index_type: str
-    metric: str
-    params: dict[str, int]
-    ntotal: int
-    dim: int
+    ``deterministic`` says whether a rebuild on the same rows gives the same index (seeded, or built on
+    one thread); ``build_info`` holds facts a build report may show (e.g. ``graph_builder``).
+    """
+
+    def __init__(self, index_type: str, metric: str, params: Mapping[str, int], ntotal: int, dim: int, *,
+                 deterministic: bool = True, build_info: Mapping[str, Any] | None = None):
+        self.index_type = index_type
+        self.metric = metric
+        self.params = dict(params)
+        self.ntotal = int(ntotal)
+        self.dim = int(dim)
+        self.deterministic = bool(deterministic)
+        self.build_info: dict[str, Any] = dict(build_info or {})
+        self.descending = metric in spec.DESCENDING_METRICS
 
     @abstractmethod
     def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
@@ -40,6 +73,14 @@ class BuiltIndex(ABC):
     @abstractmethod
     def save(self, path: Path) -> None:
         """Write the index to ``path`` in the library's own format (never pickle)."""
+
+    def empty_result(self, nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``nq`` rows of ``k`` missing hits."""
+        return pad_results(np.empty((nq, 0)), np.empty((nq, 0)), k, self.descending)
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.index_type} {self.metric} {self.params} "
+                f"ntotal={self.ntotal} dim={self.dim}>")
 
 
 def pad_results(distances: np.ndarray, labels: np.ndarray, k: int, descending: bool
@@ -59,3 +100,101 @@ def pad_results(distances: np.ndarray, labels: np.ndarray, k: int, descending: b
         distances = distances.copy()
         distances[missing] = fill
     return distances, labels
+
+
+class SharedSetting:
+    """An index-wide search setting (hnswlib ``ef``, faiss NSG ``search_L``) shared by concurrent searches.
+
+    Searches that need the current value run together; a search that needs another value waits until
+    the index is idle, applies it, and runs. Once a search is waiting for another value, newcomers queue
+    behind it, so no value starves.
+    """
+
+    def __init__(self, apply: Callable[[Any], None]):
+        self._apply = apply
+        self._cond = threading.Condition()
+        self._value: Any = None
+        self._active = 0
+        self._waiting: Counter = Counter()
+
+    def _may_enter(self, value: Any) -> bool:
+        if self._active == 0:
+            return True
+        others = sum(self._waiting.values()) - self._waiting[value]
+        return self._value == value and others == 0
+
+    @contextmanager
+    def use(self, value: Any) -> Iterator[None]:
+        """Hold ``value`` applied to the index for the duration of the block."""
+        with self._cond:
+            if not self._may_enter(value):
+                self._waiting[value] += 1
+                try:
+                    self._cond.wait_for(lambda: self._may_enter(value))
+                finally:
+                    self._waiting[value] -= 1
+            if self._value != value:
+                self._apply(value)
+                self._value = value
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                if self._active == 0:
+                    self._cond.notify_all()
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers the families share
+# --------------------------------------------------------------------------------------------------
+def require_rows(index_type: str, have: int, need: int, why: str) -> None:
+    """Refuse a segment whose data cannot train the index (the engine keeps it raw with this reason)."""
+    if have < need:
+        raise UntrainableSegmentError(f"{index_type}: {why}; the segment has {have} rows (needs at least {need})")
+
+
+def serialized_size(index: Any) -> int:
+    """Bytes of faiss's serialisation of ``index`` (float or binary)."""
+    if isinstance(index, faiss.IndexBinary):
+        return int(faiss.serialize_index_binary(index).size)
+    return int(faiss.serialize_index(index).size)
+
+
+def refuse(path: Path, what: str) -> BuildIndexError:
+    """The error for an index file whose structure is not what ``save`` writes."""
+    return BuildIndexError(f"{path} is damaged or not a milvus_lab index file: {what}")
+
+
+def check_faiss_header(index: Any, path: Path, expected_type: type, dim: int, metric: str) -> None:
+    """A faiss index read from ``path`` has the class, dimension and metric the collection expects."""
+    if not isinstance(index, expected_type):
+        raise refuse(path, f"holds a faiss {type(index).__name__}, expected {expected_type.__name__}")
+    if index.d != dim:
+        raise refuse(path, f"holds an index of dimension {index.d}, expected {dim}")
+    if metric in FAISS_METRIC and index.metric_type != FAISS_METRIC[metric]:
+        raise refuse(path, f"holds an index with another metric than {metric}")
+    if index.ntotal < 0 or not index.is_trained:
+        raise refuse(path, f"holds an untrained index or a negative row count ({index.ntotal})")
+
+
+def check_inverted_lists(index: Any, path: Path, nlist: int) -> None:
+    """The inverted lists of a faiss IVF index (float or binary) hold every row position exactly once."""
+    lists = index.invlists
+    if index.nlist != nlist or lists is None or lists.nlist != nlist:
+        raise refuse(path, f"holds {index.nlist} IVF cells, expected nlist={nlist}")
+    if lists.code_size != index.code_size or index.quantizer.ntotal != nlist or index.quantizer.d != index.d:
+        raise refuse(path, "IVF cells, codes and quantizer disagree in size")
+    parts = []
+    for cell in range(nlist):
+        size = int(lists.list_size(cell))
+        if size > index.ntotal:
+            raise refuse(path, f"IVF cell {cell} lists {size} rows, more than the index holds")
+        if size:
+            parts.append(faiss.rev_swig_ptr(lists.get_ids(cell), size))
+    ids = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    if len(ids) != index.ntotal or (len(ids) and (ids.min() < 0 or ids.max() >= index.ntotal)):
+        raise refuse(path, f"IVF cells list {len(ids)} rows or rows outside 0..{index.ntotal - 1}")
+    if len(ids) and np.bincount(ids, minlength=index.ntotal).max() != 1:
+        raise refuse(path, "IVF cells do not list every row exactly once")

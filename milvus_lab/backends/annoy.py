@@ -1,14 +1,17 @@
-"""annoy adapter: ANNOY (build ``n_trees``; search ``search_k``).
+"""ANNOY with annoy (build ``n_trees``; search ``search_k``).
 
-The forest is built from the whole segment at once, so annoy's "no add after build" limit never shows.
-L2 uses annoy's ``'euclidean'`` metric, whose distances (not squared) are squared here; IP uses ``'dot'``
-(results are dot products, descending). ``search_k=-1`` is passed through: annoy then inspects
-n_trees * k nodes, where k is what the engine asks for (top_k, or more when it over-fetches).
+The forest is built from the whole segment at once, so annoy's "no add after build" limit never shows,
+with a fixed seed (``set_seed``) on :func:`~milvus_lab.backends.base.build_threads` threads: annoy seeds
+each thread's trees from the index seed, so a rebuild gives the same forest. L2 uses annoy's
+``'euclidean'`` metric, whose distances (not squared) are squared here; IP uses ``'dot'`` (results are dot
+products, descending). ``search_k=-1`` is passed through: annoy then inspects n_trees * k nodes, where k
+is what the engine asks for (top_k, or more when it over-fetches).
 
 Files: annoy's ``save`` and ``load`` switch the live index to an mmap of the file. Each index therefore
 lives in a private temporary file that this module owns (removed when the index is garbage-collected);
 ``save(path)`` copies it to ``path`` and ``load(path)`` copies ``path`` in, so the user's files can be
-moved, overwritten or deleted at any time.
+moved, overwritten or deleted at any time. annoy trusts the files it maps (a child index out of range is
+followed at search time), so :func:`check_file` checks every node before annoy sees the file.
 
 annoy has no batch query: one call per query vector. annoy releases the GIL while it searches, so a
 batch of queries is split across a small thread pool (measured on 2 cores, 20k x 64, 2000 queries:
@@ -27,17 +30,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from annoy import AnnoyIndex as _Annoy
+from annoy import AnnoyIndex as Forest
 
-from .. import spec
 from ..errors import BuildIndexError
-from .base import BuiltIndex, pad_results
+from .base import SEED, BuiltIndex, build_threads, pad_results, refuse
 
 _METRICS = {"L2": "euclidean", "IP": "dot"}
-_SEED = 42
 #: queries per batch below which the thread pool costs more than it saves
 _POOL_MIN_QUERIES = 32
 _WORKERS = max(1, min(8, os.cpu_count() or 1))
+#: bytes before the vector in an annoy node (n_descendants, then children and a / dot_factor), per metric
+_NODE_HEAD = 16
+#: where the children array starts in a node: after n_descendants and a (euclidean), after n_descendants (dot)
+_CHILDREN_AT = {"L2": 8, "IP": 4}
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -66,15 +71,10 @@ def _remove(path: str) -> None:
 class AnnoyIndex(BuiltIndex):
     """An annoy forest mmapped from a private file; safe to search from several threads at once."""
 
-    def __init__(self, index: _Annoy, file: str, metric: str, params: Mapping[str, int], dim: int):
-        self.index_type = "ANNOY"
-        self.metric = metric
-        self.params = dict(params)
-        self.ntotal = int(index.get_n_items())
-        self.dim = int(dim)
+    def __init__(self, index: Forest, file: str, metric: str, params: Mapping[str, int], dim: int):
+        super().__init__("ANNOY", metric, params, index.get_n_items(), dim, build_info={"seed": SEED})
         self.index = index
         self._file = file
-        self._descending = metric in spec.DESCENDING_METRICS
         weakref.finalize(self, _remove, file)
 
     def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
@@ -96,7 +96,7 @@ class AnnoyIndex(BuiltIndex):
                     job.result()
             if self.metric == "L2":
                 np.square(dist, out=dist)
-        return pad_results(dist, labels, k, self._descending)
+        return pad_results(dist, labels, k, self.descending)
 
     def _fill(self, rows: list[list[float]], first: int, k: int, search_k: int, labels: np.ndarray,
               dist: np.ndarray) -> None:
@@ -115,21 +115,21 @@ class AnnoyIndex(BuiltIndex):
         """Copy the forest to ``path`` in annoy's format (the live index keeps its private file)."""
         shutil.copyfile(self._file, str(path))
 
-    def __repr__(self) -> str:
-        return f"<AnnoyIndex {self.metric} {self.params} ntotal={self.ntotal} dim={self.dim}>"
+
+def deterministic(index_type: str, threads: int) -> bool:
+    """Seeded: annoy derives each build thread's random stream from the index seed."""
+    return True
 
 
 def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str) -> AnnoyIndex:
     """Build a forest of ``n_trees`` trees from all rows (item ids are row positions)."""
     n, dim = vectors.shape
-    if n == 0:
-        raise BuildIndexError("ANNOY: cannot build an index on an empty segment")
-    index = _Annoy(dim, _METRICS[metric])
-    index.set_seed(_SEED)
+    index = Forest(dim, _METRICS[metric])
+    index.set_seed(SEED)
     add = index.add_item
     for position, row in enumerate(vectors.tolist()):
         add(position, row)
-    if not index.build(params["n_trees"], n_jobs=-1):
+    if not index.build(params["n_trees"], n_jobs=build_threads()):
         raise BuildIndexError(f"ANNOY: annoy failed to build {params['n_trees']} trees on {n} rows")
     file = _private_file()
     try:
@@ -140,12 +140,55 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
     return AnnoyIndex(index, file, metric, params, dim)
 
 
+def check_file(path: Path, metric: str, dim: int, shown: Path | None = None) -> int:
+    """Check an annoy file node by node, as annoy's ``load`` and search will read it; returns n_items.
+
+    A node is ``n_descendants`` (int32), then (euclidean) ``a`` and two children or (dot) two children and
+    ``dot_factor``, then ``dim`` floats. Items are nodes 0..n_items-1 with one descendant; a bucket node
+    lists up to K item ids in its children array; a split node's two children are earlier nodes; the
+    last nodes (the most descendants) are the roots. Errors name ``shown`` (default ``path``).
+    """
+    path, file = Path(shown or path), path
+    node = _NODE_HEAD + 4 * dim
+    size = os.path.getsize(file)
+    if size == 0 or size % node:
+        raise refuse(path, f"{size} bytes is not a whole number of annoy nodes of {node} bytes (dim {dim})")
+    nodes = np.fromfile(file, dtype=np.uint8).reshape(size // node, node)
+    count = len(nodes)
+    ints = nodes.view("<i4")
+    descendants = ints[:, 0]
+    n_items = int(descendants[-1])
+    roots = np.flatnonzero(descendants == n_items)
+    if not 1 <= n_items <= count or (descendants[:n_items] != 1).any():
+        raise refuse(path, f"annoy item count {n_items} disagrees with the {count} nodes")
+    at = _CHILDREN_AT[metric] // 4
+    capacity = (node - _CHILDREN_AT[metric]) // 4  # annoy's K: item ids a bucket node can hold
+    inner = np.arange(n_items, count)
+    nd = descendants[n_items:]
+    if len(roots) == 0 or (nd < 1).any() or (nd > n_items).any():
+        raise refuse(path, "an annoy node has a descendant count out of range")
+    bucket = nd <= capacity
+    slots = np.arange(capacity)[None, :]
+    ids = ints[n_items:, at:at + capacity]
+    listed = ids[bucket][slots < nd[bucket][:, None]]
+    if listed.size and (listed.min() < 0 or listed.max() >= n_items):
+        raise refuse(path, "an annoy leaf lists an item outside the index")
+    children = ints[n_items:, at:at + 2][~bucket]
+    if children.size and (children.min() < 0 or (children >= inner[~bucket][:, None]).any()):
+        raise refuse(path, "an annoy split node points to a node that is not built before it")
+    floats = nodes[:, _NODE_HEAD:].copy().view("<f4")
+    if not np.isfinite(floats[:n_items]).all() or not np.isfinite(floats[n_items:][~bucket]).all():
+        raise refuse(path, "holds NaN or infinite values")
+    return n_items
+
+
 def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> AnnoyIndex:
-    """Copy ``path`` to a private file and mmap it with ``AnnoyIndex.load``."""
+    """Copy ``path`` to a private file, check its nodes, and mmap it with ``AnnoyIndex.load``."""
     file = _private_file()
     try:
         shutil.copyfile(str(path), file)
-        index = _Annoy(dim, _METRICS[metric])
+        check_file(Path(file), metric, dim, shown=Path(path))
+        index = Forest(dim, _METRICS[metric])
         index.load(file)
     except BaseException:
         _remove(file)

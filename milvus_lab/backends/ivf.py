@@ -1,0 +1,122 @@
+"""IVF_FLAT, IVF_SQ8, IVF_SQ8H and IVF_PQ on float vectors (faiss IndexIVF*).
+
+L2 results are squared L2 ascending, IP results inner products descending (the quantizer is an
+IndexFlatIP for IP). Searches pass ``faiss.SearchParametersIVF(nprobe=...)`` per call, so concurrent
+searches share no state. IVF_SQ8H is built exactly as IVF_SQ8 (8-bit scalar quantizer, ``QT_8bit``):
+Milvus's GPU hybrid has no CPU counterpart. IVF_PQ uses 8 bits per code.
+
+Builds are reproducible: the coarse k-means and the PQ k-means use a fixed seed, and faiss k-means gives
+the same centroids whatever the thread count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from .. import spec
+from .base import (SEED, FAISS_METRIC, BuiltIndex, check_faiss_header, check_inverted_lists, pad_results,
+                   refuse, require_rows, serialized_size)
+
+_STORAGE = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_SQ8H": "SQ8", "IVF_PQ": "PQ{m}x8"}
+_CLASSES = {"IVF_FLAT": faiss.IndexIVFFlat, "IVF_SQ8": faiss.IndexIVFScalarQuantizer,
+            "IVF_SQ8H": faiss.IndexIVFScalarQuantizer, "IVF_PQ": faiss.IndexIVFPQ}
+_PQ_BITS = 8
+
+
+def seed_clustering(*clustering_params: Any) -> None:
+    """Seed faiss k-means and switch off its stderr hint for under 39 points per centroid (the engine
+    reports row counts itself)."""
+    for cp in clustering_params:
+        cp.seed = SEED
+        cp.min_points_per_centroid = 1
+
+
+def new_ivf_index(index_type: str, params: Mapping[str, int], dim: int, metric: str) -> Any:
+    """The untrained, seeded faiss IVF index the engine builds for ``index_type`` (the views reuse it)."""
+    storage = _STORAGE[index_type].format(**params)
+    index = faiss.index_factory(dim, f"IVF{params['nlist']},{storage}", FAISS_METRIC[metric])
+    seed_clustering(index.cp)
+    if index_type == "IVF_PQ":
+        seed_clustering(index.pq.cp)
+        index.do_polysemous_training = False  # as Milvus's IndexIVFPQ; the factory's default costs minutes
+    return index
+
+
+class IVFIndex(BuiltIndex):
+    """IVF_FLAT, IVF_SQ8, IVF_SQ8H, IVF_PQ on float vectors; ``nprobe`` is passed per call."""
+
+    def __init__(self, index_type: str, metric: str, params: Mapping[str, int], index: Any):
+        super().__init__(index_type, metric, params, index.ntotal, index.d,
+                         build_info={"seed": SEED})
+        self.index = index
+        self._search_params: dict[int, Any] = {}  # read-only per-call settings, shared by all threads
+        self._memory: int | None = None
+
+    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+               ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        kk = min(k, self.ntotal)
+        if kk == 0 or len(queries) == 0:
+            return self.empty_result(len(queries), k)
+        nprobe = int(search_params["nprobe"])
+        params = self._search_params.get(nprobe)
+        if params is None:
+            params = self._search_params.setdefault(nprobe, faiss.SearchParametersIVF(nprobe=nprobe))
+        dist, labels = self.index.search(queries, kk, params=params)
+        return pad_results(dist, labels, k, self.descending)
+
+    def memory_bytes(self) -> int:
+        if self._memory is None:
+            self._memory = serialized_size(self.index)
+        return self._memory
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+
+def deterministic(index_type: str, threads: int) -> bool:
+    """Seeded k-means: the same rows give the same cells and codes on any thread count."""
+    return True
+
+
+def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str) -> IVFIndex:
+    n, dim = vectors.shape
+    nlist = params["nlist"]
+    require_rows(index_type, n, nlist, f"k-means needs at least nlist={nlist} rows to train")
+    if index_type == "IVF_PQ":
+        require_rows(index_type, n, spec.PQ_MIN_TRAIN_ROWS,
+                     f"8-bit product quantization trains {spec.PQ_MIN_TRAIN_ROWS} centroids per sub-quantizer")
+    index = new_ivf_index(index_type, params, dim, metric)
+    index.train(vectors)
+    index.add(vectors)
+    return IVFIndex(index_type, metric, params, index)
+
+
+def _check_codec(index_type: str, index: Any, path: Path, params: Mapping[str, int], dim: int) -> None:
+    """The quantizer of the codes has the sizes the build gave it."""
+    if index_type == "IVF_FLAT":
+        ok = index.code_size == dim * 4
+    elif index_type == "IVF_PQ":
+        pq = index.pq
+        ok = (pq.d == dim and pq.M == params["m"] and pq.nbits == _PQ_BITS and index.code_size == pq.code_size
+              and pq.centroids.size() == dim * (1 << _PQ_BITS))
+    else:
+        sq = index.sq
+        ok = (sq.d == dim and sq.qtype == faiss.ScalarQuantizer.QT_8bit and sq.code_size == dim
+              and index.code_size == dim and sq.trained.size() == 2 * dim)
+    if not ok:
+        raise refuse(path, f"the {index_type} code sizes disagree with dim={dim} and {dict(params)}")
+
+
+def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> IVFIndex:
+    """faiss's reader, then the structure checked: class, dim, metric, codec sizes, every row listed once."""
+    index = faiss.read_index(str(path))
+    check_faiss_header(index, path, _CLASSES[index_type], dim, metric)
+    _check_codec(index_type, index, path, params, dim)
+    check_inverted_lists(index, path, params["nlist"])
+    return IVFIndex(index_type, metric, params, index)

@@ -1,0 +1,269 @@
+"""RNSG: faiss IndexNSGFlat (R = ``out_degree``, GK = ``knng``, build L = ``search_length``,
+C = ``candidate_pool_size``).
+
+The k-NN graph NSG starts from is exact (brute force, O(n^2)) up to :data:`NN_DESCENT_MIN_ROWS` distinct
+rows and built with NN-descent above (faiss ``build_type`` 1), which is several times faster on large
+segments for a small loss of recall; the built index records the choice in ``build_info["graph_builder"]``.
+The search list ``nsg.search_L`` is index-wide state, guarded by a :class:`SharedSetting`.
+
+faiss NSG loops forever on exact duplicate vectors (zero distances defeat its pruning), so identical rows
+are indexed once and every hit is expanded to all rows holding that vector; the grouping is saved beside
+the index file (``<path>.groups.npy``). The NSG link step (and NN-descent) run on OpenMP threads with
+locks, so a build on more than one thread is not reproducible; on one thread it is.
+
+faiss's NSG reader trusts the graph it reads (a row with too many neighbours writes past its buffer, a
+neighbour id out of range is followed at search time), so :func:`load` parses and checks the whole file
+before faiss sees it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from ..errors import UntrainableSegmentError
+from .base import (FAISS_METRIC, BuiltIndex, SharedSetting, build_threads, check_faiss_header, pad_results,
+                   refuse, serialized_size)
+
+#: distinct rows from which the k-NN graph is built with NN-descent instead of brute force (measured on
+#: GloVe-100, 2 shared cores: see the module's tests and the H-backends report)
+NN_DESCENT_MIN_ROWS = 50_000
+EXACT_KNN = "exact k-NN"
+NN_DESCENT = "NN-descent"
+GROUPS_SUFFIX = ".groups.npy"
+_FOURCC = {"L2": (b"INSf", b"IxF2"), "IP": (b"INSf", b"IxFI")}
+
+
+def graph_builder(distinct_rows: int) -> str:
+    """How the k-NN graph of a segment with ``distinct_rows`` distinct vectors is built."""
+    return NN_DESCENT if distinct_rows >= NN_DESCENT_MIN_ROWS else EXACT_KNN
+
+
+def drop_repeated_labels(dist: np.ndarray, labels: np.ndarray, descending: bool
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """faiss NSG can list a node twice on graphs with many equal distances: keep each label's best
+    (first) occurrence, move the repeats to the end as padding."""
+    order = np.argsort(labels, axis=1, kind="stable")
+    ranked = np.take_along_axis(labels, order, axis=1)
+    repeat_sorted = np.zeros(labels.shape, dtype=bool)
+    repeat_sorted[:, 1:] = (ranked[:, 1:] == ranked[:, :-1]) & (ranked[:, 1:] >= 0)
+    if not repeat_sorted.any():
+        return dist, labels
+    repeat = np.empty_like(repeat_sorted)
+    np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+    labels = np.where(repeat, -1, labels)
+    dist = np.where(repeat, -np.inf if descending else np.inf, dist).astype(np.float32)
+    keep = np.lexsort((-dist if descending else dist, labels < 0), axis=1)
+    return np.take_along_axis(dist, keep, axis=1), np.take_along_axis(labels, keep, axis=1)
+
+
+class Groups:
+    """Rows with identical vectors: group g holds positions ``order[starts[g]:starts[g + 1]]``."""
+
+    def __init__(self, group_of: np.ndarray):
+        self.group_of = group_of.astype(np.int64)
+        self.order = np.argsort(self.group_of, kind="stable")
+        self.counts = np.bincount(self.group_of)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        return self.group_of.nbytes + self.order.nbytes + self.counts.nbytes + self.starts.nbytes
+
+    def expand(self, dist: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Replace each hit on a group by the group's rows (same distance), keeping k per query."""
+        nq, width = labels.shape
+        valid = labels >= 0
+        per_hit = np.where(valid, np.minimum(self.counts[np.where(valid, labels, 0)], k), 0).ravel()
+        total = int(per_hit.sum())
+        hit_of = np.repeat(np.arange(nq * width), per_hit)
+        within = np.arange(total) - np.repeat(np.cumsum(per_hit) - per_hit, per_hit)
+        positions = self.order[self.starts[labels.ravel()[hit_of]] + within]
+        query_of = hit_of // width
+        per_query = per_hit.reshape(nq, width).sum(1)
+        rank = np.arange(total) - np.repeat(np.cumsum(per_query) - per_query, per_query)
+        keep = rank < k
+        out_d = np.zeros((nq, k), np.float32)
+        out_i = np.full((nq, k), -1, np.int64)
+        out_d[query_of[keep], rank[keep]] = dist.ravel()[hit_of[keep]]
+        out_i[query_of[keep], rank[keep]] = positions[keep]
+        return out_d, out_i
+
+
+def group_duplicates(vectors: np.ndarray) -> tuple[np.ndarray, Groups | None]:
+    """Distinct rows in first-occurrence order, and the groups of identical rows (None if none)."""
+    normalised = np.ascontiguousarray(vectors + np.float32(0.0))  # -0.0 and 0.0 are the same point
+    keys = normalised.view(np.dtype((np.void, normalised.shape[1] * normalised.itemsize))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if len(first) == len(vectors):
+        return vectors, None
+    by_first = np.argsort(first)
+    new_id = np.empty_like(by_first)
+    new_id[by_first] = np.arange(len(first))
+    return np.ascontiguousarray(vectors[first[by_first]]), Groups(new_id[inverse.ravel()])
+
+
+class NSGIndex(BuiltIndex):
+    """RNSG: faiss IndexNSGFlat built on the distinct rows of the segment.
+
+    The search list is clamped to the number of distinct rows (faiss would otherwise loop filling it).
+    """
+
+    def __init__(self, metric: str, params: Mapping[str, int], index: Any, groups: Groups | None, *,
+                 deterministic: bool = True, builder: str = EXACT_KNN):
+        ntotal = index.ntotal if groups is None else len(groups.group_of)
+        super().__init__("RNSG", metric, params, ntotal, index.d, deterministic=deterministic,
+                         build_info={"graph_builder": builder, "distinct_rows": int(index.ntotal)})
+        self.index = index
+        self.groups = groups
+        self._search_l = SharedSetting(self._set_search_l)
+        self._memory: int | None = None
+
+    def _set_search_l(self, value: int) -> None:
+        self.index.nsg.search_L = value
+
+    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+               ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        distinct = self.index.ntotal
+        kk = min(k, distinct)
+        if kk == 0 or len(queries) == 0:
+            return self.empty_result(len(queries), k)
+        # faiss NSG returns duplicates when its search list is shorter than k: ask for a few more than kk
+        # (repeats are dropped and the list must still hold kk), never more than the distinct rows
+        want = min(2 * kk, distinct)
+        with self._search_l.use(min(max(int(search_params["search_length"]), want), distinct)):
+            dist, labels = self.index.search(queries, want)
+        dist, labels = drop_repeated_labels(dist, labels, self.descending)
+        dist, labels = dist[:, :kk], labels[:, :kk]
+        if self.groups is not None:
+            dist, labels = self.groups.expand(dist, labels, min(k, self.ntotal))
+        return pad_results(dist, labels, k, self.descending)
+
+    def memory_bytes(self) -> int:
+        if self._memory is None:
+            self._memory = serialized_size(self.index)
+        return self._memory + (0 if self.groups is None else self.groups.nbytes)
+
+    def save(self, path: Path) -> None:
+        """faiss's NSG file at ``path``; if the segment had duplicate rows, their grouping goes to
+        ``<path>.groups.npy`` (NumPy format, no pickle), which must travel with the index file."""
+        faiss.write_index(self.index, str(path))
+        groups_path = Path(str(path) + GROUPS_SUFFIX)
+        if self.groups is not None:
+            with open(groups_path, "wb") as handle:
+                np.save(handle, self.groups.group_of, allow_pickle=False)
+        elif groups_path.exists():
+            groups_path.unlink()
+
+
+def deterministic(index_type: str, threads: int) -> bool:
+    """NSG linking (and NN-descent) take locks on OpenMP threads: reproducible on one thread only."""
+    return threads == 1
+
+
+def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str) -> NSGIndex:
+    distinct, groups = group_duplicates(vectors)
+    need = max(params["knng"], params["search_length"]) + 1
+    if len(distinct) < need:
+        raise UntrainableSegmentError(
+            f"RNSG: needs more distinct rows than knng={params['knng']} and the build "
+            f"search_length={params['search_length']} (at least {need}); the segment has "
+            f"{len(vectors)} rows, {len(distinct)} distinct")
+    builder = graph_builder(len(distinct))
+    threads = build_threads()
+    index = faiss.IndexNSGFlat(vectors.shape[1], params["out_degree"], FAISS_METRIC[metric])
+    index.GK = params["knng"]
+    index.build_type = 1 if builder == NN_DESCENT else 0
+    index.nsg.L = params["search_length"]
+    index.nsg.C = params["candidate_pool_size"]
+    index.add(distinct)
+    return NSGIndex(metric, params, index, groups, deterministic=deterministic(index_type, threads),
+                    builder=builder)
+
+
+# --------------------------------------------------------------------------------------------------
+# Load: the file parsed and checked before faiss reads it
+# --------------------------------------------------------------------------------------------------
+_HEADER = struct.Struct("<4siqqqBi")  # fourcc, d, ntotal, two dummies, is_trained, metric
+_NSG_PARAMS = struct.Struct("<iBiiii")  # GK, build_type, nndescent S, R, L, iter
+_NSG_STATE = struct.Struct("<iiiiiiB")  # ntotal, R, L, C, search_L, enterpoint, is_built
+_XB_COUNT = struct.Struct("<Q")
+
+
+def _unpack(layout: struct.Struct, data: bytes, offset: int, path: Path) -> tuple[Any, ...]:
+    if offset + layout.size > len(data):
+        raise refuse(path, "the file ends inside a header")
+    return layout.unpack_from(data, offset)
+
+
+def check_file(path: Path, params: Mapping[str, int], metric: str, dim: int) -> int:
+    """Parse a saved NSG file and check every size and graph id; returns the number of graph nodes."""
+    data = Path(path).read_bytes()
+    nsg_tag, storage_tag = _FOURCC[metric]
+    tag, d, ntotal, _, _, trained, metric_type = _unpack(_HEADER, data, 0, path)
+    offset = _HEADER.size
+    if tag != nsg_tag or d != dim or metric_type != FAISS_METRIC[metric] or trained != 1 or ntotal < 1:
+        raise refuse(path, f"NSG header (tag {tag!r}, dim {d}, metric {metric_type}, rows {ntotal}) is not an "
+                           f"RNSG index of dim {dim} and metric {metric}")
+    knng, _, _, _, _, _ = _unpack(_NSG_PARAMS, data, offset, path)
+    offset += _NSG_PARAMS.size
+    nodes, degree, _, _, _, enterpoint, built = _unpack(_NSG_STATE, data, offset, path)
+    offset += _NSG_STATE.size
+    if (nodes != ntotal or degree != params["out_degree"] or knng != params["knng"] or built != 1
+            or not 0 <= enterpoint < nodes):
+        raise refuse(path, f"NSG graph header (nodes {nodes}, R {degree}, GK {knng}, entry {enterpoint}) does "
+                           f"not match {ntotal} rows and {dict(params)}")
+    available = (len(data) - offset) // 4
+    ints = np.frombuffer(data, dtype="<i4", count=min(available, nodes * (degree + 1)), offset=offset)
+    ends = np.flatnonzero(ints == -1)[:nodes]
+    if len(ends) < nodes:
+        raise refuse(path, "the NSG graph is truncated or a node lists too many neighbours")
+    lengths = np.diff(np.concatenate([[-1], ends])) - 1
+    links = ints[:ends[-1] + 1]
+    links = links[links != -1]
+    if lengths.max() > degree or (len(links) and (links.min() < 0 or links.max() >= nodes)):
+        raise refuse(path, f"an NSG node lists more than R={degree} neighbours or a neighbour outside "
+                           f"0..{nodes - 1}")
+    offset += 4 * (int(ends[-1]) + 1)
+    tag, d, stored, _, _, trained, metric_type = _unpack(_HEADER, data, offset, path)
+    offset += _HEADER.size
+    (count,) = _unpack(_XB_COUNT, data, offset, path)
+    offset += _XB_COUNT.size
+    if tag != storage_tag or d != dim or stored != nodes or metric_type != FAISS_METRIC[metric] \
+            or count != nodes * dim or offset + 4 * count != len(data):
+        raise refuse(path, f"the NSG vector storage does not hold {nodes} rows of dimension {dim} "
+                           f"(or the file has extra bytes)")
+    if not np.isfinite(np.frombuffer(data, dtype="<f4", count=count, offset=offset)).all():
+        raise refuse(path, "holds NaN or infinite vector values")
+    return nodes
+
+
+def _load_groups(path: Path, nodes: int) -> Groups | None:
+    groups_path = Path(str(path) + GROUPS_SUFFIX)
+    if not groups_path.exists():
+        return None
+    try:
+        group_of = np.load(groups_path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise refuse(groups_path, f"not a NumPy array file ({exc})") from None
+    if group_of.ndim != 1 or group_of.dtype.kind not in "iu" or len(group_of) < nodes:
+        raise refuse(groups_path, "the duplicate-row groups are not a 1-D integer array")
+    if group_of.min() < 0 or group_of.max() != nodes - 1 or np.bincount(group_of).min() == 0:
+        raise refuse(groups_path, f"the duplicate-row groups do not map rows onto the {nodes} graph nodes")
+    return Groups(group_of)
+
+
+def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> NSGIndex:
+    """Check the file's structure, then read it with faiss's reader."""
+    nodes = check_file(path, params, metric, dim)
+    groups = _load_groups(path, nodes)
+    index = faiss.read_index(str(path))
+    check_faiss_header(index, path, faiss.IndexNSGFlat, dim, metric)
+    return NSGIndex(metric, params, index, groups, deterministic=deterministic(index_type, build_threads()),
+                    builder=NN_DESCENT if index.build_type == "\x01" else EXACT_KNN)
