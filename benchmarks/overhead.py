@@ -19,8 +19,8 @@ import faiss
 import hnswlib
 import numpy as np
 
-from milvus_lab import Engine
-from milvus_lab.backends import annoy_backend, hnswlib_backend
+from milvus_lab import Engine, numerics
+from milvus_lab.backends.base import SEED
 from milvus_lab.datasets import load_glove
 
 K = 10
@@ -46,8 +46,8 @@ def single_latency_us(search, queries: np.ndarray, count: int) -> float:
     return statistics.median(samples)
 
 
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / truth.shape[1] for f, t in zip(found, truth)]))
+def recall(found: np.ndarray, truth: np.ndarray, base: np.ndarray, queries: np.ndarray) -> float:
+    return numerics.recall(found, truth, K, base=base, queries=queries, metric="L2")
 
 
 def raw_indexes(base: np.ndarray, nlist: int, nprobe: int, m: int, ef_c: int, ef: int, trees: int):
@@ -58,17 +58,18 @@ def raw_indexes(base: np.ndarray, nlist: int, nprobe: int, m: int, ef_c: int, ef
 
     quantizer = faiss.IndexFlatL2(d)
     ivf = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)
+    ivf.cp.seed = SEED  # the same k-means seed as the adapter, so recall is comparable
     ivf.train(base)
     ivf.add(base)
     ivf_params = faiss.SearchParametersIVF(nprobe=nprobe)
 
     hnsw = hnswlib.Index(space="l2", dim=d)
-    hnsw.init_index(max_elements=len(base), M=m, ef_construction=ef_c, random_seed=hnswlib_backend._SEED)
+    hnsw.init_index(max_elements=len(base), M=m, ef_construction=ef_c, random_seed=SEED)
     hnsw.add_items(base, np.arange(len(base)))
     hnsw.set_ef(ef)
 
     forest = annoy.AnnoyIndex(d, "euclidean")
-    forest.set_seed(annoy_backend._SEED)  # the same forest as the adapter builds, so recall is comparable
+    forest.set_seed(SEED)  # the same forest as the adapter builds, so recall is comparable
     for i, v in enumerate(base):
         forest.add_item(i, v)
     forest.build(trees, n_jobs=-1)
@@ -94,7 +95,7 @@ def main() -> None:
 
     vectors, _ = load_glove(args.n + args.nq)
     base, queries = np.ascontiguousarray(vectors[: args.n]), np.ascontiguousarray(vectors[args.n:])
-    truth = faiss.knn(queries, base, K)[1]
+    truth = numerics.exact_knn(base, queries, K, "L2")[0]
     print(f"GloVe {args.n:,} x {base.shape[1]}, {len(queries):,} queries, k={K}, faiss threads "
           f"{faiss.omp_get_max_threads()}")
 
@@ -123,8 +124,8 @@ def main() -> None:
         lat_lab = single_latency_us(lab_search, queries, args.single)
         lat_raw = min(lat_raw, single_latency_us(raw_search, queries, args.single))
         lat_lab = min(lat_lab, single_latency_us(lab_search, queries, args.single))
-        r_raw = recall(raw_search(queries), truth)
-        r_lab = recall(lab_search(queries), truth)
+        r_raw = recall(raw_search(queries), truth, base, queries)
+        r_lab = recall(lab_search(queries), truth, base, queries)
         rows.append((name, build_s, qps_raw, qps_lab, lat_raw, lat_lab, r_raw, r_lab))
 
     header = (f"{'index':<9} {'build s':>8} {'QPS raw':>10} {'QPS lab':>10} {'ratio':>6} {'1q raw us':>10} "
