@@ -7,6 +7,8 @@ arguments of the wrong type raise :class:`ParamError` before anything is looked 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import IntEnum
@@ -15,8 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import spec
-from .engine import Engine
-from .engine.collection import Collection, SearchResult
+from .engine import Engine, SearchResult
 from .errors import MilvusLabError, ParamError, StatusCode
 
 __all__ = ["Milvus", "IndexType", "MetricType", "Status", "ParamError", "TopKQueryResult", "IndexParam",
@@ -58,13 +59,6 @@ class MetricType(IntEnum):
 
     def __str__(self) -> str:
         return self.name
-
-
-#: IndexType member -> spec name (IVFLAT is spec's IVF_FLAT)
-_SPEC_NAME = {IndexType.FLAT: "FLAT", IndexType.IVFLAT: "IVF_FLAT", IndexType.IVF_SQ8: "IVF_SQ8",
-              IndexType.RNSG: "RNSG", IndexType.IVF_SQ8H: "IVF_SQ8H", IndexType.IVF_PQ: "IVF_PQ",
-              IndexType.HNSW: "HNSW", IndexType.ANNOY: "ANNOY"}
-_FROM_SPEC = {name: member for member, name in _SPEC_NAME.items()}
 
 
 class Status:
@@ -307,10 +301,45 @@ def _params(params: Any) -> dict | None:
     return params
 
 
-def _check_async(kwargs: dict) -> None:
-    unknown = set(kwargs) - {"_async", "_callback", "timeout"}
-    if unknown:
-        raise ParamError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+def _milvus_call(*, value: bool = False, failed: Any = None, asynchronous: bool = False) -> Callable:
+    """The one translation from the engine's API to pymilvus's: the decorated method checks argument types
+    (raising ParamError, as pymilvus does, before anything is looked up) and returns the engine call as a
+    thunk; the thunk's milvus_lab error becomes a non-OK Status. Returns ``Status`` or, with ``value``,
+    ``(Status, result)`` (``failed`` in place of the result after an error). ``asynchronous`` methods accept
+    pymilvus's ``_async=True`` (a future) and ``_callback=fn`` (called with the return value unpacked)."""
+
+    def decorate(method: Callable[..., Callable[[], Any]]) -> Callable[..., Any]:
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        def call(self: "Milvus", *args: Any, **kwargs: Any) -> Any:
+            run_async, callback = kwargs.pop("_async", False), kwargs.pop("_callback", None)
+            if (run_async or callback is not None) and not asynchronous:
+                raise ParamError(f"{method.__name__} takes no _async / _callback")
+            try:
+                signature.bind(self, *args, **kwargs)
+            except TypeError as exc:
+                raise ParamError(f"{method.__name__}: {exc}") from None
+            work = method(self, *args, **kwargs)
+
+            def run() -> Any:
+                try:
+                    status, result = Status(), work()
+                except ParamError:
+                    raise
+                except MilvusLabError as exc:
+                    status = Status(exc.code, exc.message)
+                    result = list(failed) if isinstance(failed, list) else failed
+                out = (status, result) if value else status
+                if callback is not None:
+                    callback(*out) if value else callback(out)
+                return out
+
+            return self._submit(run) if run_async else run()
+
+        return call
+
+    return decorate
 
 
 class Milvus:
@@ -341,35 +370,11 @@ class Milvus:
                 self._pool.shutdown(wait=True)
                 self._pool = None
 
-    # -------------------------------------------------------------------------------- plumbing
-    @staticmethod
-    def _status(call: Callable[[], Any]) -> tuple[Status, Any]:
-        try:
-            return Status(), call()
-        except ParamError:
-            raise
-        except MilvusLabError as exc:
-            return Status(exc.code, exc.message), None
-
-    def _maybe_async(self, kwargs: dict, run: Callable[[], Any]) -> Any:
-        _check_async(kwargs)
-        if not kwargs.get("_async"):
-            return run()
-        callback = kwargs.get("_callback")
-
-        def job() -> Any:
-            value = run()
-            if callback is not None:
-                callback(*value) if isinstance(value, tuple) else callback(value)
-            return value
-
+    def _submit(self, run: Callable[[], Any]) -> _Future:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="milvus_lab-async")
-            return _Future(self._pool.submit(job))
-
-    def _collection(self, name: str) -> Collection:
-        return self.engine.get_collection(name)
+            return _Future(self._pool.submit(run))
 
     # -------------------------------------------------------------------------------- server
     def server_version(self, timeout: Any = None) -> tuple[Status, str]:
@@ -379,7 +384,8 @@ class Milvus:
         return Status(), "OK"
 
     # -------------------------------------------------------------------------------- collections
-    def create_collection(self, param: dict, timeout: Any = None) -> Status:
+    @_milvus_call()
+    def create_collection(self, param: dict, timeout: Any = None) -> Callable[[], Any]:
         if not isinstance(param, dict):
             raise ParamError(f"param must be a dict with collection_name and dimension; got {param!r}")
         for key in ("collection_name", "dimension"):
@@ -395,66 +401,75 @@ class Milvus:
         dim = _int(param["dimension"], "dimension")
         size = _int(param.get("index_file_size", spec.DEFAULT_INDEX_FILE_SIZE_MB), "index_file_size")
         metric = _member(MetricType, param.get("metric_type", MetricType.L2), "metric_type")
-        status, _ = self._status(lambda: self.engine.create_collection(name, dim, size, metric.name))
-        return status
+        return lambda: self.engine.create_collection(name, dim, size, metric.name)
 
-    def has_collection(self, collection_name: str, timeout: Any = None) -> tuple[Status, bool]:
+    @_milvus_call(value=True, failed=False)
+    def has_collection(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
-        status, value = self._status(lambda: self.engine.has_collection(name))
-        return status, bool(value)
+        return lambda: self.engine.has_collection(name)
 
-    def get_collection_info(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+    @_milvus_call(value=True)
+    def get_collection_info(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
 
         def info() -> CollectionSchema:
-            c = self._collection(name)
+            c = self.engine.get_collection(name)
             return CollectionSchema(c.name, c.dimension, c.index_file_size, MetricType[c.metric])
 
-        return self._status(info)
+        return info
 
     describe_collection = get_collection_info
 
-    def list_collections(self, timeout: Any = None) -> tuple[Status, list[str]]:
-        return Status(), self.engine.list_collections()
+    @_milvus_call(value=True)
+    def list_collections(self, timeout: Any = None) -> Callable[[], Any]:
+        return self.engine.list_collections
 
-    def count_entities(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+    @_milvus_call(value=True)
+    def count_entities(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
-        return self._status(lambda: self._collection(name).count())
+        return lambda: self.engine.get_collection(name).count()
 
-    def get_collection_stats(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+    @_milvus_call(value=True)
+    def get_collection_stats(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
-        return self._status(lambda: self._collection(name).stats())
+        return lambda: self.engine.get_collection(name).stats()
 
-    def load_collection(self, collection_name: str, partition_tags: Any = None, timeout: Any = None) -> Status:
+    @_milvus_call()
+    def load_collection(self, collection_name: str, partition_tags: Any = None, timeout: Any = None
+                        ) -> Callable[[], Any]:
         name = _name(collection_name)
-        return self._status(lambda: self._collection(name))[0]
+        return lambda: self.engine.get_collection(name)  # in memory already: only say whether it exists
 
-    def drop_collection(self, collection_name: str, timeout: Any = None) -> Status:
+    @_milvus_call()
+    def drop_collection(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
-        return self._status(lambda: self.engine.drop_collection(name))[0]
+        return lambda: self.engine.drop_collection(name)
 
     # -------------------------------------------------------------------------------- partitions
-    def create_partition(self, collection_name: str, partition_tag: str, timeout: Any = None) -> Status:
+    @_milvus_call()
+    def create_partition(self, collection_name: str, partition_tag: str, timeout: Any = None) -> Callable[[], Any]:
         name, tag = _name(collection_name), _tag(partition_tag)
-        return self._status(lambda: self._collection(name).create_partition(tag))[0]
+        return lambda: self.engine.get_collection(name).create_partition(tag)
 
-    def drop_partition(self, collection_name: str, partition_tag: str, timeout: Any = None) -> Status:
+    @_milvus_call()
+    def drop_partition(self, collection_name: str, partition_tag: str, timeout: Any = None) -> Callable[[], Any]:
         name, tag = _name(collection_name), _tag(partition_tag)
-        return self._status(lambda: self._collection(name).drop_partition(tag))[0]
+        return lambda: self.engine.get_collection(name).drop_partition(tag)
 
-    def has_partition(self, collection_name: str, partition_tag: str, timeout: Any = None
-                      ) -> tuple[Status, bool]:
+    @_milvus_call(value=True, failed=False)
+    def has_partition(self, collection_name: str, partition_tag: str, timeout: Any = None) -> Callable[[], Any]:
         name, tag = _name(collection_name), _tag(partition_tag)
-        status, value = self._status(lambda: self._collection(name).has_partition(tag))
-        return status, bool(value)
+        return lambda: self.engine.get_collection(name).has_partition(tag)
 
-    def list_partitions(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+    @_milvus_call(value=True)
+    def list_partitions(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
-        return self._status(lambda: [PartitionParam(name, t) for t in self._collection(name).list_partitions()])
+        return lambda: [PartitionParam(name, t) for t in self.engine.get_collection(name).list_partitions()]
 
     # -------------------------------------------------------------------------------- entities
+    @_milvus_call(value=True, failed=[], asynchronous=True)
     def insert(self, collection_name: str, records: Any, ids: Any = None, partition_tag: str | None = None,
-               params: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+               params: Any = None, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
         n = _records(records)
         if ids is not None:
@@ -463,81 +478,82 @@ class Milvus:
                 raise ParamError(f"ids has {len(ids)} entries but records has {n}; give one id per record")
         if partition_tag is not None:
             _tag(partition_tag)
+        return lambda: self.engine.get_collection(name).insert(records, ids, partition_tag).tolist()
 
-        def run() -> tuple[Status, Any]:
-            status, value = self._status(lambda: self._collection(name).insert(records, ids, partition_tag))
-            return status, (value.tolist() if value is not None else [])
-
-        return self._maybe_async(kwargs, run)
-
+    @_milvus_call(value=True)
     def get_entity_by_id(self, collection_name: str, ids: Any, timeout: Any = None,
-                         partition_tag: Any = None) -> tuple[Status, Any]:
+                         partition_tag: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
         ids = _ids(ids)
 
         def run() -> list:
-            c = self._collection(name)
-            if c.count() == 0:
+            c = self.engine.get_collection(name)
+            if c.count() == 0:  # the Milvus 0.10 server's answer on an empty collection
                 raise MilvusLabError(f"collection {name!r} is empty", StatusCode.ILLEGAL_ARGUMENT)
             found = c.get_entity_by_id(ids)
             return [([] if v is None else (v.tobytes() if c.binary else v.tolist())) for v in found]
 
-        return self._status(run)
+        return run
 
+    @_milvus_call(value=True)
     def list_id_in_segment(self, collection_name: str, segment_name: str, timeout: Any = None
-                           ) -> tuple[Status, Any]:
+                           ) -> Callable[[], Any]:
         name = _name(collection_name)
         segment = _name(segment_name, "segment_name")
-        return self._status(lambda: self._collection(name).list_id_in_segment(segment))
+        return lambda: self.engine.get_collection(name).list_id_in_segment(segment)
 
+    @_milvus_call()
     def delete_entity_by_id(self, collection_name: str, id_array: Any, timeout: Any = None,
-                            partition_tag: Any = None) -> Status:
+                            partition_tag: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
         ids = _ids(id_array, "id_array")
-        return self._status(lambda: self._collection(name).delete(ids))[0]
+        return lambda: self.engine.get_collection(name).delete(ids)
 
-    def flush(self, collection_name_array: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+    @_milvus_call(asynchronous=True)
+    def flush(self, collection_name_array: Any = None, timeout: Any = None) -> Callable[[], Any]:
         if collection_name_array is not None:
             if not isinstance(collection_name_array, list) or not collection_name_array:
                 raise ParamError(f"collection_name_array must be a non-empty list of names; got "
                                  f"{collection_name_array!r}")
             for n in collection_name_array:
                 _name(n)
-        return self._maybe_async(kwargs, lambda: self._status(
-            lambda: self.engine.flush(collection_name_array))[0])
+        return lambda: self.engine.flush(collection_name_array)
 
-    def compact(self, collection_name: str, timeout: Any = None, **kwargs: Any) -> Any:
+    @_milvus_call(asynchronous=True)
+    def compact(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
-        return self._maybe_async(kwargs, lambda: self._status(lambda: self._collection(name).compact())[0])
+        return lambda: self.engine.get_collection(name).compact()
 
     # -------------------------------------------------------------------------------- indexes
+    @_milvus_call(asynchronous=True)
     def create_index(self, collection_name: str, index_type: Any = None, params: Any = None,
-                     timeout: Any = None, **kwargs: Any) -> Any:
+                     timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
         member = IndexType.FLAT if index_type is None else _member(IndexType, index_type, "index_type")
         _params(params)
-        spec_name = _SPEC_NAME[member]
-        return self._maybe_async(kwargs, lambda: self._status(
-            lambda: self._collection(name).create_index(spec_name, params, warn=False))[0])
+        return lambda: self.engine.get_collection(name).create_index(member.name, params, warn=False)
 
-    def get_index_info(self, collection_name: str, timeout: Any = None) -> tuple[Status, Any]:
+    @_milvus_call(value=True)
+    def get_index_info(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
 
         def info() -> IndexParam:
-            c = self._collection(name)
-            return IndexParam(name, _FROM_SPEC[c.index_type], c.index_params_given)
+            c = self.engine.get_collection(name)
+            return IndexParam(name, IndexType[c.describe_index().index_type], c.index_params_given)
 
-        return self._status(info)
+        return info
 
     describe_index = get_index_info
 
-    def drop_index(self, collection_name: str, timeout: Any = None) -> Status:
+    @_milvus_call()
+    def drop_index(self, collection_name: str, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
-        return self._status(lambda: self._collection(name).drop_index())[0]
+        return lambda: self.engine.get_collection(name).drop_index()
 
     # -------------------------------------------------------------------------------- search
+    @_milvus_call(value=True, asynchronous=True)
     def search(self, collection_name: str, top_k: int, query_records: Any, partition_tags: Any = None,
-               params: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+               params: Any = None, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
         _int(top_k, "top_k")
         _records(query_records, "query_records")
@@ -547,32 +563,21 @@ class Milvus:
                 raise ParamError(f"partition_tags must be a list of str; got {partition_tags!r}")
             for tag in partition_tags:
                 _tag(tag)
+        return lambda: TopKQueryResult(self.engine.get_collection(name).search(
+            query_records, top_k, params, partition_tags, warn=False))
 
-        def run() -> tuple[Status, Any]:
-            status, value = self._status(lambda: self._collection(name).search(
-                query_records, top_k, params, partition_tags, warn=False))
-            return status, (TopKQueryResult(value) if value is not None else None)
-
-        return self._maybe_async(kwargs, run)
-
+    @_milvus_call(value=True, asynchronous=True)
     def search_in_segment(self, collection_name: str, file_ids: Any, query_records: Any, top_k: int,
-                          params: Any = None, timeout: Any = None, **kwargs: Any) -> Any:
+                          params: Any = None, timeout: Any = None) -> Callable[[], Any]:
         name = _name(collection_name)
         if not isinstance(file_ids, list) or not file_ids:
             raise ParamError(f"file_ids must be a non-empty list of segment ids; got {file_ids!r}")
-        segment_ids = set()
         for fid in file_ids:
             if isinstance(fid, bool) or not isinstance(fid, (int, str)) or (isinstance(fid, str)
                                                                            and not fid.isdigit()):
                 raise ParamError(f"file_ids must be segment ids (ints or decimal strings); got {fid!r}")
-            segment_ids.add(int(fid))
         _int(top_k, "top_k")
         _records(query_records, "query_records")
         _params(params)
-
-        def run() -> tuple[Status, Any]:
-            status, value = self._status(lambda: self._collection(name).search_in_segment(
-                sorted(segment_ids), query_records, top_k, params, warn=False))
-            return status, (TopKQueryResult(value) if value is not None else None)
-
-        return self._maybe_async(kwargs, run)
+        return lambda: TopKQueryResult(self.engine.get_collection(name).search_in_segment(
+            file_ids, query_records, top_k, params, warn=False))
