@@ -119,6 +119,11 @@ def show_value(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _count(number: int) -> str:
+    """1,024 for a count; a safe short form for absurd ones."""
+    return f"{number:,}" if number.bit_length() <= 256 else show_value(number)
+
+
 def _as_ctx(ctx: Any) -> dict[str, Any]:
     if ctx is None:
         return {}
@@ -599,7 +604,7 @@ def get_index(index_type: Any, *, profile: Any = DEFAULT_PROFILE) -> IndexSpec:
         raise IllegalIndexTypeError(f"{key} is not available on {prof.title}: {prof.unavailable[key]}")
     if key not in prof.indexes:
         raise IllegalIndexTypeError(
-            f"unknown index_type {show_value(index_type)}; allowed: {', '.join(prof.indexes)}")
+            f"unknown index type {show_value(index_type)}; allowed: {', '.join(prof.indexes)}")
     return prof.indexes[key]
 
 
@@ -680,11 +685,11 @@ def describe_allowed(param: IntParam, ctx: Mapping[str, Any] | None = None) -> s
         text = f"{param.name} in {{{', '.join(map(str, allowed_values(param, ctx)))}}}"
         return text + (f" ({param.rule_help})" if param.rule_help else "")
     low, high = bounds(param, ctx)
-    low_s = str(low) if low is not None else _describe_bound(param.low)
+    low_s = show_value(low) if low is not None else _describe_bound(param.low)
     if param.high is None:
         text = f"{param.name} >= {low_s}"
     else:
-        high_s = str(high) if high is not None else _describe_bound(param.high)
+        high_s = show_value(high) if high is not None else _describe_bound(param.high)
         text = f"{low_s} <= {param.name} <= {high_s}"
         if low is not None and high is not None and low > high:
             text = f"no value ({param.name} must satisfy {low_s} <= {param.name} <= {high_s})"
@@ -695,10 +700,6 @@ def describe_allowed(param: IntParam, ctx: Mapping[str, Any] | None = None) -> s
     elif param.rule_help:
         text += f" ({param.rule_help})"
     return text
-
-
-def _is_int(value: Any) -> bool:
-    return as_int(value) is not None
 
 
 def check_value(index_name: str, param: IntParam, value: Any, ctx: Mapping[str, Any] | None) -> int:
@@ -904,8 +905,8 @@ def unavailable_reason(index_type: Any, *, dim: Any, metric: Any, profile: Any =
         defaults = default_build_params(index_spec.name, dim, profile=prof)
         need = index_spec.min_rows(defaults)
         if count < need:
-            return (f"{index_spec.name} needs at least {need:,} rows to train with its default parameters "
-                    f"({index_spec.min_rows_help}); the data has {count:,}")
+            return (f"{index_spec.name} needs at least {_count(need)} rows to train with its default parameters "
+                    f"({index_spec.min_rows_help}); the data has {_count(count)}")
     return None
 
 
@@ -931,10 +932,11 @@ def segment_raw_reason(index_type: Any, params: Mapping[str, Any] | None, rows: 
     if index_spec.is_flat:
         return None
     if count < threshold:
-        return f"{count:,} rows is below the build threshold of {threshold:,} rows"
+        return f"{_count(count)} rows is below the build threshold of {_count(threshold)} rows"
     need = index_spec.min_rows(_param_dict(params, "build params"))
     if count < need:
-        return f"{count:,} rows is fewer than {index_spec.name} needs to train ({index_spec.min_rows_help}: {need:,})"
+        return (f"{_count(count)} rows is fewer than {index_spec.name} needs to train "
+                f"({index_spec.min_rows_help}: {_count(need)})")
     return None
 
 
@@ -1003,6 +1005,11 @@ def sweep_values(param: IntParam, ctx: Mapping[str, Any] | None = None, *, start
                  stop: int | None = None, points: int = 8) -> list[int]:
     """A default grid for a parameter inside its bounds: doubling ("log2") or evenly spaced ("linear")."""
     ctx = _as_ctx(ctx)
+    for what, given in (("start", start), ("stop", stop), ("points", points)):
+        if given is not None and as_int(given) is None:
+            raise ParamError(f"sweep {what} must be an int; got {show_value(given)}")
+    start, stop, points = (None if v is None else as_int(v) for v in (start, stop, points))
+    points = max(1, min(points or 8, 64))
     values = allowed_values(param, ctx)
     if values is not None:
         return values

@@ -7,7 +7,6 @@ specific MilvusLabError subclass whose code the facade returns. Limits come from
 from __future__ import annotations
 
 import re
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -26,12 +25,21 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NAME_RULE = (f"1-{spec.NAME_MAX_LENGTH} characters, the first a letter or '_', then letters, digits or '_'")
 
 
+def _plain_str(value: Any) -> str | None:
+    """A str (a subclass copied to a plain str, so its methods cannot interfere), else None."""
+    try:
+        return str.__str__(value) if isinstance(value, str) else None
+    except Exception:  # a hostile __class__: not a name
+        return None
+
+
 def _check_name_text(kind: str, name: Any, error: type) -> str:
-    if not isinstance(name, str) or not name:
-        raise ParamError(f"{kind} must be a non-empty str; got {name!r}")
-    if len(name) > spec.NAME_MAX_LENGTH or not _NAME.match(name):
-        raise error(f"{kind} {name!r} is invalid; allowed: {_NAME_RULE}")
-    return name
+    text = _plain_str(name)
+    if not text:
+        raise ParamError(f"{kind} must be a non-empty str; got {spec.show_value(name)}")
+    if len(text) > spec.NAME_MAX_LENGTH or not _NAME.match(text):
+        raise error(f"{kind} {spec.show_value(text)} is invalid; allowed: {_NAME_RULE}")
+    return text
 
 
 def collection_name(name: Any) -> str:
@@ -39,13 +47,9 @@ def collection_name(name: Any) -> str:
 
 
 def partition_tag(tag: Any) -> str:
-    if not isinstance(tag, str):
-        raise ParamError(f"partition_tag must be a str; got {tag!r}")
+    if _plain_str(tag) is None:
+        raise ParamError(f"partition_tag must be a str; got {spec.show_value(tag)}")
     return _check_name_text("partition_tag", tag, InvalidParameterError)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def float_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
@@ -66,8 +70,12 @@ def float_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
             raise ParamError(f"{what} must be a non-empty list of rows; got an empty list")
         try:
             array = np.asarray(records)
-        except (ValueError, TypeError) as exc:
-            raise ParamError(f"{what} must be a list of equal-length rows of numbers ({exc})") from None
+        except MemoryError:
+            raise IllegalRecordError(f"{what}: a batch of {len(records):,} rows does not fit in memory; insert "
+                                     f"it in smaller batches") from None
+        except Exception as exc:  # ragged rows, or rows whose __len__ / __float__ raise
+            raise ParamError(f"{what} must be a list of equal-length rows of numbers "
+                             f"({type(exc).__name__}: {spec.show_value(str(exc))})") from None
     else:
         raise ParamError(f"{what} must be a 2-D array or a list of rows; got {type(records).__name__}")
     if array.ndim == 1 and array.size and not isinstance(records, list):
@@ -82,11 +90,12 @@ def float_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
         raise IllegalDimensionError(f"{what} have dimension {array.shape[1]}; the collection's dimension "
                                     f"is {dim}")
     try:
-        out = np.ascontiguousarray(array, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
+            out = np.ascontiguousarray(array, dtype=np.float32)
     except MemoryError:
+        gib = array.shape[0] * array.shape[1] * np.dtype(np.float32).itemsize / 2**30
         raise IllegalRecordError(f"{what}: a batch of {array.shape[0]:,} x {array.shape[1]} floats "
-                                 f"({array.shape[0] * array.shape[1] * 4 / 2**30:.1f} GiB) does not fit in "
-                                 f"memory; insert it in smaller batches") from None
+                                 f"({gib:.1f} GiB) does not fit in memory; insert it in smaller batches") from None
     if not np.isfinite(out).all():
         _raise_non_finite(out, what)
     return out
@@ -100,7 +109,7 @@ def _raise_non_finite(array: np.ndarray, what: str) -> None:
 
 def binary_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
     """A C-contiguous uint8 (n, dim/8) array from a list of bytes objects or a uint8 array."""
-    nbytes = dim // 8
+    nbytes = dim // spec.BINARY_DIMENSION_MULTIPLE
     if isinstance(records, np.ndarray):
         if records.dtype != np.uint8 or records.ndim != 2 or records.shape[0] == 0:
             raise ParamError(f"{what} for a binary collection must be bytes or a uint8 array (n, {nbytes}); "
@@ -136,13 +145,16 @@ def id_list(ids: Any, what: str = "ids", *, allow_empty: bool = False) -> np.nda
         if ids.dtype == np.uint64 and ids.size and ids.max() > spec.ID_RANGE[1]:
             raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}]")
     elif isinstance(ids, (list, tuple)):
-        bad = next((v for v in ids if not _is_int(v)), None)
-        if bad is not None:
-            raise ParamError(f"{what} must be ints; got {bad!r} ({type(bad).__name__})")
-        too_big = next((v for v in ids if not spec.ID_RANGE[0] <= int(v) <= spec.ID_RANGE[1]), None)
+        numbers = [spec.as_int(v) for v in ids]
+        first_bad = next((i for i, n in enumerate(numbers) if n is None), None)
+        if first_bad is not None:
+            bad = ids[first_bad]
+            raise ParamError(f"{what} must be ints; got {spec.show_value(bad)} ({type(bad).__name__})")
+        too_big = next((n for n in numbers if not spec.ID_RANGE[0] <= n <= spec.ID_RANGE[1]), None)
         if too_big is not None:
-            raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}]; got {too_big}")
-        values = np.asarray([int(v) for v in ids], dtype=np.int64)
+            raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}]; got "
+                             f"{spec.show_value(too_big)}")
+        values = np.asarray(numbers, dtype=np.int64)
     else:
         raise ParamError(f"{what} must be a list of ints; got {type(ids).__name__}")
     if values.size == 0 and not allow_empty:
