@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from milvus_lab import IndexType, MetricType, Milvus, spec
-from milvus_lab.client import _FROM_SPEC
 from milvus_lab.errors import InvalidParameterError, StatusCode
 
 DIM = 48  # admits IVF_PQ (m in 2, 3, 4, 8, 12, 16, 24, 48)
@@ -58,11 +57,11 @@ def test_build_boundaries_accepted_and_first_outside_rejected(client, index, pna
         params[pname] = value
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            status = client.create_index("c_L2", _FROM_SPEC[index], params)
+            status = client.create_index("c_L2", IndexType[index], params)
         if accepted:
             assert status.OK(), (index, pname, value, status)
             _, info = client.get_index_info("c_L2")
-            assert info.params == params and info.index_type == _FROM_SPEC[index]
+            assert info.params == params and info.index_type == IndexType[index]
         else:
             assert status.code == param.code, (index, pname, value, status)
             assert pname in status.message and str(value) in status.message
@@ -81,7 +80,7 @@ def test_missing_unknown_bool_and_float_params_are_refused(client, index):
     ]
     client.create_index("c_L2", IndexType.FLAT)
     for params in cases:
-        status = client.create_index("c_L2", _FROM_SPEC[index], params)
+        status = client.create_index("c_L2", IndexType[index], params)
         assert not status.OK(), params
         assert status.code in (StatusCode.ILLEGAL_ARGUMENT, StatusCode.ILLEGAL_NLIST)
         assert client.get_index_info("c_L2")[1].index_type == IndexType.FLAT  # unchanged
@@ -96,7 +95,7 @@ def test_search_boundaries(client, index, pname, top_k):
     build = _valid_params(index)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert client.create_index("c_IP", _FROM_SPEC[index], build).OK()
+        assert client.create_index("c_IP", IndexType[index], build).OK()
     param = spec.INDEXES[index].search[pname]
     ctx = spec.search_context(top_k, build)
     low, high = spec.bounds(param, ctx)
