@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from milvus_lab import Engine, spec
 from milvus_lab.errors import BuildIndexError, InvalidParameterError, RawSegmentWarning
 from milvus_lab.widgets import App, CollectionPanel, IndexForm, SearchForm, app, collection_html
-from milvus_lab.widgets.fields import TOP_K_PARAM
+from milvus_lab.spec import TOP_K_PARAM
 
 DIM = 48
 ROWS = 3000
@@ -48,6 +48,12 @@ def form(coll):
     f = IndexForm(coll, watch=False)
     yield f
     f.close()
+
+
+def click_create(form) -> None:
+    """Click Create as a person does (the build runs in the background) and wait for it."""
+    form.create_button.click()
+    assert form.wait(120)
 
 
 def spec_ctx(c, **params) -> dict:
@@ -116,15 +122,16 @@ def test_ivf_pq_on_50d_says_plainly_it_cannot_index_and_refuses(engine, base):
     c.insert(clustered(500, 50))
     f = IndexForm(c, watch=False)
     label = {v: k for k, v in f.type_dropdown.options}["IVF_PQ"]
-    assert "not for dim 50" in label
+    assert "unavailable" in label
     f.select("IVF_PQ")
-    assert f.fields["m"].options == [] and f.fields["m"].input.disabled
+    reason = spec.unavailable_reason("IVF_PQ", dim=50, metric="L2")
+    assert reason and f.problem.text == reason, "one sentence, from the spec"
+    assert f.fields == {}, "no field offers a value that is not there"
+    assert "m=8" not in f.problem.text and "{}" not in f.problem.text
     assert f.create_button.disabled
-    assert "IVF_PQ cannot index 50-dimensional vectors" in f.problem.text
-    assert "no value of m is allowed for dimension 50" in f.problem.text
     before = state(c)
     assert f.create() is None
-    assert f.message.kind == "error" and "cannot index" in f.message.text
+    assert f.message.kind == "error" and f.message.text == f"Not created: {reason}"
     assert state(c) == before
     f.close()
 
@@ -138,13 +145,17 @@ def test_out_of_range_nlist_is_refused_with_the_reason_never_clamped(form, coll,
     value = int(typed) if typed.lstrip("-").isdigit() else typed
     with pytest.raises(InvalidParameterError) as refused:
         spec.check_value("IVF_FLAT", spec.INDEXES["IVF_FLAT"].build["nlist"], value, spec_ctx(coll))
-    assert form.fields["nlist"].message.text == refused.value.message
+    expected = refused.value.message
+    if typed == "":
+        expected = f"nlist is empty; allowed: {spec.describe_allowed(form.fields['nlist'].param, spec_ctx(coll))}"
+    assert form.fields["nlist"].message.text == expected
     assert form.fields["nlist"].message.kind == "error"
-    assert form.errors == {"nlist": refused.value.message}
+    assert form.errors == {"nlist": expected}
     assert form.create_button.disabled
     assert "refused: nlist" in form.problem.text
     form.create_button.click()  # a click that gets through anyway is refused by the handler
-    assert form.message.kind == "error" and refused.value.message in form.message.text
+    assert form.wait(10)
+    assert form.message.kind == "error" and expected in form.message.text
     assert state(coll) == before
     form.fields["nlist"].value = 16
     assert form.errors == {} and not form.create_button.disabled
@@ -212,12 +223,16 @@ def test_create_and_drop_buttons_build_and_drop_the_chosen_index(form, coll, ind
     values = fast_values(index_type)
     for name, value in values.items():
         form.fields[name].value = value
-    form.create_button.click()
+    click_create(form)
     assert coll.index_type == index_type
     assert coll.index_params == values
     assert form.last_report is not None and form.last_report.fully_indexed
     assert form.message.kind == "ok", form.message.text
-    assert f"Created {index_type}" in form.message.text and " s: " in form.message.text
+    if index_type == "FLAT":
+        assert form.message.text == (f"Created FLAT: no index, every search is exact over all {ROWS:,} rows "
+                                     f"(any previous index was dropped).")
+    else:
+        assert f"Created {index_type}" in form.message.text and " s: " in form.message.text
     assert f"Current index: {index_type}" in form.current.text
     if index_type != "FLAT":
         assert form.progress.value == form.progress.max
@@ -314,7 +329,7 @@ def test_flat_search_shows_a_results_table_with_latency_and_exact_recall(search,
     assert len(shown["ids"]) == 10 and shown["recall"] == 1.0
     assert shown["latency_ms"] > 0
     assert "<table" in search.results.value and "distance" in search.results.value
-    assert "ms" in search.message.text and "recall@10 against FLAT: 1.00" in search.message.text
+    assert "ms" in search.message.text and "recall@10 against exact search: 1.00" in search.message.text
 
 
 def test_top_k_bounds_come_from_the_spec(search):
@@ -344,7 +359,6 @@ def test_nprobe_is_bounded_by_the_built_nlist(search, coll):
     nprobe.value = 32  # every cell: exact
     shown = search.search()
     assert shown["recall"] == 1.0 and shown["params"] == {"nprobe": 32}
-    assert "from the vectors" in shown["recall_source"]
 
 
 def test_ef_follows_top_k(search, coll):
@@ -372,21 +386,24 @@ def test_search_k_is_minus_one_or_at_least_top_k(search, coll):
     assert search.errors == {} and search.search() is not None
 
 
-def test_recall_from_an_earlier_flat_search(coll):
-    f = SearchForm(coll, watch=False)
-    first = f.search()
-    assert first["recall"] == 1.0
+def test_recall_needs_the_vectors_and_uses_the_numerics_rule(coll, base):
+    """One recall rule (milvus_lab.numerics): the form computes it from the vectors it is given, never from
+    a set overlap with an earlier search."""
+    from milvus_lab import numerics
+
     coll.create_index("IVF_PQ", {"nlist": 32, "m": 8})
-    f.refresh()
+    f = SearchForm(coll, vectors=base, watch=False, query=3)
     f.fields["nprobe"].value = 1
     shown = f.search()
-    assert shown["recall"] is not None and "earlier FLAT" in shown["recall_source"]
-    other = SearchForm(coll, watch=False, query=1)
-    other.fields["nprobe"].value = 1
-    assert other.search()["recall"] is None
-    assert "unknown" in other.message.text
+    truth, _ = numerics.exact_knn(base, base[3:4], 10, "L2")
+    found = np.array([shown["ids"]])
+    assert shown["recall"] == numerics.recall(found, truth, 10, base=base, queries=base[3:4], metric="L2")
+    blind = SearchForm(coll, watch=False, query=3)
+    blind.fields["nprobe"].value = 1
+    assert blind.search()["recall"] is None
+    assert "give the form the collection's vectors" in blind.message.text
     f.close()
-    other.close()
+    blind.close()
 
 
 def test_query_by_word(coll):
@@ -430,7 +447,6 @@ def test_binary_collection_forms(engine):
     a.search_form.fields["nprobe"].value = 8
     shown = a.search_form.search()
     assert shown["ids"][0] == exact["ids"][0] == 0
-    assert shown["recall"] is not None and "earlier FLAT" in shown["recall_source"]
     a.close()
 
 
@@ -464,11 +480,11 @@ def test_panel_refreshes_while_a_background_build_runs(engine):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             sealed = [s for s in c.segments() if s["sealed"]]
-            if all(s["index_name"] == "IVF_FLAT" for s in sealed) and panel.html.value == collection_html(c):
+            if all(s["index_name"] == "IVF_FLAT" for s in sealed) and panel.html.value == panel.render():
                 break
             time.sleep(0.05)
-        assert panel.html.value == collection_html(c), "the watcher re-rendered without a refresh call"
-        assert "background index build running" not in panel.html.value
+        assert panel.html.value == panel.render(), "the watcher re-rendered without a refresh call"
+        assert "sealed" in panel.html.value and "reached index_file_size" in panel.html.value
     finally:
         panel.close()
     panel.watcher.thread.join(2)
@@ -482,7 +498,7 @@ def test_app_composes_the_three_and_keeps_them_in_step(coll, base):
     assert isinstance(a.panel, CollectionPanel)
     a.index_form.select("IVF_SQ8")
     a.index_form.fields["nlist"].value = 32
-    a.index_form.create_button.click()
+    click_create(a.index_form)
     assert list(a.search_form.fields) == ["nprobe"] and a.search_form.fields["nprobe"].bounds == (1, 32)
     assert "IVF_SQ8" in a.panel.html.value
     a.search_form.search_button.click()

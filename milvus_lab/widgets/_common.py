@@ -1,15 +1,17 @@
-"""Pieces shared by the forms: a status line that keeps its plain text, error formatting, a polling watcher."""
+"""Pieces shared by the forms: a status line that keeps its plain text, error formatting, the few protocol
+reads the forms make (profile, current index, a cheap signature), a polling watcher."""
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Mapping
 from html import escape
 from typing import Any
 
 import ipywidgets as widgets
 
+from .. import spec
 from ..errors import MilvusLabError
 
 COLOURS = {"error": "#b00020", "warning": "#8a5a00", "ok": "#1b5e20", "info": "#333333", "": "#333333"}
@@ -50,13 +52,28 @@ def small(text: str, colour: str = "#666") -> str:
     return f"<span style='color:{colour};font-size:90%'>{escape(text)}</span>"
 
 
-def collection_signature(collection: Any) -> tuple:
-    """What the forms show of a collection, cheap enough to poll: index, rows, segments, pending builds."""
-    segments = collection.segments()
-    pending = not collection.wait_for_index(timeout=0)
-    return (collection.index_type, tuple(sorted(collection.index_params.items())), pending,
-            tuple((s["partition"], s["name"], s["row_count"], s["deleted_rows"], s["sealed"], s["index_name"],
-                   s["raw_reason"]) for s in segments))
+def profile_of(collection: Any) -> str:
+    """The spec profile whose rules apply to ``collection`` (``IndexedCollection.profile``)."""
+    return collection.profile
+
+
+def current_index(collection: Any) -> tuple[str, dict[str, int]]:
+    """(index type, build parameters) of the collection now, through ``describe_index()``."""
+    info = collection.describe_index()
+    return info.index_type, dict(info.params)
+
+
+def index_text(index_type: str, params: Mapping[str, Any]) -> str:
+    """'IVF_PQ (nlist=64, m=8)' or 'FLAT (no index: exact search)'."""
+    if index_type == "FLAT":
+        return "FLAT (no index: exact search)"
+    return f"{index_type} ({spec.format_params(params)})"
+
+
+def collection_signature(collection: Any) -> str:
+    """What the forms show of a collection, cheap enough to poll: the index and the stats (rows, segments)."""
+    index_type, params = current_index(collection)
+    return repr((index_type, sorted(params.items()), collection.stats()))
 
 
 class Watcher:
@@ -65,15 +82,13 @@ class Watcher:
     It holds the owner weakly and stops on :meth:`stop`, when the owner is gone, or when the collection
     is dropped, so a forgotten form never keeps a thread busy forever."""
 
-    def __init__(self, owner: Any, collection: Any, interval: float = 0.5,
-                 refresh: Callable[[Any], None] = lambda owner: owner.refresh()):
+    def __init__(self, owner: Any, collection: Any, interval: float = 0.5):
         self._owner = weakref.ref(owner)
         self._collection = collection
         self._interval = interval
-        self._refresh = refresh
         self._stop = threading.Event()
         try:
-            self._last: tuple | None = collection_signature(collection)
+            self._last: str | None = collection_signature(collection)
         except MilvusLabError:
             self._last = None
         self.thread = threading.Thread(target=self._run, name="milvus_lab-widget-watcher", daemon=True)
@@ -87,24 +102,20 @@ class Watcher:
             try:
                 signature = collection_signature(self._collection)
             except MilvusLabError:  # dropped: refresh once to say so, then stop
-                self._refresh(owner)
+                owner.refresh()
                 return
             except Exception:  # noqa: BLE001, S112 - a race with a writer: look again at the next tick
                 continue
             if signature != self._last:
                 self._last = signature
                 try:
-                    self._refresh(owner)
+                    owner.refresh()
                 except Exception:  # noqa: BLE001, S110 - a refresh never kills the watcher
                     pass
             del owner
 
     def stop(self) -> None:
         self._stop.set()
-
-    @property
-    def alive(self) -> bool:
-        return self.thread.is_alive()
 
 
 def close_tree(widget: Any) -> None:

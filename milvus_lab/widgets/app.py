@@ -9,18 +9,19 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import Collection
-from ._common import Watcher, close_tree
+from ._common import WatchedBox, Watcher
 from .index_form import IndexForm
 from .panel import CollectionPanel
 from .search_form import SearchForm
 
 
-class App(widgets.VBox):
+class App(WatchedBox):
     """The three views of one collection, kept in step: creating or dropping an index in ``index_form``
-    updates ``search_form``'s parameters and ``panel``; one watcher follows changes made elsewhere."""
+    updates ``search_form``'s parameters and ``panel``; while it builds, the panel says so and searches are
+    refused; one watcher follows changes made elsewhere. ``collection`` is any
+    :class:`~milvus_lab.protocol.IndexedCollection` (in memory, or on a Milvus server)."""
 
-    def __init__(self, collection: Collection, *, words: Sequence[str] | Mapping[int, str] | None = None,
+    def __init__(self, collection: Any, *, words: Sequence[str] | Mapping[int, str] | None = None,
                  vectors: np.ndarray | None = None, ids: Sequence[int] | None = None,
                  index_type: str | None = None, query: str | int | None = None, watch: bool = True,
                  interval: float = 0.5):
@@ -32,6 +33,8 @@ class App(widgets.VBox):
         self.search_form = SearchForm(collection, words=words, vectors=vectors, ids=ids, query=query,
                                       watch=False)
         self.index_form.on_index_change(self.refresh)
+        self.index_form.on_busy(self.panel.building)
+        self.index_form.on_busy(self.search_form.set_busy)
         title = widgets.HTML(f"<h3 style='margin:4px'>milvus_lab: collection {escape(collection.name)}</h3>")
         left = widgets.VBox([self.index_form, self.search_form], layout=widgets.Layout(flex="1 1 560px"))
         right = widgets.VBox([self.panel], layout=widgets.Layout(flex="1 1 480px"))
@@ -45,17 +48,8 @@ class App(widgets.VBox):
         self.index_form.refresh()
         self.search_form.refresh()
 
-    def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-        for part in (self.panel, self.index_form, self.search_form):
-            part.close()
-        for child in self.children:
-            close_tree(child)
-        super().close()
 
-
-def app(collection: Collection, **kwargs: Any) -> App:
+def app(collection: Any, **kwargs: Any) -> App:
     """Everything for one collection in one cell: ``display(app(c))`` or just ``app(c)`` as the last line.
 
     Keyword arguments go to :class:`App`: ``words`` (query by word), ``vectors`` (exact results for

@@ -22,8 +22,6 @@ from ._common import Status, close_tree, small
 
 _INT = re.compile(r"[+-]?[0-9]+")
 
-TOP_K_PARAM = spec.TOP_K_PARAM
-
 
 def parse_int(text: Any) -> int | None:
     """The integer a person typed, or None when the text is not exactly an integer (no rounding, no '1e3')."""
@@ -67,15 +65,17 @@ class ParamField:
         self.input.add_class(f"milvus-param-{param.name}")
         self.label = widgets.HTML(f"<b>{escape(param.name)}</b>",
                                   layout=widgets.Layout(width="160px", min_width="160px"))
-        self.allowed = widgets.HTML(layout=widgets.Layout(width="auto"))
+        # the range wraps below the input as a whole line instead of squeezing into a one-word-wide column
+        self.allowed = widgets.HTML(layout=widgets.Layout(flex="1 1 280px", min_width="280px"))
         self.allowed.add_class(f"milvus-allowed-{param.name}")
-        self.help = widgets.HTML(small(param.help))
+        self.help = widgets.HTML(small(param.help), layout=widgets.Layout(flex="1 1 auto"))
         self.message = Status()
         self.message.add_class(f"milvus-message-{param.name}")
         self.box = widgets.VBox([
-            widgets.HBox([self.label, self.input, self.allowed], layout=widgets.Layout(align_items="center")),
+            widgets.HBox([self.label, self.input, self.allowed],
+                         layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
             widgets.HBox([widgets.HTML(layout=widgets.Layout(width="160px", min_width="160px")),
-                          widgets.VBox([self.help, self.message])]),
+                          widgets.VBox([self.help, self.message], layout=widgets.Layout(flex="1 1 auto"))]),
         ], layout=widgets.Layout(margin="0 0 4px 0"))
         self._render_allowed()
 
@@ -109,9 +109,29 @@ class ParamField:
 
     @property
     def allowed_text(self) -> str:
+        if isinstance(self.input, widgets.Dropdown) and not self.input.options:
+            return "no value for this data"
         return spec.describe_allowed(self.param, self.ctx)
 
+    def set_enabled(self, enabled: bool) -> None:
+        """Make the input editable or read-only (read-only while the form is busy)."""
+        if isinstance(self.input, widgets.Dropdown):
+            self.input.disabled = not enabled or not self.input.options
+        else:
+            self.input.disabled = not enabled
+
     # ---------------------------------------------------------------- validation
+    def own_error(self, ctx: Mapping[str, Any]) -> str | None:
+        """Why the value is refused by its own range alone (no other field in ``ctx``), without showing it."""
+        value = self.value
+        if value is None:
+            return "not an integer"
+        try:
+            spec.check_value(self.index_name, self.param, value, ctx)
+        except InvalidParameterError as exc:
+            return exc.message
+        return None
+
     def check(self, ctx: Mapping[str, Any]) -> str | None:
         """Validate against the spec in ``ctx``; show and return the reason it is refused (None: valid)."""
         self.ctx = dict(ctx)
@@ -119,17 +139,19 @@ class ParamField:
             self._sync_options()
         value = self.value
         if self.param.choices is not None and not self.input.options:
-            rule = self.param.allowed_if(self.param.default, self.ctx) if self.param.allowed_if else None
-            self.error = f"{self.index_name}: " + (rule or f"no value of {self.name} is allowed here")
+            self.error = f"{self.index_name}: no value of {self.name} is allowed for this data"
             self._render_allowed()
             self.message.show(self.error, "error")
             return self.error
-        try:
-            spec.check_value(self.index_name, self.param, self.raw if value is None else value, self.ctx)
-        except InvalidParameterError as exc:
-            self.error = exc.message
+        if value is None and not str(self.raw).strip():
+            self.error = f"{self.name} is empty; allowed: {self.allowed_text}"
         else:
-            self.error = None
+            try:
+                spec.check_value(self.index_name, self.param, self.raw if value is None else value, self.ctx)
+            except InvalidParameterError as exc:
+                self.error = exc.message
+            else:
+                self.error = None
         self._render_allowed()
         if self.error:
             self.message.show(self.error, "error")
@@ -150,10 +172,10 @@ class ParamField:
         self.input.disabled = not options
 
     def _render_allowed(self) -> None:
-        parts = [f"<span style='color:#1f4e79'>allowed: {escape(self.allowed_text)}</span>"]
+        parts = [f"<span style='color:#1f4e79;white-space:nowrap'>allowed: {escape(self.allowed_text)}</span>"]
         advice = recommended_text(self.param)
         if advice:
-            parts.append(small(advice, "#8a5a00"))
+            parts.append(f"<span style='white-space:nowrap'>{small(advice, '#8a5a00')}</span>")
         self.allowed.value = " &nbsp; ".join(parts)
 
     def observe(self, callback: Any) -> None:

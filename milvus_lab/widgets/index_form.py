@@ -1,13 +1,19 @@
 """IndexForm: choose an index type and its build parameters, then create or drop the collection's index.
 
-Everything the form offers comes from :mod:`milvus_lab.spec`: the index types of the collection's metric,
-one field per build parameter with the spec's range and teaching default, the cross-rules in context
-(IVF_PQ ``m`` for this dimension, RNSG ``search_length`` < ``candidate_pool_size``), and the advice
-shown as a warning. Create is disabled while a value is refused, and the handler checks again anyway.
+Everything the form offers comes from :mod:`milvus_lab.spec` with the collection's profile (Milvus 0.10 in
+memory, Milvus 2.3 on a server): the index types of the collection's metric, why a type cannot be used for
+this data (:func:`milvus_lab.spec.unavailable_reason`), one field per build parameter with the spec's range
+and teaching default, the cross-rules in context, and the advice shown as a warning. Create is disabled
+while a value is refused, and the handler checks again anyway.
+
+A click on Create builds in a background thread: the form is busy (buttons disabled, fields read-only, an
+elapsed-time line that moves) and a second click is ignored, so a double-click builds once.
 """
 
 from __future__ import annotations
 
+import inspect
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -17,55 +23,63 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import spec
-from ..engine import Collection, IndexReport
 from ..errors import MilvusLabError, RawSegmentWarning
-from ._common import Status, WatchedBox, Watcher, error_text, small
+from ._common import Status, WatchedBox, Watcher, current_index, error_text, index_text, profile_of, small
 from .fields import ParamField
-from ..engine.html import index_text
+from .panel import segment_rows
+
+#: seconds between two updates of the elapsed-time line during a build
+TICK = 0.5
 
 
-def unavailable_reason(index_type: str, dim: int, metric: str = "L2") -> str | None:
-    """Why ``index_type`` can build no index for ``dim``-d vectors (IVF_PQ with no valid ``m``), or None."""
-    index_spec = spec.INDEXES[index_type]
-    for name, param in index_spec.build.items():
-        if param.choices is None or spec.allowed_values(param, {"dim": dim, "metric": metric}):
-            continue
-        rule = f" ({param.rule_help})" if param.rule_help else ""
-        nearest = next((d for d in range(dim - 1, 0, -1)
-                        if spec.allowed_values(param, {"dim": d, "metric": metric})), None)
-        hint = f", e.g. a {nearest}-d projection" if nearest else ""
-        return (f"{index_type} cannot index {dim}-dimensional vectors: no value of {name} is allowed for "
-                f"dimension {dim}{rule}. Choose another index type, or use vectors of a dimension that "
-                f"admits one{hint}.")
-    return None
+def note_applies(note: str, metric: str) -> bool:
+    """A spec note that names metrics is shown only on data of one of them (no JACCARD note on L2 data)."""
+    named = [m for m in spec.ALL_METRICS if m in note]
+    return not named or metric in named
 
 
 class IndexForm(WatchedBox):
     """Create or drop the index of ``collection``; only values the spec allows can be submitted.
 
     Widgets: ``type_dropdown``, ``fields`` (name -> :class:`ParamField`), ``create_button``,
-    ``drop_button``, ``progress``, ``current`` (the collection's index), ``advice`` (recommendations),
-    ``message`` (the result or the refusal). Handlers: :meth:`create`, :meth:`drop`, :meth:`refresh`.
+    ``drop_button``, ``progress``, ``elapsed``, ``current`` (the collection's index), ``advice``
+    (recommendations), ``problem`` (why Create is disabled), ``message`` (the result or the refusal).
+    Handlers: :meth:`create` (``wait=False`` builds in the background, as a click does), :meth:`drop`,
+    :meth:`refresh`, :meth:`wait`.
     """
 
-    def __init__(self, collection: Collection, index_type: str | None = None, *, watch: bool = True,
+    def __init__(self, collection: Any, index_type: str | None = None, *, watch: bool = True,
                  interval: float = 0.5):
         super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
         self.add_class("milvus-index-form")
         self.collection = collection
+        self.profile = profile_of(collection)
         self.dim = collection.dimension
         self.metric = collection.metric
         self.fields: dict[str, ParamField] = {}
-        self.last_report: IndexReport | None = None
+        self.last_report: Any = None
         self.busy = False
+        self.builds = 0
         self.errors: dict[str, str] = {}
         self._listeners: list[Callable[[], None]] = []
+        self._busy_listeners: list[Callable[[str | None], None]] = []
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
-        types = spec.index_types_for_metric(self.metric)
-        self.unavailable = {t: r for t in types if (r := unavailable_reason(t, self.dim, self.metric))}
-        options = [(t if t not in self.unavailable else f"{t} (not for dim {self.dim})", t) for t in types]
+        types = list(spec.index_types_for_metric(self.metric, profile=self.profile))
+        self.unavailable = {t: r for t in types
+                            if (r := spec.unavailable_reason(t, dim=self.dim, metric=self.metric,
+                                                             profile=self.profile))}
+        # types this target lacks are listed too, so the form can say why they are missing
+        for t, reason in spec.PROFILES[self.profile].unavailable.items():
+            if t not in types:
+                types.append(t)
+                self.unavailable[t] = reason
+        self.types = types
+        options = [(t if t not in self.unavailable else f"{t} (unavailable: see why)", t) for t in types]
+        title = spec.PROFILES[self.profile].title
         self.title = widgets.HTML(f"<b style='font-size:14px'>Index</b> "
-                                  f"{small(f'for {self.dim}-d {self.metric} vectors')}")
+                                  f"{small(f'for {self.dim}-d {self.metric} vectors, rules of {title}')}")
         self.current = Status()
         self.current.add_class("milvus-current-index")
         self.type_dropdown = widgets.Dropdown(options=options, description="index type",
@@ -81,28 +95,31 @@ class IndexForm(WatchedBox):
         self.create_button.add_class("milvus-create")
         self.drop_button = widgets.Button(description="Drop index", button_style="warning", icon="trash")
         self.drop_button.add_class("milvus-drop")
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="build",
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="segments",
                                             layout=widgets.Layout(width="260px", visibility="hidden"))
         self.progress.add_class("milvus-progress")
+        self.elapsed = widgets.HTML()
+        self.elapsed.add_class("milvus-elapsed")
         self.message = Status()
         self.message.add_class("milvus-index-message")
         self.children = [self.title, self.current, self.type_dropdown, self.description, self.fields_box,
                          self.advice, self.problem,
-                         widgets.HBox([self.create_button, self.drop_button, self.progress],
-                                      layout=widgets.Layout(align_items="center")),
+                         widgets.HBox([self.create_button, self.drop_button, self.progress, self.elapsed],
+                                      layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
                          self.message]
-        self.create_button.on_click(lambda _b: self.create())
+        self.create_button.on_click(lambda _b: self.create(wait=False))
         self.drop_button.on_click(lambda _b: self.drop())
 
-        first = next((t for t in types if t != "FLAT"), types[0])
-        start = index_type or (collection.index_type if collection.index_type != "FLAT" else first)
+        first = next((t for t in types if t != "FLAT" and t not in self.unavailable), types[0])
+        now_type, now_params = current_index(collection)
+        start = index_type or (now_type if now_type != "FLAT" else first)
         refused = ""
         try:
-            start = spec.get_index(start).name
-            spec.check_index_metric(spec.INDEXES[start], self.metric)
+            start = spec.get_index(start, profile=self.profile).name
+            spec.check_index_metric(spec.get_index(start, profile=self.profile), self.metric)
         except MilvusLabError as exc:
             start, refused = first, error_text(exc, f"Index type {index_type!r}")
-        initial = collection.index_params if start == collection.index_type else None
+        initial = now_params if start == now_type else None
         self.type_dropdown.value = start
         self._select(start, initial)
         if refused:
@@ -119,24 +136,30 @@ class IndexForm(WatchedBox):
 
     @property
     def index_spec(self) -> spec.IndexSpec:
-        """The spec entry of the index type chosen in the form."""
-        return spec.INDEXES[self.index_type]
+        """The spec entry of the index type chosen in the form (on a type the target lacks: the default
+        profile's, for its description)."""
+        try:
+            return spec.get_index(self.index_type, profile=self.profile)
+        except MilvusLabError:
+            return spec.get_index(self.index_type)
 
     def _select(self, index_type: str, values: dict[str, int] | None = None) -> None:
-        """Show the fields of ``index_type`` filled with ``values`` or the spec's teaching defaults."""
-        index_spec = spec.INDEXES[index_type]
-        if values is None:
-            values = (spec.default_build_params(index_type, self.dim) if index_type not in self.unavailable
-                      else {name: p.default for name, p in index_spec.build.items()})
+        """Show the fields of ``index_type`` filled with ``values`` or the spec's teaching defaults; a type
+        that cannot be used here shows no fields, only why."""
         for field in self.fields.values():
             field.close()
-        base_ctx = {"dim": self.dim, "metric": self.metric}
-        self.fields = {name: ParamField(index_type, param, values.get(name), base_ctx)
-                       for name, param in index_spec.build.items()}
-        for field in self.fields.values():
-            field.observe(lambda: self._guard(self.validate))
+        self.fields = {}
+        index_spec = self.index_spec
+        if index_type not in self.unavailable:
+            if values is None:
+                values = spec.default_build_params(index_type, self.dim, profile=self.profile)
+            base_ctx = {"dim": self.dim, "metric": self.metric}
+            self.fields = {name: ParamField(index_type, param, values.get(name), base_ctx)
+                           for name, param in index_spec.build.items()}
+            for field in self.fields.values():
+                field.observe(lambda: self._guard(self.validate))
         text = escape(index_spec.description)
-        if index_spec.notes:
+        if index_spec.notes and note_applies(index_spec.notes, self.metric):
             text += "<br>" + small(index_spec.notes)
         if index_spec.is_flat:
             text += "<br>" + small("FLAT has no parameters: creating it drops any index (exact search).")
@@ -147,14 +170,17 @@ class IndexForm(WatchedBox):
 
     def select(self, index_type: str) -> None:
         """Choose an index type as a person would with the dropdown (aliases allowed)."""
-        self.type_dropdown.value = spec.get_index(index_type).name
+        name = spec.INDEX_ALIASES.get(str(index_type).upper(), str(index_type).upper())
+        self.type_dropdown.value = name if name in self.types else spec.get_index(index_type).name
 
     # ---------------------------------------------------------------- validation
     def context(self) -> dict[str, Any]:
-        """The context cross-rules are checked in: dimension, metric, and every field that holds an int."""
-        ctx: dict[str, Any] = {"dim": self.dim, "metric": self.metric}
+        """The context cross-rules are checked in: dimension, metric, and every field whose value passes its
+        own range (a refused candidate_pool_size=40 must not make a valid search_length=45 look wrong)."""
+        base: dict[str, Any] = {"dim": self.dim, "metric": self.metric}
+        ctx = dict(base)
         for name, field in self.fields.items():
-            if field.value is not None:
+            if field.value is not None and field.own_error(base) is None:
                 ctx[name] = field.value
         return ctx
 
@@ -162,15 +188,18 @@ class IndexForm(WatchedBox):
         """Check every field in context, show the reasons, enable Create only when all pass.
 
         Returns {parameter: reason} for refused values ('' key: a form-level reason)."""
-        ctx = self.context()
-        errors = {name: reason for name, field in self.fields.items() if (reason := field.check(ctx))}
+        errors: dict[str, str] = {}
         if self.index_type in self.unavailable:
             errors[""] = self.unavailable[self.index_type]
-        elif not errors:
-            try:
-                spec.validate_build(self.index_type, self.values(), dim=self.dim, metric=self.metric, warn=False)
-            except MilvusLabError as exc:
-                errors[""] = exc.message
+        else:
+            ctx = self.context()
+            errors = {name: reason for name, field in self.fields.items() if (reason := field.check(ctx))}
+            if not errors:
+                try:
+                    spec.validate_build(self.index_type, self.values(), dim=self.dim, metric=self.metric,
+                                        warn=False, profile=self.profile)
+                except MilvusLabError as exc:
+                    errors[""] = exc.message
         if errors:
             refused = ", ".join(name for name in errors if name)
             self.problem.show(errors.get("", f"Create is disabled until every value is allowed (refused: "
@@ -195,85 +224,137 @@ class IndexForm(WatchedBox):
         params = self.values()
         notes = spec.recommendation_warnings(self.index_spec, params)
         if not self.index_spec.is_flat:
-            need, why = self.index_spec.min_rows(params), self.index_spec.min_rows_help
-            threshold = self.collection.build_threshold
-            if isinstance(threshold, int) and threshold > need:
-                need, why = threshold, "segments below the engine's build threshold are not indexed"
             try:
-                segments = [s for s in self.collection.segments() if s["row_count"]]
-            except MilvusLabError:  # a dropped collection: refresh() says so
+                segments = [s for s in segment_rows(self.collection) if s["row_count"]]
+            except Exception:  # noqa: BLE001 - a dropped collection: refresh() says so
                 segments = []
-            small_segments = [s for s in segments if s["row_count"] < need]
-            if small_segments:
-                rows = sum(s["row_count"] for s in small_segments)
-                notes.append(f"{len(small_segments)} of {len(segments)} segment(s) ({rows:,} rows) have fewer than "
-                             f"{need:,} rows ({why}); they will stay raw and be searched exactly")
+            threshold = getattr(self.collection, "build_threshold", 0)
+            raw = [(s, reason) for s in segments
+                   if (reason := spec.segment_raw_reason(self.index_type, params, s["row_count"],
+                                                         build_threshold=threshold, profile=self.profile))]
+            if raw:
+                rows = sum(s["row_count"] for s, _ in raw)
+                notes.append(f"{len(raw)} of {len(segments)} segment(s) ({rows:,} rows) will stay raw and be "
+                             f"searched exactly: {raw[0][1]}")
         self.advice.show("\n".join(f"Advice: {n}" for n in notes), "warning")
 
-    # ---------------------------------------------------------------- actions
-    def create(self) -> IndexReport | None:
-        """Create the chosen index (blocks while it builds); show the report or why it was refused."""
-        try:
-            return self._create()
-        except Exception as exc:  # noqa: BLE001 - a form never raises into the notebook
-            self._finish_busy()
-            self.message.show(error_text(exc, "Create index"), "error")
-            return None
+    # ---------------------------------------------------------------- busy state
+    def on_busy(self, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(what)`` when a build starts ('HNSW (M=16, ...)') and ``callback(None)`` when it ends."""
+        self._busy_listeners.append(callback)
 
-    def _create(self) -> IndexReport | None:
-        errors = self.validate()
-        if errors:
-            reasons = [r for r in errors.values()]
-            self.message.show(f"Not created: {reasons[0]}" + (f" (and {len(reasons) - 1} more)"
-                                                                if len(reasons) > 1 else ""), "error")
-            return None
-        index_type, params = self.index_type, self.values()
-        self.busy = True
-        self.create_button.disabled = self.drop_button.disabled = self.type_dropdown.disabled = True
+    def _set_busy(self, what: str | None) -> None:
+        self.busy = what is not None
+        for button in (self.create_button, self.drop_button):
+            button.disabled = self.busy
+        self.type_dropdown.disabled = self.busy
+        for field in self.fields.values():
+            field.set_enabled(not self.busy)
+        for callback in self._busy_listeners:
+            self._guard(callback, what)
+        if not self.busy:
+            self.validate()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a background build started by a click is over; False on timeout."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    # ---------------------------------------------------------------- actions
+    def create(self, *, wait: bool = True) -> Any:
+        """Create the chosen index and show the report or why it was refused.
+
+        ``wait=True`` blocks and returns the report (None when refused). ``wait=False`` (a click) builds in
+        a background thread and returns None at once; while it builds, another create is ignored."""
+        with self._lock:
+            if self.busy:
+                self.message.show("A build is already running: this click is ignored (the index is built once).",
+                                  "info")
+                return None
+            errors = self.validate()
+            if errors:
+                reasons = list(dict.fromkeys(errors.values()))
+                self.message.show(f"Not created: {reasons[0]}" + (f" (and {len(reasons) - 1} more)"
+                                                                  if len(reasons) > 1 else ""), "error")
+                return None
+            index_type, params = self.index_type, self.values()
+            self._set_busy(index_text(index_type, params))
+        if wait:
+            return self._build(index_type, params)
+        self._thread = threading.Thread(target=self._build, args=(index_type, params),
+                                        name="milvus_lab-index-build", daemon=True)
+        self._thread.start()
+        return None
+
+    def _build(self, index_type: str, params: dict[str, Any]) -> Any:
+        """Run one create_index while the form is busy; always leaves the form idle."""
+        self.builds += 1
+        started = time.monotonic()
         self.progress.value, self.progress.max, self.progress.bar_style = 0, 1, "info"
-        self.progress.layout.visibility = "visible"
+        self.progress.description = "segments"
+        self.progress.layout.visibility = "hidden" if index_type == "FLAT" else "visible"
         self.message.show(f"Building {index_text(index_type, params)}...", "info")
-        started = time.perf_counter()
+        done = threading.Event()
+        ticker = threading.Thread(target=self._tick, args=(started, done), daemon=True)
+        ticker.start()
         try:
+            kwargs = {}
+            if "progress" in inspect.signature(self.collection.create_index).parameters:
+                kwargs["progress"] = self._on_progress
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                report = self.collection.create_index(index_type, params, progress=self._on_progress)
+                report = self.collection.create_index(index_type, params, **kwargs)
         except Exception as exc:  # noqa: BLE001 - shown in the form, never raised
+            done.set()
             self.progress.bar_style = "danger"
+            self.elapsed.value = ""
             self.message.show(error_text(exc, f"Create index {index_type}") + " The collection is unchanged.",
                               "error")
+            self._set_busy(None)
             return None
-        finally:
-            self._finish_busy()
-        seconds = report.build_seconds or (time.perf_counter() - started)
+        done.set()
+        ticker.join()
+        seconds = time.monotonic() - started
         self.last_report = report
         self.progress.value = self.progress.max
         self.progress.bar_style = "success" if report.fully_indexed else "warning"
+        self.elapsed.value = ""
         others = [str(w.message) for w in caught if not issubclass(w.category, RawSegmentWarning)]
-        text = f"Created {index_text(index_type, report.params)} in {seconds:.2f} s: {report.message()}"
+        if index_type == "FLAT":
+            text = (f"Created FLAT: no index, every search is exact over all {self.collection.count():,} rows "
+                    f"(any previous index was dropped).")
+        else:
+            text = f"Created {index_text(index_type, report.params)} in {seconds:.2f} s: {report.message()}"
         self.message.show("\n".join([text] + [f"Advice: {o}" for o in others]),
                           "ok" if report.fully_indexed and not others else "warning")
+        self._set_busy(None)
         self._changed()
         return report
+
+    def _tick(self, started: float, done: threading.Event) -> None:
+        """Move the elapsed-time line while the build runs (one segment gives no other progress)."""
+        while not done.wait(TICK):
+            self.elapsed.value = small(f"building... {time.monotonic() - started:.1f} s")
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.max = max(total, 1)
         self.progress.value = done
         self.progress.description = f"{done}/{total} seg"
 
-    def _finish_busy(self) -> None:
-        self.busy = False
-        self.drop_button.disabled = self.type_dropdown.disabled = False
-        self.validate()
-
     def drop(self) -> bool:
         """Drop the collection's index (it searches exactly again); False when refused or nothing to drop."""
+        if self.busy:
+            self.message.show("A build is running: Drop is refused until it ends.", "error")
+            return False
         try:
-            before = self.collection.index_type
-            self.collection.drop_index()
+            before, _ = current_index(self.collection)
             if before == "FLAT":
                 self.message.show("The collection has no index (FLAT, exact search): nothing to drop.", "info")
                 return False
+            self.collection.drop_index()
         except Exception as exc:  # noqa: BLE001 - shown in the form, never raised
             self.message.show(error_text(exc, "Drop index"), "error")
             return False
@@ -295,9 +376,8 @@ class IndexForm(WatchedBox):
     def refresh(self) -> None:
         """Show the collection's current index and how much of the data it covers."""
         try:
-            c = self.collection
-            segments = c.segments()
-            index_type, params = c.index_type, c.index_params
+            index_type, params = current_index(self.collection)
+            segments = segment_rows(self.collection)
         except Exception as exc:  # noqa: BLE001 - shown in the form, never raised
             self.current.show(f"Collection {self.collection.name!r} is not available: {exc}", "error")
             self.create_button.disabled = self.drop_button.disabled = True

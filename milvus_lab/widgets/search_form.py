@@ -1,9 +1,10 @@
 """SearchForm: search the collection with its current index's search parameters, bounded live by the spec.
 
 ``nprobe`` is bounded by the nlist the index was built with, ``ef`` by ``top_k``, ``search_k`` is -1 or at
-least ``top_k``: the bounds are the spec's, resolved in :func:`milvus_lab.spec.search_context`. The query
-is a stored row (by id, or by word when ``words`` are given); results show as a table with the latency and,
-when exact results are known, the recall against FLAT.
+least ``top_k``: the bounds are the spec's (with the collection's profile), resolved in
+:func:`milvus_lab.spec.search_context`. The query is a stored row (by id, or by word when ``words`` are
+given); results show as a table with the latency, distances named by the metric and, when the form has the
+vectors, the recall against exact results (:mod:`milvus_lab.numerics`, the lab's rule).
 """
 
 from __future__ import annotations
@@ -18,47 +19,44 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from .. import spec
-from ..engine import Collection
-from ._common import Status, WatchedBox, Watcher, error_text, small
-from .fields import TOP_K_PARAM, ParamField, parse_int
-from ..engine.html import format_params, table_html
+from .. import numerics, spec
+from ..engine.html import table_html
+from ._common import Status, WatchedBox, Watcher, current_index, error_text, profile_of, small
+from .fields import ParamField, parse_int
 
 #: a datalist longer than this makes the browser slow; other words are still accepted when typed
 MAX_WORD_OPTIONS = 20000
+#: relative difference above which a reported distance is shown as approximate (beside the exact one)
+APPROXIMATE_RTOL = 1e-4
 
 
-def exact_neighbours(vectors: np.ndarray, ids: np.ndarray, query: np.ndarray, top_k: int, metric: str
-                     ) -> np.ndarray:
-    """Ids of the exact top_k of one query over ``vectors`` (squared L2 ascending, IP descending)."""
+def distance_label(metric: str) -> str:
+    """What the distance column holds for this metric."""
+    if metric == "L2":
+        return "squared L2 distance"
     if metric == "IP":
-        key = -(vectors @ query)
-    elif metric == "L2":
-        diff = vectors - query
-        key = np.einsum("ij,ij->i", diff, diff)
-    else:
-        raise ValueError(f"exact neighbours from vectors are computed for L2 and IP only, not {metric}")
-    k = min(top_k, len(key))
-    part = np.argpartition(key, k - 1)[:k]
-    return ids[part[np.argsort(key[part], kind="stable")]]
+        return "inner product"
+    return f"{metric} distance"
 
 
 class SearchForm(WatchedBox):
     """Search ``collection`` by a stored row: ``top_k``, the index's search parameters, ``query``.
 
     ``words`` names the rows (a list where words[i] is the word of id i, or a dict id -> word): the query
-    can then be a word and results show words. ``vectors`` (row i has id i, or ``ids[i]``) lets the form
-    compute exact results for the recall against FLAT; without it, an earlier FLAT search of the same
-    query serves. Widgets: ``top_k``, ``fields``, ``query_by``, ``query``, ``search_button``,
-    ``message``, ``results``; :meth:`search` returns and keeps ``last`` (a dict of what was shown).
+    can then be a word and results show words. ``vectors`` (row i has id i, or ``ids[i]``) gives the query
+    vectors and lets the form compute exact results for the recall. Widgets: ``top_k``, ``fields``,
+    ``query_by``, ``query``, ``search_button``, ``message``, ``results``; :meth:`search` returns and keeps
+    ``last`` (a dict of what was shown). While an index build runs (:meth:`set_busy`), a search is refused
+    with a message, so an answer always belongs to the index shown.
     """
 
-    def __init__(self, collection: Collection, *, words: Sequence[str] | Mapping[int, str] | None = None,
+    def __init__(self, collection: Any, *, words: Sequence[str] | Mapping[int, str] | None = None,
                  vectors: np.ndarray | None = None, ids: Sequence[int] | None = None, top_k: int = 10,
                  query: str | int | None = None, watch: bool = True, interval: float = 0.5):
         super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
         self.add_class("milvus-search-form")
         self.collection = collection
+        self.profile = profile_of(collection)
         if isinstance(words, Mapping):
             self.id_to_word = {int(k): str(v) for k, v in words.items()}
         elif words is not None:
@@ -68,21 +66,24 @@ class SearchForm(WatchedBox):
         self.word_to_id: dict[str, int] = {}
         for i, w in self.id_to_word.items():
             self.word_to_id.setdefault(w, i)
-        self.vectors = None if vectors is None else np.ascontiguousarray(vectors, dtype=np.float32)
+        self.vectors = None if vectors is None else numerics.as_vectors(
+            vectors, "vectors", collection.dimension, binary=spec.is_binary_metric(collection.metric))
         self.vector_ids = (np.arange(len(self.vectors), dtype=np.int64) if ids is None and self.vectors is not None
                            else (None if ids is None else np.asarray(ids, dtype=np.int64)))
         if self.vectors is not None and self.vector_ids is not None and len(self.vector_ids) != len(self.vectors):
             raise ValueError(f"ids has {len(self.vector_ids)} entries but vectors has {len(self.vectors)} rows; "
                              f"give one id per row")
+        self._row_of = ({int(i): r for r, i in enumerate(self.vector_ids)} if self.vector_ids is not None else {})
         self.errors: dict[str, str] = {}
         self.last: dict[str, Any] | None = None
-        self._flat_cache: dict[tuple, np.ndarray] = {}
+        self.busy: str | None = None
         self._shown_index: tuple | None = None
         self._refresh_lock = threading.RLock()
+        self.index_type, self.build_params = "FLAT", {}
 
         self.title = widgets.HTML("<b style='font-size:14px'>Search</b>")
         self.index_info = widgets.HTML()
-        self.top_k = ParamField("", TOP_K_PARAM, top_k)
+        self.top_k = ParamField("search", spec.TOP_K_PARAM, top_k)
         self.top_k.observe(lambda: self._guard(self.validate))
         self.fields: dict[str, ParamField] = {}
         self.fields_box = widgets.VBox()
@@ -122,13 +123,14 @@ class SearchForm(WatchedBox):
 
     # ---------------------------------------------------------------- fields for the current index
     def refresh(self) -> None:
-        """Follow the collection's index: rebuild the search fields when its type or built params change."""
+        """Follow the collection's index: rebuild the search fields when its type or built params change
+        (results of the previous index are cleared: they no longer describe what is there)."""
         with self._refresh_lock:  # the watcher thread and a button handler may both get here
             self._refresh()
 
     def _refresh(self) -> None:
         try:
-            index_type, build_params = self.collection.index_type, self.collection.index_params
+            index_type, build_params = current_index(self.collection)
         except Exception as exc:  # noqa: BLE001 - shown in the form, never raised
             self.message.show(error_text(exc, "Search"), "error")
             self.search_button.disabled = True
@@ -136,11 +138,13 @@ class SearchForm(WatchedBox):
         key = (index_type, tuple(sorted(build_params.items())))
         if key == self._shown_index:
             return
+        if self._shown_index is not None:
+            self.clear_results()
         self._shown_index = key
         self.index_type, self.build_params = index_type, build_params
-        index_spec = spec.INDEXES[index_type]
+        index_spec = spec.get_index(index_type, profile=self.profile)
         top_k = self.top_k.value if self.top_k.value is not None and self.top_k.error is None else 10
-        defaults = spec.default_search_params(index_type, top_k, build_params)
+        defaults = spec.default_search_params(index_type, top_k, build_params, profile=self.profile)
         for field in self.fields.values():
             field.close()
         self.fields = {name: ParamField(index_type, param, defaults[name], spec.search_context(top_k, build_params))
@@ -151,7 +155,7 @@ class SearchForm(WatchedBox):
         if index_spec.is_flat:
             info = "Collection index: FLAT (exact search, no search parameters)"
         else:
-            info = (f"Collection index: {index_type} ({format_params(build_params)}); search parameters: "
+            info = (f"Collection index: {index_type} ({spec.format_params(build_params)}); search parameters: "
                     f"{', '.join(index_spec.search)}")
         self.index_info.value = f"<div style='color:#1f4e79'>{escape(info)}</div>"
         self.validate()
@@ -178,6 +182,28 @@ class SearchForm(WatchedBox):
     def values(self) -> dict[str, Any]:
         return {name: (f.value if f.value is not None else f.raw) for name, f in self.fields.items()}
 
+    def set_busy(self, what: str | None) -> None:
+        """An index build of ``what`` started (None: it ended): searches are refused meanwhile."""
+        self.busy = what
+        if what is not None:
+            self.clear_results()
+            self.message.show(f"Building {what}: Search is refused until the build ends, so an answer always "
+                              f"belongs to the index shown.", "info")
+        else:
+            self.message.clear()
+            self.refresh()
+
+    def clear_results(self) -> None:
+        """Remove the results table and what it said (after a refused search, a drop, a new index)."""
+        self.last = None
+        self.results.value = ""
+        self.message.clear()
+
+    def refuse(self, reason: str) -> None:
+        """Show why nothing was searched, with no older results under it."""
+        self.clear_results()
+        self.message.show(f"Not searched: {reason}", "error")
+
     # ---------------------------------------------------------------- the query
     def query_id(self) -> int:
         """The row id the query names; ValueError with a readable reason otherwise."""
@@ -196,100 +222,113 @@ class SearchForm(WatchedBox):
             raise ValueError(f"query {text!r} is not a row id; a row id is an integer >= 0")
         return number
 
+    def query_vector(self, qid: int) -> np.ndarray | None:
+        """The stored vector of row ``qid``: from the vectors given to the form, else from the collection."""
+        if self.vectors is not None:
+            row = self._row_of.get(qid)
+            return None if row is None else self.vectors[row]
+        (vector,) = self.collection.get_entity_by_id([qid])
+        return vector
+
     # ---------------------------------------------------------------- search
     def search(self) -> dict[str, Any] | None:
         """Run the search; show the results table (or why it was refused) and return what was shown."""
         try:
             return self._search()
         except Exception as exc:  # noqa: BLE001 - a form never raises into the notebook
+            self.clear_results()
             self.message.show(error_text(exc, "Search"), "error")
             return None
 
     def _search(self) -> dict[str, Any] | None:
+        if self.busy is not None:
+            self.refuse(f"{self.busy} is being built; click Search again when the build ends (the answer "
+                        f"would otherwise come from the new index, not the one shown).")
+            return None
         self.refresh()
         errors = self.validate()
         if errors:
-            self.message.show(f"Not searched: {next(iter(errors.values()))}", "error")
+            self.refuse(next(iter(errors.values())))
             return None
         try:
             qid = self.query_id()
         except ValueError as exc:
-            self.message.show(f"Not searched: {exc}", "error")
+            self.refuse(str(exc))
             return None
-        (vector,) = self.collection.get_entity_by_id([qid])
+        vector = self.query_vector(qid)
         if vector is None:
-            self.message.show(f"Not searched: id {qid} does not exist in collection "
-                              f"{self.collection.name!r}", "error")
+            self.refuse(f"id {qid} does not exist in collection {self.collection.name!r}")
             return None
         top_k, params, index_type = self.top_k.value, self.values(), self.index_type
+        query = np.asarray(vector)[None, :]
         try:
             with warnings.catch_warnings(record=True):
                 warnings.simplefilter("always")
                 started = time.perf_counter()
-                result = self.collection.search(vector[None, :], top_k, params)
+                result = self.collection.search(query, top_k, params)
                 latency_ms = (time.perf_counter() - started) * 1000
         except Exception as exc:  # noqa: BLE001 - shown in the form, never raised
+            self.clear_results()
             self.message.show(error_text(exc, "Search"), "error")
             return None
-        found = result.ids[0]
+        found = np.asarray(result.ids[0])
         keep = found >= 0
-        ids, distances = found[keep], result.distances[0][keep]
-        truth, truth_source = self._exact(qid, vector, top_k, index_type, ids)
-        recall = None
-        if truth is not None and len(truth):
-            recall = len(set(ids.tolist()) & set(truth.tolist())) / len(truth)
+        ids, distances = found[keep], np.asarray(result.distances[0])[keep]
+        recall, truth, exact_d = None, None, None
+        metric = self.collection.metric
+        if self.vectors is not None and metric in spec.FLOAT_METRICS and len(self.vectors) == self.collection.count():
+            k = min(top_k, len(self.vectors))
+            truth_rows, _ = numerics.exact_knn(self.vectors, query, k, metric)
+            truth = self.vector_ids[truth_rows[0]]
+            rows = np.array([self._row_of.get(int(i), -1) for i in found[:k]], dtype=np.int64)[None, :]
+            if (rows[0][found[:k] >= 0] >= 0).all():
+                recall = numerics.recall(rows, truth_rows, k, base=self.vectors, queries=query, metric=metric)
+                exact_d = numerics.pair_distances(self.vectors, query, rows[:, keep[:k]], metric)[0]
         self.last = {"query_id": qid, "query_word": self.id_to_word.get(qid), "index_type": index_type,
                      "params": dict(params), "top_k": top_k, "ids": ids.tolist(),
                      "distances": distances.tolist(), "words": [self.id_to_word.get(int(i)) for i in ids],
-                     "latency_ms": latency_ms, "recall": recall, "recall_source": truth_source}
+                     "latency_ms": latency_ms, "recall": recall,
+                     "exact_distances": None if exact_d is None else exact_d.tolist()}
         self._render(truth)
         return self.last
-
-    def _exact(self, qid: int, vector: np.ndarray, top_k: int, index_type: str, found: np.ndarray
-               ) -> tuple[np.ndarray | None, str]:
-        """Exact ids for this query, when known: from ``vectors``, or a FLAT search seen before."""
-        count = self.collection.count()
-        key = (qid, top_k, count)
-        if index_type == "FLAT":
-            self._flat_cache[key] = found.copy()
-            return found, "this search is exact (FLAT)"
-        if (self.vectors is not None and self.vector_ids is not None and len(self.vectors) == count
-                and self.collection.metric in spec.FLOAT_METRICS):
-            truth = exact_neighbours(self.vectors, self.vector_ids, np.asarray(vector, np.float32), top_k,
-                                     self.collection.metric)
-            return truth, "exact neighbours computed from the vectors given to the form"
-        if key in self._flat_cache:
-            return self._flat_cache[key], "an earlier FLAT search of this query"
-        hint = (", or give the form the collection's vectors" if self.collection.metric in spec.FLOAT_METRICS
-                else "")
-        return None, f"unknown: search this query once without an index (FLAT){hint}, to compare with exact results"
 
     def _render(self, truth: np.ndarray | None) -> None:
         last = self.last
         assert last is not None
         exact = set(truth.tolist()) if truth is not None else None
-        columns = ["rank", "id", "distance"] + (["word"] if self.id_to_word else [])
-        if exact is not None:
-            columns.append("in exact top_k")
+        metric = self.collection.metric
+        approximate = last["exact_distances"] is not None and any(
+            abs(d - e) > APPROXIMATE_RTOL * max(1.0, abs(e))
+            for d, e in zip(last["distances"], last["exact_distances"]))
+        label = distance_label(metric) + (" (approximate)" if approximate else "")
+        columns = ["rank", "id", label] + (["exact"] if approximate else [])
+        columns += (["word"] if self.id_to_word else []) + (["in exact top_k"] if exact is not None else [])
         rows = []
         for rank, (i, d, w) in enumerate(zip(last["ids"], last["distances"], last["words"]), 1):
             row: list[Any] = [rank, i, f"{d:.4f}"]
+            if approximate:
+                row.append(f"{last['exact_distances'][rank - 1]:.4f}")
             if self.id_to_word:
                 row.append(w or "")
             if exact is not None:
                 row.append("yes" if i in exact else "no")
             rows.append(row)
         query = f"{last['query_word']!r} (id {last['query_id']})" if last["query_word"] else f"id {last['query_id']}"
-        params = format_params(last["params"]) or "no search parameters"
+        params = spec.format_params(last["params"]) or "no search parameters"
         summary = (f"{len(rows)} hits for {query} with {last['index_type']} "
                    f"[{params}], top_k={last['top_k']}, in {last['latency_ms']:.2f} ms")
         if len(rows) < last["top_k"]:
             summary += f"; fewer hits than top_k (the collection has {self.collection.count():,} rows)"
+        lines = [summary]
         if last["recall"] is not None:
-            recall = f"recall@{last['top_k']} against FLAT: {last['recall']:.2f} ({last['recall_source']})"
+            lines.append(f"recall@{last['top_k']} against exact search: {last['recall']:.2f}")
         else:
-            recall = f"recall against FLAT {last['recall_source']}"
-        self.message.show(summary + "\n" + recall, "ok")
+            lines.append("recall: give the form the collection's vectors (vectors=...) to compare with exact "
+                         "results")
+        if approximate:
+            lines.append(f"{last['index_type']} computes distances from compressed codes, so they are "
+                         f"approximate (a word's distance to itself need not be 0); 'exact' recomputes them.")
+        self.message.show("\n".join(lines), "ok")
         self.results.value = table_html(columns, rows, "milvus-results-table")
 
     def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -1,0 +1,243 @@
+"""explorer(...): build an index once, then drag its search parameter and watch recall, latency and one
+word's neighbours change, with the recall-vs-parameter curve drawn as it is explored.
+
+The slider's range is the spec's range of the search parameter in context (``nprobe`` 1..nlist of the
+built index, ``ef`` top_k..its upper bound, ``search_length`` its range, ``search_k`` from top_k): the
+bounds come from :func:`milvus_lab.spec.bounds`, so the slider can only offer values a search accepts.
+A slider move searches the built index (it is never rebuilt: ``builds`` counts the builds); recall is
+:func:`milvus_lab.numerics.recall` against exact results computed once.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+
+from .. import numerics, spec
+from ..engine.html import table_html
+from ._common import Status, WatchedBox, current_index, error_text, profile_of, small
+from .index_form import IndexForm
+
+#: queries drawn from the vectors for the recall and latency of each slider position
+DEFAULT_QUERIES = 200
+#: a parameter with no upper bound in the spec (ANNOY search_k) gets a slider up to this many times its lower
+#: bound times the built n_trees (the spec's "-1" default is n_trees * top_k): far enough to reach recall 1
+UNBOUNDED_SPAN = 20
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+class Explorer(WatchedBox):
+    """An index form (build once) above a slider for the built index's search parameter.
+
+    Attributes a test can read: ``form`` (the :class:`IndexForm`), ``slider``, ``param`` (its name),
+    ``points`` ({(index_type, build params): {value: (recall, ms per query)}}), ``last`` (what the latest
+    update showed), ``builds`` (how many indexes the form has built). :meth:`update` runs one position.
+    """
+
+    def __init__(self, collection: Any, vectors: np.ndarray, *, words: Sequence[str] | None = None,
+                 word: str | int | None = None, top_k: int = 10, n_queries: int = DEFAULT_QUERIES,
+                 index_type: str | None = None, seed: int = 0):
+        super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
+        self.add_class("milvus-explorer")
+        self.collection = collection
+        self.profile = profile_of(collection)
+        self.metric = collection.metric
+        self.vectors = numerics.as_vectors(vectors, "vectors", collection.dimension)
+        self.words = list(words) if words is not None else None
+        self.top_k = spec.validate_top_k(top_k)
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(len(self.vectors), size=min(n_queries, len(self.vectors)), replace=False))
+        self.queries = self.vectors[rows]
+        self.truth, _ = numerics.exact_knn(self.vectors, self.queries, self.top_k, self.metric)
+        self.points: dict[tuple, dict[int, tuple[float, float]]] = {}
+        self.last: dict[str, Any] | None = None
+        self.param: str | None = None
+        self._key: tuple | None = None
+
+        self.form = IndexForm(collection, index_type, watch=False)
+        self.form.on_index_change(self._index_changed)
+        self.form.on_busy(self._busy)
+        self.word = widgets.Text(value=self._default_word(word), description="word",
+                                 layout=widgets.Layout(width="260px"))
+        self.word.add_class("milvus-explorer-word")
+        self.word.observe(lambda _c: self._guard(self.update), "value")
+        self.slider = widgets.IntSlider(min=0, max=1, value=0, description="", continuous_update=True,
+                                        layout=widgets.Layout(width="520px"), disabled=True)
+        self.slider.add_class("milvus-explorer-slider")
+        self.slider.observe(lambda _c: self._guard(self.update), "value")
+        self.slider_help = widgets.HTML()
+        self.readout = Status()
+        self.readout.add_class("milvus-explorer-readout")
+        self.neighbours = widgets.HTML()
+        self.neighbours.add_class("milvus-explorer-neighbours")
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="460px"))
+        self.plot.add_class("milvus-explorer-plot")
+        self.children = [
+            widgets.HTML("<b style='font-size:14px'>Explorer</b> " + small(
+                f"build once, then drag the search parameter: recall@{self.top_k} over "
+                f"{len(self.queries)} queries (against exact search), latency, and a word's neighbours")),
+            self.form, self.word, self.slider, self.slider_help, self.readout,
+            widgets.HBox([self.neighbours, self.plot], layout=widgets.Layout(flex_flow="row wrap"))]
+        self._index_changed()
+
+    @property
+    def builds(self) -> int:
+        """Indexes built by this explorer's form (a slider move never builds)."""
+        return self.form.builds
+
+    def _default_word(self, word: str | int | None) -> str:
+        if word is not None:
+            return str(word)
+        return self.words[0] if self.words else "0"
+
+    def _busy(self, what: str | None) -> None:
+        self.slider.disabled = what is not None or self.param is None
+        if what is not None:
+            self.readout.show(f"Building {what}: the slider waits for the build.", "info")
+
+    # ---------------------------------------------------------------- the slider follows the index
+    def _index_changed(self) -> None:
+        index_type, params = current_index(self.collection)
+        index_spec = spec.get_index(index_type, profile=self.profile)
+        self._key = (index_type, tuple(sorted(params.items())))
+        self.points.setdefault(self._key, {})
+        if not index_spec.search:
+            self.param = None
+            self.slider.disabled = True
+            self.slider.description = ""
+            self.slider_help.value = small(f"{index_type} has no search parameter: every search is exact. "
+                                           f"Build an index above to get a slider.")
+            self.update()
+            return
+        (name, param), = index_spec.search.items()
+        ctx = spec.search_context(self.top_k, params)
+        low, high = spec.bounds(param, ctx)
+        note = ""
+        if high is None:
+            trees = max(params.values(), default=1)
+            high = max(low + 1, UNBOUNDED_SPAN * low * trees)
+            note = f" ({name} has no upper bound; the slider stops at {high:,})"
+        default = spec.default_search_params(index_type, self.top_k, params, profile=self.profile)[name]
+        self.param = name
+        with self.slider.hold_trait_notifications():
+            self.slider.min, self.slider.max = 0, max(high, 1)
+            self.slider.min = low
+            self.slider.value = default if low <= default <= high else low
+        self.slider.description = name
+        self.slider.disabled = False
+        self.slider_help.value = small(f"{name}: {param.help}. Allowed here: {spec.describe_allowed(param, ctx)}"
+                                       f"{note}.")
+        self.update()
+
+    # ---------------------------------------------------------------- one position
+    def _word_row(self) -> int | None:
+        text = self.word.value.strip()
+        if self.words is not None and text in self.words:
+            return self.words.index(text)
+        if text.isdigit() and int(text) < len(self.vectors):
+            return int(text)
+        return None
+
+    def update(self) -> dict[str, Any] | None:
+        """Search the built index at the slider's value: recall, latency, the word's neighbours, the curve."""
+        if self.form.busy or self._key is None:
+            return None
+        index_type, params = self._key[0], dict(self._key[1])
+        search = {} if self.param is None else {self.param: int(self.slider.value)}
+        try:
+            started = time.perf_counter()
+            result = self.collection.search(self.queries, self.top_k, search)
+            ms = (time.perf_counter() - started) * 1000 / len(self.queries)
+        except Exception as exc:  # noqa: BLE001 - shown, never raised
+            self.readout.show(error_text(exc, "Search"), "error")
+            return None
+        recall = numerics.recall(result.ids, self.truth, self.top_k, base=self.vectors, queries=self.queries,
+                                 metric=self.metric)
+        value = search.get(self.param, 0) if self.param else 0
+        self.points[self._key][value] = (recall, ms)
+        where = f"{index_type} ({spec.format_params(params)})" if params else index_type
+        at = f" at {spec.format_params(search)}" if search else ""
+        self.readout.show(f"{where}{at}: recall@{self.top_k} = {recall:.3f}, {ms:.3f} ms per query "
+                          f"({len(self.queries)} queries)", "ok")
+        self.last = {"index_type": index_type, "params": params, "search": search, "recall": recall, "ms": ms,
+                     "neighbours": self._show_neighbours(search)}
+        self._draw()
+        return self.last
+
+    def _show_neighbours(self, search: Mapping[str, int]) -> list[str]:
+        row = self._word_row()
+        if row is None:
+            self.neighbours.value = small(f"{self.word.value!r} is not a word (or row) of this collection")
+            return []
+        query = self.vectors[row:row + 1]
+        hits = self.collection.search(query, self.top_k, dict(search))
+        exact, _ = numerics.exact_knn(self.vectors, query, self.top_k, self.metric)
+        truth = set(exact[0].tolist())
+        ids = [int(i) for i in hits.ids[0] if i >= 0]
+        names = [self.words[i] if self.words else str(i) for i in ids]
+        rows = [[rank, name, "yes" if i in truth else "no"] for rank, (i, name) in enumerate(zip(ids, names), 1)]
+        self.neighbours.value = (f"<div><b>neighbours of {escape(self.word.value)}</b></div>"
+                                 + table_html(["rank", "word" if self.words else "id", "in exact top_k"], rows))
+        return names
+
+    def _draw(self) -> None:
+        from ..figures import NotebookFigure
+
+        fig = NotebookFigure(figsize=(5.6, 3.4), layout="constrained")
+        ax = fig.subplots()
+        index_type = self._key[0] if self._key else ""
+        for (kind, params), points in self.points.items():
+            if kind != index_type or not points or self.param is None:
+                continue
+            xs = sorted(points)
+            ys = [points[x][0] for x in xs]
+            mine = (kind, params) == self._key
+            ax.plot(xs, ys, "o-" if mine else ".--", alpha=1.0 if mine else 0.5,
+                    label=f"built with {spec.format_params(dict(params))}")
+            if mine and self.param and int(self.slider.value) in points:
+                x = int(self.slider.value)
+                ax.annotate(f"{self.param}={x}\nrecall {points[x][0]:.2f}", (x, points[x][0]),
+                            textcoords="offset points", xytext=(6, -18), fontsize=8)
+        ax.set_xlabel(f"{self.param} (search parameter)" if self.param else "no search parameter (exact)")
+        ax.set_ylabel(f"recall@{self.top_k}")
+        ax.set_ylim(0, 1.05)
+        if self.param:
+            ax.legend(fontsize="x-small", loc="lower right", title=index_type, title_fontsize="x-small")
+        self.plot.value = _png(fig)
+
+    def _guard(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - an observer never raises into the notebook
+            self.readout.show(error_text(exc, "The explorer"), "error")
+            return None
+
+
+def explorer(data: Any, words: Sequence[str] | None = None, *, vectors: np.ndarray | None = None,
+             **kwargs: Any) -> Explorer:
+    """A live explorer for a collection (give its ``vectors``) or for ``data`` vectors, put in a new in-memory
+    collection: ``explorer(vectors, words, word="king")``. Keywords go to :class:`Explorer` (``word``,
+    ``top_k``, ``n_queries``, ``index_type``, ``seed``)."""
+    if hasattr(data, "describe_index"):
+        if vectors is None:
+            raise ValueError("explorer(collection) needs the collection's vectors (vectors=...; row i has id i) "
+                             "to compute the recall against exact search")
+        return Explorer(data, vectors, words=words, **kwargs)
+    from ..engine import Engine
+
+    base = numerics.as_vectors(data, "vectors")
+    engine = Engine(build_threshold=1)
+    collection = engine.create_collection("explorer", base.shape[1], metric_type=kwargs.pop("metric", "L2"))
+    collection.insert(base)
+    return Explorer(collection, base, words=words, **kwargs)
