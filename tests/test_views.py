@@ -353,3 +353,31 @@ def test_figures_render_as_png_in_a_notebook():
     fig = NotebookFigure()
     fig.add_subplot().plot([0, 1], [1, 0])
     assert fig._repr_png_().startswith(b"\x89PNG")
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_curves_are_stacked_panels_with_points_named_by_their_parameter(data, annoy_curve):
+    """No twin axes (two y scales on one x axis make curves cross at meaningless points): two panels that
+    share x, and every point says which setting gave it."""
+    base, queries = data[0], data[1]
+    fig = views.plot_ivf_recall_curve(views.ivf_recall_curve(base, queries[:10], nlist=16, nprobes=[1, 4, 16]))
+    assert len(fig.axes) == 2 and fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])
+    assert {"nprobe=1", "nprobe=4", "nprobe=16"} <= set(_texts(fig))
+    fig = views.plot_annoy_search_k_curve(annoy_curve)
+    assert len(fig.axes) == 2
+    assert any(t.startswith("search_k=") for t in _texts(fig))
+
+
+def test_view_recall_is_the_numerics_recall(data):
+    from milvus_lab import numerics
+
+    base, queries = data[0], data[1]
+    curve = views.ivf_recall_curve(base, queries[:20], nlist=16, nprobes=[2])
+    probe = views.ivf_probe(base, queries[0], nlist=16, nprobe=2)
+    truth, _ = numerics.exact_knn(base, queries[:1], 10, "L2")
+    assert probe.recall == numerics.recall(probe.result_ids[None, :], truth, 10, base=base, queries=queries[:1],
+                                           metric="L2")
+    assert 0 < curve["recall"].iloc[0] <= 1

@@ -1,4 +1,5 @@
-"""Shared helpers of the teaching views: input checks, exact neighbours, recall, a 2-D projection, IVF builds.
+"""Shared helpers of the teaching views: input checks, a 2-D projection, IVF builds (exact neighbours, recall
+and vector coercion are :mod:`milvus_lab.numerics`'s, as everywhere else).
 
 The views open indexes up, so they call the libraries directly (as the engine's adapters do) and take
 every parameter range from :mod:`milvus_lab.spec`, so a wrong value gets the same sentence as in the engine.
@@ -15,14 +16,9 @@ import faiss
 import numpy as np
 
 from .. import spec
+from ..numerics import as_vectors
 from ..backends.faiss_backend import new_ivf_index
-from ..errors import (
-    BuildIndexError,
-    IllegalDimensionError,
-    IllegalRecordError,
-    IllegalTopKError,
-    ParamError,
-)
+from ..errors import BuildIndexError, IllegalDimensionError, IllegalRecordError, IllegalTopKError, ParamError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,30 +34,6 @@ BACKGROUND_POINTS = 4000
 # --------------------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------------------
-def as_vectors(data: Any, what: str = "vectors", dim: int | None = None) -> np.ndarray:
-    """``data`` as a C-contiguous float32 (rows, dim) array; refuse wrong shapes, non-numbers, NaN/inf."""
-    array = np.asarray(data)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) \
-            or np.iscomplexobj(array):
-        raise IllegalRecordError(f"{what} must be an array of real numbers; got dtype {array.dtype}")
-    if array.ndim == 1 and dim is not None and array.shape[0] == dim:
-        array = array[None, :]
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        hint = " (one vector? use x[None, :])" if array.ndim == 1 else ""
-        raise IllegalRecordError(f"{what} must be a non-empty 2-D array of shape (rows, dim); "
-                                 f"got shape {array.shape}{hint}")
-    if dim is not None and array.shape[1] != dim:
-        raise IllegalDimensionError(f"{what} have dimension {array.shape[1]} but the vectors have dimension "
-                                    f"{dim}; both must match")
-    out = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(out).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise IllegalRecordError(f"{what}: {len(bad)} row(s) hold NaN or inf (first: row {int(bad[0])}); "
-                                 f"drop or repair them (e.g. x[np.isfinite(x).all(axis=1)])")
-    return out
-
-
 def as_query(query: Any, dim: int) -> np.ndarray:
     """One query vector as a (1, dim) float32 array (a 1-D vector or a single row)."""
     shape = np.shape(query)
@@ -92,12 +64,12 @@ def check_k(k: Any, n: int) -> int:
     return k
 
 
-def check_min_rows(index_spec: spec.IndexSpec, params: Mapping[str, int], n: int) -> None:
-    """Refuse a build on fewer rows than the index type needs to train (the engine keeps such data raw)."""
-    need = index_spec.min_rows(params)
-    if n < need:
-        raise BuildIndexError(f"{index_spec.name}: {index_spec.min_rows_help}; got {n} rows, needs at least "
-                              f"{need} with {', '.join(f'{k}={v}' for k, v in params.items())}")
+def check_trainable(index_type: str, params: Mapping[str, int], n: int) -> None:
+    """Refuse a build on fewer rows than the index type needs to train (the engine keeps such data raw);
+    the reason is the spec's (:func:`milvus_lab.spec.segment_raw_reason`, with no build threshold)."""
+    reason = spec.segment_raw_reason(index_type, params, n, build_threshold=0)
+    if reason:
+        raise BuildIndexError(f"{index_type}: {reason}; give more vectors or smaller parameters")
 
 
 @contextmanager
@@ -110,44 +82,6 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(previous)
-
-
-# --------------------------------------------------------------------------------------------------
-# Exact neighbours and recall
-# --------------------------------------------------------------------------------------------------
-def exact_knn(vectors: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force (distances, ids) of the ``k`` best rows per query (squared L2 ascending, IP descending)."""
-    index = faiss.IndexFlat(vectors.shape[1], FAISS_METRIC[metric])
-    index.add(vectors)
-    return index.search(queries, k)
-
-
-def pair_distances(vectors: np.ndarray, query: np.ndarray, ids: Any, metric: str) -> np.ndarray:
-    """Exact float32 distance of one query (dim,) to the rows ``ids``: squared L2, or inner product."""
-    rows = vectors[np.asarray(ids, dtype=np.int64)]
-    if metric == "IP":
-        return rows @ query
-    diff = rows - query
-    return np.einsum("ij,ij->i", diff, diff)
-
-
-def recall_per_query(vectors: np.ndarray, queries: np.ndarray, found: np.ndarray, true_distances: np.ndarray,
-                     metric: str) -> np.ndarray:
-    """k-recall@k per query: the fraction of returned rows at least as close as the k-th true neighbour.
-
-    Counting by distance (not by id) makes an equally distant duplicate of a neighbour count as found.
-    """
-    found = np.asarray(found, dtype=np.int64)
-    k = true_distances.shape[1]
-    kth = true_distances[:, k - 1].astype(np.float64)
-    tol = 1e-5 * np.maximum(1.0, np.abs(kth))
-    out = np.empty(len(found))
-    for row, ids in enumerate(found[:, :k]):
-        ids = ids[ids >= 0]
-        d = pair_distances(vectors, queries[row], ids, metric).astype(np.float64)
-        good = d >= kth[row] - tol[row] if metric == "IP" else d <= kth[row] + tol[row]
-        out[row] = min(int(good.sum()), k) / k
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,14 +171,18 @@ def background_rows(n: int, keep: np.ndarray | None = None, seed: int = 0) -> np
     return rows
 
 
-def new_figure(ncols: int = 1, figsize: tuple[float, float] = (8, 5.5), **kw: Any) -> tuple[Figure, Any]:
+def new_figure(ncols: int = 1, figsize: tuple[float, float] = (8, 5.5), *, nrows: int = 1, **kw: Any
+               ) -> tuple[Figure, Any]:
     """A pyplot-free Figure (shows once in Jupyter, no global state) and its axes."""
     from ..figures import NotebookFigure
 
     fig = NotebookFigure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(1, ncols, **kw)
+    axes = fig.subplots(nrows, ncols, **kw)
     return fig, axes
 
 
-def fmt_params(params: Mapping[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())
+def label_points(ax: Axes, xs: Any, ys: Any, name: str, fmt: str = "{:g}") -> None:
+    """Write ``name=value`` beside each point, so a reader sees which setting gave it."""
+    for x, y in zip(xs, ys):
+        ax.annotate(f"{name}={fmt.format(x)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                    color="0.3")

@@ -26,7 +26,8 @@ from annoy import AnnoyIndex
 
 from .. import spec
 from ..errors import ParamError
-from ._common import as_vectors, check_k, check_metric, exact_knn, new_figure, recall_per_query
+from ..numerics import as_vectors, exact_knn, recall_per_query
+from ._common import check_k, check_metric, label_points, new_figure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,7 +73,7 @@ def annoy_search_k_curve(vectors: Any, queries: Any, n_trees: int, search_ks: Se
                  for s in search_ks]
     qs = as_vectors(queries, "queries", x.shape[1])
     index = build_annoy(x, build["n_trees"], metric, seed)
-    true_d, _ = exact_knn(x, qs, k, metric)
+    true_i, _ = exact_knn(x, qs, k, metric)
     n = len(x)
     rows = []
     for search_k in search_ks:
@@ -88,7 +89,7 @@ def annoy_search_k_curve(vectors: Any, queries: Any, n_trees: int, search_ks: Se
             # asking for every vector returns every distinct candidate the same walk collected
             candidates[i] = len(index.get_nns_by_vector(q, n, search_k=used))
         rows.append({"search_k": search_k, "search_k_used": used,
-                     "recall": recall_per_query(x, qs, found, true_d, metric).mean(),
+                     "recall": recall_per_query(found, true_i, k, base=x, queries=qs, metric=metric).mean(),
                      "candidates": candidates.mean(), "candidates_fraction": candidates.mean() / n,
                      "latency_ms": 1e3 * seconds.mean(), "n_trees": build["n_trees"], "k": k, "n": n,
                      "nq": len(qs), "metric": metric})
@@ -96,30 +97,32 @@ def annoy_search_k_curve(vectors: Any, queries: Any, n_trees: int, search_ks: Se
 
 
 def plot_annoy_search_k_curve(curve: pd.DataFrame) -> Figure:
-    """Recall (left axis) and distinct candidates per query (right axis) against search_k, log scale;
-    the dashed line is annoy's default search_k = n_trees * top_k."""
+    """Recall (top) and distinct candidates per query (bottom) against search_k, log scale, one shared x
+    axis (two panels, not twin axes); points name their search_k; the dotted line is annoy's default
+    search_k = n_trees * top_k."""
     from matplotlib.ticker import FuncFormatter
 
-    fig, ax = new_figure(1, figsize=(8, 5))
+    fig, (ax, bx) = new_figure(1, figsize=(8, 6.5), nrows=2, sharex=True)
     curve = curve.sort_values("search_k_used")
-    ax.plot(curve["search_k_used"], curve["recall"], marker="o", color="tab:blue", label="recall")
-    ax.set_xscale("log")
-    ax.set_xlabel("search_k (tree nodes inspected per query, log scale)")
     k = int(curve["k"].iloc[0])
-    ax.set_ylabel(f"recall ({k}-recall@{k})", color="tab:blue")
-    ax.set_ylim(0, 1.03)
-    ax.grid(True, which="both", alpha=0.3)
-    bx = ax.twinx()
-    bx.plot(curve["search_k_used"], curve["candidates"], marker="s", linestyle="--", color="tab:orange",
-            label="distinct candidates (distances computed)")
-    bx.set_ylabel("distinct candidates per query", color="tab:orange")
-    bx.set_ylim(bottom=0)
     row = curve.iloc[0]
     default = int(row["n_trees"]) * k
-    ax.axvline(default, color="0.4", linestyle=":", linewidth=1.2, label=f"search_k=-1 (= n_trees*top_k = {default})")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    lines = ax.get_lines() + bx.get_lines()
-    bx.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize="small")
+    ax.plot(curve["search_k_used"], curve["recall"], marker="o", color="tab:blue")
+    label_points(ax, curve["search_k_used"], curve["recall"], "search_k")
+    ax.set_ylabel(f"recall ({k}-recall@{k})")
+    ax.set_ylim(0, 1.08)
+    bx.plot(curve["search_k_used"], curve["candidates"], marker="s", color="tab:orange")
+    label_points(bx, curve["search_k_used"], curve["candidates"], "search_k")
+    bx.set_ylabel("distinct candidates per query\n(distances computed)")
+    bx.set_ylim(bottom=0)
+    bx.set_xscale("log")
+    bx.set_xlabel("search_k (tree nodes inspected per query, log scale)")
+    bx.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    for axis in (ax, bx):
+        axis.grid(True, which="both", alpha=0.3)
+        axis.axvline(default, color="0.4", linestyle=":", linewidth=1.2,
+                     label=f"search_k=-1 (= n_trees*top_k = {default})")
+    ax.legend(loc="lower right", fontsize="small")
     ax.set_title(f"ANNOY n_trees={int(row['n_trees'])}: search_k trades nodes inspected for recall\n"
                  f"n={int(row['n']):,}, {int(row['nq']):,} queries, {row['metric']}")
     return fig

@@ -30,19 +30,16 @@ import faiss
 import numpy as np
 
 from .. import spec
+from ..numerics import as_vectors, exact_knn, recall_per_query
 from ._common import (
     FAISS_METRIC,
     as_query,
-    as_vectors,
     background_rows,
     check_k,
     check_metric,
-    exact_knn,
     fit_projection,
-    fmt_params,
     new_figure,
     one_thread,
-    recall_per_query,
 )
 
 if TYPE_CHECKING:
@@ -143,8 +140,8 @@ class HnswTrace:
 
     @property
     def recall(self) -> float:
-        return float(recall_per_query(self.vectors, self.query[None, :], self.result_ids[None, :],
-                                      self.true_distances[None, :], self.metric)[0])
+        return float(recall_per_query(self.result_ids[None, :], self.true_ids[None, :], self.k, base=self.vectors,
+                                      queries=self.query[None, :], metric=self.metric)[0])
 
     def layers(self) -> pd.DataFrame:
         """One row per layer, top first: nodes on it, hops and distance evaluations the search made there."""
@@ -346,7 +343,7 @@ def hnsw_trace(vectors: Any, query: Any, M: int, efConstruction: int, ef: int, k
     faiss_ndis = int(faiss.cvar.hnsw_stats.ndis)
 
     path, evaluations, expanded, results = _replay(graph, x, q[0], ef, k, metric)
-    true_d, true_i = exact_knn(x, q, k, metric)
+    true_i, true_d = exact_knn(x, q, k, metric)
     ids = np.full(k, -1, np.int64)
     dists = np.full(k, np.inf if metric == "L2" else -np.inf, np.float32)
     ids[: len(results)] = [v for _, v in results]
@@ -426,6 +423,6 @@ def plot_hnsw_trace(trace: HnswTrace, labels: Sequence[str] | None = None) -> Fi
     bx.set_title(f"The search path: {trace.hops} hops, {trace.distance_evaluations:,} distances computed",
                  fontsize=10)
     bx.legend(fontsize="x-small", loc="best")
-    fig.suptitle(f"HNSW {fmt_params({'M': trace.M, 'efConstruction': trace.efConstruction})}, ef={trace.ef}: "
+    fig.suptitle(f"HNSW {spec.format_params({'M': trace.M, 'efConstruction': trace.efConstruction})}, ef={trace.ef}: "
                  f"layers and the path of one search (recall@{trace.k} = {trace.recall:.2f})")
     return fig

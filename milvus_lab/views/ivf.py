@@ -25,21 +25,20 @@ import faiss
 import numpy as np
 
 from .. import spec
+from ..numerics import as_vectors, exact_knn, recall_per_query
 from ..errors import ParamError
 from ._common import (
     as_query,
-    as_vectors,
     background_rows,
     build_ivf,
     centroids,
     check_k,
     check_metric,
-    check_min_rows,
-    exact_knn,
+    check_trainable,
     fit_projection,
     inverted_lists,
+    label_points,
     new_figure,
-    recall_per_query,
 )
 
 if TYPE_CHECKING:
@@ -105,8 +104,8 @@ class IvfProbe:
     @property
     def recall(self) -> float:
         """k-recall@k of this query (a returned duplicate of a neighbour, at the same distance, counts)."""
-        return float(recall_per_query(self.vectors, self.query[None, :], self.result_ids[None, :],
-                                      self.true_distances[None, :], self.metric)[0])
+        return float(recall_per_query(self.result_ids[None, :], self.true_ids[None, :], self.k, base=self.vectors,
+                                      queries=self.query[None, :], metric=self.metric)[0])
 
     def cells(self) -> pd.DataFrame:
         """One row per probed cell, in probe order: its size and the true neighbours it holds."""
@@ -139,7 +138,7 @@ def _validate(vectors: Any, nlist: Any, nprobes: Sequence[Any], k: Any, metric: 
     k = check_k(k, len(x))
     probes = [spec.validate_search(INDEX_TYPE, {"nprobe": p}, top_k=k, build_params=build)["nprobe"]
               for p in nprobes]
-    check_min_rows(index_spec, build, len(x))
+    check_trainable(index_spec.name, build, len(x))
     return x, metric, build, probes, k
 
 
@@ -157,7 +156,7 @@ def ivf_probe(vectors: Any, query: Any, nlist: int, nprobe: int, k: int = 10, *,
     assignment, cell_ids = inverted_lists(index)
     scanned = np.concatenate([cell_ids[c] for c in probed[0]]) if nprobe else np.empty(0, np.int64)
     dist, ids = index.search(q, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
-    true_d, true_i = exact_knn(x, q, k, metric)
+    true_i, true_d = exact_knn(x, q, k, metric)
     return IvfProbe(
         vectors=x, query=q[0], metric=metric, nlist=build["nlist"], nprobe=nprobe, k=k,
         centroids=centroids(index), assignment=assignment, probed=probed[0].astype(np.int64),
@@ -184,13 +183,14 @@ def ivf_recall_curve(vectors: Any, queries: Any, nlist: int, nprobes: Sequence[i
     index = build_ivf(INDEX_TYPE, build, x, metric)
     _, cell_ids = inverted_lists(index)
     sizes = np.array([len(c) for c in cell_ids], np.int64)
-    true_d, _ = exact_knn(x, qs, k, metric)
+    true_i, _ = exact_knn(x, qs, k, metric)
     rows = []
     for nprobe in probes:
         _, probed = index.quantizer.search(qs, nprobe)
         _, ids = index.search(qs, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
         scanned = sizes[probed].sum(axis=1)
-        rows.append({"nprobe": nprobe, "recall": recall_per_query(x, qs, ids, true_d, metric).mean(),
+        recall = recall_per_query(ids, true_i, k, base=x, queries=qs, metric=metric).mean()
+        rows.append({"nprobe": nprobe, "recall": recall,
                      "candidates_scanned": scanned.mean(), "scanned_fraction": scanned.mean() / len(x),
                      "nlist": build["nlist"], "k": k, "n": len(x), "nq": len(qs), "metric": metric})
     return pd.DataFrame(rows)
@@ -272,25 +272,25 @@ def plot_ivf_probe(probe: IvfProbe, labels: Sequence[str] | None = None) -> Figu
 
 
 def plot_ivf_recall_curve(curve: pd.DataFrame) -> Figure:
-    """Recall (left axis) and share of the database scanned (right axis) against nprobe, log2 scale."""
-    fig, ax = new_figure(1, figsize=(8, 5))
-    ax.plot(curve["nprobe"], curve["recall"], marker="o", color="tab:blue", label="recall")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("nprobe (cells probed per query, log scale)")
+    """Recall (top) and share of the database scanned (bottom) against nprobe, log2 scale, one shared x
+    axis (two panels, not twin axes: the curves' crossing would mean nothing); points name their nprobe."""
+    fig, (ax, bx) = new_figure(1, figsize=(8, 6.5), nrows=2, sharex=True)
     k = int(curve["k"].iloc[0])
-    ax.set_ylabel(f"recall ({k}-recall@{k})", color="tab:blue")
-    ax.set_ylim(0, 1.03)
-    ax.grid(True, which="both", alpha=0.3)
-    bx = ax.twinx()
-    bx.plot(curve["nprobe"], 100 * curve["scanned_fraction"], marker="s", linestyle="--", color="tab:orange",
-            label="vectors scanned")
-    bx.set_ylabel("vectors scanned per query (% of the database)", color="tab:orange")
-    bx.set_ylim(0, 103)
-    ax.set_xticks(curve["nprobe"], [str(v) for v in curve["nprobe"]])
-    ax.minorticks_off()
-    lines = ax.get_lines() + bx.get_lines()
-    bx.legend(lines, [line.get_label() for line in lines], loc="center right")
+    ax.plot(curve["nprobe"], curve["recall"], marker="o", color="tab:blue")
+    label_points(ax, curve["nprobe"], curve["recall"], "nprobe")
+    ax.set_ylabel(f"recall ({k}-recall@{k})")
+    ax.set_ylim(0, 1.08)
+    bx.plot(curve["nprobe"], 100 * curve["scanned_fraction"], marker="s", color="tab:orange")
+    label_points(bx, curve["nprobe"], 100 * curve["scanned_fraction"], "nprobe")
+    bx.set_ylabel("vectors scanned per query\n(% of the database)")
+    bx.set_ylim(0, 108)
+    bx.set_xscale("log", base=2)
+    bx.set_xlabel("nprobe (cells probed per query, log scale)")
+    bx.set_xticks(curve["nprobe"], [str(v) for v in curve["nprobe"]])
+    bx.minorticks_off()
+    for axis in (ax, bx):
+        axis.grid(True, which="both", alpha=0.3)
     row = curve.iloc[0]
-    ax.set_title(f"IVF_FLAT nlist={int(row['nlist'])}: recall grows with nprobe\n"
+    ax.set_title(f"IVF_FLAT nlist={int(row['nlist'])}: recall grows with nprobe, and so does the work\n"
                  f"n={int(row['n']):,}, {int(row['nq']):,} queries, {row['metric']}")
     return fig

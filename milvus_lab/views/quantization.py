@@ -28,7 +28,8 @@ import numpy as np
 
 from .. import spec
 from ..errors import InvalidParameterError
-from ._common import as_vectors, build_ivf, check_metric, check_min_rows, fmt_params, new_figure
+from ..numerics import as_vectors
+from ._common import build_ivf, check_metric, check_trainable, new_figure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,14 +67,14 @@ def quantization_error(vectors: Any, index_type: str, params: Mapping[str, int] 
     if params is None:
         params = spec.default_build_params(index_spec.name, dim)
     _, build = spec.validate_build(index_spec.name, params, dim=dim, metric=metric)
-    check_min_rows(index_spec, build, n)
+    check_trainable(index_spec.name, build, n)
     index = build_ivf(index_spec.name, build, x, metric)
     decoded = index.sa_decode(index.sa_encode(x))
     error = np.linalg.norm(x.astype(np.float64) - decoded, axis=1)
     norms = np.linalg.norm(x.astype(np.float64), axis=1)
     relative = np.divide(error, norms, out=np.zeros_like(error), where=norms > 0)
     return pd.DataFrame({
-        "row": np.arange(n), "index_type": index_spec.name, "params": fmt_params(build),
+        "row": np.arange(n), "index_type": index_spec.name, "params": spec.format_params(build),
         "error": error, "relative_error": relative,
         "bytes_per_vector": CODE_BYTES[index_spec.name](dim, build), "raw_bytes_per_vector": 4 * dim,
     })
