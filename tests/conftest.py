@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 import milvus_lab  # noqa: F401  (first: sets the OpenMP wait policy before any test imports faiss)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _signing_key_folder(tmp_path_factory):
+    """Saves sign with a per-user key; in tests it lives in a temporary folder, never in the real home
+    (kernels and subprocesses the tests start inherit the variable)."""
+    old = os.environ.get("MILVUS_LAB_CONFIG_DIR")
+    os.environ["MILVUS_LAB_CONFIG_DIR"] = str(tmp_path_factory.mktemp("milvus_lab_config"))
+    yield
+    if old is None:
+        os.environ.pop("MILVUS_LAB_CONFIG_DIR", None)
+    else:
+        os.environ["MILVUS_LAB_CONFIG_DIR"] = old
 
 
 def clustered(n: int, dim: int, clusters: int = 50, seed: int = 0, spread: float = 0.15) -> np.ndarray:
