@@ -351,15 +351,15 @@ def _pq_m_rule(m: int, ctx: Mapping[str, Any]) -> str | None:
     if m in allowed:
         return None
     if dim % m:
-        reason = f"m={m} does not divide dimension {dim}"
+        reason = f"m={m} does not divide dimension {show_value(dim)}"
     elif m not in PQ_M_CHOICES:
         reason = f"m={m} is not one of the m values IVF_PQ offers"
     else:
-        reason = (f"m={m} gives sub-vectors of {dim // m} dimensions; allowed sub-vector sizes: "
+        reason = (f"m={m} gives sub-vectors of {show_value(dim // m)} dimensions; allowed sub-vector sizes: "
                   f"{', '.join(map(str, PQ_SUBVECTOR_DIMS))}")
     if not allowed:
-        return f"{reason}; no m is allowed for dimension {dim}, so IVF_PQ cannot index this data"
-    return f"{reason}; allowed m for dim {dim}: {', '.join(map(str, allowed))}"
+        return f"{reason}; no m is allowed for dimension {show_value(dim)}, so IVF_PQ cannot index this data"
+    return f"{reason}; allowed m for dim {show_value(dim)}: {', '.join(map(str, allowed))}"
 
 
 PQ_M_RULE = CrossRule("dim % m == 0 and dim / m in {" + ", ".join(map(str, PQ_SUBVECTOR_DIMS)) + "}", _pq_m_rule)
@@ -375,7 +375,8 @@ def _divides_dim_rule(m: int, ctx: Mapping[str, Any]) -> str | None:
     dim = as_int(ctx.get("dim"))
     if dim is None or m <= 0 or dim % m == 0:
         return None
-    return f"m={m} does not divide dimension {dim}; allowed m for dim {dim}: {_divisors_text(dim)}"
+    shown = show_value(dim)
+    return f"m={m} does not divide dimension {shown}; allowed m for dim {shown}: {_divisors_text(dim)}"
 
 
 #: Milvus 2.x IVF_PQ: any m that divides the dimension (nbits left at the server's 8)
@@ -670,7 +671,7 @@ def _nothing_allowed(param: IntParam, ctx: Mapping[str, Any], index_name: str = 
     if values is None or values:
         return None
     dim = as_int(ctx.get("dim"))
-    where = f" for dimension {dim}" if dim is not None else " here"
+    where = f" for dimension {show_value(dim)}" if dim is not None else " here"
     text = f"no {param.name} is allowed{where}"
     return text + (f", so {index_name} cannot index this data" if index_name else f" ({param.rule_help})")
 
