@@ -68,7 +68,7 @@ def _load(path: Path):
     engine = Engine(build_threshold=32)
     with warnings.catch_warnings():
         warnings.simplefilter("error", persist.UnsignedSaveWarning)  # our own signed saves: files are read
-        return engine, engine.restore_collection(persist.load_collection(path))
+        return engine, engine.restore_collection(persist.read_collection_state(path))
 
 
 def child(path: Path, log: Path, index: str, generation: int) -> None:

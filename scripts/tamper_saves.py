@@ -66,7 +66,7 @@ def _try_load(path: str, index_type: str, trust: bool) -> dict:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            collection = engine.restore_collection(persist.load_collection(path, trust=trust))
+            collection = engine.restore_collection(persist.read_collection_state(path, trust=trust))
             result = collection.search(_queries(), 5, TYPES[index_type][1])
         rebuilt = any(issubclass(w.category, persist.UnsignedSaveWarning) for w in caught)
         return {"outcome": "rebuilt" if rebuilt else "read", "answer": _answer_digest(result)}

@@ -29,21 +29,12 @@ BUILD = {
 }
 
 
-# what Collection.save / Engine.save / engine.load_collection / Engine.load do: persist moves states only
-def save_collection(c, path):
-    return persist.save_collection(c.snapshot(), path)
-
-
-def save_engine(e, path):
-    return persist.save_engine(e.snapshot(), path)
-
-
-def load_collection(engine, path, name=None, *, trust=False):
-    return engine.restore_collection(persist.load_collection(path, trust=trust), name=name)
+# the engine's Collection.save / Engine.save / engine.load_collection / Engine.load are these calls
+save_collection, save_engine, load_collection = persist.save_collection, persist.save_engine, persist.load_collection
 
 
 def load_engine(path, *, trust=False):
-    return Engine.restore(persist.load_engine(path, trust=trust))
+    return Engine.restore(persist.read_engine_state(path, trust=trust))
 
 
 @pytest.fixture(autouse=True)
@@ -385,7 +376,7 @@ def test_kind_mismatch_and_name_clash(engine, tmp_path):
     save_engine(engine, tmp_path / "eng")
     with pytest.raises(PersistError, match="load_collection"):
         load_engine(tmp_path / "col")
-    with pytest.raises(PersistError, match="load_engine"):
+    with pytest.raises(PersistError, match="Engine.load"):
         load_collection(engine, tmp_path / "eng")
     before = observable(c)
     with pytest.raises(AlreadyExistsError, match="name="):

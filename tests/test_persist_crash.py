@@ -49,7 +49,7 @@ def view(path) -> tuple:
     """What a load of ``path`` brings back (rows, ids, segments, answers)."""
     target = Engine(build_threshold=32)
     try:
-        c = target.restore_collection(persist.load_collection(path))
+        c = target.restore_collection(persist.read_collection_state(path))
         ids = sorted(i for s in c.segments() for i in c.list_id_in_segment(s["name"]))
         result = c.search(clustered(5, 16, clusters=8, seed=7), 5, {"nprobe": 2})
         return c.count(), ids, [s["index_name"] for s in c.segments()], result.ids.tolist()
@@ -151,7 +151,7 @@ def test_interrupted_first_save_leaves_no_save_and_the_next_one_succeeds(engine,
     monkeypatch.undo()
     monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(tmp_path / "config"))
     with pytest.raises(PersistError, match="manifest.json is missing"):
-        persist.load_collection(tmp_path / "s")
+        persist.read_collection_state(tmp_path / "s")
     # what a SIGKILL leaves (the cleanup above cannot run): a data folder and a temporary manifest
     (tmp_path / "s" / f"data-{'a' * 32}").mkdir()
     (tmp_path / "s" / ".manifest.json.0.tmp").write_text("{")

@@ -86,7 +86,7 @@ def attempt(path, trust: bool) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            state = persist.load_collection(path, trust=trust)
+            state = persist.read_collection_state(path, trust=trust)
     except PersistError as exc:
         assert str(exc).startswith(f"cannot load {path}") or "signing key" in str(exc)
         return
@@ -133,7 +133,7 @@ def test_hostile_manifest_text(save, text):
     try:
         (path / "manifest.json").write_text(text)
         with pytest.raises(PersistError):
-            persist.load_collection(path)
+            persist.read_collection_state(path)
     finally:
         write(path, original, keep_signature=True)
 
@@ -143,6 +143,6 @@ def test_original_still_loads(save):
     write(path, original, keep_signature=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        state = persist.load_collection(path)
+        state = persist.read_collection_state(path)
     assert sum(s.count for s in state.segments) == 170
     assert np.concatenate([s.ids for s in state.segments]).size == 170

@@ -51,7 +51,7 @@ def indexed(engine, index="IVF_FLAT", params=None):
 
 def load(path, *, trust=False, name=None):
     target = Engine(build_threshold=32)
-    return target.restore_collection(persist.load_collection(path, trust=trust), name=name)
+    return target.restore_collection(persist.read_collection_state(path, trust=trust), name=name)
 
 
 def results(c, queries, params):
@@ -188,11 +188,11 @@ def test_engine_saves_are_signed_too(engine, tmp_path, monkeypatch):
     persist.save_engine(engine.snapshot(), tmp_path / "e")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnsignedSaveWarning)
-        state = persist.load_engine(tmp_path / "e")
+        state = persist.read_engine_state(tmp_path / "e")
     assert all(s.index is not None for s in state.collections[0].segments[:3])
     monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(tmp_path / "other-user"))
     with pytest.warns(UnsignedSaveWarning):
-        state = persist.load_engine(tmp_path / "e")
+        state = persist.read_engine_state(tmp_path / "e")
     assert all(s.index is None for s in state.collections[0].segments)
     restored = Engine.restore(state)
     try:
@@ -206,7 +206,7 @@ def test_trust_must_be_a_bool(engine, tmp_path, trust):
     c = indexed(engine)
     persist.save_collection(c.snapshot(), tmp_path / "s")
     with pytest.raises(PersistError, match="trust="):
-        persist.load_collection(tmp_path / "s", trust=trust)
+        persist.read_collection_state(tmp_path / "s", trust=trust)
 
 
 def test_damaged_key_file_is_a_clear_error(engine, tmp_path, key_folder):
@@ -216,7 +216,7 @@ def test_damaged_key_file_is_a_clear_error(engine, tmp_path, key_folder):
     with pytest.raises(PersistError, match="not 64 hex digits"):
         persist.save_collection(c.snapshot(), tmp_path / "s2")
     with pytest.raises(PersistError, match="signing key"):
-        persist.load_collection(tmp_path / "s")
+        persist.read_collection_state(tmp_path / "s")
 
 
 def test_unwritable_key_folder_is_a_clear_error(engine, tmp_path, monkeypatch):

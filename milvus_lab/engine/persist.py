@@ -40,7 +40,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,7 +49,8 @@ from ..errors import MilvusLabError, PersistError
 from .state import CollectionState, EngineState, PendingDelete, SegmentState, row_layout
 
 __all__ = ["CONFIG_DIR_ENV", "FORMAT_NAME", "FORMAT_VERSION", "PersistError", "UnsignedSaveWarning", "config_dir",
-           "load_collection", "load_engine", "save_collection", "save_engine", "signing_key_path"]
+           "load_collection", "read_collection_state", "read_engine_state", "save_collection", "save_engine",
+           "signing_key_path"]
 
 FORMAT_NAME = "milvus_lab"
 FORMAT_VERSION = 2
@@ -371,16 +372,26 @@ def _as_path(path: Any) -> Path:
         raise PersistError(f"{path!r} is not a path; give a str or os.PathLike naming a directory") from None
 
 
-def save_collection(state: CollectionState, path: str | os.PathLike) -> Path:
-    """Save one collection's state (``collection.snapshot()``) to the directory ``path``, signed with this
-    user's key. The previous save at ``path`` stays intact until the new one is complete."""
+class _HasSnapshot(Protocol):
+    def snapshot(self) -> Any: ...
+
+
+class _RestoresCollections(Protocol):
+    def restore_collection(self, state: CollectionState, *, name: str | None = None) -> Any: ...
+
+
+def save_collection(collection: _HasSnapshot | CollectionState, path: str | os.PathLike) -> Path:
+    """Save a collection (what its ``snapshot()`` returns, or that state itself) to the directory ``path``,
+    signed with this user's key. The previous save at ``path`` stays intact until the new one is complete."""
+    state = collection if isinstance(collection, CollectionState) else collection.snapshot()
     return _commit(_as_path(path), "collection", (state,), {})
 
 
-def save_engine(state: EngineState, path: str | os.PathLike) -> Path:
-    """Save an engine's state (``engine.snapshot()``: settings and every collection) to the directory ``path``."""
+def save_engine(engine: _HasSnapshot | EngineState, path: str | os.PathLike) -> Path:
+    """Save an engine (its ``snapshot()``: settings and every collection, or that state) to ``path``."""
+    state = engine if isinstance(engine, EngineState) else engine.snapshot()
     if not isinstance(state, EngineState):
-        raise PersistError(f"save_engine takes engine.snapshot(); got {type(state).__name__}")
+        raise PersistError(f"save_engine takes an engine or its snapshot(); got {type(state).__name__}")
     settings = {"build_threshold": int(state.build_threshold),
                 "segment_rows": None if state.segment_rows is None else int(state.segment_rows)}
     return _commit(_as_path(path), "engine", tuple(state.collections), {"engine": settings})
@@ -645,9 +656,9 @@ def _load(path: Any, trust: Any, kind: str, parse: Callable[[dict[str, Any], _Lo
         found = manifest.get("kind")
         _require(found in ("collection", "engine"), path, f"unknown kind {found!r}")
         if found != kind:
-            raise _bad(path, "this is a whole-engine save; load it with Engine.load (load_engine)"
+            raise _bad(path, "this is a whole-engine save; load it with Engine.load"
                        if found == "engine" else
-                       "this is a single-collection save; load it with engine.load_collection (load_collection)")
+                       "this is a single-collection save; load it with engine.load_collection")
         _require(isinstance(manifest.get("collections"), list), path, "manifest has no collection list")
         files = _verify_files(path, manifest)
         problem = None if trust else _signature_problem(manifest, signature)
@@ -664,8 +675,8 @@ def _load(path: Any, trust: Any, kind: str, parse: Callable[[dict[str, Any], _Lo
     return result
 
 
-def load_collection(path: str | os.PathLike, *, trust: bool = False) -> CollectionState:
-    """The collection state saved by :func:`save_collection` at ``path`` (for ``Collection.restore``).
+def read_collection_state(path: str | os.PathLike, *, trust: bool = False) -> CollectionState:
+    """The (checked) collection state saved by :func:`save_collection` at ``path``, for ``restore``.
 
     A save signed with this user's key has its index files read. Any other save (someone else's, or edited
     after it was signed) never hands its index files to faiss / hnswlib / annoy: its segments come back
@@ -679,9 +690,10 @@ def load_collection(path: str | os.PathLike, *, trust: bool = False) -> Collecti
     return _load(path, trust, "collection", parse)
 
 
-def load_engine(path: str | os.PathLike, *, trust: bool = False) -> EngineState:
-    """The engine state saved by :func:`save_engine` at ``path`` (for ``Engine.restore``); index files are
-    read only from a signed save or with ``trust=True`` (see :func:`load_collection`)."""
+def read_engine_state(path: str | os.PathLike, *, trust: bool = False) -> EngineState:
+    """The (checked) engine state saved by :func:`save_engine` at ``path``, for ``Engine.restore``
+    (``Engine.load``); index files are read only from a signed save or with ``trust=True`` (see
+    :func:`read_collection_state`)."""
     def parse(manifest: dict[str, Any], loader: _Loader) -> EngineState:
         settings = manifest.get("engine")
         want = {"build_threshold"} if loader.version == 1 else {"build_threshold", "segment_rows"}
@@ -695,3 +707,13 @@ def load_engine(path: str | os.PathLike, *, trust: bool = False) -> EngineState:
         return state
 
     return _load(path, trust, "engine", parse)
+
+
+def load_collection(engine: _RestoresCollections, path: str | os.PathLike, name: str | None = None, *,
+                    trust: bool = False) -> Any:
+    """Add the collection saved at ``path`` to ``engine`` (as ``name`` if given) and return it.
+
+    Index files are read only from a save signed with this user's key or with ``trust=True``; otherwise
+    the indexes are rebuilt from the saved vectors (:class:`UnsignedSaveWarning`). PersistError for a
+    damaged or invalid save, AlreadyExistsError for a taken name; the engine is unchanged on any error."""
+    return engine.restore_collection(read_collection_state(path, trust=trust), name=name)
