@@ -1,4 +1,8 @@
-"""``milvus-lab compare``: compare every index type on GloVe (or your file); write CSV, plots and a report."""
+"""``milvus-lab compare``: compare every index type on GloVe (or your file); write CSV, plots and a report.
+
+``--milvus-uri URI`` runs the same sweeps on a Milvus 2.x server (``pip install milvus-lab[server]``);
+the collections the lab creates there are dropped at the end, and no other collection is touched.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ DEFAULT_GLOVE_ROWS = 100_000
 def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
     from .lab.sweeps import BUDGETS
+    from .lab.timing import DEFAULT_LATENCY_QUERIES, DEFAULT_REPEATS
 
     if parser is None:
         parser = argparse.ArgumentParser(prog="milvus-lab compare", description=__doc__)
@@ -40,7 +45,14 @@ def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
     parser.add_argument("--time-limit", type=float, default=None, help="seconds after which extra builds and "
                         "search points are skipped")
     parser.add_argument("--target-recall", type=float, default=0.95, help="recall target of the winner table")
-    parser.add_argument("--latency-queries", type=int, default=200, help="single-query calls timed per setting")
+    parser.add_argument("--latency-queries", type=int, default=DEFAULT_LATENCY_QUERIES,
+                        help=f"single-query calls timed per setting (default {DEFAULT_LATENCY_QUERIES})")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed rounds per setting, "
+                        f"interleaved; QPS is their median with its range (default {DEFAULT_REPEATS})")
+    parser.add_argument("--threads", type=int, default=None, help="faiss/BLAS threads during the run (default: "
+                        "one per core)")
+    parser.add_argument("--milvus-uri", default=None, help="run on a Milvus 2.x server at this URI (e.g. "
+                        "http://127.0.0.1:19530) instead of in memory")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--formats", default="png,svg", help="plot formats (default png,svg)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -85,13 +97,15 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         print(f"milvus-lab compare: error: cannot create output folder {out}: {exc}", file=sys.stderr)
         return 2
     try:
-        with lab.Session() as session, warnings.catch_warnings():
+        target = None if args.milvus_uri is None else _connect(args.milvus_uri)
+        with lab.Session(target=target, threads=args.threads, repeats=args.repeats) as session, \
+                warnings.catch_warnings():
             # skipped and unindexed types are stated in the winner table and the report
             warnings.simplefilter("ignore", lab.LabWarning)
             results = lab.compare(dataset, types, k=args.k, budget=args.budget, session=session,
                                   latency_queries=args.latency_queries, time_limit=args.time_limit,
                                   progress=not args.no_progress)
-    except MilvusLabError as exc:
+    except (MilvusLabError, MemoryError, ImportError, ValueError) as exc:
         print(f"milvus-lab compare: error: {exc}", file=sys.stderr)
         return 2
     wall = time.perf_counter() - started
@@ -108,7 +122,20 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     print(lab.winner_table(results, args.target_recall))
     print(f"\nWrote {out / 'results.csv'}, {out / 'report.md'} and {len(plots)} plot file(s) to {out}/ "
           f"in {wall:.1f} s.")
+    if results.attrs.get("error"):
+        print(f"milvus-lab compare: error: {results.attrs['error']} (the rows measured before it are in "
+              f"{out / 'results.csv'})", file=sys.stderr)
+        return 1
     return 0
+
+
+def _connect(uri: str):
+    """A Target for the Milvus server at ``uri`` (the optional server extra)."""
+    try:
+        from .server import connect
+    except ImportError as exc:
+        raise ImportError(f"--milvus-uri needs the server extra: pip install 'milvus-lab[server]' ({exc})") from None
+    return connect(uri)
 
 
 def compare_main(argv: Sequence[str] | None = None) -> int:

@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 from conftest import clustered
 
-from milvus_lab import lab
+from milvus_lab import lab, numerics
 from milvus_lab.errors import IllegalDimensionError, IllegalRecordError, ParamError
-from milvus_lab.lab import datasets as lab_datasets
 
 
 def exact_ids_f64(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "L2") -> np.ndarray:
@@ -79,7 +78,7 @@ def test_nan_and_inf_are_refused_naming_the_row(gauss):
 
 
 def test_dimension_mismatch_is_refused(gauss):
-    with pytest.raises(IllegalDimensionError, match="dimension 23 but the base vectors have dimension 24"):
+    with pytest.raises(IllegalDimensionError, match="query vectors have 23 columns but 24 are expected"):
         lab.from_array(gauss, gauss[:10, :23])
 
 
@@ -104,21 +103,14 @@ def test_ground_truth_matches_brute_force(gauss, metric):
 def test_ground_truth_is_computed_once_and_sliced(gauss, monkeypatch):
     ds = lab.from_array(gauss, n_queries=30)
     calls = []
-    real = lab_datasets.brute_force_knn
-    monkeypatch.setattr(lab_datasets, "brute_force_knn", lambda *a: calls.append(a[2]) or real(*a))
+    real = numerics.exact_knn
+    monkeypatch.setattr(numerics, "exact_knn", lambda *a: calls.append(a[2]) or real(*a))
     top20 = ds.ground_truth(20).copy()
     np.testing.assert_array_equal(ds.ground_truth(5), top20[:, :5])
     ds.ground_truth(20)
     assert calls == [20]
     ds.ground_truth(25)  # a larger k recomputes once
     assert calls == [20, 25]
-
-
-def test_ground_truth_in_batches_equals_one_batch(gauss, monkeypatch):
-    ds = lab.from_array(gauss, n_queries=50)
-    whole = ds.ground_truth(10).copy()
-    monkeypatch.setattr(lab_datasets, "_GT_BATCH_BYTES", 4 * ds.n * 7)  # 7 queries per batch
-    np.testing.assert_array_equal(lab_datasets.brute_force_knn(ds.base, ds.queries, 10, "L2"), whole)
 
 
 def test_k_is_checked(gauss):

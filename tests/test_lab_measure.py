@@ -80,36 +80,36 @@ def test_ivf_recall_equals_independent_ground_truth(ds, session):
     engine.close()
 
 
-def test_builds_are_cached_and_reused(ds):
+def test_one_collection_per_dataset_holds_the_rows_once_and_builds_replace_each_other(ds):
     with lab.Session() as session:
         a = lab.measure(ds, "IVF_SQ8", {"nlist": 32}, {"nprobe": 2}, session=session, **FAST)
         b = lab.measure(ds, "IVF_SQ8", {"nlist": 32}, {"nprobe": 16}, session=session, **FAST)
         assert len(session.builds) == 1
-        assert a["build_s"].iloc[0] == b["build_s"].iloc[0]
-        assert len(session.engine.list_collections()) == 1
+        assert a["build_s"].iloc[0] == b["build_s"].iloc[0]  # the live build is reused
+        assert len(session.target.list_collections()) == 1
+        first = session.builds[0]
         lab.measure(ds, "IVF_SQ8", {"nlist": 16}, {"nprobe": 2}, session=session, **FAST)
-        assert len(session.builds) == 2
-        # a derived dataset over the same base shares the builds
+        assert len(session.builds) == 2 and first.collection is None  # replaced: its index was dropped
+        assert len(session.target.list_collections()) == 1
+        held = session.target.get_collection(session.target.list_collections()[0]).memory_bytes()
+        assert held["raw_bytes"] < 1.5 * ds.base.nbytes  # the rows once, not once per build
+        with pytest.raises(ValueError, match="replaced by another"):
+            session.measure_setting(ds, first, {"nprobe": 2})
+        # a derived dataset over the same base shares the collection
         tune, _ = ds.split_queries(0.5)
-        lab.measure(tune, "IVF_SQ8", {"nlist": 32}, {"nprobe": 4}, session=session, **FAST)
-        assert len(session.builds) == 2
+        lab.measure(tune, "IVF_SQ8", {"nlist": 16}, {"nprobe": 4}, session=session, **FAST)
+        assert len(session.builds) == 2 and len(session.target.list_collections()) == 1
+    assert session.target.list_collections() == []
 
 
-def test_cache_is_bounded(ds):
-    with lab.Session(max_cached_builds=2) as session:
-        for nlist in (8, 16, 32):
-            session.build(ds, "IVF_FLAT", {"nlist": nlist})
-        assert [b.params["nlist"] for b in session.builds] == [16, 32]
-        assert len(session.engine.list_collections()) == 2
-    with lab.Session(max_cached_builds=None) as session:
-        session.build(ds, "IVF_FLAT", {"nlist": 8})
-        one_build = session.cached_bytes()
-        assert one_build > ds.base.nbytes
-    with lab.Session(max_cached_builds=None, max_cached_bytes=int(2.5 * one_build)) as session:
-        for nlist in (8, 16, 32, 64):
-            session.build(ds, "IVF_FLAT", {"nlist": nlist})
-        assert [b.params["nlist"] for b in session.builds] == [32, 64]
-        assert session.cached_bytes() <= 2.5 * one_build
+def test_the_session_drops_only_collections_it_created(ds):
+    engine = Engine(build_threshold=1)
+    mine = engine.create_collection("users_own", ds.dim)
+    with lab.Session(target=engine) as session:
+        lab.measure(ds, "FLAT", session=session, **FAST)
+        assert len(engine.list_collections()) == 2
+    assert engine.list_collections() == ["users_own"] and mine.count() == 0
+    engine.close()
 
 
 def test_partly_raw_data_is_refused_with_the_reason(session):
@@ -119,7 +119,7 @@ def test_partly_raw_data_is_refused_with_the_reason(session):
     row = df.iloc[0]
     assert row["status"] == "not indexed"
     assert np.isnan(row["recall"]) and np.isnan(row["qps"]) and np.isnan(row["p99_ms"])
-    assert "280 of 280 rows were not indexed because IVF_FLAT needs at least 512 rows" in row["note"]
+    assert "280 of 280 rows were not indexed" in row["note"] and "fewer than IVF_FLAT needs to train" in row["note"]
 
 
 def test_invalid_parameters_raise_before_building(ds):
@@ -130,14 +130,14 @@ def test_invalid_parameters_raise_before_building(ds):
             lab.measure(ds, "IVF_FLAT", {"nlist": 16}, {"nprobe": 17}, session=session)
         with pytest.raises(InvalidParameterError, match="m"):
             lab.measure(ds, "IVF_PQ", {"nlist": 16, "m": 5}, session=session)
-        assert session.builds == [] and session.engine.list_collections() == []
+        assert session.builds == [] and session.target.list_collections() == []
 
 
 def test_ivf_pq_on_50d_is_refused_by_measure_and_skipped_by_compare(session):
     fifty = lab.from_array(clustered(600, 50, seed=4), n_queries=30)
     with pytest.raises(InvalidParameterError, match="no m is allowed for dimension 50"):
         lab.measure(fifty, "IVF_PQ", session=session)
-    with pytest.warns(lab.LabWarning, match="IVF_PQ skipped"):
+    with pytest.warns(lab.LabWarning, match="IVF_PQ cannot index 50-dimensional"):
         df = lab.compare(fifty, ["FLAT", "IVF_PQ"], session=session, progress=False, latency_queries=5)
     skipped = df[df["index_type"] == "IVF_PQ"]
     assert len(skipped) == 1 and skipped["status"].iloc[0] == "skipped"
@@ -220,6 +220,7 @@ def test_compare_runs_each_type_and_stops_at_saturation(ds):
         df = lab.compare(ds, ["FLAT", "IVF_FLAT", "IVF_SQ8H"], session=session, progress=False, latency_queries=5)
     assert df["index_type"].unique().tolist() == ["FLAT", "IVF_FLAT", "IVF_SQ8H"]
     assert (df["status"] == "ok").all()
+    assert (df["index_type"] == "IVF_SQ8H").sum() == 1
     ivf = df[df["index_type"] == "IVF_FLAT"]
     full_grid = sweeps.search_grid("IVF_FLAT", {"nlist": int(ivf["nlist"].iloc[0])}, ds.n, 10)
     assert len(ivf) < len(full_grid)  # stopped once recall saturated
@@ -247,10 +248,10 @@ def test_tiny_data_runs_what_it_can_and_says_why_not_the_rest():
     with lab.Session() as session, pytest.warns(lab.LabWarning):
         df = lab.compare(tiny, session=session, progress=False, latency_queries=3)
     status = df.drop_duplicates("index_type").set_index("index_type")["status"]
-    assert status["IVF_PQ"] == "not indexed" and status["RNSG"] == "not indexed"
+    assert status["IVF_PQ"] == "skipped" and status["RNSG"] == "skipped"
     notes = df.drop_duplicates("index_type").set_index("index_type")["note"]
-    assert "IVF_PQ needs at least 256 rows" in notes["IVF_PQ"]
-    assert "RNSG needs at least 71 rows" in notes["RNSG"]
+    assert "50 rows is fewer than IVF_PQ needs to train" in notes["IVF_PQ"] and ": 256" in notes["IVF_PQ"]
+    assert "50 rows is fewer than RNSG needs to train" in notes["RNSG"] and ": 71" in notes["RNSG"]
     assert (status.drop(["IVF_PQ", "RNSG"]) == "ok").all()
 
 
@@ -285,12 +286,16 @@ def test_compare_all_eight_types_on_small_data(dim):
     data = lab.from_array(clustered(2000, dim, seed=21, spread=0.5), n_queries=100)
     with lab.Session() as session:
         df = lab.compare(data, session=session, progress=False, latency_queries=5)
+        sq8h = df[df["index_type"] == "IVF_SQ8H"]
+        sq8 = lab.measure(data, "IVF_SQ8", json.loads(sq8h["build_params"].iloc[0]),
+                          json.loads(sq8h["search_params"].iloc[0]), session=session, **FAST)
     assert df["index_type"].unique().tolist() == list(spec.index_types_for_metric("L2"))
     assert (df["status"] == "ok").all(), df[df["status"] != "ok"][["index_type", "note"]]
     best = df.groupby("index_type")["recall"].max()
     assert best["FLAT"] == 1.0
     for t in ("IVF_FLAT", "IVF_SQ8", "IVF_SQ8H", "HNSW", "ANNOY", "RNSG"):
         assert best[t] >= 0.95, (t, best[t])
-    sq8 = df[df["index_type"] == "IVF_SQ8"][["nprobe", "recall"]].reset_index(drop=True)
-    sq8h = df[df["index_type"] == "IVF_SQ8H"][["nprobe", "recall"]].reset_index(drop=True)
-    pd.testing.assert_frame_equal(sq8, sq8h)  # IVF_SQ8H is IVF_SQ8 on the CPU
+    assert len(sq8h) == 1 and "same index as IVF_SQ8" in sq8h["note"].iloc[0]  # measured once, with the note
+    assert sq8["recall"].iloc[0] == sq8h["recall"].iloc[0]  # IVF_SQ8H is IVF_SQ8 on the CPU
+    table = lab.summary(df, 0.9)
+    assert table.set_index("index_type").loc["IVF_SQ8H", "rank"] == ""  # never recommended

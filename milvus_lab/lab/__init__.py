@@ -6,10 +6,12 @@ Three lines from import to a table and a plot::
     results = lab.compare(lab.load_glove_dataset(20_000))
     lab.plot_recall_qps(results)
 
-Recall is **k-recall@k**: the fraction of each query's k exact nearest neighbours (faiss brute force,
-computed once per dataset) found among the k results, averaged over the queries; a result tying the
-k-th exact distance counts as found. QPS is the whole query batch in one call; p50/p95/p99 latencies
-are single-query calls. Every search goes through milvus_lab's engine, like the user's own code.
+Recall is **k-recall@k** (:mod:`milvus_lab.numerics`, one tie rule): the fraction of each query's k exact
+nearest neighbours found among the k results, averaged over the queries. QPS is the median of several
+interleaved rounds of the whole query batch, with its range (``qps_lo`` / ``qps_hi``); p50/p95/p99 are
+single-query calls. Timings taken while other processes used the machine are flagged ``busy``. Every
+search goes through a :class:`~milvus_lab.protocol.Target`: the in-memory engine by default, or a
+Milvus server (``target=milvus_lab.server.connect(uri)``).
 """
 
 from .datasets import (
@@ -32,8 +34,16 @@ from .datasets import (
     write_ivecs,
     write_vecs,
 )
-from .measurements import Build, LabWarning, Session, default_session, measure, time_batch, time_single
-from .metrics import latency_percentiles, pareto_frontier, pareto_mask, recall_at_k, recall_per_query
+from .measurements import Build, LabMemoryError, LabWarning, Session, measure
+from .metrics import (
+    latency_percentiles,
+    pareto_frontier,
+    pareto_mask,
+    recall_at_k,
+    recall_bounds,
+    recall_per_query,
+    tied_with_best,
+)
 from .plots import (
     plot_all,
     plot_build_memory,
@@ -44,15 +54,16 @@ from .plots import (
     save_plots,
 )
 from .report import markdown_report, summary, winner_table
-from .sweeps import BUDGETS, Plan, compare, default_plan, search_grid, unavailable_reason
-from .tuning import TuneResult, tune
+from .sweeps import BUDGETS, Plan, compare, default_plan, search_grid
+from .timing import interleaved, round_robin
+from .tuning import TuneResult, smallest_passing, tune
 
 __all__ = [
-    "BUDGETS", "Build", "Dataset", "LabWarning", "Plan", "Session", "TuneResult", "as_vectors", "compare",
-    "default_plan", "default_session", "from_array", "from_dataframe", "from_files", "latency_percentiles", "load",
-    "load_glove_dataset", "load_hdf5", "markdown_report", "measure", "pareto_frontier", "pareto_mask", "plot_all",
-    "plot_build_memory", "plot_parameter", "plot_recall_latency", "plot_recall_qps", "read_bvecs", "read_fvecs",
-    "read_ivecs", "read_matrix", "read_vecs", "recall_at_k", "recall_per_query", "save_figure", "save_hdf5",
-    "save_plots", "search_grid", "summary", "time_batch", "time_single", "tune", "unavailable_reason",
-    "winner_table", "write_bvecs", "write_fvecs", "write_ivecs", "write_vecs",
+    "BUDGETS", "Build", "Dataset", "LabMemoryError", "LabWarning", "Plan", "Session", "TuneResult", "as_vectors",
+    "compare", "default_plan", "from_array", "from_dataframe", "from_files", "interleaved", "latency_percentiles",
+    "load", "load_glove_dataset", "load_hdf5", "markdown_report", "measure", "pareto_frontier", "pareto_mask",
+    "plot_all", "plot_build_memory", "plot_parameter", "plot_recall_latency", "plot_recall_qps", "read_bvecs",
+    "read_fvecs", "read_ivecs", "read_matrix", "read_vecs", "recall_at_k", "recall_bounds", "recall_per_query",
+    "round_robin", "save_figure", "save_hdf5", "save_plots", "search_grid", "smallest_passing", "summary",
+    "tied_with_best", "tune", "winner_table", "write_bvecs", "write_fvecs", "write_ivecs", "write_vecs",
 ]

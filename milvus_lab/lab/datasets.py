@@ -4,8 +4,8 @@ Loaders accept NumPy arrays, pandas DataFrames, ``.npy``, ``.fvecs`` / ``.ivecs`
 ann-benchmarks HDF5 files and the bundled GloVe words. When only one array is given, a random set of
 rows is held out as queries (and removed from the base), so no query finds itself.
 
-Ground truth is exact: faiss brute force (``faiss.knn``), in batches, independent of the engine under
-test. It is computed for the largest ``k`` asked so far and sliced for smaller ones.
+Ground truth is exact (:func:`milvus_lab.numerics.exact_knn`, the package's one brute-force k-NN),
+independent of the index under test. It is computed for the largest ``k`` asked so far and sliced.
 """
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import spec
-from ..errors import IllegalDimensionError, IllegalRecordError, ParamError
+from .. import numerics, spec
+from ..errors import IllegalDimensionError, IllegalRecordError, InvalidParameterError, ParamError
 
-#: working memory of one ground-truth batch (queries x base distances, float32)
-_GT_BATCH_BYTES = 256 * 2**20
-#: working memory of one batch of gathered vectors when recomputing exact distances
-_GATHER_BATCH_BYTES = 64 * 2**20
 #: queries held out when the user gives one array and no query count
 DEFAULT_QUERIES = 1000
 LAB_METRICS = spec.FLOAT_METRICS
@@ -36,38 +32,12 @@ LAB_METRICS = spec.FLOAT_METRICS
 # Validation
 # --------------------------------------------------------------------------------------------------
 def as_vectors(data: Any, what: str = "vectors", dim: int | None = None) -> np.ndarray:
-    """``data`` as a C-contiguous float32 (rows, dim) array; refuse wrong shapes, non-numbers, NaN/inf."""
+    """``data`` as float32 rows (:func:`milvus_lab.numerics.as_vectors`) of a dimension the spec allows."""
+    out = numerics.as_vectors(data, what, dim)
     try:
-        array = np.asarray(data)
-    except (TypeError, ValueError) as exc:
-        raise IllegalRecordError(f"{what}: cannot read as an array of numbers ({exc}); give a 2-D array "
-                                 f"of shape (rows, dim)") from None
-    if array.dtype == object:
-        raise IllegalRecordError(f"{what}: rows of different lengths or non-numeric values (dtype object); "
-                                 f"give a 2-D array of shape (rows, dim)")
-    if array.ndim == 1 and array.size and dim is not None and array.shape[0] == dim:
-        array = array[None, :]
-    if array.ndim != 2:
-        hint = " (one vector? use x[None, :])" if array.ndim == 1 else ""
-        raise IllegalRecordError(f"{what} must be a 2-D array of shape (rows, dim); got shape {array.shape}{hint}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise IllegalRecordError(f"{what} is empty: shape {array.shape}; give at least one row of dim >= 1")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
-        raise IllegalRecordError(f"{what} must hold real numbers; got dtype {array.dtype}")
-    if dim is not None and array.shape[1] != dim:
-        raise IllegalDimensionError(f"{what} have dimension {array.shape[1]} but the base vectors have "
-                                    f"dimension {dim}; both must match")
-    low, high = spec.DIMENSION
-    if not low <= array.shape[1] <= high:
-        raise IllegalDimensionError(f"{what}: dimension {array.shape[1]} is out of range; allowed: "
-                                    f"{low} <= dimension <= {high}")
-    out = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(out)
-    if not finite.all():
-        bad_rows = np.flatnonzero(~finite.all(axis=1))
-        raise IllegalRecordError(
-            f"{what}: {len(bad_rows)} row(s) hold NaN or inf (first: row {int(bad_rows[0])}); drop or repair "
-            f"them (e.g. x[np.isfinite(x).all(axis=1)])")
+        spec.validate_dimension(out.shape[1], "L2")
+    except InvalidParameterError as exc:
+        raise IllegalDimensionError(f"{what}: {exc}") from None
     return out
 
 
@@ -83,30 +53,6 @@ def _normalise_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     out = x.copy()
     np.divide(out, norms, out=out, where=norms > 0)
-    return out
-
-
-def exact_distances(base: np.ndarray, queries: np.ndarray, ids: np.ndarray, metric: str) -> np.ndarray:
-    """Exact distance (float64) of each query to each of its ``ids`` (nq x c; -1 gives NaN).
-
-    Squared L2 or inner product, computed directly per pair so identical vectors give identical values.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    nq, c = ids.shape
-    out = np.full((nq, c), np.nan)
-    if c == 0:
-        return out
-    step = max(1, _GATHER_BATCH_BYTES // max(1, c * base.shape[1] * 8))
-    for start in range(0, nq, step):
-        block = ids[start:start + step]
-        valid = block >= 0
-        rows = base[np.where(valid, block, 0)].astype(np.float64)
-        q = queries[start:start + step, None, :].astype(np.float64)
-        if metric == "IP":
-            d = (rows * q).sum(-1)
-        else:
-            d = ((rows - q) ** 2).sum(-1)
-        out[start:start + step] = np.where(valid, d, np.nan)
     return out
 
 
@@ -129,7 +75,6 @@ class Dataset:
     labels: Sequence[str] | None = None
     query_labels: Sequence[str] | None = None
     _gt_ids: np.ndarray | None = field(default=None, repr=False)
-    _kth: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _fingerprint: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -176,16 +121,8 @@ class Dataset:
         """Exact top-``k`` base row ids of every query (nq x k), best first; computed once and cached."""
         k = self._check_k(k)
         if self._gt_ids is None or self._gt_ids.shape[1] < k:
-            self._gt_ids = brute_force_knn(self.base, self.queries, k, self.metric)
-            self._kth = {}
+            self._gt_ids = numerics.exact_knn(self.base, self.queries, k, self.metric)[0]
         return self._gt_ids[:, :k]
-
-    def kth_distance(self, k: int) -> np.ndarray:
-        """Exact distance (float64) of each query's k-th true neighbour: the tie threshold for recall."""
-        if k not in self._kth:
-            ids = self.ground_truth(k)[:, k - 1: k]
-            self._kth[k] = exact_distances(self.base, self.queries, ids, self.metric)[:, 0]
-        return self._kth[k]
 
     def set_ground_truth(self, ids: Any) -> None:
         """Use known neighbour ids (e.g. from an ann-benchmarks file) instead of computing them."""
@@ -197,7 +134,6 @@ class Dataset:
             raise IllegalRecordError(f"ground truth ids must be base rows in [0, {self.n - 1}]; got values in "
                                      f"[{ids.min()}, {ids.max()}]")
         self._gt_ids = np.ascontiguousarray(ids, dtype=np.int64)
-        self._kth = {}
 
     # ---------------------------------------------------------------- derived datasets
     def _derive(self, queries: np.ndarray, gt: np.ndarray | None, query_labels: Sequence[str] | None,
@@ -237,19 +173,6 @@ class Dataset:
     def save_hdf5(self, path: str | os.PathLike, k: int = 100) -> Path:
         """Write the ann-benchmarks layout: train, test, neighbors and distances (k columns), metric attr."""
         return save_hdf5(self, path, k)
-
-
-def brute_force_knn(base: np.ndarray, queries: np.ndarray, k: int, metric: str) -> np.ndarray:
-    """Exact top-k ids with faiss brute force, in query batches bounded to ``_GT_BATCH_BYTES``."""
-    import faiss
-
-    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "IP" else faiss.METRIC_L2
-    step = max(1, _GT_BATCH_BYTES // max(1, 4 * len(base)))
-    out = np.empty((len(queries), k), dtype=np.int64)
-    for start in range(0, len(queries), step):
-        _, ids = faiss.knn(queries[start:start + step], base, k, faiss_metric)
-        out[start:start + step] = ids
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -529,7 +452,7 @@ def save_hdf5(dataset: Dataset, path: str | os.PathLike, k: int = 100) -> Path:
     path = Path(path)
     k = min(int(k), dataset.n)
     ids = dataset.ground_truth(k)
-    dist = exact_distances(dataset.base, dataset.queries, ids, dataset.metric)
+    dist = numerics.pair_distances(dataset.base, dataset.queries, ids, dataset.metric)
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
         f.attrs["distance"] = "euclidean" if dataset.metric == "L2" else "dot"

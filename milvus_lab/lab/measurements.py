@@ -1,9 +1,14 @@
-"""Measurements: build an index once in the engine, then run the queries once per search setting.
+"""Measurements: index a dataset once on a target, then time every search setting with the protocol.
 
-Each setting gives one row: k-recall@k against the exact ground truth, QPS of the whole query batch
-(best of a few runs), single-query latency p50 / p95 / p99 over a bounded number of one-query calls,
-the build time and the index memory. Builds are cached in a :class:`Session` by (data, index type,
-build parameters), so further search settings and later calls reuse them.
+A :class:`Session` holds a :class:`~milvus_lab.protocol.Target` (default: a new in-memory
+:class:`~milvus_lab.engine.Engine`; a Milvus server target works the same) and, per dataset, **one**
+collection holding the base rows once. A build replaces that collection's index (``drop_index`` first,
+so two indexes never sit in memory together), which bounds memory at the data plus one index however many
+settings a sweep tries. The session drops only the collections it created.
+
+Each setting gives one row: k-recall@k against the exact ground truth (one batch search), QPS as the
+median of interleaved rounds with its spread, single-query latency percentiles with theirs, the build time
+and the index memory, the thread count, and whether the machine was busy (see :mod:`.timing`).
 
 An index type whose build left part of the data raw (too few rows to train, see the reference's
 section 1) is not measured: its row says why (``status="not indexed"``), and recall / QPS stay empty.
@@ -17,43 +22,51 @@ import os
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import spec
-from ..engine import Collection, Engine, IndexReport
 from ..errors import BuildIndexError, ParamError, RawSegmentWarning, RecommendationWarning
+from . import rules
 from .datasets import Dataset
-from .metrics import latency_percentiles, recall_at_k
+from .metrics import recall_bounds, recall_per_query
+from .timing import (
+    DEFAULT_LATENCY_QUERIES,
+    DEFAULT_REPEATS,
+    TIMING_COLUMNS,
+    Monitor,
+    fixed_threads,
+    interleaved,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
     from typing_extensions import Self
 
-#: single-query calls timed per setting for the latency percentiles
-DEFAULT_LATENCY_QUERIES = 200
-#: ... but only while they take less than this many seconds in all (at least MIN_LATENCY_CALLS calls)
-DEFAULT_LATENCY_SECONDS = 1.0
-MIN_LATENCY_CALLS = 20
-#: the batch is run up to this many times (best time wins) ...
-DEFAULT_REPEATS = 3
-#: ... stopping early once this much time (s) was spent on it
-DEFAULT_MIN_TIME = 0.3
+    from ..protocol import IndexedCollection, Target
 
 STATUS_OK = "ok"
 STATUS_NOT_INDEXED = "not indexed"
 STATUS_FAILED = "build failed"
 STATUS_SKIPPED = "skipped"
+STATUS_SERVER_ERROR = "server error"
 
 METRIC_COLUMNS = ["recall", "qps", "p50_ms", "p95_ms", "p99_ms", "build_s", "memory_mb"]
-INFO_COLUMNS = ["status", "note", "latency_calls", "k", "nq", "n", "dim", "metric", "dataset", "indexed_rows"]
+SPREAD_COLUMNS = ["recall_lo", "recall_hi", *TIMING_COLUMNS[:6]]
+INFO_COLUMNS = ["status", "note", "latency_calls", "repeats", "threads", "busy", "other_cpu", "drift",
+                "deterministic", "k", "nq", "n", "dim", "metric", "dataset", "indexed_rows", "target"]
 
 
 class LabWarning(UserWarning):
     """The lab could not measure something it was asked to (an index type skipped or left raw)."""
+
+
+class LabMemoryError(MemoryError):
+    """A plan would not fit in memory; raised before anything is built, with the estimate."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -81,18 +94,23 @@ def param_columns() -> list[str]:
 
 
 def result_columns() -> list[str]:
-    return ["index_type", "build_params", "search_params", *METRIC_COLUMNS, *param_columns(), *INFO_COLUMNS]
+    return ["index_type", "build_params", "search_params", *METRIC_COLUMNS, *SPREAD_COLUMNS, *param_columns(),
+            *INFO_COLUMNS]
 
 
 def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows as the lab's tidy DataFrame: fixed columns, integer parameter columns (nullable)."""
     import pandas as pd
 
-    df = pd.DataFrame(list(rows), columns=result_columns())
-    for col in param_columns() + ["latency_calls", "k", "nq", "n", "dim", "indexed_rows"]:
+    rows = list(rows)
+    extra = [c for r in rows for c in r if c not in result_columns()]
+    df = pd.DataFrame(rows, columns=result_columns() + list(dict.fromkeys(extra)))
+    for col in param_columns() + ["latency_calls", "repeats", "threads", "k", "nq", "n", "dim", "indexed_rows"]:
         df[col] = pd.array(df[col].tolist(), dtype="Int64") if len(df) else pd.array([], dtype="Int64")
-    for col in METRIC_COLUMNS:
+    for col in METRIC_COLUMNS + SPREAD_COLUMNS + ["other_cpu", "drift"]:
         df[col] = df[col].astype(float)
+    for col in ("busy", "deterministic"):
+        df[col] = pd.array(df[col].tolist(), dtype="boolean") if len(df) else pd.array([], dtype="boolean")
     return df
 
 
@@ -102,48 +120,14 @@ def format_params(params: Mapping[str, int]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Timing (usable on any search callable, so benchmarks time raw libraries the same way)
-# --------------------------------------------------------------------------------------------------
-def time_batch(search: Callable[[np.ndarray], Any], queries: np.ndarray, *, repeats: int = DEFAULT_REPEATS,
-               min_time: float = DEFAULT_MIN_TIME) -> tuple[Any, float]:
-    """Run ``search(queries)`` up to ``repeats`` times (fewer once ``min_time`` s are spent); return the
-    first result and the best wall time in seconds."""
-    best, spent, first = float("inf"), 0.0, None
-    for run in range(max(1, repeats)):
-        started = time.perf_counter()
-        out = search(queries)
-        elapsed = time.perf_counter() - started
-        if run == 0:
-            first = out
-        best, spent = min(best, elapsed), spent + elapsed
-        if spent >= min_time:
-            break
-    return first, best
-
-
-def time_single(search: Callable[[np.ndarray], Any], queries: np.ndarray, count: int,
-                max_seconds: float | None = None) -> np.ndarray:
-    """Wall time (s) of up to ``count`` one-query calls ``search(queries[i:i+1])`` on the first queries,
-    stopping early once ``max_seconds`` are spent and at least MIN_LATENCY_CALLS calls were made."""
-    times = np.empty(min(count, len(queries)))
-    spent = 0.0
-    for i in range(len(times)):
-        one = queries[i:i + 1]
-        started = time.perf_counter()
-        search(one)
-        times[i] = time.perf_counter() - started
-        spent += times[i]
-        if max_seconds is not None and spent >= max_seconds and i + 1 >= MIN_LATENCY_CALLS:
-            return times[:i + 1]
-    return times
-
-
-# --------------------------------------------------------------------------------------------------
 # Builds and the session
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class Build:
-    """One index built on a dataset's base vectors (or why it could not be measured)."""
+    """One index built on a dataset's base vectors (or why it could not be measured).
+
+    ``collection`` is the dataset's collection while this build is its current index, None once another
+    build replaced it (ask the session for it again to rebuild)."""
 
     index_type: str
     params: dict[str, int]
@@ -152,32 +136,53 @@ class Build:
     build_s: float = float("nan")
     memory_bytes: int = 0
     indexed_rows: int = 0
-    collection: Collection | None = None
-    report: IndexReport | None = None
+    collection: IndexedCollection | None = None
+    report: Any = None
+    deterministic: bool | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == STATUS_OK
 
 
-class Session:
-    """An engine (build threshold 1 row, one segment per dataset where possible) and the builds made in it.
+@dataclass
+class _Data:
+    collection: IndexedCollection
+    current: Build | None = None
 
-    Builds are cached by (base vectors, metric, index type, build parameters); at most
-    ``max_cached_builds`` are kept, and at most ``max_cached_bytes`` of collection memory (raw rows plus
-    index; default: half of the machine's RAM): the least recently used build is dropped first, the
-    newest is always kept. None lifts a limit.
+
+@dataclass
+class Session:
+    """A target, one collection per dataset on it, the builds made, and the measurement protocol.
+
+    ``target``: a :class:`~milvus_lab.protocol.Target` (default: a new in-memory Engine with build
+    threshold 1). ``threads``: faiss/BLAS threads during runs (default: one per core). ``repeats``:
+    timed rounds per setting. ``max_datasets``: collections kept (least recently used dropped first).
     """
 
-    def __init__(self, *, max_cached_builds: int | None = 16, max_cached_bytes: int | None = -1):
-        self.engine = Engine(build_threshold=1)
-        self.max_cached_builds = max_cached_builds
-        self.max_cached_bytes = _half_of_ram() if max_cached_bytes == -1 else max_cached_bytes
-        self._builds: OrderedDict[tuple, Build] = OrderedDict()
-        self._serial = itertools.count(1)
+    target: Target | None = None
+    threads: int | None = None
+    repeats: int = DEFAULT_REPEATS
+    max_datasets: int = 2
+    monitor: Monitor = field(default_factory=Monitor)
+    _data: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _builds: dict = field(default_factory=dict, repr=False)
+    _created: list = field(default_factory=list, repr=False)
+    _serial: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    _own_target: bool = field(default=False, repr=False)
+    thread_info: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.target is None:
+            from ..engine import Engine
+
+            self.target = Engine(build_threshold=1)
+            self._own_target = True
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ParamError(f"repeats must be an int >= 1; got {self.repeats!r}")
 
     def __repr__(self) -> str:
-        return f"Session(cached builds: {len(self._builds)})"
+        return f"Session(target={self.describe_target()}, datasets: {len(self._data)}, builds: {len(self._builds)})"
 
     def __enter__(self) -> Self:
         return self
@@ -186,58 +191,101 @@ class Session:
         self.close()
 
     @property
+    def profile(self) -> str:
+        return rules.profile_of(self.target)
+
+    def describe_target(self) -> str:
+        describe = getattr(self.target, "describe", None)
+        return describe() if callable(describe) else type(self.target).__name__
+
+    @property
     def builds(self) -> list[Build]:
         return list(self._builds.values())
 
     def clear(self) -> None:
-        """Drop every cached build and its collection."""
+        """Drop the collections this session created (never any other) and forget its builds."""
+        while self._data:
+            _, data = self._data.popitem(last=False)
+            self._drop_collection(data)
         for build in self._builds.values():
-            self._drop(build)
+            build.collection = None
         self._builds.clear()
 
     def close(self) -> None:
         self.clear()
-        self.engine.close()
+        if self._own_target:
+            close = getattr(self.target, "close", None)
+            if callable(close):
+                close()
 
-    def _drop(self, build: Build) -> None:
-        if build.collection is not None and self.engine.has_collection(build.collection.name):
-            self.engine.drop_collection(build.collection.name)
-        build.collection = None
+    def _drop_collection(self, data: _Data) -> None:
+        name = data.collection.name
+        if data.current is not None:
+            data.current.collection = None
+        if name in self._created:
+            self._created.remove(name)
+            try:
+                self.target.drop_collection(name)
+            except Exception as exc:  # noqa: BLE001 - a dead server must not hide the error that killed it
+                warnings.warn(f"could not drop collection {name!r} on {self.describe_target()}: {exc}", LabWarning,
+                              stacklevel=3)
+
+    @contextmanager
+    def running(self) -> Iterator[dict[str, Any]]:
+        """Fix the thread counts for a run (and record them in ``thread_info``)."""
+        with fixed_threads(self.threads) as info:
+            self.thread_info = info
+            self.monitor.threads = info["threads"]
+            yield info
+
+    # ---------------------------------------------------------------- the data's collection
+    def holds(self, dataset: Dataset) -> bool:
+        """Is ``dataset`` already in a collection of this session?"""
+        return dataset.fingerprint in self._data
+
+    def collection_for(self, dataset: Dataset) -> IndexedCollection:
+        """The dataset's collection on the target (created and filled on first use)."""
+        key = dataset.fingerprint
+        if key in self._data:
+            self._data.move_to_end(key)
+            return self._data[key].collection
+        while len(self._data) >= max(1, self.max_datasets):
+            _, old = self._data.popitem(last=False)
+            self._drop_collection(old)
+        name = f"milvus_lab_{os.getpid()}_{next(self._serial)}"
+        collection = self.target.create_collection(name, dataset.dim, metric_type=dataset.metric)
+        self._created.append(name)
+        try:
+            collection.insert(dataset.base)
+        except BaseException:
+            self._drop_collection(_Data(collection))
+            raise
+        self._data[key] = _Data(collection)
+        return collection
 
     # ---------------------------------------------------------------- building
     def build(self, dataset: Dataset, index_type: str, params: Mapping[str, Any] | None = None) -> Build:
-        """Build ``index_type`` on ``dataset.base`` (or return the cached build). Invalid parameters raise;
-        a failed or partial build is returned with its status and reason."""
-        index_spec, clean = resolve_build_params(dataset, index_type, params)
+        """Build ``index_type`` on ``dataset.base`` (or return the build if it is still the current index).
+        Invalid parameters raise; a failed or partial build is returned with its status and reason."""
+        index_spec, clean = resolve_build_params(dataset, index_type, params, self.profile)
         key = (dataset.fingerprint, index_spec.name, tuple(sorted(clean.items())))
-        if key in self._builds:
-            self._builds.move_to_end(key)
-            return self._builds[key]
-        build = self._build(dataset, index_spec.name, clean)
+        cached = self._builds.get(key)
+        if cached is not None and (cached.collection is not None or not cached.ok):
+            return cached
+        collection = self.collection_for(dataset)
+        data = self._data[dataset.fingerprint]
+        if data.current is not None:
+            data.current.collection = None
+            data.current = None
+            collection.drop_index()  # free the old index before the new one is built
+        build = self._build(dataset, collection, index_spec.name, clean)
+        if build.ok:
+            data.current = build
         self._builds[key] = build
-        self._evict()
         return build
 
-    def cached_bytes(self) -> int:
-        """Memory held by the cached builds' collections (raw rows and indexes)."""
-        return sum(b.collection.memory_bytes()["total_bytes"] for b in self._builds.values()
-                   if b.collection is not None)
-
-    def _evict(self) -> None:
-        def over() -> bool:
-            if self.max_cached_builds is not None and len(self._builds) > max(1, self.max_cached_builds):
-                return True
-            return self.max_cached_bytes is not None and self.cached_bytes() > self.max_cached_bytes
-
-        while len(self._builds) > 1 and over():
-            _, old = self._builds.popitem(last=False)
-            self._drop(old)
-
-    def _build(self, dataset: Dataset, index_type: str, params: dict[str, int]) -> Build:
-        name = f"lab{next(self._serial)}_{index_type.lower()}"
-        collection = self.engine.create_collection(name, dataset.dim, index_file_size=spec.INDEX_FILE_SIZE_MB[1],
-                                                   metric_type=dataset.metric)
-        collection.insert(dataset.base)
+    def _build(self, dataset: Dataset, collection: IndexedCollection, index_type: str, params: dict[str, int]
+               ) -> Build:
         advice: list[str] = []
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -250,86 +298,110 @@ class Session:
                 if not issubclass(w.category, (RecommendationWarning, RawSegmentWarning)):
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         except BuildIndexError as exc:
-            self.engine.drop_collection(name)
             return Build(index_type, params, STATUS_FAILED, f"{index_type} build failed: {exc}")
+        deterministic = getattr(report, "deterministic", None)
         if not report.fully_indexed:
-            self.engine.drop_collection(name)
+            collection.drop_index()
+            why = rules.raw_reason(index_type, params, dataset.n, profile=self.profile)
             return Build(index_type, params, STATUS_NOT_INDEXED,
                          f"{index_type} recall/QPS not reported: {report.raw_rows:,} of {dataset.n:,} rows were not "
-                         f"indexed{_too_few_rows(index_type, params, dataset.n)}. Engine: {report.message()}",
+                         f"indexed" + (f" ({why})" if why else "") + f". Target: {report.message()}",
                          build_s=build_s, indexed_rows=report.indexed_rows, report=report)
-        memory = dataset.base.nbytes if index_type == "FLAT" else collection.memory_bytes()["index_bytes"]
-        return Build(index_type, params, STATUS_OK, "; ".join(advice), build_s=build_s, memory_bytes=int(memory),
+        memory = index_memory(dataset, collection, report, index_type)
+        note = "; ".join(advice)
+        return Build(index_type, params, STATUS_OK, note, build_s=build_s, memory_bytes=int(memory),
                      indexed_rows=report.indexed_rows if index_type != "FLAT" else dataset.n,
-                     collection=collection, report=report)
+                     collection=collection, report=report, deterministic=deterministic)
 
     # ---------------------------------------------------------------- measuring
-    def measure_setting(self, dataset: Dataset, build: Build, search_params: Mapping[str, int] | None, *,
-                        k: int = 10, latency_queries: int = DEFAULT_LATENCY_QUERIES,
-                        latency_seconds: float | None = DEFAULT_LATENCY_SECONDS, repeats: int = DEFAULT_REPEATS,
-                        min_time: float = DEFAULT_MIN_TIME) -> dict[str, Any]:
-        """One row: search ``dataset.queries`` with ``search_params`` on a build (no rebuild)."""
-        search_params = dict(search_params or {})
-        row = build_row(dataset, build, search_params, k)
-        if not build.ok:
-            return row
+    def search_fn(self, build: Build, k: int, search_params: Mapping[str, int]) -> Callable[[np.ndarray], Any]:
         if build.collection is None:
-            raise ValueError(f"this {build.index_type} build was dropped from the session's cache; get it again "
-                             f"with session.build(dataset, {build.index_type!r}, {build.params!r})")
-        collection = build.collection
-        params = search_params or None
+            raise ValueError(f"this {build.index_type} build was replaced by another on the dataset's collection; "
+                             f"get it again with session.build(dataset, {build.index_type!r}, {build.params!r})")
+        collection, params = build.collection, dict(search_params) or None
 
         def search(queries: np.ndarray) -> Any:
             return collection.search(queries, k, params)
 
-        search(dataset.queries[:1])  # warm-up: thread pools, caches
-        result, seconds = time_batch(search, dataset.queries, repeats=repeats, min_time=min_time)
-        single = time_single(search, dataset.queries, latency_queries, latency_seconds)
-        row.update(recall=recall_at_k(result.ids, dataset, k), qps=dataset.nq / seconds, latency_calls=len(single),
-                   **latency_percentiles(single))
-        return row
+        return search
+
+    def recall_of(self, dataset: Dataset, build: Build, search_params: Mapping[str, int], k: int) -> np.ndarray:
+        """Per-query k-recall@k of one batch search with ``search_params`` (no timing)."""
+        result = self.search_fn(build, k, search_params)(dataset.queries)
+        return recall_per_query(result.ids, dataset, k)
+
+    def measure_settings(self, dataset: Dataset, build: Build, settings: Sequence[Mapping[str, int]], *, k: int = 10,
+                         latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int | None = None,
+                         recalls: Sequence[np.ndarray | None] | None = None) -> list[dict[str, Any]]:
+        """One row per search setting of one build: recall, then every setting timed round-robin."""
+        settings = [dict(s) for s in settings]
+        rows = [build_row(dataset, build, s, k, self) for s in settings]
+        if not build.ok:
+            return rows[:1]
+        recalls = list(recalls) if recalls is not None else [None] * len(settings)
+        for row, s, per_query in zip(rows, settings, recalls):
+            if per_query is None:
+                per_query = self.recall_of(dataset, build, s, k)
+            lo, hi = recall_bounds(per_query)
+            row.update(recall=float(np.mean(per_query)), recall_lo=lo, recall_hi=hi)
+        searches = [self.search_fn(build, k, s) for s in settings]
+        with self.monitor.watch() as load:
+            timings = interleaved(searches, dataset.queries, repeats=repeats or self.repeats,
+                                  latency_queries=latency_queries)
+        for row, timing in zip(rows, timings):
+            row.update(timing, **load)
+        return rows
+
+    def measure_setting(self, dataset: Dataset, build: Build, search_params: Mapping[str, int] | None, *,
+                        k: int = 10, latency_queries: int = DEFAULT_LATENCY_QUERIES,
+                        repeats: int | None = None) -> dict[str, Any]:
+        """One row: search ``dataset.queries`` with ``search_params`` on a build (no rebuild)."""
+        return self.measure_settings(dataset, build, [dict(search_params or {})], k=k,
+                                     latency_queries=latency_queries, repeats=repeats)[0]
 
     def measure(self, dataset: Dataset, index_type: str, build_params: Mapping[str, Any] | None = None,
                 search_params: Any = None, *, k: int = 10, latency_queries: int = DEFAULT_LATENCY_QUERIES,
-                repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME) -> pd.DataFrame:
-        """Build once (cached), run the queries once per search setting; one row per setting.
+                repeats: int | None = None) -> pd.DataFrame:
+        """Build once, then time every search setting interleaved; one row per setting.
 
         ``search_params``: a dict, a list of dicts, or a dict of lists (``{"nprobe": [1, 8, 64]}``);
         None uses the spec's default. Recall is k-recall@k against the exact ground truth.
         """
-        index_spec, clean = resolve_build_params(dataset, index_type, build_params)
+        index_spec, clean = resolve_build_params(dataset, index_type, build_params, self.profile)
         k = dataset._check_k(k)
-        settings = expand_search_params(index_spec.name, search_params, k, clean)
+        settings = expand_search_params(index_spec.name, search_params, k, clean, self.profile)
         dataset.ground_truth(k)
-        build = self.build(dataset, index_spec.name, clean)
-        if not build.ok:
-            warnings.warn(build.note, LabWarning, stacklevel=2)
-        rows = [self.measure_setting(dataset, build, s, k=k, latency_queries=latency_queries, repeats=repeats,
-                                     min_time=min_time) for s in (settings if build.ok else settings[:1])]
-        return results_frame(rows)
+        with self.running():
+            build = self.build(dataset, index_spec.name, clean)
+            if not build.ok:
+                warnings.warn(build.note, LabWarning, stacklevel=2)
+            rows = self.measure_settings(dataset, build, settings, k=k, latency_queries=latency_queries,
+                                         repeats=repeats)
+        df = results_frame(rows)
+        df.attrs.update(self.run_attrs())
+        return df
+
+    def run_attrs(self) -> dict[str, Any]:
+        """What a results frame records about the run: threads, target, how busy the machine was."""
+        return {**self.thread_info, "target": self.describe_target(), "profile": self.profile,
+                **self.monitor.summary()}
 
 
-def _half_of_ram() -> int | None:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (AttributeError, OSError, ValueError):
-        return None
+def index_memory(dataset: Dataset, collection: Any, report: Any, index_type: str) -> int:
+    """Bytes the index holds to answer queries (FLAT: the raw vectors), as the target reports them."""
+    if index_type == "FLAT":
+        return dataset.base.nbytes
+    held = getattr(report, "index_bytes", None)
+    if held:
+        return int(held)
+    memory = getattr(collection, "memory_bytes", None)
+    return int(memory()["index_bytes"]) if callable(memory) else 0
 
 
-def _too_few_rows(index_type: str, params: Mapping[str, int], rows: int) -> str:
-    """The spec's training requirement when ``rows`` do not meet it (else empty)."""
-    index_spec = spec.INDEXES[index_type]
-    need = index_spec.min_rows(params)
-    if rows >= need:
-        return ""
-    return (f" because {index_type} needs at least {need:,} rows to train ({index_spec.min_rows_help}) "
-            f"and the data has {rows:,}")
-
-
-def resolve_build_params(dataset: Dataset, index_type: str, params: Mapping[str, Any] | None
-                         ) -> tuple[spec.IndexSpec, dict[str, int]]:
+def resolve_build_params(dataset: Dataset, index_type: str, params: Mapping[str, Any] | None,
+                         profile: str | None = None) -> tuple[spec.IndexSpec, dict[str, int]]:
     """The spec and validated build parameters (None: the spec's defaults for this dimension)."""
-    index_spec = spec.get_index(index_type)
+    index_spec = rules.get_index(index_type, profile)
     if params is None:
         params = spec.default_build_params(index_spec.name, dataset.dim)
     with warnings.catch_warnings():
@@ -337,8 +409,8 @@ def resolve_build_params(dataset: Dataset, index_type: str, params: Mapping[str,
         return spec.validate_build(index_spec.name, params, dim=dataset.dim, metric=dataset.metric, warn=False)
 
 
-def expand_search_params(index_type: str, search_params: Any, k: int, build_params: Mapping[str, int]
-                         ) -> list[dict[str, int]]:
+def expand_search_params(index_type: str, search_params: Any, k: int, build_params: Mapping[str, int],
+                         profile: str | None = None) -> list[dict[str, int]]:
     """Normalise ``search_params`` (dict, list of dicts, dict of lists, None) and validate each setting."""
     if search_params is None:
         settings: list[Mapping[str, Any]] = [spec.default_search_params(index_type, k, build_params)]
@@ -355,23 +427,27 @@ def expand_search_params(index_type: str, search_params: Any, k: int, build_para
     return [spec.validate_search(index_type, s, top_k=k, build_params=build_params) for s in settings]
 
 
-def build_row(dataset: Dataset, build: Build, search_params: Mapping[str, int], k: int) -> dict[str, Any]:
+def build_row(dataset: Dataset, build: Build, search_params: Mapping[str, int], k: int,
+              session: Session | None = None) -> dict[str, Any]:
     """A result row for a build, with its status, build time and memory; search measurements empty."""
-    row = base_row(dataset, build.index_type, build.params, search_params, k)
+    row = base_row(dataset, build.index_type, build.params, search_params, k, session)
     row.update(status=build.status, note=build.note, build_s=build.build_s,
-               memory_mb=build.memory_bytes / 2**20 if build.ok else float("nan"), indexed_rows=build.indexed_rows)
+               memory_mb=build.memory_bytes / 2**20 if build.ok else float("nan"), indexed_rows=build.indexed_rows,
+               deterministic=build.deterministic)
     return row
 
 
 def base_row(dataset: Dataset, index_type: str, build_params: Mapping[str, int], search_params: Mapping[str, int],
-             k: int) -> dict[str, Any]:
+             k: int, session: Session | None = None) -> dict[str, Any]:
     """A result row with the identifying columns filled and the measurements empty."""
     row: dict[str, Any] = {
         "index_type": index_type, "build_params": format_params(build_params),
         "search_params": format_params(search_params), "k": k, "nq": dataset.nq, "n": dataset.n,
         "dim": dataset.dim, "metric": dataset.metric, "dataset": dataset.name, "status": STATUS_OK, "note": "",
-        **{col: float("nan") for col in METRIC_COLUMNS},
+        **{col: float("nan") for col in METRIC_COLUMNS + SPREAD_COLUMNS},
     }
+    if session is not None:
+        row.update(threads=session.thread_info.get("threads"), target=session.profile)
     for name, value in build_params.items():
         row[param_column(index_type, "build", name)] = int(value)
     for name, value in search_params.items():
@@ -379,27 +455,21 @@ def base_row(dataset: Dataset, index_type: str, build_params: Mapping[str, int],
     return row
 
 
-_DEFAULT_SESSION: Session | None = None
-
-
-def default_session() -> Session:
-    """The session module-level functions use when none is given (one per process)."""
-    global _DEFAULT_SESSION
-    if _DEFAULT_SESSION is None:
-        _DEFAULT_SESSION = Session()
-    return _DEFAULT_SESSION
-
-
 def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] | None = None,
-            search_params: Any = None, *, k: int = 10, session: Session | None = None,
-            latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int = DEFAULT_REPEATS,
-            min_time: float = DEFAULT_MIN_TIME) -> pd.DataFrame:
+            search_params: Any = None, *, k: int = 10, session: Session | None = None, target: Target | None = None,
+            latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int | None = None) -> pd.DataFrame:
     """Measure one index type and build on ``dataset`` for each search setting (see :meth:`Session.measure`).
 
-    Columns: index_type, build_params, search_params, recall (k-recall@k), qps (whole batch),
-    p50_ms / p95_ms / p99_ms (single-query calls), build_s, memory_mb (what the index holds to answer
-    queries; FLAT: the raw vectors), one column per parameter, status and note.
+    ``target``: where to build (default: a new in-memory engine); ``session`` reuses one across calls.
+    Columns: index_type, build_params, search_params, recall (k-recall@k) with recall_lo / recall_hi,
+    qps (median of interleaved rounds) with qps_lo / qps_hi, p50_ms / p95_ms / p99_ms (single-query calls)
+    with the per-round spread, build_s, memory_mb, one column per parameter, threads, busy, status, note.
     """
-    return (session or default_session()).measure(dataset, index_type, build_params, search_params, k=k,
-                                                  latency_queries=latency_queries, repeats=repeats,
-                                                  min_time=min_time)
+    own = session is None
+    session = session or Session(target=target)
+    try:
+        return session.measure(dataset, index_type, build_params, search_params, k=k,
+                               latency_queries=latency_queries, repeats=repeats)
+    finally:
+        if own:
+            session.close()

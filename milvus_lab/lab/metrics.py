@@ -1,55 +1,57 @@
-"""Recall, latency percentiles and Pareto frontiers: short NumPy / pandas functions.
+"""Latency percentiles, confidence bounds, ties and Pareto frontiers: short NumPy / pandas functions.
 
-Recall is **k-recall@k**: for each query, the fraction of its ``k`` exact nearest neighbours found among
-the ``k`` results returned, averaged over the queries. As in ann-benchmarks, a returned row whose exact
-distance ties the k-th true neighbour's counts as found (duplicates of a neighbour are equally right).
+Recall itself is computed by :mod:`milvus_lab.numerics` (one tie rule for the whole package); the two
+functions here only pass a :class:`~milvus_lab.lab.Dataset`'s base, queries and ground truth to it.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .. import numerics
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .datasets import Dataset
 
-#: relative tolerance for a tie with the k-th true distance (distances are recomputed exactly in float64)
-TIE_RTOL = 1e-9
+#: one-sided normal quantile of the recall bounds (95 %)
+Z_95 = 1.6449
 
 
 def recall_per_query(found: Any, dataset: Dataset, k: int) -> np.ndarray:
-    """k-recall@k of each query: |returned top-k ∩ exact top-k| / k, ties at the k-th distance counted."""
-    from .datasets import exact_distances
-
-    found = np.asarray(found, dtype=np.int64)
-    if found.ndim != 2 or found.shape[0] != dataset.nq or found.shape[1] < k:
-        raise ValueError(f"found ids must have shape (nq={dataset.nq}, >= k={k}); got {found.shape}")
-    found = found[:, :k]
-    truth = dataset.ground_truth(k)
-    valid = found >= 0
-    in_truth = np.zeros(found.shape, dtype=bool)
-    for j in range(k):  # k passes over nq x k: no nq x k x k temporary
-        in_truth |= found == truth[:, j:j + 1]
-    in_truth &= valid
-    others = valid & ~in_truth
-    hits = in_truth.sum(1)
-    if others.any():
-        rows = np.flatnonzero(others.any(1))
-        dist = exact_distances(dataset.base, dataset.queries[rows], np.where(others[rows], found[rows], -1),
-                               dataset.metric)
-        kth = dataset.kth_distance(k)[rows][:, None]
-        tol = TIE_RTOL * np.maximum(np.abs(kth), 1.0)
-        ties = (dist >= kth - tol) if dataset.metric == "IP" else (dist <= kth + tol)
-        hits[rows] += (ties & others[rows]).sum(1)
-    return np.minimum(hits, k) / k
+    """k-recall@k of each of ``dataset``'s queries (:func:`milvus_lab.numerics.recall_per_query`)."""
+    return numerics.recall_per_query(found, dataset.ground_truth(k), k, base=dataset.base, queries=dataset.queries,
+                                     metric=dataset.metric)
 
 
 def recall_at_k(found: Any, dataset: Dataset, k: int) -> float:
-    """k-recall@k averaged over the dataset's queries (see :func:`recall_per_query`)."""
+    """k-recall@k averaged over ``dataset``'s queries."""
     return float(recall_per_query(found, dataset, k).mean())
+
+
+def recall_bounds(per_query: Any, z: float = Z_95) -> tuple[float, float]:
+    """One-sided (lower, upper) confidence bounds of the mean recall from per-query recalls.
+
+    Each query's recall is a share of k trials, so the mean is a binomial-like proportion; the bounds are
+    the Wilson score interval on the number of queries, widened to the per-query spread when that is larger
+    (neighbours of one query are not independent trials)."""
+    r = np.asarray(per_query, dtype=np.float64)
+    n = len(r)
+    if n == 0:
+        return float("nan"), float("nan")
+    p = float(r.mean())
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    sem = z * float(r.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0
+    low = min(centre - half, p - sem)
+    high = max(centre + half, p + sem)
+    return max(0.0, low), min(1.0, high)
 
 
 def latency_percentiles(seconds: Any) -> dict[str, float]:
@@ -59,6 +61,21 @@ def latency_percentiles(seconds: Any) -> dict[str, float]:
         return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
     return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
+
+
+def tied_with_best(qps: Sequence[float], lo: Sequence[float], hi: Sequence[float]) -> list[int]:
+    """Positions of the settings that tie with the fastest (by median QPS): their QPS interval reaches the
+    fastest one's lowest round. One position means a clear winner."""
+    qps_a = np.asarray(qps, dtype=np.float64)
+    if qps_a.size == 0 or not np.isfinite(qps_a).any():
+        return []
+    best = int(np.nanargmax(qps_a))
+    lo_a = np.asarray(lo, dtype=np.float64)
+    hi_a = np.asarray(hi, dtype=np.float64)
+    floor = lo_a[best] if np.isfinite(lo_a[best]) else qps_a[best]
+    top = np.where(np.isfinite(hi_a), hi_a, qps_a)
+    tied = [i for i in range(len(qps_a)) if i != best and np.isfinite(qps_a[i]) and top[i] >= floor]
+    return [best, *sorted(tied, key=lambda i: -qps_a[i])]
 
 
 def pareto_mask(x: Any, y: Any, *, x_higher: bool = True, y_higher: bool = True) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from .. import spec
 from .measurements import STATUS_OK, param_column
 from .metrics import pareto_mask
+from .report import warnings_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _MARKERS = "osD^vP*Xh<>"
+#: the spread columns of a measured column (lowest and highest repetition)
+SPREAD = {"qps": ("qps_lo", "qps_hi"), "p50_ms": ("p50_lo", "p50_hi"), "p99_ms": ("p99_lo", "p99_hi")}
 
 
 def type_style(index_type: str) -> dict[str, Any]:
@@ -77,14 +80,31 @@ def _frontier_plot(results: pd.DataFrame, y: str, y_higher: bool, ylabel: str, t
             ax.scatter(group["recall"], group[y], color=style["color"], marker=style["marker"], alpha=0.25, s=18)
         ax.plot(front["recall"], front[y], color=style["color"], marker=style["marker"], label=index_type,
                 linewidth=1.8, markersize=5)
+        lo, hi = SPREAD.get(y, (None, None))
+        if lo in front and front[lo].notna().any():
+            pts = group if all_points else front
+            err = np.vstack([(pts[y] - pts[lo]).clip(lower=0), (pts[hi] - pts[y]).clip(lower=0)])
+            ax.errorbar(pts["recall"], pts[y], yerr=err, fmt="none", ecolor=style["color"], alpha=0.6, capsize=2,
+                        linewidth=1)
     ax.set_yscale("log")
     ax.set_xlabel(_recall_label(ok))
     ax.set_ylabel(ylabel)
     context = _context(ok)
     ax.set_title(title + (f"\n{context}" if context else ""))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="index type (Pareto frontier)", fontsize="small")
+    ax.legend(title="index type (Pareto frontier; bars: range over the repetitions)", fontsize="small")
+    _warn(fig, results)
     return fig
+
+
+def _warn(fig: Figure, results: pd.DataFrame) -> None:
+    """Print the run's busy-machine / reproducibility warnings on the figure."""
+    text = warnings_of(results)
+    if text:
+        import textwrap
+
+        fig.text(0.01, 0.005, "\n".join(textwrap.fill(t, 150) for t in text), fontsize="x-small", color="firebrick",
+                 va="bottom")
 
 
 def plot_recall_qps(results: pd.DataFrame, ax: Axes | None = None, *, all_points: bool = True) -> Figure:
@@ -129,6 +149,7 @@ def plot_build_memory(results: pd.DataFrame) -> Figure:
     axes[1].set_xlabel("Build (index type and build parameters); FLAT's memory is the raw vectors")
     context = _context(ok)
     axes[0].set_title("Build time and memory per build" + (f"\n{context}" if context else ""))
+    _warn(fig, results)
     return fig
 
 
@@ -178,6 +199,7 @@ def plot_parameter(results: pd.DataFrame, index_type: str, param: str | None = N
     handles, labels = ax.get_legend_handles_labels()
     h2, l2 = qps_ax.get_legend_handles_labels()
     ax.legend(handles + h2, labels + l2, fontsize="small", loc="lower right")
+    _warn(fig, results)
     return fig
 
 

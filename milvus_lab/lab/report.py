@@ -1,4 +1,10 @@
-"""The winner table (fastest setting per index type at a recall target) and a short Markdown report."""
+"""The winner table (fastest setting per index type at a recall target) and a short Markdown report.
+
+A winner is named only when it is faster than every other index type beyond the measured spread: its
+slowest round beats the others' fastest rounds. Otherwise the table says which types tie. Index types
+the spec marks as not recommended (IVF_SQ8H: IVF_SQ8 on the CPU here) are shown with that note and
+never win.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +16,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import rules
 from .measurements import STATUS_OK
+from .metrics import tied_with_best
+from .timing import busy_warning
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SUMMARY_COLUMNS = ["index_type", "meets_target", "build_params", "search_params", "recall", "qps", "p99_ms",
-                   "build_s", "memory_mb", "note"]
+SUMMARY_COLUMNS = ["index_type", "meets_target", "build_params", "search_params", "recall", "qps", "qps_lo",
+                   "qps_hi", "p99_ms", "build_s", "memory_mb", "busy", "note"]
 
 
 def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
     """One row per index type: its fastest measured setting with recall >= ``target_recall``, or (when
     none reaches it) its highest-recall setting, or why it was not measured. Sorted: types that meet
-    the target by QPS, fastest first (the winner), then the rest."""
+    the target by QPS, fastest first, then the rest. ``rank`` is "winner", "tie" (QPS intervals overlap
+    with the fastest) or empty; ``df.attrs["verdict"]`` says it in a sentence."""
     import pandas as pd
 
     rows = []
@@ -40,49 +50,96 @@ def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
         else:
             best = hit.loc[hit["qps"].idxmax()]
             note = ""
+        other = rules.same_as(index_type)
+        if other is not None:
+            note = f"same index as {other} on the CPU here (a GPU index in Milvus), measured once; never recommended"
         rows.append({**{c: best[c] for c in SUMMARY_COLUMNS if c in best.index}, "meets_target": not hit.empty,
                      "note": note})
     out = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
     out["_order"] = [(0, -q) if m else (1, -r) for m, q, r in
                      zip(out["meets_target"], out["qps"].fillna(0), out["recall"].fillna(-1))]
-    return out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    out = out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    out["rank"] = ""
+    eligible = [i for i, r in out.iterrows() if r["meets_target"] is True and rules.recommended(r["index_type"])]
+    verdict = f"No index type reached recall {target_recall:g}."
+    if eligible:
+        sub = out.loc[eligible]
+        tied = [eligible[i] for i in tied_with_best(sub["qps"], sub["qps_lo"], sub["qps_hi"])]
+        if len(tied) == 1:
+            out.loc[tied[0], "rank"] = "winner"
+            w = out.loc[tied[0]]
+            verdict = (f"Winner: {w['index_type']} {_params(w['build_params'])} with {_params(w['search_params'])}: "
+                       f"recall {w['recall']:.3f} at {w['qps']:,.0f} QPS ({w['qps_lo']:,.0f}-{w['qps_hi']:,.0f}), "
+                       f"faster than the others beyond the spread of the repetitions")
+        else:
+            out.loc[tied, "rank"] = "tie"
+            names = ", ".join(f"{out.loc[i, 'index_type']} ({out.loc[i, 'qps']:,.0f} QPS)" for i in tied)
+            verdict = (f"Tie at recall >= {target_recall:g}: {names}; their QPS ranges over the repetitions overlap, "
+                       f"so no winner is named")
+    out.attrs["verdict"] = verdict
+    return out
+
+
+def _params(text: object) -> str:
+    if not isinstance(text, str) or not text:
+        return "-"
+    return rules.format_params(json.loads(text))
 
 
 def _fmt(value: object, fmt: str) -> str:
     try:
-        if isinstance(value, float) and math.isnan(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
             return ""
         return format(value, fmt)
     except (TypeError, ValueError):
         return str(value)
 
 
+def warnings_of(results: pd.DataFrame) -> list[str]:
+    """The run's caveats: a busy machine, builds that are not deterministic."""
+    out = []
+    busy = results["busy"].fillna(False).astype(bool) if "busy" in results else None
+    if busy is not None and busy.any():
+        text = results.attrs.get("busy_warning")
+        if not text:
+            others = results["other_cpu"].max() if "other_cpu" in results else float("nan")
+            drift = results["drift"].max() if "drift" in results else float("nan")
+            text = busy_warning(int(busy.sum()), len(results), float(others), float(drift if drift == drift else 1))
+        out.append(text)
+    if "deterministic" in results:
+        loose = results[(~results["deterministic"].fillna(True).astype(bool)) & (results["status"] == STATUS_OK)]
+        types = list(dict.fromkeys(loose["index_type"]))
+        if types:
+            out.append(f"Not deterministic: {', '.join(types)} builds depend on thread scheduling (multi-threaded "
+                       f"graph construction), so their recall can differ slightly on a rerun; the other builds are "
+                       f"seeded and repeat exactly.")
+    return out
+
+
 def winner_table(results: pd.DataFrame, target_recall: float = 0.95) -> str:
     """:func:`summary` as aligned plain text, for the terminal."""
     table = summary(results, target_recall)
-    measured_idx = {i for i, r in table.iterrows()
-                    if isinstance(r["build_params"], str) and r["build_params"] and not math.isnan(r["recall"])}
-    measured = [table.loc[i] for i in sorted(measured_idx)]
-    wb = max([len("build params")] + [len(r["build_params"]) for r in measured])
-    ws = max([len("search params")] + [len(r["search_params"]) for r in measured])
+    measured = [i for i, r in table.iterrows() if isinstance(r["build_params"], str) and r["build_params"]
+                and not math.isnan(r["recall"])]
+    shown = {i: (_params(table.loc[i, "build_params"]), _params(table.loc[i, "search_params"])) for i in measured}
+    wb = max([len("build params")] + [len(b) for b, _ in shown.values()])
+    ws = max([len("search params")] + [len(s) for _, s in shown.values()])
     header = (f"{'index type':<10} {'build params':<{wb}} {'search params':<{ws}} {'recall':>6} {'QPS':>9} "
-              f"{'p99 ms':>7} {'build s':>7} {'MB':>8}")
-    lines = [f"Fastest setting per index type at recall >= {target_recall:g} (k-recall@k):", header,
-             "-" * len(header)]
+              f"{'QPS range':>17} {'p99 ms':>7} {'build s':>7} {'MB':>8}  rank")
+    lines = [f"Fastest setting per index type at recall >= {target_recall:g} (k-recall@k; QPS: median of the "
+             f"repetitions and their range):", header, "-" * len(header)]
     for i, r in table.iterrows():
-        if i in measured_idx:
-            lines.append(f"{r['index_type']:<10} {r['build_params']:<{wb}} {r['search_params']:<{ws}} "
-                         f"{_fmt(r['recall'], '.3f'):>6} {_fmt(r['qps'], ',.0f'):>9} {_fmt(r['p99_ms'], '.2f'):>7} "
-                         f"{_fmt(r['build_s'], '.1f'):>7} {_fmt(r['memory_mb'], ',.1f'):>8}"
+        if i in shown:
+            b, s = shown[i]
+            spread = f"{_fmt(r['qps_lo'], ',.0f')}-{_fmt(r['qps_hi'], ',.0f')}"
+            lines.append(f"{r['index_type']:<10} {b:<{wb}} {s:<{ws}} {_fmt(r['recall'], '.3f'):>6} "
+                         f"{_fmt(r['qps'], ',.0f'):>9} {spread:>17} {_fmt(r['p99_ms'], '.2f'):>7} "
+                         f"{_fmt(r['build_s'], '.1f'):>7} {_fmt(r['memory_mb'], ',.1f'):>8}  {r['rank']}"
                          + (f"   ({r['note']})" if r["note"] else ""))
         else:
             lines.append(f"{r['index_type']:<10} {r['note']}")
-    if len(table) and table["meets_target"].iloc[0]:
-        w = table.iloc[0]
-        lines.append(f"Winner: {w['index_type']} {w['build_params']} with {w['search_params']}: recall "
-                     f"{w['recall']:.3f} at {w['qps']:,.0f} QPS")
-    else:
-        lines.append(f"No index type reached recall {target_recall:g}.")
+    lines.append(table.attrs["verdict"])
+    lines += warnings_of(results)
     return "\n".join(lines)
 
 
@@ -99,44 +156,57 @@ def _md_table(df: pd.DataFrame) -> str:
 def markdown_report(results: pd.DataFrame, target_recall: float = 0.95, *, title: str = "Index comparison",
                     plots: Iterable[str | os.PathLike] = (), command: str | None = None,
                     wall_s: float | None = None) -> str:
-    """A short Markdown report: the data, the method, the winner table, skipped types and the plots."""
-    import faiss
-
+    """A short Markdown report: the data, the method, warnings, the winner or tie, skipped types, plots."""
     first = results.iloc[0]
     table = summary(results, target_recall)
     shown = table.copy()
-    for col, fmt in (("recall", ".3f"), ("qps", ",.0f"), ("p99_ms", ".2f"), ("build_s", ".1f"),
-                     ("memory_mb", ",.1f")):
+    shown["build_params"] = [_params(v) for v in shown["build_params"]]
+    shown["search_params"] = [_params(v) for v in shown["search_params"]]
+    for col, fmt in (("recall", ".3f"), ("qps", ",.0f"), ("qps_lo", ",.0f"), ("qps_hi", ",.0f"), ("p99_ms", ".2f"),
+                     ("build_s", ".1f"), ("memory_mb", ",.1f")):
         shown[col] = [_fmt(v, fmt) for v in shown[col]]
+    attrs = results.attrs
+    k = int(first["k"])
     lines = [f"# {title}", ""]
+    warn = warnings_of(results)
+    if warn:
+        lines += [f"> **{w}**" for w in warn] + [""]
     lines.append(f"Data: **{first['dataset']}**, {int(first['n']):,} base vectors of {int(first['dim'])} dimensions, "
-                 f"{int(first['nq']):,} held-out queries, metric {first['metric']}, k = {int(first['k'])}.")
+                 f"{int(first['nq']):,} held-out queries, metric {first['metric']}, k = {k}.")
     lines.append("")
-    lines.append(f"Recall is {int(first['k'])}-recall@{int(first['k'])}: the fraction of each query's "
-                 f"{int(first['k'])} exact nearest neighbours (faiss brute force) found in the "
-                 f"{int(first['k'])} results, averaged over the queries (ties at the k-th distance count). QPS "
-                 "is the whole query batch in one call (best of up to 3 runs); p50/p95/p99 are single-query "
-                 "calls; memory is what the index holds to answer queries (FLAT: the raw vectors). Every "
-                 "search went through milvus_lab's engine.")
+    repeats = results["repeats"].dropna()
+    reps = int(repeats.iloc[0]) if len(repeats) else 0
+    lines.append(f"Recall is {k}-recall@{k}: the fraction of each query's {k} exact nearest neighbours found in the "
+                 f"{k} results, averaged over the queries (ties at the k-th distance count). QPS is the median of "
+                 f"{reps} rounds of the whole query batch, the settings of a build timed round-robin after a "
+                 f"warm-up; the range is the slowest and fastest round. p50/p95/p99 are single-query calls "
+                 f"spread over the rounds; memory is what the index holds to answer queries (FLAT: the raw "
+                 f"vectors).")
     lines.append("")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU(s), faiss threads {faiss.omp_get_max_threads()}"
-    lines.append(f"Machine: {machine}." + (f" Wall time: {wall_s:.1f} s." if wall_s is not None else ""))
+    threads = attrs.get("threads")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU(s)"
+    if threads:
+        machine += f", faiss/BLAS threads fixed at {threads}, hnswlib {attrs.get('hnswlib_threads')}"
+    lines.append(f"Machine: {machine}. Target: {attrs.get('target', 'in-memory engine')}."
+                 + (f" Wall time: {wall_s:.1f} s." if wall_s is not None else ""))
     if command:
         lines += ["", f"Command: `{command}`"]
-    lines += ["", f"## Fastest setting per index type at recall >= {target_recall:g}", "", _md_table(shown), ""]
-    if len(table) and table["meets_target"].iloc[0]:
-        w = table.iloc[0]
+    lines += ["", f"## Fastest setting per index type at recall >= {target_recall:g}", "", _md_table(shown), "",
+              table.attrs["verdict"] + ".", ""]
+    winner = table[table["rank"] == "winner"]
+    if len(winner):
+        w = winner.iloc[0]
         build = json.loads(w["build_params"])
         search = json.loads(w["search_params"])
         lines += ["Winner, ready to copy:", "", "```python",
                   f"collection.create_index({w['index_type']!r}, {build!r})",
-                  f"results = collection.search(queries, {int(first['k'])}" + (f", {search!r})" if search else ")"),
+                  f"results = collection.search(queries, {k}" + (f", {search!r})" if search else ")"),
                   "```", ""]
     skipped = results[results["status"] != STATUS_OK]
     if not skipped.empty:
         lines += ["## Not measured", ""]
         for _, r in skipped.drop_duplicates(["index_type", "build_params", "note"]).iterrows():
-            lines.append(f"- **{r['index_type']}** {r['build_params']}: {r['status']}: {r['note']}")
+            lines.append(f"- **{r['index_type']}** {_params(r['build_params'])}: {r['status']}: {r['note']}")
         lines.append("")
     plots = [Path(p) for p in plots]
     if plots:

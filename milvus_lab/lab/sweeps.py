@@ -1,14 +1,16 @@
 """Default sweeps derived from the spec, and :func:`compare`, which runs them on a dataset.
 
-Every grid value comes from :mod:`milvus_lab.spec` (``default_build_params``, ``sweep_values``,
-``bounds``, ``allowed_values``); the lab adds only data-dependent choices, each stated here:
+Every grid value comes from :mod:`milvus_lab.spec` (``default_build_params``, ``sweep_range``,
+``sweep_values``, ``allowed_values``); the lab adds only data-dependent choices, each stated here:
 
 * IVF ``nlist``: the spec's doubling grid value nearest to 4·√n (a common rule of thumb), at most n;
-* search parameters walk the spec's grid upward (``nprobe`` doubling from 1 to nlist, HNSW ``ef``
-  doubling from top_k, RNSG ``search_length`` in the spec's linear steps from top_k, ANNOY ``search_k``
-  doubling from n_trees·top_k, the value -1 stands for, up to n_trees·n), stopping once recall saturates;
+* search parameters walk the spec's grid upward from the parameter's ``sweep_start``, stopping once
+  recall saturates (recall only: one batch search per value); the values walked are then timed together,
+  round-robin (see :mod:`.timing`);
 * budget ``"thorough"`` adds, per build parameter, the spec grid's neighbours of the default (one
-  parameter changed at a time, keeping to the spec's recommendations).
+  parameter changed at a time, keeping to the spec's recommendations);
+* an index type identical to another here (``IndexSpec.same_as``: IVF_SQ8H is IVF_SQ8 on the CPU) is
+  built once and measured at its default setting, with that note, and never recommended.
 """
 
 from __future__ import annotations
@@ -22,22 +24,27 @@ from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from .. import spec
-from ..errors import InvalidParameterError, ParamError
+from ..errors import InvalidParameterError, ParamError, ServerError
+from . import memory, rules
 from .datasets import Dataset
 from .measurements import (
-    DEFAULT_LATENCY_QUERIES,
+    STATUS_SERVER_ERROR,
     STATUS_SKIPPED,
     Build,
+    LabMemoryError,
+    LabWarning,
     Session,
     base_row,
     build_row,
-    default_session,
     results_frame,
 )
 from .metrics import pareto_frontier
+from .timing import DEFAULT_LATENCY_QUERIES, busy_warning
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..protocol import Target
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ BUDGETS = {
                        min_remaining=0.001, patience=2),
 }
 
+SAME_AS_NOTE = "same index as {other} on the CPU here (a GPU index in Milvus); measured once, never recommended"
+
 
 def get_budget(budget: str | Budget) -> Budget:
     if isinstance(budget, Budget):
@@ -79,12 +88,13 @@ def get_budget(budget: str | Budget) -> Budget:
 
 @dataclass
 class BuildPlan:
-    """One build of a sweep and the search settings to run on it, in increasing-recall order."""
+    """One build of a sweep and the search settings to try on it, in increasing-recall order."""
 
     index_type: str
     build_params: dict[str, int]
     searches: list[dict[str, int]]
     primary: bool = True
+    note: str = ""
 
 
 @dataclass
@@ -102,46 +112,21 @@ class Plan:
 # --------------------------------------------------------------------------------------------------
 # Grids from the spec
 # --------------------------------------------------------------------------------------------------
-def lab_index_types(metric: str) -> list[str]:
-    """The index types the lab compares for a float metric, in the spec's order."""
-    return [name for name in spec.index_types_for_metric(metric)]
-
-
 def _nearest_log(values: Sequence[int], target: float) -> int:
     return min(values, key=lambda v: (abs(math.log(v) - math.log(target)), v))
 
 
-def center_build_params(index_type: str, n: int, dim: int) -> dict[str, int]:
+def center_build_params(index_type: str, n: int, dim: int, profile: str | None = None) -> dict[str, int]:
     """The spec's default build parameters, with IVF ``nlist`` chosen for the data (nearest 4·√n, <= n).
 
     Raises InvalidParameterError when the index type admits no parameters for ``dim`` (IVF_PQ on 50-d)."""
-    index_spec = spec.get_index(index_type)
-    params = spec.default_build_params(index_spec.name, dim)
+    profile = profile or spec.DEFAULT_PROFILE
+    index_spec = rules.get_index(index_type, profile)
+    params = spec.default_build_params(index_spec.name, dim, profile=profile)
     if "nlist" in params:
         grid = [v for v in spec.sweep_values(index_spec.build["nlist"]) if v <= n] or [1]
         params["nlist"] = _nearest_log(grid, 4 * math.sqrt(n))
     return params
-
-
-def unavailable_reason(index_type: str, dim: int) -> str | None:
-    """Why ``index_type`` cannot index vectors of dimension ``dim`` at all (None: it can).
-
-    A parameter with a finite choice set that has no allowed value for ``dim`` (IVF_PQ ``m``) rules the
-    type out; the reason names the rule and the nearest dimensions that allow it."""
-    index_spec = spec.get_index(index_type)
-    for name, param in index_spec.build.items():
-        if param.choices is None or spec.allowed_values(param, {"dim": dim}):
-            continue
-        low, high = spec.DIMENSION
-        below = next((d for d in range(dim - 1, low - 1, -1) if spec.allowed_values(param, {"dim": d})), None)
-        above = next((d for d in range(dim + 1, min(high, 2 * dim) + 1) if spec.allowed_values(param, {"dim": d})),
-                     None)
-        nearest = " or ".join(str(d) for d in (below, above) if d is not None)
-        return (f"{index_spec.name} skipped: no {name} is allowed for dimension {dim} ({param.rule_help}), so "
-                f"{index_spec.name} cannot index this data"
-                + (f"; dimensions {nearest} would allow it (e.g. a PCA projection, if you choose to)" if nearest
-                   else ""))
-    return None
 
 
 def _neighbours(grid: Sequence[int], value: int) -> list[int]:
@@ -150,71 +135,122 @@ def _neighbours(grid: Sequence[int], value: int) -> list[int]:
     return ([lower[-1]] if lower else []) + ([higher[0]] if higher else [])
 
 
-def neighbour_build_params(index_type: str, center: Mapping[str, int], n: int, dim: int, metric: str
-                           ) -> list[dict[str, int]]:
+def build_grid(index_type: str, name: str, center: Mapping[str, int], dim: int, metric: str,
+               profile: str | None = None) -> list[int]:
+    """The values a build parameter can take around ``center`` (the spec's grid, in increasing order)."""
+    param = rules.get_index(index_type, profile).build[name]
+    ctx = {"dim": dim, "metric": metric, **center}
+    grid = spec.allowed_values(param, ctx)
+    return grid if grid is not None else spec.sweep_values(param, ctx)
+
+
+def valid_build(index_type: str, params: Mapping[str, int], n: int, dim: int, metric: str,
+                profile: str | None = None, *, advice: bool = True) -> bool:
+    """Are these build parameters valid on the profile, trainable on ``n`` rows, and (``advice``) within
+    the spec's recommendations?"""
+    try:
+        index_spec, clean = spec.validate_build(index_type, params, dim=dim, metric=metric, warn=False)
+    except InvalidParameterError:
+        return False
+    if rules.raw_reason(index_spec.name, clean, n, profile=profile or spec.DEFAULT_PROFILE):
+        return False
+    return not (advice and spec.recommendation_warnings(index_spec, clean))
+
+
+def neighbour_build_params(index_type: str, center: Mapping[str, int], n: int, dim: int, metric: str,
+                           profile: str | None = None) -> list[dict[str, int]]:
     """Builds one grid step from ``center`` (one parameter at a time), valid and within the spec's advice."""
-    index_spec = spec.get_index(index_type)
     out = []
-    for name, param in index_spec.build.items():
-        ctx = {"dim": dim, "metric": metric, **center}
-        grid = spec.allowed_values(param, ctx)
-        if grid is None:
-            grid = spec.sweep_values(param, ctx)
-        for value in _neighbours(grid, center[name]):
+    for name in rules.get_index(index_type, profile).build:
+        for value in _neighbours(build_grid(index_type, name, center, dim, metric, profile), center[name]):
             params = {**center, name: value}
-            if "nlist" in params and params["nlist"] > n:
-                continue
-            try:
-                spec.validate_build(index_spec.name, params, dim=dim, metric=metric, warn=False)
-            except InvalidParameterError:
-                continue
-            if spec.recommendation_warnings(index_spec, params):
-                continue
-            out.append(params)
+            if valid_build(index_type, params, n, dim, metric, profile):
+                out.append(params)
     return out
 
 
-def search_grid(index_type: str, build_params: Mapping[str, int], n: int, k: int) -> list[dict[str, int]]:
-    """Search settings for one build, in increasing-recall order, from the spec's sweep of its parameter."""
-    index_spec = spec.get_index(index_type)
+def search_values(index_type: str, build_params: Mapping[str, int], n: int, k: int,
+                  profile: str | None = None) -> tuple[str, list[int]] | None:
+    """The search parameter of a build and its sweep (from its ``sweep_start`` upward); None for FLAT."""
+    index_spec = rules.get_index(index_type, profile)
     if not index_spec.search:
+        return None
+    name, param = next(iter(index_spec.search.items()))
+    ctx = {**spec.search_context(k, build_params), "rows": max(n, k)}
+    start, stop = spec.sweep_range(param, ctx)
+    return name, spec.sweep_values(param, ctx, start=start, stop=stop)
+
+
+def search_grid(index_type: str, build_params: Mapping[str, int], n: int, k: int,
+                profile: str | None = None) -> list[dict[str, int]]:
+    """Search settings for one build, in increasing-recall order, from the spec's sweep of its parameter."""
+    found = search_values(index_type, build_params, n, k, profile)
+    if found is None:
         return [{}]
-    settings: list[dict[str, int]] = []
-    for name, param in index_spec.search.items():
-        ctx = spec.search_context(k, build_params)
-        start = stop = None
-        if index_spec.name == "ANNOY":  # from the value -1 stands for up to every node of every tree
-            start, stop = build_params["n_trees"] * k, build_params["n_trees"] * max(n, k)
-        elif index_spec.name == "RNSG":  # a search list shorter than top_k cannot return top_k hits
-            start = k
-        values = spec.sweep_values(param, ctx, start=start, stop=stop)
-        settings = [{**s, name: v} for s in (settings or [{}]) for v in values]
-    return settings
+    name, values = found
+    return [{name: v} for v in values]
 
 
 def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: int = 10,
-                 budget: str | Budget = "default") -> Plan:
+                 budget: str | Budget = "default", profile: str | None = None) -> Plan:
     """The builds and search settings :func:`compare` runs, with skipped index types and why."""
+    profile = profile or spec.DEFAULT_PROFILE
     budget = get_budget(budget)
-    types = lab_index_types(dataset.metric) if index_types is None else [spec.get_index(t).name for t in index_types]
+    types = rules.index_types(dataset.metric) if index_types is None else \
+        [spec.get_index(t).name for t in index_types]
     plan = Plan()
     extras: list[BuildPlan] = []
+    planned: list[str] = []
     for index_type in dict.fromkeys(types):
-        index_spec = spec.INDEXES[index_type]
-        if dataset.metric not in index_spec.metrics:
-            plan.skipped[index_type] = f"{index_type} does not support metric {dataset.metric}"
-            continue
-        reason = unavailable_reason(index_type, dataset.dim)
+        reason = rules.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
         if reason:
             plan.skipped[index_type] = reason
             continue
-        center = center_build_params(index_type, dataset.n, dataset.dim)
-        plan.builds.append(BuildPlan(index_type, center, search_grid(index_type, center, dataset.n, k)))
+        center = center_build_params(index_type, dataset.n, dataset.dim, profile)
+        raw = rules.raw_reason(index_type, center, dataset.n, profile=profile)
+        if raw:
+            plan.skipped[index_type] = (f"{index_type} cannot be trained on this data with "
+                                        f"{rules.format_params(center)}: {raw}")
+            continue
+        other = rules.same_as(index_type)
+        if other is not None:
+            plan.builds.append(BuildPlan(index_type, center, [spec.default_search_params(index_type, k, center)],
+                                         note=SAME_AS_NOTE.format(other=other)))
+            continue
+        planned.append(index_type)
+        plan.builds.append(BuildPlan(index_type, center, search_grid(index_type, center, dataset.n, k, profile)))
         if budget.neighbour_builds:
-            for params in neighbour_build_params(index_type, center, dataset.n, dataset.dim, dataset.metric):
-                extras.append(BuildPlan(index_type, params, search_grid(index_type, params, dataset.n, k), False))
+            for params in neighbour_build_params(index_type, center, dataset.n, dataset.dim, dataset.metric, profile):
+                extras.append(BuildPlan(index_type, params, search_grid(index_type, params, dataset.n, k, profile),
+                                        False))
     plan.builds.extend(extras)  # every type's first build runs before any extra one
     return plan
+
+
+def plan_memory(dataset: Dataset, plan: Plan, session: Session) -> dict[str, int]:
+    """Bytes a plan adds to what is already held: the collection's copy of the rows (in memory only) and
+    the largest index (one index exists at a time)."""
+    in_memory = session.profile == spec.DEFAULT_PROFILE
+    rows = dataset.base.nbytes if in_memory and not session.holds(dataset) else 0
+    largest = max((memory.index_bytes(b.index_type, b.build_params, dataset.n, dataset.dim) for b in plan.builds),
+                  default=0) if in_memory else 0
+    return {"collection_bytes": rows, "index_bytes": largest, "total_bytes": rows + largest}
+
+
+def check_memory(dataset: Dataset, plan: Plan, session: Session) -> None:
+    """Refuse up front, with the estimate, a plan that cannot fit in the memory the machine has free."""
+    need = plan_memory(dataset, plan, session)
+    free = memory.available_bytes()
+    if free is None or need["total_bytes"] <= free:
+        return
+    mb = 2**20
+    biggest = max(plan.builds, key=lambda b: memory.index_bytes(b.index_type, b.build_params, dataset.n, dataset.dim))
+    raise LabMemoryError(
+        f"this comparison needs about {need['total_bytes'] / mb:,.0f} MB more ({need['collection_bytes'] / mb:,.0f} "
+        f"MB for the collection's copy of the {dataset.n:,} x {dataset.dim} rows, {need['index_bytes'] / mb:,.0f} "
+        f"MB for the largest index, {biggest.index_type} {rules.format_params(biggest.build_params)}) but only "
+        f"{free / mb:,.0f} MB are free; compare fewer index types (index_types=...), a sample of the rows, or "
+        f"run on a server target")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,19 +283,17 @@ def saturation_rule(budget: Budget, max_recall: float | None = None) -> StopRule
     return stop
 
 
-def _label(params: Mapping[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())
-
-
-class _Progress:
-    """A tqdm.auto bar over all steps of a run (or nothing), which also prints notes."""
+class Progress:
+    """A tqdm.auto bar over all steps of a run, with elapsed and estimated remaining time (or nothing)."""
 
     def __init__(self, total: int, enabled: bool, desc: str):
         self.bar = None
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, about {remaining} left]"
+                                       "{postfix}")
 
     def step(self, n: int = 1, text: str | None = None) -> None:
         if self.bar is not None:
@@ -267,79 +301,98 @@ class _Progress:
                 self.bar.set_postfix_str(text, refresh=False)
             self.bar.update(n)
 
+    def describe(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(text)
+
     def write(self, text: str) -> None:
         if self.bar is not None:
             self.bar.write(text)
         else:
-            warnings.warn(text, _lab_warning(), stacklevel=3)
+            warnings.warn(text, LabWarning, stacklevel=3)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _lab_warning() -> type[Warning]:
-    from .measurements import LabWarning
-
-    return LabWarning
-
-
 def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: StopRule,
              latency_queries: int = DEFAULT_LATENCY_QUERIES, progress: bool = True, time_limit: float | None = None,
              accept_build: Callable[[Build], str | None] | None = None, desc: str = "lab") -> list[dict[str, Any]]:
-    """Build each planned index (cached) and walk its search settings until ``stop`` says so.
+    """Build each planned index and walk its search settings (recall only) until ``stop`` says so, then
+    time the settings walked round-robin.
 
     ``accept_build`` may refuse a build after it is made (returns the reason), e.g. over a memory budget.
-    Rows for skipped index types come first; builds not indexed or failed give one row with the reason.
+    Rows for skipped index types come first; builds not indexed or failed give one row with the reason. A
+    server error ends the run: the rows measured so far are returned with a last row saying what failed.
     """
     started = time.perf_counter()
     dataset.ground_truth(k)
     rows: list[dict[str, Any]] = []
-    bar = _Progress(plan.steps, progress, desc)
+    bar = Progress(plan.steps, progress, desc)
     try:
         for index_type, reason in plan.skipped.items():
             bar.write(reason)
-            row = base_row(dataset, index_type, {}, {}, k)
+            row = base_row(dataset, index_type, {}, {}, k, session)
             row.update(status=STATUS_SKIPPED, note=reason)
             rows.append(row)
         for item in plan.builds:
             if time_limit is not None and not item.primary and time.perf_counter() - started > time_limit:
                 bar.step(1 + len(item.searches))
-                row = base_row(dataset, item.index_type, item.build_params, {}, k)
+                row = base_row(dataset, item.index_type, item.build_params, {}, k, session)
                 row.update(status=STATUS_SKIPPED, note=f"time limit of {time_limit:g} s reached before this build")
                 rows.append(row)
                 continue
-            if bar.bar is not None:
-                bar.bar.set_postfix_str("", refresh=False)
-                bar.bar.set_description_str(f"{desc}: building {item.index_type} {_label(item.build_params)}")
-            build = session.build(dataset, item.index_type, item.build_params)
-            bar.step(1)
-            refusal = None if not build.ok or accept_build is None else accept_build(build)
-            if not build.ok or refusal:
-                row = build_row(dataset, build, {}, k)
-                if refusal:
-                    row.update(status=STATUS_SKIPPED, note=refusal)
-                bar.write(f"{item.index_type} {_label(item.build_params)}: {row['note']}")
+            try:
+                rows += _run_build(session, dataset, item, k, stop, latency_queries, bar, started, time_limit,
+                                   accept_build, desc)
+            except ServerError as exc:
+                row = base_row(dataset, item.index_type, item.build_params, {}, k, session)
+                row.update(status=STATUS_SERVER_ERROR, note=str(exc))
                 rows.append(row)
-                bar.step(len(item.searches))
-                continue
-            recalls: list[float] = []
-            for done, search in enumerate(item.searches, 1):
-                if bar.bar is not None:
-                    bar.bar.set_description_str(f"{desc}: {item.index_type} {_label(item.build_params)}")
-                row = session.measure_setting(dataset, build, search, k=k, latency_queries=latency_queries)
-                rows.append(row)
-                recalls.append(row["recall"])
-                bar.step(1, f"{_label(search) or 'exact'}: recall {row['recall']:.3f}")
-                over_time = time_limit is not None and time.perf_counter() - started > time_limit
-                if stop(recalls) or over_time:
-                    if over_time and done < len(item.searches):
-                        row["note"] = (row["note"] + "; " if row["note"] else "") + \
-                            f"sweep stopped: time limit of {time_limit:g} s"
-                    bar.step(len(item.searches) - done)
-                    break
+                bar.write(f"{item.index_type}: {exc}; the {len(rows) - 1} row(s) measured so far are kept")
+                break
     finally:
         bar.close()
+    return rows
+
+
+def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop: StopRule, latency_queries: int,
+               bar: Progress, started: float, time_limit: float | None,
+               accept_build: Callable[[Build], str | None] | None, desc: str) -> list[dict[str, Any]]:
+    label = f"{item.index_type} {rules.format_params(item.build_params)}"
+    bar.describe(f"{desc}: building {label}")
+    build = session.build(dataset, item.index_type, item.build_params)
+    bar.step(1)
+    refusal = None if not build.ok or accept_build is None else accept_build(build)
+    if not build.ok or refusal:
+        row = build_row(dataset, build, {}, k, session)
+        if refusal:
+            row.update(status=STATUS_SKIPPED, note=refusal)
+        bar.write(f"{label}: {row['note']}")
+        bar.step(len(item.searches))
+        return [row]
+    bar.describe(f"{desc}: {label}")
+    walked, per_query, recalls = [], [], []
+    for done, search in enumerate(item.searches, 1):
+        found = session.recall_of(dataset, build, search, k)
+        walked.append(search)
+        per_query.append(found)
+        recalls.append(float(found.mean()))
+        bar.step(1, f"{rules.format_params(search)}: recall {recalls[-1]:.3f}")
+        over_time = time_limit is not None and time.perf_counter() - started > time_limit
+        if stop(recalls) or over_time:
+            bar.step(len(item.searches) - done)
+            break
+    else:
+        over_time = False
+    bar.describe(f"{desc}: timing {label}")
+    rows = session.measure_settings(dataset, build, walked, k=k, latency_queries=latency_queries, recalls=per_query)
+    for row in rows:
+        row["note"] = "; ".join(t for t in (row["note"], item.note) if t)
+    if over_time and len(walked) < len(item.searches):
+        rows[-1]["note"] = "; ".join(t for t in (rows[-1]["note"], f"sweep stopped: time limit of {time_limit:g} s")
+                                     if t)
     return rows
 
 
@@ -352,27 +405,43 @@ def _split_budget(budget: Any, time_limit: float | None) -> tuple[str | Budget, 
 
 
 def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: int = 10,
-            budget: str | float = "default", session: Session | None = None,
+            budget: str | float = "default", session: Session | None = None, target: Target | None = None,
             latency_queries: int = DEFAULT_LATENCY_QUERIES, time_limit: float | None = None,
-            progress: bool = True) -> pd.DataFrame:
+            repeats: int | None = None, threads: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Compare index types on ``dataset`` with default sweeps from the spec; one row per measured setting.
 
-    ``index_types``: names (default: every float index type). ``budget``: ``"quick"``, ``"default"``
-    or ``"thorough"`` (more builds), or a number of seconds (the default grid under a time limit: extra
-    builds and further search points stop once it is spent). Recall is k-recall@k against exact ground
-    truth; search sweeps stop when recall saturates. Index types that cannot run on this data (IVF_PQ
-    on a dimension that admits no ``m``) get a row with ``status="skipped"`` and the reason; builds that
-    left rows raw get ``status="not indexed"`` and are not measured. ``pareto`` marks each type's
-    recall–QPS frontier. A tqdm.auto progress bar runs over the whole comparison.
+    ``target``: where to build (default: a new in-memory engine; a Milvus server target works the same,
+    and types it lacks get a row "not available on <target>: <reason>"). ``index_types``: names (default:
+    every float index type). ``budget``: ``"quick"``, ``"default"`` or ``"thorough"`` (more builds), or a
+    number of seconds (the default grid under a time limit). Recall is k-recall@k against exact ground
+    truth; QPS is the median of ``repeats`` interleaved rounds with ``qps_lo`` / ``qps_hi``; ``busy`` flags
+    timings taken while other processes used the machine. ``pareto`` marks each type's recall–QPS frontier.
+    The plan's memory is checked before anything is built. A server error mid-run returns the rows measured
+    so far, the last one saying what failed (``df.attrs["error"]``).
     """
     budget, time_limit = _split_budget(budget, time_limit)
     budget_obj = get_budget(budget)
     k = dataset._check_k(k)
-    plan = default_plan(dataset, index_types, k=k, budget=budget_obj)
-    started = time.perf_counter()
-    rows = run_plan(session or default_session(), dataset, plan, k=k, stop=saturation_rule(budget_obj),
-                    latency_queries=latency_queries, progress=progress, time_limit=time_limit, desc="compare")
-    df = results_frame(rows)
-    df["pareto"] = pareto_frontier(df)
-    df.attrs.update(dataset=dataset.name, k=k, budget=budget_obj.name, wall_s=time.perf_counter() - started)
-    return df
+    own = session is None
+    session = session or Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
+    try:
+        plan = default_plan(dataset, index_types, k=k, budget=budget_obj, profile=session.profile)
+        check_memory(dataset, plan, session)
+        started = time.perf_counter()
+        with session.running():
+            rows = run_plan(session, dataset, plan, k=k, stop=saturation_rule(budget_obj),
+                            latency_queries=latency_queries, progress=progress, time_limit=time_limit,
+                            desc="compare")
+        df = results_frame(rows)
+        df["pareto"] = pareto_frontier(df)
+        df.attrs.update(session.run_attrs(), dataset=dataset.name, k=k, budget=budget_obj.name,
+                        wall_s=time.perf_counter() - started)
+        df.attrs["busy_warning"] = busy_warning(**session.monitor.summary()) if df["busy"].fillna(False).any() else ""
+        failed = df[df["status"] == STATUS_SERVER_ERROR]
+        if len(failed):
+            df.attrs["error"] = failed["note"].iloc[-1]
+            warnings.warn(df.attrs["error"], LabWarning, stacklevel=2)
+        return df
+    finally:
+        if own:
+            session.close()

@@ -1,71 +1,173 @@
 """Auto-tuning: per index type, the fastest setting that reaches a recall target on held-out queries.
 
-The queries are split in two. The sweep runs on the tuning half and, per build, stops one step after
-the target is first reached (search parameters are swept in increasing-recall order, so that first step
-is that build's fastest setting at the target). Candidates are then re-measured on the held-out half,
-fastest first; the first whose held-out recall (measured, not guessed) meets the target, and the
-optional p99 latency and memory limits, is the type's answer. The overall winner has the highest
-held-out QPS.
+The queries are split in two: the *tuning* half steers the search, the *held-out* half verifies and times.
+
+* **Search parameter** (one integer per index type: nprobe, ef, search_length, search_k): its recall is
+  measured walking the spec's sweep upward from ``sweep_start`` until the target is reached (the bracket),
+  then the integer is **bisected** between the last value below the target and the first at it, so the
+  answer is the smallest value that reaches the target, not the next grid point above it.
+* **Verification**: the chosen value is searched with the held-out queries; it passes when the recall over
+  all queries (tuning and held-out) reaches the target and the held-out recall is not below it beyond its
+  uncertainty (the upper bound of a 95 % interval on the mean of the per-query recalls,
+  :func:`~milvus_lab.lab.metrics.recall_bounds`). If it fails, the tuning target is raised by twice the
+  shortfall, once, and the search repeated. Then the setting is timed with the
+  measurement protocol (interleaved rounds, median and range).
+* **Build parameters** (nlist; HNSW M and efConstruction; ANNOY n_trees; IVF_PQ m and nlist; RNSG
+  out_degree, knng, candidate_pool_size, search_length) are explored by **coordinate search** from the
+  spec's defaults: one parameter at a time, one grid step in the cheaper direction first, continuing while
+  the held-out QPS at the target improves by more than ``min_gain``, within ``time_budget_s`` and
+  ``max_builds`` per type. Every point tried is kept, with why the search stopped.
+
+Index types the spec marks as not recommended (IVF_SQ8H, the same index as IVF_SQ8 here) are not tuned.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ParamError
+import numpy as np
+
+from .. import spec
+from ..errors import ParamError, ServerError
+from . import rules
 from .datasets import Dataset
-from .measurements import DEFAULT_LATENCY_QUERIES, STATUS_OK, Session, default_session, results_frame
-from .metrics import pareto_frontier
-from .sweeps import default_plan, get_budget, run_plan, saturation_rule
+from .measurements import STATUS_OK, Session, base_row, results_frame
+from .metrics import recall_bounds, tied_with_best
+from .sweeps import Progress, build_grid, center_build_params, search_values, valid_build
+from .timing import DEFAULT_LATENCY_QUERIES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BEST_COLUMNS = ["index_type", "build_params", "search_params", "recall", "qps", "p50_ms", "p95_ms", "p99_ms",
-                "build_s", "memory_mb", "tuning_recall", "status", "note"]
+    from ..protocol import Target
+
+BEST_COLUMNS = ["index_type", "build_params", "search_params", "recall", "recall_lo", "recall_hi", "tuning_recall",
+                "qps", "qps_lo", "qps_hi", "p50_ms", "p95_ms", "p99_ms", "build_s", "memory_mb", "busy", "status",
+                "note"]
+#: relative QPS gain a build must show over the best so far for the coordinate search to move on to it
+DEFAULT_MIN_GAIN = 0.03
+#: builds tried per index type at most
+DEFAULT_MAX_BUILDS = 8
+STATUS_NO_SETTING = "no setting"
+STATUS_NOT_TUNED = "not tuned"
+
+CODE_TARGETS = ("pymilvus-0.2", "pymilvus-2")
 
 
-def _code_lines(index_type: str, build_params: dict[str, int], search_params: dict[str, int], k: int) -> str:
-    search = f", {search_params!r}" if search_params else ""
-    return (f"collection.create_index({index_type!r}, {build_params!r})\n"
-            f"collection.search(queries, {k}{search})\n"
-            f"# pymilvus 0.2.x: milvus.create_index(name, IndexType.{index_type}, {build_params!r}); "
-            f"milvus.search(name, {k}, queries, params={search_params!r})")
+# --------------------------------------------------------------------------------------------------
+# The search parameter: bracket, then bisect
+# --------------------------------------------------------------------------------------------------
+def smallest_passing(recall: Callable[[int], float], values: list[int], target: float, *,
+                     tolerance: float = 0.02) -> tuple[int | None, list[tuple[int, float, str]]]:
+    """The smallest integer value whose ``recall(value)`` reaches ``target``, for a recall that grows with the
+    value: walk ``values`` (increasing) until one passes, then bisect between the last failing value and it
+    until they are adjacent (or within ``tolerance`` of the value). Returns (value or None, points tried as
+    (value, recall, phase))."""
+    points: list[tuple[int, float, str]] = []
+    seen: dict[int, float] = {}
+
+    def probe(value: int, phase: str) -> float:
+        if value not in seen:
+            seen[value] = recall(value)
+            points.append((value, seen[value], phase))
+        return seen[value]
+
+    low = None
+    high = None
+    for value in values:
+        if probe(value, "bracket") >= target:
+            high = value
+            break
+        low = value
+    if high is None:
+        return None, points
+    if low is None:
+        return high, points
+    while high - low > max(1, int(tolerance * high)):
+        mid = (low + high) // 2
+        if probe(mid, "bisect") >= target:
+            high = mid
+        else:
+            low = mid
+    return high, points
+
+
+# --------------------------------------------------------------------------------------------------
+# The result
+# --------------------------------------------------------------------------------------------------
+def _code_lines(index_type: str, build_params: dict[str, int], search_params: dict[str, int], k: int, metric: str,
+                target: str) -> str:
+    if target == "pymilvus-0.2":
+        search = f", {search_params!r}" if search_params else ""
+        return (f"collection.create_index({index_type!r}, {build_params!r})\n"
+                f"collection.search(queries, {k}{search})\n"
+                f"# pymilvus 0.2.x: milvus.create_index(name, IndexType.{index_type}, {build_params!r}); "
+                f"milvus.search(name, {k}, queries, params={search_params!r})")
+    if target != "pymilvus-2":
+        raise ParamError(f"target must be one of {', '.join(CODE_TARGETS)}; got {target!r}")
+    name = spec.native_index_name(index_type, metric, profile=spec.SERVER_PROFILE)  # refuses what 2.3 lacks
+    index = {"index_type": name, "metric_type": metric, "params": build_params}
+    search = {"metric_type": metric, "params": search_params}
+    return (f"# pymilvus 2.x (Milvus {rules.profile_title(spec.SERVER_PROFILE).split()[-1]}), ORM:\n"
+            f"collection.create_index(\"vector\", {index!r})\n"
+            f"collection.load()\n"
+            f"collection.search(queries, \"vector\", {search!r}, limit={k})\n"
+            f"# MilvusClient (pymilvus >= 2.4):\n"
+            f"index_params = client.prepare_index_params()\n"
+            f"index_params.add_index(field_name=\"vector\", index_type={name!r}, metric_type={metric!r}, "
+            f"params={build_params!r})\n"
+            f"client.create_index(collection_name, index_params)\n"
+            f"client.search(collection_name, data=queries, limit={k}, search_params={search!r})")
 
 
 @dataclass
 class TuneResult:
-    """What :func:`tune` found: the best setting per index type, the winner, and everything it searched.
+    """What :func:`tune` found: the best setting per index type, the winner, and everything it tried.
 
-    ``best``: one row per index type (held-out recall / QPS / latency, or why none qualified);
-    ``winner``: the best row with the highest held-out QPS (None if no type met the constraints);
-    ``frontier``: every setting measured on the tuning queries, with ``pareto`` and ``meets_target``;
-    ``holdout``: the held-out re-measurements.
+    ``best``: one row per index type (held-out recall with its interval, QPS with its range, latency, or
+    why none qualified); ``winner``: the fastest best row by median QPS (None if no type met the
+    constraints); ``ties``: the types whose QPS range overlaps the winner's (one entry: a clear winner);
+    ``trials``: one row per build tried (``reason`` says why it was kept or left); ``points``: every
+    recall evaluation of the search parameter (bracket and bisection steps); ``holdout``: the held-out
+    timings; ``stopped``: per index type, why its search ended.
     """
 
     target_recall: float
     k: int
+    metric: str
     best: pd.DataFrame
     winner: pd.Series | None
-    frontier: pd.DataFrame
+    ties: list[str]
+    trials: pd.DataFrame
+    points: pd.DataFrame
     holdout: pd.DataFrame
+    stopped: dict[str, str] = field(default_factory=dict)
     memory_budget_mb: float | None = None
     max_p99_ms: float | None = None
     wall_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    error: str | None = None
 
-    def code(self, index_type: str | None = None) -> str:
-        """The create_index / search lines for the winner (or for ``index_type``'s best setting)."""
+    @property
+    def frontier(self) -> pd.DataFrame:
+        """Every setting tried (alias of ``points``, kept for older notebooks)."""
+        return self.points
+
+    def code(self, index_type: str | None = None, *, target: str = "pymilvus-0.2") -> str:
+        """The create_index / search lines for the winner (or ``index_type``'s best setting).
+
+        ``target="pymilvus-0.2"``: milvus_lab's Collection and the pymilvus 0.2.x call; ``"pymilvus-2"``:
+        the Milvus 2.x lines (ORM ``create_index`` / ``search`` and MilvusClient ``index_params``); a type
+        that Milvus 2.3 lacks raises with the reason."""
         row = self.winner if index_type is None else self._best_row(index_type)
         if row is None:
             raise ValueError("no setting met the target" + (f" for {index_type}" if index_type else ""))
         return _code_lines(row["index_type"], json.loads(row["build_params"]), json.loads(row["search_params"]),
-                           self.k)
+                           self.k, self.metric, target)
 
     def _best_row(self, index_type: str) -> pd.Series | None:
         rows = self.best[(self.best["index_type"] == index_type) & (self.best["status"] == STATUS_OK)]
@@ -80,16 +182,24 @@ class TuneResult:
         lines = ["tune: " + ", ".join(limits)]
         for _, row in self.best.iterrows():
             if row["status"] == STATUS_OK:
-                lines.append(f"  {row['index_type']:<9} {row['build_params']} {row['search_params']}: recall "
-                             f"{row['recall']:.3f}, {row['qps']:,.0f} QPS, p99 {row['p99_ms']:.2f} ms, "
+                lines.append(f"  {row['index_type']:<9} {_fmt_params(row['build_params'])}; "
+                             f"{_fmt_params(row['search_params'])}: recall {row['recall']:.3f} "
+                             f"[{row['recall_lo']:.3f}, {row['recall_hi']:.3f}], {row['qps']:,.0f} QPS "
+                             f"({row['qps_lo']:,.0f}-{row['qps_hi']:,.0f}), p99 {row['p99_ms']:.2f} ms, "
                              f"{row['memory_mb']:,.1f} MB")
             else:
                 lines.append(f"  {row['index_type']:<9} {row['note']}")
-        if self.winner is not None:
-            lines.append(f"winner: {self.winner['index_type']} {self.winner['build_params']} "
-                         f"{self.winner['search_params']}")
-        else:
+        if self.winner is None:
             lines.append("winner: none (no index type met every constraint)")
+        elif len(self.ties) > 1:
+            lines.append(f"tie: {', '.join(self.ties)} (QPS ranges overlap); fastest by median: "
+                         f"{self.winner['index_type']} {_fmt_params(self.winner['build_params'])}; "
+                         f"{_fmt_params(self.winner['search_params'])}")
+        else:
+            lines.append(f"winner: {self.winner['index_type']} {_fmt_params(self.winner['build_params'])}; "
+                         f"{_fmt_params(self.winner['search_params'])}")
+        if self.error:
+            lines.append(f"stopped early: {self.error}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -99,14 +209,17 @@ class TuneResult:
         from html import escape
 
         head, *_ = self.summary().splitlines()
-        winner = ("<p><b>winner:</b> none (no index type met every constraint)</p>" if self.winner is None else
-                  f"<p><b>winner:</b> {escape(self.winner['index_type'])} {escape(self.winner['build_params'])} "
-                  f"{escape(self.winner['search_params'])}</p><pre>{escape(self.code())}</pre>")
+        verdict = self.summary().splitlines()[-1]
+        code = "" if self.winner is None else f"<pre>{escape(self.code())}</pre>"
         table = self.best.to_html(index=False, na_rep="", float_format=lambda v: f"{v:,.4g}")
-        return f"<p>{escape(head)}</p>{table}{winner}"
+        return f"<p>{escape(head)}</p>{table}<p><b>{escape(verdict)}</b></p>{code}"
 
 
-def _check_fraction(name: str, value: Any, low_open: bool = True) -> float:
+def _fmt_params(text: Any) -> str:
+    return rules.format_params(json.loads(text)) if isinstance(text, str) and text else "-"
+
+
+def _check_fraction(name: str, value: Any) -> float:
     if not isinstance(value, Real) or isinstance(value, bool) or not (0 < float(value) <= 1):
         raise ParamError(f"{name} must be a number in (0, 1]; got {value!r}")
     return float(value)
@@ -120,91 +233,241 @@ def _check_positive(name: str, value: Any) -> float | None:
     return float(value)
 
 
+# --------------------------------------------------------------------------------------------------
+# The tuner
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class _Tuner:
+    session: Session
+    tune_ds: Dataset
+    hold_ds: Dataset
+    target: float
+    k: int
+    memory_budget_mb: float | None
+    max_p99_ms: float | None
+    latency_queries: int
+    bar: Progress
+    points: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    holdout: list[dict[str, Any]] = field(default_factory=list)
+
+    def point(self, index_type: str, build_params: Mapping[str, int], search: Mapping[str, int], recall: float,
+              phase: str, queries: str) -> None:
+        row = base_row(self.tune_ds, index_type, build_params, search, self.k, self.session)
+        row.update(recall=recall, phase=phase, queries=queries)
+        self.points.append(row)
+
+    def evaluate(self, index_type: str, params: dict[str, int]) -> dict[str, Any]:
+        """Build, find the smallest passing search value, verify on held-out queries, time it: one trial."""
+        ds = self.tune_ds
+        label = f"{index_type} {rules.format_params(params)}"
+        self.bar.describe(f"tune: building {label}")
+        build = self.session.build(ds, index_type, params)
+        trial = {"index_type": index_type, "build_params": json.dumps(params), "search_params": "",
+                 "build_s": build.build_s, "memory_mb": build.memory_bytes / 2**20, "qps": float("nan"),
+                 "recall": float("nan"), "tuning_recall": float("nan"), "status": build.status, "reason": build.note,
+                 "score": -np.inf}
+        self.trials.append(trial)
+        self.bar.step(1, label)
+        if not build.ok:
+            return trial
+        if self.memory_budget_mb is not None and build.memory_bytes / 2**20 > self.memory_budget_mb:
+            trial.update(status=STATUS_NO_SETTING, reason=f"index needs {build.memory_bytes / 2**20:,.1f} MB, over the "
+                                                          f"memory budget of {self.memory_budget_mb:,.1f} MB")
+            return trial
+        found = search_values(index_type, params, ds.n, self.k, self.session.profile)
+        self.bar.describe(f"tune: {label}")
+        required = self.target
+        for attempt in range(2):
+            if found is None:
+                search: dict[str, int] = {}
+                tune_per_query = self.session.recall_of(ds, build, {}, self.k)
+                self.point(index_type, params, {}, float(tune_per_query.mean()), "exact", "tuning")
+            else:
+                name, values = found
+                per_value: dict[int, np.ndarray] = {}
+
+                def recall(value: int, name: str = name, per_value: dict = per_value) -> float:
+                    per_value[value] = self.session.recall_of(ds, build, {name: value}, self.k)
+                    return float(per_value[value].mean())
+
+                value, tried = smallest_passing(recall, values, required)
+                for v, r, phase in tried:
+                    self.point(index_type, params, {name: v}, r, phase, "tuning")
+                if value is None:
+                    top = max(tried, key=lambda t: t[1])
+                    trial.update(status=STATUS_NO_SETTING,
+                                 reason=f"tops out at recall {top[1]:.3f} ({name}={top[0]}) on the tuning queries, "
+                                        f"below {required:.3f}")
+                    return trial
+                search = {name: value}
+                tune_per_query = per_value[value]
+            tune_recall = float(tune_per_query.mean())
+            per_query = self.session.recall_of(self.hold_ds, build, search, self.k)
+            held = float(per_query.mean())
+            pooled = float(np.concatenate([tune_per_query, per_query]).mean())
+            low, high = recall_bounds(per_query)
+            self.point(index_type, params, search, held, "verify", "held-out")
+            trial.update(search_params=json.dumps(search), tuning_recall=tune_recall, recall=held)
+            if pooled >= self.target and high >= self.target:
+                break
+            if attempt == 0:  # aim higher by the shortfall, once
+                required = min(1.0, required + 2 * (self.target - min(pooled, held)))
+                continue
+            trial.update(status=STATUS_NO_SETTING,
+                         reason=f"held-out recall {held:.3f} (95% interval {low:.3f}-{high:.3f}; all queries "
+                                f"{pooled:.3f}) stays below {self.target:g}")
+            return trial
+        self.bar.describe(f"tune: timing {label}")
+        row = self.session.measure_settings(self.hold_ds, build, [search], k=self.k,
+                                            latency_queries=self.latency_queries, recalls=[per_query])[0]
+        row["tuning_recall"] = tune_recall
+        self.holdout.append(row)
+        trial.update(qps=row["qps"], row=row)
+        if self.max_p99_ms is not None and row["p99_ms"] > self.max_p99_ms:
+            trial.update(status=STATUS_NO_SETTING, reason=f"reaches the target only at p99 {row['p99_ms']:.2f} ms, "
+                                                          f"over {self.max_p99_ms:g} ms")
+            return trial
+        trial.update(status=STATUS_OK, reason="meets the target", score=row["qps"])
+        return trial
+
+    def tune_type(self, index_type: str, deadline: float | None, max_builds: int, min_gain: float
+                  ) -> tuple[dict[str, Any] | None, str]:
+        """Coordinate search over the build parameters from the spec's defaults; (best trial, why it stopped)."""
+        ds = self.tune_ds
+        profile = self.session.profile
+        current = center_build_params(index_type, ds.n, ds.dim, profile)
+        best = self.evaluate(index_type, current)
+        builds = 1
+        names = list(rules.get_index(index_type, profile).build)
+        if not names:
+            return best, "no build parameters to explore"
+        if best["status"] not in (STATUS_OK, STATUS_NO_SETTING):
+            return best, "the default build could not be measured"
+        tried = {json.dumps(current)}
+        for name in names:
+            for direction in (-1, 1):  # smaller values build faster: try them first
+                moved = False
+                while True:
+                    grid = build_grid(index_type, name, current, ds.dim, ds.metric, profile)
+                    side = [v for v in grid if (v < current[name] if direction < 0 else v > current[name])]
+                    if not side:
+                        break
+                    candidate = {**current, name: side[-1] if direction < 0 else side[0]}
+                    if json.dumps(candidate) in tried or not valid_build(index_type, candidate, ds.n, ds.dim,
+                                                                         ds.metric, profile, advice=False):
+                        break
+                    if builds >= max_builds:
+                        return best, f"tried {builds} builds (max_builds)"
+                    if deadline is not None and time.perf_counter() > deadline:
+                        return best, f"time budget spent after {builds} builds"
+                    tried.add(json.dumps(candidate))
+                    trial = self.evaluate(index_type, candidate)
+                    builds += 1
+                    if trial["score"] > best["score"] * (1 + min_gain) or \
+                            (best["score"] == -np.inf and trial["status"] == STATUS_OK):
+                        trial["reason"] = f"better than {rules.format_params(json.loads(best['build_params']))}"
+                        best, current, moved = trial, candidate, True
+                        continue
+                    if trial["status"] == STATUS_OK:
+                        trial["reason"] = f"not faster by more than {min_gain:.0%} than the best so far"
+                    break
+                if moved:
+                    break
+        return best, f"coordinate search converged after {builds} builds"
+
+
 def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[str] | None = None, *, k: int = 10,
          memory_budget_mb: float | None = None, max_p99_ms: float | None = None, holdout: float = 0.5,
-         budget: str = "default", session: Session | None = None,
-         latency_queries: int = DEFAULT_LATENCY_QUERIES, progress: bool = True, seed: int = 0) -> TuneResult:
-    """Per index type, the setting with the highest QPS whose k-recall@k on held-out queries is at least
+         time_budget_s: float | None = None, max_builds: int = DEFAULT_MAX_BUILDS,
+         min_gain: float = DEFAULT_MIN_GAIN, session: Session | None = None, target: Target | None = None,
+         latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int | None = None, threads: int | None = None,
+         progress: bool = True, seed: int = 0) -> TuneResult:
+    """Per index type, the setting with the highest held-out QPS whose held-out k-recall@k reaches
     ``target_recall`` (and, if given, p99 latency <= ``max_p99_ms`` and index memory <= ``memory_budget_mb``).
 
-    ``holdout`` is the fraction of the dataset's queries kept aside to verify the choice; the sweep uses
-    the rest. Builds are shared with :func:`compare` through the session.
+    ``holdout``: the fraction of the queries kept aside to verify and time the choice. ``time_budget_s``:
+    seconds for the whole call, shared evenly by the index types still to tune (the build search stops when
+    its share is spent; each type's default build always runs). ``target``: where to build (default: a new
+    in-memory engine). See the module docstring for the search.
     """
-    target = _check_fraction("target_recall", target_recall)
+    target_recall = _check_fraction("target_recall", target_recall)
     memory_budget_mb = _check_positive("memory_budget_mb", memory_budget_mb)
     max_p99_ms = _check_positive("max_p99_ms", max_p99_ms)
-    budget_obj = get_budget(budget)
-    session = session or default_session()
+    time_budget_s = _check_positive("time_budget_s", time_budget_s)
+    if isinstance(max_builds, bool) or not isinstance(max_builds, int) or max_builds < 1:
+        raise ParamError(f"max_builds must be an int >= 1; got {max_builds!r}")
     started = time.perf_counter()
     k = dataset._check_k(k)
+    own = session is None
+    session = session or Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
     tune_ds, hold_ds = dataset.split_queries(holdout, seed)
-    plan = default_plan(dataset, index_types, k=k, budget=budget_obj)
-    saturated = saturation_rule(budget_obj, max_recall=1.0)  # only a plateau stops before the target
+    tune_ds.ground_truth(k)
+    hold_ds.ground_truth(k)
+    profile = session.profile
+    types = rules.index_types(dataset.metric) if index_types is None else \
+        [spec.get_index(t).name for t in index_types]
+    types = list(dict.fromkeys(types))
+    best_rows: list[dict[str, Any]] = []
+    stopped: dict[str, str] = {}
+    error = None
+    bar = Progress(len(types) * max_builds, progress, "tune")
+    tuner = _Tuner(session, tune_ds, hold_ds, target_recall, k, memory_budget_mb, max_p99_ms, latency_queries, bar)
+    try:
+        with session.running():
+            for pos, index_type in enumerate(types):
+                reason = rules.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
+                other = rules.same_as(index_type)
+                if reason or not rules.recommended(index_type):
+                    note = reason or f"not tuned: the same index as {other} on the CPU here; see {other}"
+                    best_rows.append({"index_type": index_type, "status": STATUS_NOT_TUNED, "note": note})
+                    stopped[index_type] = note
+                    bar.step(max_builds)
+                    continue
+                deadline = None
+                if time_budget_s is not None:
+                    left = time_budget_s - (time.perf_counter() - started)
+                    deadline = time.perf_counter() + max(0.0, left) / (len(types) - pos)
+                done_before = len(tuner.trials)
+                try:
+                    best, why = tuner.tune_type(index_type, deadline, max_builds, min_gain)
+                except ServerError as exc:
+                    error = str(exc)
+                    stopped[index_type] = f"server error: {exc}"
+                    best_rows.append({"index_type": index_type, "status": "server error", "note": str(exc)})
+                    break
+                stopped[index_type] = why
+                bar.step(max(0, max_builds - (len(tuner.trials) - done_before)))
+                if best is not None and best["status"] == STATUS_OK:
+                    best_rows.append({**best["row"], "note": why})
+                else:
+                    note = best["reason"] if best else "not measured"
+                    best_rows.append({"index_type": index_type, "build_params": "", "search_params": "",
+                                      "status": best["status"] if best else STATUS_NO_SETTING, "note": note})
+    finally:
+        bar.close()
+        if own:
+            session.close()
+    return _result(tuner, best_rows, stopped, target_recall, k, dataset.metric, memory_budget_mb, max_p99_ms,
+                   time.perf_counter() - started, error)
 
-    def stop(recalls: list[float]) -> bool:
-        reached = [i for i, r in enumerate(recalls) if r >= target]
-        return (bool(reached) and len(recalls) - 1 >= reached[0] + 1) or saturated(recalls)
 
-    def accept(build: Any) -> str | None:
-        if memory_budget_mb is not None and build.memory_bytes / 2**20 > memory_budget_mb:
-            return (f"{build.index_type} index needs {build.memory_bytes / 2**20:,.1f} MB, over the memory budget "
-                    f"of {memory_budget_mb:,.1f} MB")
-        return None
-
-    rows = run_plan(session, tune_ds, plan, k=k, stop=stop, latency_queries=latency_queries, progress=progress,
-                    accept_build=accept, desc="tune")
-    frontier = results_frame(rows)
-    frontier["pareto"] = pareto_frontier(frontier)
-    frontier["meets_target"] = (frontier["status"] == STATUS_OK) & (frontier["recall"] >= target)
-    if max_p99_ms is not None:
-        frontier["meets_target"] &= frontier["p99_ms"] <= max_p99_ms
-
-    best_rows, hold_rows = [], []
-    for index_type in dict.fromkeys(frontier["index_type"]):
-        mine = frontier[frontier["index_type"] == index_type]
-        measured = mine[mine["status"] == STATUS_OK]
-        candidates = mine[mine["meets_target"]].sort_values("qps", ascending=False)
-        chosen = None
-        for _, cand in candidates.iterrows():
-            build = session.build(dataset, index_type, json.loads(cand["build_params"]))
-            row = session.measure_setting(hold_ds, build, json.loads(cand["search_params"]), k=k,
-                                          latency_queries=latency_queries)
-            row["tuning_recall"] = cand["recall"]
-            hold_rows.append(row)
-            if row["recall"] >= target and (max_p99_ms is None or row["p99_ms"] <= max_p99_ms):
-                chosen = row
-                break
-        if chosen is not None:
-            best_rows.append(chosen)
-            continue
-        note = _why_none(mine, measured, candidates, target, max_p99_ms)
-        best_rows.append({"index_type": index_type, "build_params": "", "search_params": "",
-                          "status": "no setting", "note": note})
+def _result(tuner: _Tuner, best_rows: list[dict[str, Any]], stopped: dict[str, str], target: float, k: int,
+            metric: str, memory_budget_mb: float | None, max_p99_ms: float | None, wall_s: float,
+            error: str | None) -> TuneResult:
     import pandas as pd
 
-    best = pd.DataFrame(best_rows).reindex(columns=BEST_COLUMNS)
-    ok = best[best["status"] == STATUS_OK]
-    winner = None if ok.empty else ok.loc[ok["qps"].astype(float).idxmax()]
-    holdout_df = results_frame(hold_rows)
-    if hold_rows:
-        holdout_df["tuning_recall"] = [r["tuning_recall"] for r in hold_rows]
-    return TuneResult(target, k, best.reset_index(drop=True), winner, frontier, holdout_df, memory_budget_mb,
-                      max_p99_ms, time.perf_counter() - started)
-
-
-def _why_none(mine: pd.DataFrame, measured: pd.DataFrame, candidates: pd.DataFrame, target: float,
-              max_p99_ms: float | None) -> str:
-    if measured.empty:
-        notes = [n for n in mine["note"] if n]
-        return notes[0] if notes else "not measured"
-    if not candidates.empty:
-        return (f"{len(candidates)} setting(s) met the target on the tuning queries but none on the held-out "
-                f"queries")
-    top = measured.loc[measured["recall"].idxmax()]
-    text = f"tops out at recall {top['recall']:.3f} ({top['build_params']} {top['search_params']}) below {target:g}"
-    if max_p99_ms is not None:
-        at_target = measured[measured["recall"] >= target]
-        if not at_target.empty:
-            text = (f"reaches recall {target:g} only above p99 {max_p99_ms:g} ms (best p99 at target: "
-                    f"{at_target['p99_ms'].min():.2f} ms)")
-    return text
+    best = pd.DataFrame(best_rows).reindex(columns=BEST_COLUMNS).reset_index(drop=True)
+    ok = best[(best["status"] == STATUS_OK) & best["index_type"].map(rules.recommended)]
+    winner, ties = None, []
+    if not ok.empty:
+        order = tied_with_best(ok["qps"].astype(float), ok["qps_lo"].astype(float), ok["qps_hi"].astype(float))
+        winner = ok.iloc[order[0]]
+        ties = [ok.iloc[i]["index_type"] for i in order]
+    trials = pd.DataFrame([{c: v for c, v in t.items() if c != "row"} for t in tuner.trials])
+    points = results_frame(tuner.points)
+    holdout = results_frame(tuner.holdout)
+    if tuner.holdout:
+        holdout["tuning_recall"] = [r["tuning_recall"] for r in tuner.holdout]
+    return TuneResult(target, k, metric, best, winner, ties, trials, points, holdout, stopped, memory_budget_mb,
+                      max_p99_ms, wall_s, error)

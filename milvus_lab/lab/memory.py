@@ -1,0 +1,81 @@
+"""Memory: what a plan will need (estimated before anything is built), what the machine has, what we used.
+
+The estimates are deliberately simple formulas of rows, dimension and build parameters (bytes per vector
+or code, graph links, centroids), close enough to refuse a plan that cannot fit before minutes are spent.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from collections.abc import Mapping
+
+#: bytes per float32 component
+F32 = 4
+#: bytes per row id / graph link kept by the libraries (int64 ids, int32 links)
+ID_BYTES, LINK_BYTES = 8, 4
+
+
+def index_bytes(index_type: str, params: Mapping[str, int], n: int, dim: int) -> int:
+    """Estimated bytes an index of ``n`` rows of ``dim`` float32 holds (while built: with its temporaries)."""
+    raw = n * dim * F32
+    nlist = params.get("nlist", 0)
+    centroids = nlist * dim * F32
+    if index_type == "FLAT":
+        return 0  # searches the collection's rows
+    if index_type == "IVF_FLAT":
+        return raw + n * ID_BYTES + centroids
+    if index_type in ("IVF_SQ8", "IVF_SQ8H"):
+        return n * dim + n * ID_BYTES + centroids + 2 * dim * F32
+    if index_type == "IVF_PQ":
+        m = params.get("m", 1)
+        return n * m + n * ID_BYTES + centroids + m * 256 * (dim // max(1, m)) * F32
+    if index_type == "HNSW":
+        links = params.get("M", 16) * 3 * LINK_BYTES  # 2M links on layer 0, about M above
+        return n * (dim * F32 + links + ID_BYTES)
+    if index_type == "RNSG":
+        return raw + n * params.get("out_degree", 50) * LINK_BYTES + n * params.get("knng", 70) * (LINK_BYTES + F32)
+    if index_type == "ANNOY":
+        return n * (dim * F32 + 16) + params.get("n_trees", 16) * n * F32
+    return raw
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still give (MemAvailable), None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (VmHWM on Linux, ru_maxrss elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (VmRSS), 0 when unknown."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
