@@ -27,6 +27,7 @@ import dataclasses
 import errno
 import hashlib
 import hmac
+import importlib.metadata
 import io
 import json
 import os
@@ -315,8 +316,6 @@ def _prepare_target(path: Path) -> None:
 
 def _commit(path: Path, kind: str, states: tuple[CollectionState, ...], extra: Mapping[str, Any]) -> Path:
     """Write the data files into a fresh folder, then atomically replace the (signed) manifest."""
-    from .. import __version__
-
     for state in states:
         if not isinstance(state, CollectionState):
             raise PersistError(f"save_collection / save_engine take the state from snapshot(); got "
@@ -336,7 +335,7 @@ def _commit(path: Path, kind: str, states: tuple[CollectionState, ...], extra: M
                 _fsync_dir(data_dir / f"c{i}")
             _fsync_dir(data_dir)
             body = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
-                    "milvus_lab_version": __version__,
+                    "milvus_lab_version": _package_version(),
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data_dir": data_name,
                     **extra, "collections": collections, "files": files}
             manifest = dict(body, checksum={"sha256": hashlib.sha256(_canonical(body)).hexdigest()},
@@ -363,6 +362,14 @@ def _commit(path: Path, kind: str, states: tuple[CollectionState, ...], extra: M
                 else:
                     entry.unlink(missing_ok=True)
     return path
+
+
+def _package_version() -> str:
+    """The installed milvus_lab's version, for the record (importing the package here would be a cycle)."""
+    try:
+        return importlib.metadata.version("milvus-lab")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _as_path(path: Any) -> Path:
