@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from milvus_lab import IndexType, MetricType, Milvus, spec
-from milvus_lab.errors import InvalidParameterError, StatusCode
+from milvus_lab.errors import (
+    IllegalDimensionError,
+    IllegalIndexTypeError,
+    IllegalMetricError,
+    IllegalTopKError,
+    InvalidParameterError,
+    ParamError,
+    StatusCode,
+)
 
 DIM = 48  # admits IVF_PQ (m in 2, 3, 4, 8, 12, 16, 24, 48)
 
@@ -233,3 +241,201 @@ def test_parameter_table_covers_every_parameter():
         for stage, params in (("build", s.build), ("search", s.search)):
             for p in params:
                 assert (name, stage, p) in names
+
+
+# ------------------------------------------------------------------------------------------ profiles
+SERVER = spec.SERVER_PROFILE
+
+
+def test_profiles_are_declared():
+    assert spec.DEFAULT_PROFILE == "milvus-0.10" and SERVER == "milvus-2.3"
+    assert set(spec.PROFILES) == {spec.DEFAULT_PROFILE, SERVER}
+    default, server = spec.PROFILES[spec.DEFAULT_PROFILE], spec.PROFILES[SERVER]
+    assert default.indexes is spec.INDEXES and default.unavailable == {}
+    assert default.title.startswith("Milvus 0.10") and server.title == "Milvus 2.3"
+    assert list(server.indexes) == ["FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW"]
+    assert set(server.unavailable) == {"IVF_SQ8H", "RNSG", "ANNOY"}
+    for prof in (default, server):
+        assert prof.top_k is spec.TOP_K_PARAM and prof.dimension is spec.DIMENSION_PARAM
+        assert prof.index_file_size is spec.INDEX_FILE_SIZE_PARAM
+
+
+@pytest.mark.parametrize("index_type", ["ANNOY", "RNSG", "IVF_SQ8H", "NSG", "ivf_sq8_h"])
+def test_server_profile_refuses_what_milvus_23_lacks_with_the_reason(index_type):
+    key = spec.INDEX_ALIASES.get(index_type.upper(), index_type.upper())
+    reason = spec.PROFILES[SERVER].unavailable[key]
+    with pytest.raises(IllegalIndexTypeError) as err:
+        spec.get_index(index_type, profile=SERVER)
+    assert str(err.value) == f"{key} is not available on Milvus 2.3: {reason}"
+    assert err.value.code == StatusCode.ILLEGAL_INDEX_TYPE
+    with pytest.raises(IllegalIndexTypeError, match="not available on Milvus 2.3"):
+        spec.validate_build(index_type, {}, dim=48, metric="L2", profile=SERVER)
+    assert spec.unavailable_reason(index_type, dim=48, metric="L2", profile=SERVER) == str(err.value)
+    assert spec.get_index(index_type).name == key  # still there in memory
+
+
+def test_server_profile_ranges():
+    def build(index_type, params, dim=48, metric="L2"):
+        return spec.validate_build(index_type, params, dim=dim, metric=metric, profile=SERVER)[1]
+
+    assert build("IVF_FLAT", {"nlist": 65536}) == {"nlist": 65536}
+    with pytest.raises(InvalidParameterError, match="nlist=65537"):
+        build("IVF_FLAT", {"nlist": 65537})
+    assert build("HNSW", {"M": 2048, "efConstruction": 2**31 - 1}) == {"M": 2048, "efConstruction": 2**31 - 1}
+    assert build("HNSW", {"M": 2, "efConstruction": 1}) == {"M": 2, "efConstruction": 1}
+    with pytest.raises(InvalidParameterError, match=r"M=1 is out of range; allowed: 2 <= M <= 2048"):
+        build("HNSW", {"M": 1, "efConstruction": 100})
+    with pytest.raises(InvalidParameterError, match="M=1"):  # in memory too (4..64)
+        spec.validate_build("HNSW", {"M": 1, "efConstruction": 100}, dim=48, metric="L2")
+    assert build("IVF_PQ", {"nlist": 16, "m": 25}, dim=50) == {"nlist": 16, "m": 25}  # divides: enough on 2.3
+    with pytest.raises(InvalidParameterError, match="m=7 does not divide dimension 50; allowed m for dim 50: "
+                                                    "1, 2, 5, 10, 25, 50"):
+        build("IVF_PQ", {"nlist": 16, "m": 7}, dim=50)
+    assert build("IVF_FLAT", {"nlist": 16}, dim=64, metric="JACCARD") == {"nlist": 16}
+    with pytest.raises(IllegalMetricError, match="TANIMOTO is not available on Milvus 2.3"):
+        build("FLAT", {}, dim=64, metric="TANIMOTO")
+    assert spec.native_index_name("IVF_FLAT", "HAMMING", profile=SERVER) == "BIN_IVF_FLAT"
+    assert spec.native_index_name("FLAT", "JACCARD", profile=SERVER) == "BIN_FLAT"
+    assert spec.native_index_name("IVF_FLAT", "L2", profile=SERVER) == "IVF_FLAT"
+    assert spec.get_index("BIN_IVF_FLAT", profile=SERVER).name == "IVF_FLAT"
+    assert spec.index_types_for_metric("HAMMING", profile=SERVER) == ["FLAT", "IVF_FLAT"]
+
+
+def test_server_profile_search_rules():
+    def search(index_type, params, top_k=10, build=None):
+        return spec.validate_search(index_type, params, top_k=top_k, build_params=build or {}, profile=SERVER)
+
+    assert search("IVF_FLAT", {"nprobe": 64}, build={"nlist": 64}) == {"nprobe": 64}
+    with pytest.raises(InvalidParameterError, match=r"nprobe=65 is out of range; allowed: 1 <= nprobe <= 64 "
+                                                    r"\(nprobe <= nlist of the built index\)"):
+        search("IVF_FLAT", {"nprobe": 65}, build={"nlist": 64})
+    assert search("HNSW", {"ef": 32768}) == {"ef": 32768}
+    with pytest.raises(InvalidParameterError, match=r"ef=9 is out of range; allowed: 10 <= ef <= 32768 "
+                                                    r"\(ef >= top_k\)"):
+        search("HNSW", {"ef": 9})
+    with pytest.raises(InvalidParameterError, match="ef=32769"):
+        search("HNSW", {"ef": 32769})
+
+
+# ------------------------------------------------------------------------------------------ reasons
+def test_unavailable_reason():
+    reason = spec.unavailable_reason("IVF_PQ", dim=50, metric="L2")
+    assert reason == ("IVF_PQ cannot index 50-dimensional vectors: no m is allowed for dimension 50 (dim % m == 0 "
+                      "and dim / m in {1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 28, 32}); dimensions 48 or 56 would "
+                      "allow it")
+    assert spec.unavailable_reason("IVF_PQ", dim=48, metric="L2") is None
+    assert spec.unavailable_reason("IVF_PQ", dim=50, metric="L2", profile=SERVER) is None  # m=1, 2, 5, ...
+    assert spec.default_build_params("IVF_PQ", 50, profile=SERVER) == {"nlist": 1024, "m": 10}
+    assert spec.unavailable_reason("HNSW", dim=64, metric="HAMMING") == (
+        "HNSW does not support metric HAMMING on Milvus 0.10 (milvus_lab in memory); index types for HAMMING: "
+        "FLAT, IVF_FLAT")
+    assert spec.unavailable_reason("FLAT", dim=64, metric="TANIMOTO", profile=SERVER) == (
+        "metric TANIMOTO is not available on Milvus 2.3")
+    assert spec.unavailable_reason("IVF_FLAT", dim=48, metric="L2", rows=1024) is None
+    assert spec.unavailable_reason("IVF_FLAT", dim=48, metric="L2", rows=1023) == (
+        "IVF_FLAT needs at least 1,024 rows to train with its default parameters (a segment needs at least nlist "
+        "rows to train the k-means cells); the data has 1,023")
+    assert "IVF_PQ needs at least 1,024 rows" in spec.unavailable_reason("IVF_PQ", dim=48, metric="L2", rows=300)
+    for index_type in spec.INDEXES:
+        assert spec.unavailable_reason(index_type, dim=48, metric="IP", rows=10**6) is None
+    with pytest.raises(IllegalIndexTypeError):
+        spec.unavailable_reason("IVF_FOO", dim=48, metric="L2")
+
+
+def test_segment_raw_reason():
+    def raw(index_type, params, rows, threshold=4096, **kw):
+        return spec.segment_raw_reason(index_type, params, rows, build_threshold=threshold, **kw)
+
+    assert raw("FLAT", {}, 1) is None
+    assert raw("IVF_FLAT", {"nlist": 1024}, 5000) is None
+    assert raw("IVF_FLAT", {"nlist": 1024}, 500) == "500 rows is below the build threshold of 4,096 rows"
+    assert raw("IVF_FLAT", {"nlist": 2048}, 2000, 0) == (
+        "2,000 rows is fewer than IVF_FLAT needs to train (a segment needs at least nlist rows to train the "
+        "k-means cells: 2,048)")
+    assert "max(nlist, 256)" in raw("IVF_PQ", {"nlist": 16, "m": 8}, 255, 0)
+    assert raw("IVF_PQ", {"nlist": 16, "m": 8}, 256, 0) is None
+    rnsg = spec.default_build_params("RNSG")
+    need = max(rnsg["knng"], rnsg["search_length"]) + 1
+    assert raw("RNSG", rnsg, need, 0) is None
+    assert "distinct rows" in raw("RNSG", rnsg, need - 1, 0)
+    assert raw("HNSW", {"M": 16, "efConstruction": 200}, 1, 0) is None
+    assert raw("HNSW", {"M": 16, "efConstruction": 200}, 1, 2, profile=SERVER) is not None
+    with pytest.raises(IllegalIndexTypeError, match="not available on Milvus 2.3"):
+        raw("ANNOY", {"n_trees": 8}, 10, profile=SERVER)
+
+
+# ------------------------------------------------------------------------------------------ generated help
+def test_rule_help_is_generated_from_the_bounds():
+    ivf, pq, rnsg, hnsw, annoy = (spec.INDEXES[n] for n in ("IVF_FLAT", "IVF_PQ", "RNSG", "HNSW", "ANNOY"))
+    assert rnsg.build["search_length"].rule_help == "search_length < candidate_pool_size"
+    assert hnsw.search["ef"].rule_help == "ef >= top_k"
+    assert ivf.search["nprobe"].rule_help == "nprobe <= nlist of the built index"
+    assert annoy.search["search_k"].rule_help == "search_k = -1 or search_k >= top_k"
+    assert pq.build["m"].rule_help == "dim % m == 0 and dim / m in {" + ", ".join(
+        map(str, spec.PQ_SUBVECTOR_DIMS)) + "}"
+    assert hnsw.build["M"].rule_help == "" and ivf.build["nlist"].rule_help == ""
+    server_m = spec.PROFILES[SERVER].indexes["IVF_PQ"].build["m"]
+    assert server_m.rule_help == "m <= dim and dim % m == 0"
+    # every Ref renders as a rule, whatever its side and offset
+    assert spec.Ref("x", 1).rule("p", "low") == "p > x"
+    assert spec.Ref("x", 2).rule("p", "low") == "p >= x + 2"
+    assert spec.Ref("x", -2).rule("p", "high") == "p <= x - 2"
+    assert spec.Ref("top_k", factor="n_trees").rule("p", "low") == "p >= n_trees * top_k"
+    assert isinstance(vars(spec.IndexSpec)["min_rows_help"], property)  # generated from MinRows
+    assert ivf.min_rows_help == "a segment needs at least nlist rows to train the k-means cells"
+    assert pq.min_rows_help == f"a segment needs at least max(nlist, {spec.PQ_MIN_TRAIN_ROWS}) rows to train"
+
+
+def test_ivf_pq_messages_never_list_an_empty_set_or_blame_twice():
+    for m in (0, 1, 2, 5, 7, 10, 25, 50, 96, 97, "x", 2.0):
+        with pytest.raises(InvalidParameterError) as err:
+            spec.validate_build("IVF_PQ", {"nlist": 16, "m": m}, dim=50, metric="L2")
+        text = str(err.value)
+        assert "{}" not in text, text
+        assert "no m is allowed for dimension 50, so IVF_PQ cannot index this data" in text, text
+        assert text.count(f"m={m!r}" if isinstance(m, str) else f"m={m}") == 1, text
+    text = str(pytest.raises(InvalidParameterError, spec.validate_build, "IVF_PQ", {"nlist": 16, "m": 5},
+                             dim=5, metric="L2").value)
+    assert "{}" not in text and "no m is allowed for dimension 5" in text
+    assert spec.describe_allowed(spec.INDEXES["IVF_PQ"].build["m"], {"dim": 50}).startswith(
+        "no m is allowed for dimension 50")
+
+
+# ------------------------------------------------------------------------------------------ collection params
+def test_top_k_dimension_index_file_size_are_int_params_with_their_codes():
+    with pytest.raises(IllegalTopKError) as err:
+        spec.check_value("", spec.TOP_K_PARAM, 0, {})
+    assert err.value.code == StatusCode.ILLEGAL_TOPK and "top_k=0" in str(err.value)
+    assert isinstance(err.value, InvalidParameterError)  # forms catch InvalidParameterError
+    with pytest.raises(IllegalTopKError) as err:
+        spec.validate_top_k(0)
+    assert err.value.code == StatusCode.ILLEGAL_TOPK
+    with pytest.raises(IllegalDimensionError) as err:
+        spec.check_value("", spec.DIMENSION_PARAM, 0, {"metric": "L2"})
+    assert err.value.code == StatusCode.ILLEGAL_DIMENSION and "dimension=0" in str(err.value)
+    with pytest.raises(IllegalDimensionError, match="not a multiple of 8"):
+        spec.validate_dimension(12, "HAMMING")
+    assert spec.validate_dimension(12, "L2") == 12
+    with pytest.raises(InvalidParameterError) as err:
+        spec.validate_index_file_size(0)
+    assert err.value.code == StatusCode.ILLEGAL_ARGUMENT and "index_file_size=0" in str(err.value)
+    # pymilvus raises ParamError for a value that is not an int
+    for call in (lambda v: spec.validate_top_k(v), lambda v: spec.validate_dimension(v, "L2"),
+                 lambda v: spec.validate_index_file_size(v)):
+        for bad in ("10", 10.0, True, None, np.array(10)):
+            with pytest.raises(ParamError):
+                call(bad)
+        assert call(np.int64(16)) == 16 and type(call(np.int64(16))) is int
+
+
+def test_format_params_sweep_range_and_recommend():
+    assert spec.format_params({"nlist": 1024, "nprobe": 16}) == "nlist=1024, nprobe=16"
+    assert spec.format_params({}) == spec.format_params(None) == ""
+    annoy = spec.INDEXES["ANNOY"].search["search_k"]
+    assert spec.sweep_range(annoy, {"top_k": 10, "n_trees": 8, "rows": 1000}) == (80, 8000)
+    assert spec.sweep_range(annoy, {"top_k": 10, "n_trees": 8, "rows": 2}) == (80, 80)
+    assert spec.sweep_range(spec.INDEXES["RNSG"].search["search_length"], {"top_k": 20}) == (20, None)
+    assert spec.sweep_range(spec.INDEXES["HNSW"].search["ef"], {"top_k": 20}) == (None, None)
+    assert [n for n, s in spec.INDEXES.items() if not s.recommend] == ["IVF_SQ8H"]
+    assert spec.INDEXES["IVF_SQ8H"].same_as == "IVF_SQ8"
+    assert all(s.same_as is None for n, s in spec.INDEXES.items() if n != "IVF_SQ8H")

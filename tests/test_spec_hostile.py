@@ -242,9 +242,10 @@ def test_validate_build_with_one_hostile_argument(profile, index_type, data):
         name = {"dim": "dimension", "metric": "metric", "profile": "profile"}[where]
     elif where == "index_type":
         index_type, name = bad, "index"
-    # a valid but unusual dim (1, 7) may refuse a default parameter instead (IVF_PQ m for dim 1): that names m
+    # a valid but unusual dim (1, 7) may refuse a default parameter instead (IVF_PQ m for dim 1), and a
+    # hostile params dict may hold a parameter's name ({"nlist": ...}): then the message names that parameter
     _refused_or_ok(lambda: spec.validate_build(index_type, params, **kwargs), name, "param",
-                   *(good if where == "dim" else ()))
+                   *(good if where in ("dim", "params") else ()))
 
 
 def _hashable(value: Any) -> bool:
