@@ -1,0 +1,246 @@
+"""An embedded Milvus 2.3 standalone server (PyPI ``milvus``) in a folder of its own, started and stopped by pid.
+
+:func:`start` spawns a detached launcher process (``python -m milvus_lab.server.launcher FOLDER``) that starts
+``milvus.MilvusServer`` with its base folder in FOLDER, writes ``FOLDER/server.json`` (pids, port, URI) and
+waits; so the server outlives the command or notebook cell that started it. :func:`stop` reads that file and
+ends the server's process and the launcher by their process ids, never by a process name. The server is
+addressed on 127.0.0.1 only (Milvus 2.3 itself binds its ports on every interface).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import ServerError
+
+#: the file in the server's folder that records who runs it
+STATE_FILE = "server.json"
+LAUNCHER_LOG = "launcher.log"
+CACHE_ENV = "MILVUS_LAB_CACHE_DIR"
+#: seconds to wait for the server to report healthy (it takes 7-10 s on 2 cores, more on a first start)
+START_TIMEOUT = 180.0
+STOP_TIMEOUT = 30.0
+#: the user and password of a Milvus server with authorization enabled, until someone changes them
+DEFAULT_TOKEN = "root:Milvus"
+INSTALL_HINT = "pip install 'milvus-lab[server]'"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """A running embedded server: its folder, the milvus process id, the launcher's, the port and the URI."""
+
+    folder: str
+    pid: int
+    launcher_pid: int
+    port: int
+    version: str
+    authorization: bool = False
+    started: float = 0.0
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str | None:
+        """The token to pass to :func:`milvus_lab.server.connect` (None: the server has no authorization)."""
+        return DEFAULT_TOKEN if self.authorization else None
+
+
+def default_folder() -> Path:
+    """``$MILVUS_LAB_CACHE_DIR/server`` if set, else the user's cache folder (``$XDG_CACHE_HOME`` or
+    ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows) + milvus_lab/server."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser() / "server"
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "milvus_lab" / "server"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited; only its parent has not collected it yet
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _is_ours(pid: int, folder: Path, launcher: bool) -> bool:
+    """True when ``pid`` is alive and is this folder's milvus binary (or its launcher): a recycled pid is not."""
+    if not _alive(pid):
+        return False
+    if not Path("/proc").is_dir():  # no /proc (macOS): trust the state file
+        return True
+    cmd = _cmdline(pid)
+    if launcher:
+        return "milvus_lab.server.launcher" in cmd and str(folder) in cmd
+    return cmd.startswith(str(folder / "bin" / "milvus"))
+
+
+def read_state(folder: str | os.PathLike | None = None) -> ServerInfo | None:
+    """The server recorded in ``folder`` if its milvus process is still running, else None."""
+    folder = Path(folder) if folder is not None else default_folder()
+    path = folder.resolve() / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+        info = ServerInfo(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    if not _is_ours(info.pid, Path(info.folder), launcher=False):
+        return None
+    return info
+
+
+def _require_milvus() -> None:
+    try:
+        import milvus  # noqa: F401
+    except ImportError as exc:
+        raise ServerError(f"the embedded Milvus server needs the 'milvus' package: {INSTALL_HINT} ({exc})") from exc
+
+
+def start(folder: str | os.PathLike | None = None, *, authorization: bool = False,
+          timeout: float = START_TIMEOUT) -> ServerInfo:
+    """Start an embedded Milvus server with its data in ``folder`` (default: :func:`default_folder`) and return
+    its :class:`ServerInfo` once it answers; a server already running in that folder is returned as it is.
+
+    ``authorization=True`` turns Milvus's user authentication on (user ``root``, password ``Milvus``).
+    Raises ServerError naming the folder and the log to read when it does not come up within ``timeout`` s.
+    """
+    _require_milvus()
+    folder = Path(folder) if folder is not None else default_folder()
+    folder = folder.expanduser().resolve()
+    running = read_state(folder)
+    if running is not None:
+        return running
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / STATE_FILE).unlink(missing_ok=True)
+    log = folder / LAUNCHER_LOG
+    cmd = [sys.executable, "-m", "milvus_lab.server.launcher", str(folder)]
+    if authorization:
+        cmd.append("--authorization")
+    with open(log, "wb") as out:
+        launcher = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = read_state(folder)
+        if info is not None:
+            return info
+        if launcher.poll() is not None:
+            raise ServerError(f"the embedded Milvus server in {folder} did not start (launcher exited with status "
+                              f"{launcher.returncode}): {_tail(log)}; see {log} and {folder / 'logs'}")
+        time.sleep(0.2)
+    _terminate(launcher.pid)
+    raise ServerError(f"the embedded Milvus server in {folder} did not answer within {timeout:.0f} s; "
+                      f"see {log} and {folder / 'logs'}")
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def _terminate(pid: int, timeout: float = STOP_TIMEOUT) -> bool:
+    """SIGTERM ``pid``, then SIGKILL if it is still there after ``timeout`` s; True once it is gone."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return True
+            time.sleep(0.1)
+    return not _alive(pid)
+
+
+def stop(folder: str | os.PathLike | None = None, *, timeout: float = STOP_TIMEOUT) -> ServerInfo | None:
+    """Stop the embedded server recorded in ``folder`` by its process id (and its launcher by its own).
+
+    Returns the stopped server's info, or None when none was running there. Data stays in the folder."""
+    folder = Path(folder) if folder is not None else default_folder()
+    folder = folder.expanduser().resolve()
+    path = folder / STATE_FILE
+    try:
+        info = ServerInfo(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    stopped = None
+    if _is_ours(info.pid, Path(info.folder), launcher=False):
+        if not _terminate(info.pid, timeout):
+            raise ServerError(f"the Milvus server (pid {info.pid}) in {folder} did not stop")
+        stopped = info
+    if _is_ours(info.launcher_pid, Path(info.folder), launcher=True):
+        _terminate(info.launcher_pid, timeout)
+    path.unlink(missing_ok=True)
+    return stopped
+
+
+# --------------------------------------------------------------------------------------------------
+# The launcher's work (python -m milvus_lab.server.launcher FOLDER [--authorization])
+# --------------------------------------------------------------------------------------------------
+def serve(folder: Path, authorization: bool = False) -> int:
+    """Start Milvus in ``folder``, record it in ``server.json``, wait until it exits or SIGTERM arrives."""
+    from milvus import MilvusServer, __version__
+
+    server = MilvusServer()
+    server.set_base_dir(str(folder))
+    if authorization:
+        server.config.set("authorization_enabled", True)
+
+    def on_term(signum: int, frame: object) -> None:
+        if server.server_proc is not None:  # give Milvus time to shut down cleanly before the hard kill
+            server.server_proc.terminate()
+            try:
+                server.server_proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        server.stop()
+        (folder / STATE_FILE).unlink(missing_ok=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    server.start()  # blocks until /healthz answers
+    info = ServerInfo(folder=str(folder), pid=server.server_proc.pid, launcher_pid=os.getpid(),
+                      port=server.listen_port, version=__version__, authorization=authorization, started=time.time())
+    tmp = folder / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(info)))
+    os.replace(tmp, folder / STATE_FILE)
+    print(f"Milvus {__version__} (pid {info.pid}) answers at {info.uri}", flush=True)
+    status = server.server_proc.wait()
+    print(f"Milvus (pid {info.pid}) exited with status {status}", flush=True)
+    server.server_proc = None
+    server.stop()
+    (folder / STATE_FILE).unlink(missing_ok=True)
+    return 0
+

@@ -1,0 +1,196 @@
+"""Parity: the same index type and parameters measured in memory and on a Milvus server, side by side.
+
+Both sides go through the lab's one measurement protocol (:class:`milvus_lab.lab.Session`) on the same
+dataset, queries and ground truth, so recall must agree where the algorithms agree (IVF_FLAT, IVF_SQ8,
+HNSW at the same parameters), while build time and QPS are each target's own: the server's include the
+network round trip and pymilvus, and its build time includes loading the collection.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import spec
+from ..errors import InvalidParameterError, ServerError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from ..lab import Dataset
+    from ..protocol import Target
+
+#: measured columns shown side by side (``<name>_memory`` / ``<name>_server``)
+SIDE_COLUMNS = ("recall", "build_s", "qps", "p50_ms", "p99_ms", "status")
+STATUS_SERVER_ERROR = "server error"
+STATUS_NOT_RUN = "not run"
+
+
+def _both(index_type: str, dim: int, metric: str, rows: int) -> str | None:
+    """Why ``index_type`` cannot be compared on this data (None: both targets have it)."""
+    for profile in (spec.DEFAULT_PROFILE, spec.SERVER_PROFILE):
+        why = spec.unavailable_reason(index_type, dim=dim, metric=metric, profile=profile, rows=rows)
+        if why:
+            return why
+    return None
+
+
+def common_index_types(dataset: Dataset) -> list[str]:
+    """Index types both milvus_lab in memory and a Milvus 2.3 server can build on ``dataset`` (spec order)."""
+    types = spec.index_types_for_metric(dataset.metric, profile=spec.SERVER_PROFILE)
+    return [t for t in types if _both(t, dataset.dim, dataset.metric, dataset.n) is None]
+
+
+def default_settings(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: int = 10
+                     ) -> list[tuple[str, dict[str, int], dict[str, int]]]:
+    """One (index type, build params, search params) per type both targets have: the spec's defaults,
+    valid under both profiles (a default only one side accepts is moved inside the other's range)."""
+    out = []
+    for index_type in index_types or common_index_types(dataset):
+        build = spec.default_build_params(index_type, dataset.dim, profile=spec.SERVER_PROFILE)
+        spec.validate_build(index_type, build, dim=dataset.dim, metric=dataset.metric, warn=False)
+        search = spec.default_search_params(index_type, k, build, profile=spec.SERVER_PROFILE)
+        spec.validate_search(index_type, search, top_k=k, build_params=build)
+        out.append((spec.get_index(index_type, profile=spec.SERVER_PROFILE).name, build, search))
+    return out
+
+
+def _settings(settings: Any, dataset: Dataset, k: int) -> list[tuple[str, dict[str, int], Any]]:
+    if settings is None:
+        return default_settings(dataset, k=k)
+    out = []
+    for item in settings:
+        if isinstance(item, Mapping):
+            out.append((item["index_type"], dict(item.get("build_params") or {}), item.get("search_params")))
+        elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) in (2, 3):
+            out.append((item[0], dict(item[1] or {}), item[2] if len(item) == 3 else None))
+        else:
+            raise InvalidParameterError(
+                f"a parity setting is (index_type, build_params, search_params) or a dict with those keys; "
+                f"got {item!r}")
+    return out
+
+
+def _side(frame: pd.DataFrame, suffix: str) -> pd.DataFrame:
+    keep = [c for c in SIDE_COLUMNS if c in frame]
+    return frame[keep].rename(columns={c: f"{c}_{suffix}" for c in keep}).reset_index(drop=True)
+
+
+def parity(dataset: Dataset, target: Target, settings: Iterable[Any] | None = None, *, k: int = 10,
+           latency_queries: int | None = None, repeats: int | None = None, progress: bool = False) -> pd.DataFrame:
+    """Measure each setting in memory and on ``target`` (a :func:`milvus_lab.server.connect` target): one row per
+    search setting with ``recall_memory`` / ``recall_server`` / ``recall_diff`` (server minus memory),
+    ``build_s_*`` (the server's includes loading), ``qps_*``, ``p50_ms_*``, ``p99_ms_*`` side by side.
+
+    ``settings``: (index_type, build_params, search_params) tuples or dicts with those keys; search_params may
+    be a dict of lists (``{"nprobe": [8, 32]}``); default: every type both targets have, at the spec's defaults.
+    The server side runs in one collection the lab creates and drops. If the server fails mid-way, the rows
+    measured so far are returned, the failing one with ``status_server="server error"`` and the error (URI and
+    step) in ``note`` and ``df.attrs["error"]``, and a LabWarning says so.
+    """
+    import pandas as pd
+
+    from .. import lab
+
+    k = dataset._check_k(k)
+    plan = _settings(settings, dataset, k)
+    extra: dict[str, Any] = {}
+    if latency_queries is not None:
+        extra["latency_queries"] = latency_queries
+    if repeats is not None:
+        extra["repeats"] = repeats
+    dataset.ground_truth(k)
+    parts: list[pd.DataFrame] = []
+    error: ServerError | None = None
+    started = time.perf_counter()
+    memory_session = lab.Session()
+    server_session = lab.Session(target=target)
+    try:
+        for step, (index_type, build, search) in enumerate(plan, 1):
+            if progress:
+                print(f"[{step}/{len(plan)}] {index_type} {spec.format_params(build) or '-'}", flush=True)
+            mem = lab.measure(dataset, index_type, build, search, k=k, session=memory_session, **extra)
+            ids = mem[["index_type", "build_params", "search_params"]].reset_index(drop=True)
+            try:
+                srv = lab.measure(dataset, index_type, build, search, k=k, session=server_session, **extra)
+            except ServerError as exc:
+                error = exc
+                srv = pd.DataFrame({"status": [STATUS_SERVER_ERROR] * len(mem)})
+            part = pd.concat([ids, _side(mem, "memory"), _side(srv, "server")], axis=1)
+            notes = [n for n in (mem.get("note"), srv.get("note")) if n is not None]
+            part["note"] = ["; ".join(str(n[i]) for n in notes if isinstance(n[i], str) and n[i]) for i in
+                            range(len(part))]
+            if error is not None:
+                part["note"] = str(error)
+                parts.append(part)
+                break
+            parts.append(part)
+    finally:
+        memory_session.close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a dead server cannot drop: the error below says what happened
+            server_session.close()
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["index_type"])
+    if "recall_memory" in df and "recall_server" in df:
+        df["recall_diff"] = df["recall_server"] - df["recall_memory"]
+    order = ["index_type", "build_params", "search_params"]
+    for name in SIDE_COLUMNS:
+        order += [f"{name}_memory", f"{name}_server"] + (["recall_diff"] if name == "recall" else [])
+    df = df[[c for c in order if c in df] + [c for c in df if c not in order]]
+    df.attrs.update(dataset=dataset.name, n=dataset.n, nq=dataset.nq, k=k, server=target.describe(),
+                    memory="milvus_lab in memory", seconds=time.perf_counter() - started)
+    if error is not None:
+        df.attrs["error"] = str(error)
+        warnings.warn(f"parity stopped: {error}; the {len(df) - 1} row(s) measured before are kept",
+                      lab.LabWarning, stacklevel=2)
+    return df
+
+
+def parity_markdown(df: pd.DataFrame) -> str:
+    """The parity table as Markdown (recall to 3 decimals, times to 2, QPS to whole numbers)."""
+    cols = [c for c in df.columns if c != "note"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in df.iterrows():
+        cells = []
+        for c in cols:
+            value = row[c]
+            if isinstance(value, float):
+                fmt = "{:.3f}" if c.startswith("recall") else "{:,.0f}" if c.startswith("qps") else "{:.2f}"
+                cells.append("" if value != value else fmt.format(value))
+            else:
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_parity(df: pd.DataFrame) -> Figure:
+    """One figure, three panels: recall, build time (s, log) and QPS (log), in memory vs server per setting."""
+    import numpy as np
+
+    from ..figures import NotebookFigure
+
+    labels = [f"{r.index_type}\n{r.build_params}\n{r.search_params}" for r in df.itertuples()]
+    x = np.arange(len(df))
+    fig = NotebookFigure(figsize=(max(8.0, 1.6 * len(df) * 3), 4.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    panels = (("recall", "recall (k-recall@k)", False), ("build_s", "build time (s; server: incl. load)", True),
+              ("qps", "queries per second (batch)", True))
+    for ax, (name, title, log) in zip(axes, panels):
+        for shift, side, colour in ((-0.2, "memory", "tab:blue"), (0.2, "server", "tab:orange")):
+            col = f"{name}_{side}"
+            values = df[col].astype(float).to_numpy() if col in df else np.full(len(df), np.nan)
+            ax.bar(x + shift, np.nan_to_num(values, nan=0.0), width=0.4, color=colour,
+                   label="milvus_lab in memory" if side == "memory" else df.attrs.get("server", "server"))
+        ax.set_title(title)
+        ax.set_xticks(x, labels, fontsize=7)
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(0, 1.05)
+    axes[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"Parity on {df.attrs.get('dataset', 'the dataset')}: milvus_lab in memory vs "
+                 f"{df.attrs.get('server', 'a Milvus server')}")
+    return fig
