@@ -70,8 +70,9 @@ def fingerprint(e: Engine) -> str:
     for name in sorted(e.list_collections()):
         c = e.get_collection(name)
         h.update(repr((name, c.dimension, c.metric, c.index_file_size, c.count(), c.index_type, c.index_params,
-                       c.index_params_given, c.list_partitions(), c.stats(), c._id_mode, c._next_auto_id,
-                       sorted(c._live_user_ids))).encode())
+                       c.index_params_given, c.list_partitions(), c.stats())).encode())
+        state = c.snapshot()
+        h.update(repr((state.id_mode, state.next_auto_id, state.next_segment_id, state.segment_rows)).encode())
         h.update(repr([(s["name"], s["row_count"], s["deleted_rows"], s["sealed"], s["index_name"])
                        for s in c.segments()]).encode())
         for s in c.segments():
@@ -79,7 +80,7 @@ def fingerprint(e: Engine) -> str:
             h.update(np.asarray(ids, np.int64).tobytes())
             if ids:
                 h.update(b"".join(np.asarray(v).tobytes() for v in c.get_entity_by_id(ids)))
-        pending = (np.concatenate([ids for ids, _ in c._pending_deletes]) if c._pending_deletes
+        pending = (np.concatenate([batch.ids for batch in state.pending_deletes]) if state.pending_deletes
                    else np.empty(0, np.int64))
         h.update(np.sort(pending).tobytes())
     return h.hexdigest()
@@ -359,8 +360,7 @@ def test_complex_vectors_are_refused():
 def test_insert_is_all_or_nothing_when_a_segment_allocation_fails(monkeypatch):
     e = Engine()
     try:
-        c = e.create_collection("m", 4)
-        c.segment_rows = 10
+        c = e.create_collection("m", 4, segment_rows=10)
         real = Segment.append
         calls = []
 

@@ -245,8 +245,8 @@ def run_workload(seconds: float, seed: int = 0, rows_per_inserter: int = 4_000,
     shared = Shared(table)
     engine = Engine(build_threshold=build_threshold)
     try:
-        c = engine.create_collection("busy", DIM)
-        c.segment_rows = segment_rows  # small segments: they seal and build in the background constantly
+        # small segments: they seal and build in the background constantly
+        c = engine.create_collection("busy", DIM, segment_rows=segment_rows)
         stop = threading.Event()
         threads = [threading.Thread(target=_inserter, args=(c, shared, t, stop, random.Random(rng.random())),
                                     name=f"inserter-{t}") for t in range(INSERTERS)]
@@ -311,8 +311,7 @@ def test_threads_insert_delete_search_and_churn_indexes():
 def test_two_threads_creating_indexes_at_once():
     engine = Engine(build_threshold=32)
     try:
-        c = engine.create_collection("race", DIM)
-        c.segment_rows = 64
+        c = engine.create_collection("race", DIM, segment_rows=64)
         c.insert(np.random.default_rng(0).normal(size=(1000, DIM)).astype(np.float32))
         errors = []
         plans = [("IVF_FLAT", {"nlist": 8}), ("HNSW", {"M": 8, "efConstruction": 32})] * 3
