@@ -1,6 +1,7 @@
 """The app in a real browser: notebooks/app.ipynb served by Voilà on 127.0.0.1, driven by Playwright with
-Debian's Chromium. Choose IVF_PQ, see only valid m, have an out-of-range nlist refused, create the index
-and see the panel report it, search, drop. The run keeps a screenshot as docs/img/app.png for the README."""
+Debian's Chromium: a teacher's whole lesson (each index type, refusals, create, search, a double-click on
+Create and a search during the build, drop, the explorer). Screenshots go to the test's tmp_path only; the
+README's docs/img/app.png is never rewritten by a test run."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "app.ipynb"
-SCREENSHOT = Path(os.environ.get("MILVUS_LAB_SCREENSHOT", ROOT / "docs" / "img" / "app.png"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -59,7 +59,8 @@ def voila_url(tmp_path_factory):
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "voila", str(NOTEBOOK), f"--port={port}", "--Voila.ip=127.0.0.1",
-             "--Voila.port_retries=0", "--no-browser", "--show_tracebacks=True"],
+             "--Voila.port_retries=0", "--no-browser", "--show_tracebacks=True",
+             "--MappingKernelManager.cull_idle_timeout=60"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, proc, log, timeout=30)
@@ -73,7 +74,7 @@ def voila_url(tmp_path_factory):
             proc.wait(timeout=5)
 
 
-def test_app_in_a_real_browser(voila_url):
+def test_a_teachers_lesson_in_a_real_browser(voila_url, tmp_path):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
@@ -91,61 +92,118 @@ def test_app_in_a_real_browser(voila_url):
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(url, wait_until="domcontentloaded", timeout=30_000)
             try:
-                page.wait_for_selector(".milvus-app", timeout=45_000)
+                page.wait_for_selector(".milvus-explorer", timeout=60_000)
             except PlaywrightTimeout:
                 raise AssertionError(f"the app did not render; voila log:\n{log.read_text()[-3000:]}") from None
-            panel = page.locator(".milvus-panel")
+            app = page.locator(".milvus-app")
+            panel = app.locator(".milvus-panel")
             expect(panel).to_contain_text("5,000")
+            expect(panel).to_contain_text("sealed")  # and what it means, under the table
+            expect(panel).to_contain_text("takes no more rows")
+            type_select = app.locator(".milvus-index-type select")
+            create = app.locator("button.milvus-create")
+            index_message = app.locator(".milvus-index-message")
+            search_button = app.locator("button.milvus-search")
+            search_message = app.locator(".milvus-search-message")
+            table = app.locator(".milvus-results table")
 
-            # choose IVF_PQ: m offers exactly the values valid for 48-d vectors
-            page.select_option(".milvus-index-type select", label="IVF_PQ")
-            m_select = page.locator(".milvus-param-m select")
-            expect(m_select).to_be_visible()
-            options = m_select.locator("option").all_text_contents()
-            assert [o.strip() for o in options] == valid_m
+            # every index type: its fields are the spec's build parameters
+            for index_type in spec.index_types_for_metric("L2"):
+                type_select.select_option(value=index_type)
+                for name in spec.INDEXES[index_type].build:
+                    expect(app.locator(f".milvus-param-{name}").first).to_be_visible()
+                expect(app.locator(".milvus-index-form .milvus-param")).to_have_count(
+                    len(spec.INDEXES[index_type].build))
 
-            # an out-of-range nlist is refused with the reason, kept as typed, and Create is disabled
-            nlist = page.locator(".milvus-param-nlist input")
-            nlist.fill(str(too_big))
-            expect(page.locator(".milvus-message-nlist")).to_contain_text(
-                f"nlist={too_big} is out of range; allowed: 1 <= nlist <= {too_big - 1}")
-            assert nlist.input_value() == str(too_big), "the typed value was changed"
-            create = page.locator("button.milvus-create")
+            # refusals: an empty box, a refused pool that does not blame a valid search_length
+            type_select.select_option(value="RNSG")
+            app.locator(".milvus-param-candidate_pool_size input").fill("40")
+            app.locator(".milvus-param-search_length input").fill("45")
+            expect(app.locator(".milvus-message-candidate_pool_size")).to_contain_text("candidate_pool_size=40")
+            expect(app.locator(".milvus-message-search_length")).to_have_text("")
             expect(create).to_be_disabled()
 
-            # a valid nlist: create the index, see the build time and the panel report it
-            nlist.fill("32")
-            expect(create).to_be_enabled()
-            page.select_option(".milvus-param-m select", label="8")
-            create.click()
-            expect(page.locator(".milvus-index-message")).to_contain_text("Created IVF_PQ (nlist=32, m=8) in",
-                                                                           timeout=30_000)
-            expect(panel).to_contain_text("IVF_PQ (nlist=32, m=8)")
-            expect(panel).to_contain_text("all 5,000 rows indexed")
-            expect(page.locator(".milvus-segments")).to_contain_text("IVF_PQ")
-            expect(page.locator(".milvus-current-index")).to_contain_text("Current index: IVF_PQ")
+            # IVF_PQ: m offers exactly the values valid for 48-d vectors; nlist refused, kept as typed
+            type_select.select_option(value="IVF_PQ")
+            m_select = app.locator(".milvus-param-m select")
+            expect(m_select.locator("option")).to_have_count(len(valid_m))
+            assert [o.strip() for o in m_select.locator("option").all_text_contents()] == valid_m
+            nlist = app.locator(".milvus-param-nlist input")
+            nlist.fill("")
+            expect(app.locator(".milvus-message-nlist")).to_contain_text("nlist is empty; allowed: 1 <= nlist")
+            nlist.fill(str(too_big))
+            expect(app.locator(".milvus-message-nlist")).to_contain_text(
+                f"nlist={too_big} is out of range; allowed: 1 <= nlist <= {too_big - 1}")
+            assert nlist.input_value() == str(too_big), "the typed value was changed"
+            expect(create).to_be_disabled()
 
-            # search a word: a results table with the latency and the recall against FLAT
-            expect(page.locator(".milvus-param-nprobe input")).to_be_visible()
-            page.locator(".milvus-query input").fill("king")
-            page.locator("button.milvus-search").click()
-            table = page.locator(".milvus-results table")
-            expect(table).to_be_visible()
+            # create IVF_PQ, search a word: approximate distances labelled, exact beside them
+            nlist.fill("32")
+            m_select.select_option(label="8")
+            expect(create).to_be_enabled()
+            create.click()
+            expect(index_message).to_contain_text("Created IVF_PQ (nlist=32, m=8) in", timeout=30_000)
+            expect(panel).to_contain_text("all 5,000 rows indexed")
+            app.locator(".milvus-query input").fill("king")
+            search_button.click()
             expect(table.locator("tbody tr")).to_have_count(10)
             expect(table.locator("tbody tr").first).to_contain_text("king")
-            message = page.locator(".milvus-search-message")
-            expect(message).to_contain_text(" ms")
-            expect(message).to_contain_text("recall@10 against FLAT")
+            expect(table).to_contain_text("squared L2 distance (approximate)")
+            expect(search_message).to_contain_text("recall@10 against exact search")
+            app.screenshot(path=str(tmp_path / "app.png"))
 
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.locator(".milvus-app").screenshot(path=str(SCREENSHOT))  # Voilà scrolls inside the page
+            # a refused search leaves no old table under it
+            app.locator(".milvus-query input").fill("notaword")
+            search_button.click()
+            expect(search_message).to_contain_text("'notaword' is not among the 5,000 words")
+            expect(table).to_have_count(0)
+            app.locator(".milvus-query input").fill("king")
 
-            # drop the index: exact search again, everywhere
-            page.locator("button.milvus-drop").click()
-            expect(page.locator(".milvus-index-message")).to_contain_text("Dropped the IVF_PQ index")
+            # double-click Create (HNSW) and Search during the build: one build, the search refused
+            type_select.select_option(value="HNSW")
+            app.locator(".milvus-param-M input").fill("32")
+            app.locator(".milvus-param-efConstruction input").fill("400")
+            create.dblclick()
+            search_button.click()
+            expect(search_message).to_contain_text("being built", timeout=10_000)
+            expect(table).to_have_count(0)
+            expect(index_message).to_contain_text("Created HNSW (M=32, efConstruction=400) in", timeout=60_000)
+            page.wait_for_timeout(1500)  # a queued second build would have started by now
+            expect(create).to_be_enabled()
+            expect(index_message).to_contain_text("Created HNSW")
+            expect(app.locator(".milvus-elapsed")).to_have_text("")
+            search_button.click()
+            expect(table.locator("tbody tr")).to_have_count(10)
+            expect(search_message).to_contain_text("with HNSW")
+
+            # drop: exact search again, old results gone
+            app.locator("button.milvus-drop").click()
+            expect(index_message).to_contain_text("Dropped the HNSW index")
             expect(panel).to_contain_text("FLAT (no index: exact search)")
-            expect(page.locator(".milvus-param-nprobe input")).to_have_count(0)
+            expect(table).to_have_count(0)
+            expect(app.locator(".milvus-param-ef input")).to_have_count(0)
+
+            # the explorer: build IVF_FLAT once, drag nprobe to its end: recall 1
+            explorer = page.locator(".milvus-explorer")
+            explorer.scroll_into_view_if_needed()
+            explorer.locator(".milvus-param-nlist input").fill("64")
+            explorer.locator("button.milvus-create").click()
+            readout = explorer.locator(".milvus-explorer-readout")
+            expect(readout).to_contain_text("IVF_FLAT (nlist=64) at nprobe=", timeout=30_000)
+            expect(readout).to_contain_text("at nprobe=16: recall@10 = ")  # the spec's teaching default
+            handle = explorer.locator(".milvus-explorer-slider .noUi-handle").bounding_box()
+            track = explorer.locator(".milvus-explorer-slider .noUi-target").bounding_box()
+            y = handle["y"] + handle["height"] / 2
+            page.mouse.move(handle["x"] + handle["width"] / 2, y)
+            page.mouse.down()
+            for step in range(1, 6):  # a drag: the readout follows the handle
+                page.mouse.move(handle["x"] + (track["x"] + track["width"] + 20 - handle["x"]) * step / 5, y)
+                page.wait_for_timeout(100)
+            page.mouse.up()
+            expect(readout).to_contain_text("nprobe=64: recall@10 = 1.000")
+            expect(explorer.locator(".milvus-explorer-neighbours")).to_contain_text("neighbours of king")
+            explorer.screenshot(path=str(tmp_path / "explorer.png"))
             assert not errors, f"JavaScript errors in the page: {errors}"
         finally:
             browser.close()
-    assert SCREENSHOT.stat().st_size > 10_000
+    assert (tmp_path / "app.png").stat().st_size > 10_000

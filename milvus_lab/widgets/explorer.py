@@ -72,10 +72,7 @@ class Explorer(WatchedBox):
                                  layout=widgets.Layout(width="260px"))
         self.word.add_class("milvus-explorer-word")
         self.word.observe(lambda _c: self._guard(self.update), "value")
-        self.slider = widgets.IntSlider(min=0, max=1, value=0, description="", continuous_update=True,
-                                        layout=widgets.Layout(width="520px"), disabled=True)
-        self.slider.add_class("milvus-explorer-slider")
-        self.slider.observe(lambda _c: self._guard(self.update), "value")
+        self.slider = self._new_slider("", 0, 1, 0, enabled=False)
         self.slider_help = widgets.HTML()
         self.readout = Status()
         self.readout.add_class("milvus-explorer-readout")
@@ -90,6 +87,20 @@ class Explorer(WatchedBox):
             self.form, self.word, self.slider, self.slider_help, self.readout,
             widgets.HBox([self.neighbours, self.plot], layout=widgets.Layout(flex_flow="row wrap"))]
         self._index_changed()
+
+    def _new_slider(self, name: str, low: int, high: int, value: int, *, enabled: bool = True
+                    ) -> widgets.IntSlider:
+        """A slider made with its range and value at once (changing min, max and value of a live slider lets
+        the browser clamp the value against the old range and send that back)."""
+        slider = widgets.IntSlider(min=low, max=high, value=value, description=name, continuous_update=True,
+                                   disabled=not enabled, layout=widgets.Layout(width="520px"))
+        slider.add_class("milvus-explorer-slider")
+        slider.observe(lambda _c: self._guard(self.update), "value")
+        old = getattr(self, "slider", None)
+        if old is not None:
+            self.children = tuple(slider if child is old else child for child in self.children)
+            old.close()
+        return slider
 
     @property
     def builds(self) -> int:
@@ -130,12 +141,7 @@ class Explorer(WatchedBox):
             note = f" ({name} has no upper bound; the slider stops at {high:,})"
         default = spec.default_search_params(index_type, self.top_k, params, profile=self.profile)[name]
         self.param = name
-        with self.slider.hold_trait_notifications():
-            self.slider.min, self.slider.max = 0, max(high, 1)
-            self.slider.min = low
-            self.slider.value = default if low <= default <= high else low
-        self.slider.description = name
-        self.slider.disabled = False
+        self.slider = self._new_slider(name, low, high, default if low <= default <= high else low)
         self.slider_help.value = small(f"{name}: {param.help}. Allowed here: {spec.describe_allowed(param, ctx)}"
                                        f"{note}.")
         self.update()
