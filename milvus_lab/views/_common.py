@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import spec
 from ..numerics import as_vectors
-from ..backends.faiss_backend import new_ivf_index
+from ..backends.ivf import new_ivf_index
 from ..errors import BuildIndexError, IllegalDimensionError, IllegalRecordError, IllegalTopKError, ParamError
 
 if TYPE_CHECKING:
