@@ -35,6 +35,7 @@ from ..errors import (
 from ..protocol import IndexInfo
 from . import validation
 from .indexer import BackgroundIndexer
+from .persist import save_collection
 from .segment import Segment, SegmentView, return_freed_memory
 from .state import DEFAULT_PARTITION, CollectionState, PendingDelete, row_layout, validate_segment_rows
 
@@ -113,7 +114,7 @@ class Collection:
     MB of rows is); set it lower to see segments and background builds on small data."""
 
     #: the spec profile whose rules apply (``spec.PROFILES``)
-    profile = getattr(spec, "DEFAULT_PROFILE", "milvus-0.10")  # TODO(H-engine): spec.DEFAULT_PROFILE once it lands
+    profile = spec.DEFAULT_PROFILE
 
     def __init__(self, engine: Host, name: str, dimension: int, index_file_size: int, metric: str, *,
                  segment_rows: int | None = None):
@@ -228,6 +229,11 @@ class Collection:
         """``display(collection)`` in a notebook: schema, index, rows, and a table of segments."""
         from .html import collection_html
         return collection_html(self)
+
+    def save(self, path: Any) -> Any:
+        """Write the collection (rows, partitions, deletes, built indexes) to the directory ``path``, signed
+        with this user's key: data only, no pickle (``Engine.load_collection`` reads it back)."""
+        return save_collection(self, path)
 
     @property
     def build_threshold(self) -> int:
@@ -553,14 +559,9 @@ class Collection:
             "waiting for the background build"
 
     def _too_small(self, rows: int, index_type: str, params: Mapping[str, int]) -> str | None:
-        threshold = self._engine.build_threshold
-        if rows < threshold:
-            return f"{rows:,} rows is below the build threshold of {threshold:,} rows"
-        need = spec.INDEXES[index_type].min_rows(params)
-        if rows < need:
-            why = spec.INDEXES[index_type].min_rows_help
-            return f"{rows:,} rows is fewer than {index_type} needs to train ({why}: {need:,})"
-        return None
+        """Why a segment of ``rows`` rows would stay raw (the spec's rule); None when it will be indexed."""
+        return spec.segment_raw_reason(index_type, params, rows, build_threshold=self._engine.build_threshold,
+                                       profile=self.profile)
 
     # ------------------------------------------------------------------ indexes
     def create_index(self, index_type: Any = "FLAT", params: Mapping[str, Any] | None = None, *,

@@ -10,6 +10,7 @@ from ..errors import AlreadyExistsError, CollectionNotFoundError, InvalidParamet
 from . import validation
 from .collection import Collection
 from .indexer import BackgroundIndexer
+from .persist import load_collection, read_engine_state, save_engine
 from .state import CollectionState, EngineState, validate_segment_rows
 
 
@@ -27,7 +28,7 @@ class Engine:
     derived from its ``index_file_size``; ``create_collection(segment_rows=...)`` sets it per collection."""
 
     #: the spec profile whose rules apply (``spec.PROFILES``)
-    profile = getattr(spec, "DEFAULT_PROFILE", "milvus-0.10")  # TODO(H-engine): spec.DEFAULT_PROFILE once it lands
+    profile = spec.DEFAULT_PROFILE
 
     def __init__(self, build_threshold: int = spec.DEFAULT_BUILD_THRESHOLD, *, segment_rows: int | None = None):
         self.build_threshold = _check_build_threshold(build_threshold)
@@ -41,7 +42,7 @@ class Engine:
 
     def describe(self) -> str:
         """One line naming the target: what it is and which rules apply."""
-        title = spec.PROFILES[self.profile].title if hasattr(spec, "PROFILES") else "Milvus 0.10 (in memory)"
+        title = spec.get_profile(self.profile).title
         return (f"{title}: {len(self.list_collections())} collection(s), build threshold "
                 f"{self.build_threshold:,} rows")
 
@@ -113,6 +114,24 @@ class Engine:
 
     def set_build_threshold(self, rows: int) -> None:
         self.build_threshold = _check_build_threshold(rows)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: Any) -> Any:
+        """Write every collection and the settings to the directory ``path`` (JSON manifest with checksums,
+        signed with this user's key; .npy arrays; library index files)."""
+        return save_engine(self, path)
+
+    @staticmethod
+    def load(path: Any, *, trust: bool = False) -> "Engine":
+        """An engine read back from ``engine.save(path)``. A save not signed with this user's key has its
+        indexes rebuilt from the saved vectors (UnsignedSaveWarning) unless ``trust=True`` (only for saves
+        you know are safe: index files are parsed by faiss/hnswlib/annoy)."""
+        return Engine.restore(read_engine_state(path, trust=trust))
+
+    def load_collection(self, path: Any, name: str | None = None, *, trust: bool = False) -> Collection:
+        """Add a collection saved with ``collection.save(path)`` (optionally under another name); ``trust``
+        as in :meth:`load`."""
+        return load_collection(self, path, name, trust=trust)
 
     # ------------------------------------------------------------------ state as a value
     def snapshot(self) -> EngineState:

@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 
 from ..errors import MilvusLabError
+from ..spec import format_params
 
 _TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
 _CELL = "border:1px solid #ddd;padding:2px 6px;text-align:left"
@@ -25,11 +26,6 @@ def format_bytes(n: int) -> str:
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
         value /= 1024
     return f"{n} B"
-
-
-def format_params(params: Mapping[str, Any]) -> str:
-    """{'nlist': 64, 'm': 8} -> 'nlist=64, m=8' ('' for FLAT)."""
-    return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 def index_text(index_type: str, params: Mapping[str, Any]) -> str:
