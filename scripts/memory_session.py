@@ -7,6 +7,7 @@ warm-up build of every type), its peak and its end, in MB, as JSON. ``--no-trim`
 
     python scripts/memory_session.py --indexes 200
     python scripts/memory_session.py --indexes 200 --no-trim
+    python scripts/memory_session.py --indexes 20 --types HNSW --rows 40000 --segment-rows 10000
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def session(indexes: int, rows: int, dim: int, segment_rows: int, trim: bool) -> dict:
+def session(indexes: int, rows: int, dim: int, segment_rows: int, trim: bool, types: list[str] | None = None
+            ) -> dict:
     if not trim:
         segment._MALLOC_TRIM = None  # the process as it was before the fix: glibc keeps freed memory
     warnings.simplefilter("ignore")
     data = np.random.default_rng(0).normal(size=(rows, dim)).astype(np.float32)
     queries = data[:20]
     engine = Engine(build_threshold=min(segment_rows, 500), segment_rows=segment_rows)
-    types = list(PLANS)
+    types = list(types or PLANS)
 
     def fresh():
         c = engine.create_collection("session", dim)
@@ -74,7 +76,7 @@ def session(indexes: int, rows: int, dim: int, segment_rows: int, trim: bool) ->
     engine.drop_collection("session")
     end = rss_bytes()
     engine.close()
-    return {"indexes": indexes, "trim": trim, "rows": rows, "dim": dim, "segments": -(-rows // segment_rows),
+    return {"indexes": indexes, "types": types, "trim": trim, "rows": rows, "dim": dim, "segments": -(-rows // segment_rows),
             "start_mb": round(start / 2**20, 1), "peak_mb": round(peak / 2**20, 1), "end_mb": round(end / 2**20, 1),
             "seconds": round(time.perf_counter() - began, 1), "curve_mb": curve[:: max(1, indexes // 20)]}
 
@@ -85,9 +87,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--segment-rows", type=int, default=5000)
+    parser.add_argument("--types", default=",".join(PLANS), help="index types, comma-separated (default: all)")
     parser.add_argument("--no-trim", action="store_true", help="switch off malloc_trim (before the fix)")
     args = parser.parse_args()
-    print(json.dumps(session(args.indexes, args.rows, args.dim, args.segment_rows, not args.no_trim)))
+    types = args.types.split(",")
+    unknown = sorted(set(types) - set(PLANS))
+    if unknown:
+        parser.error(f"unknown index types {unknown}; choose from {', '.join(PLANS)}")
+    print(json.dumps(session(args.indexes, args.rows, args.dim, args.segment_rows, not args.no_trim, types)))
 
 
 if __name__ == "__main__":
