@@ -23,7 +23,8 @@ import operator
 import warnings
 from dataclasses import dataclass, field, replace
 from numbers import Integral
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from .errors import (
     IgnoredParameterWarning,
@@ -125,10 +126,10 @@ def _count(number: int) -> str:
 
 
 def _as_ctx(ctx: Any) -> dict[str, Any]:
+    if type(ctx) is dict:  # the hot path: lookups are by str key, other keys are never read
+        return ctx
     if ctx is None:
         return {}
-    if isinstance(ctx, dict) and all(type(k) is str for k in ctx):
-        return ctx
     try:
         items = list(ctx.items())
     except Exception:
@@ -141,6 +142,8 @@ def _param_dict(params: Any, what: str) -> dict[str, Any]:
     InvalidParameterError naming the key when a parameter name is not a str."""
     if params is None:
         return {}
+    if type(params) is dict and all(type(k) is str for k in params):  # the hot path
+        return params
     if not isinstance(params, Mapping):
         raise ParamError(f"{what} must be a dict; got {type(params).__name__}")
     try:
@@ -213,7 +216,11 @@ class CrossRule:
 
 
 def _bound_items(bound: Any) -> tuple:
-    return tuple(item for item in (bound if isinstance(bound, tuple) else (bound,)) if item is not None)
+    if bound is None:
+        return ()
+    if type(bound) is tuple:
+        return tuple(item for item in bound if item is not None)
+    return (bound,)
 
 
 @dataclass(frozen=True)
@@ -763,7 +770,7 @@ def validate_build(index_type: Any, params: Mapping[str, Any] | None, *, dim: An
     given = _param_dict(params, "index params")
     if spec.is_flat:
         if given and warn:
-            shown = ", ".join(f"{k}={show_value(v)}" for k, v in given.items())
+            shown = ", ".join(f"{k!r}: {show_value(v)}" for k, v in given.items())
             warnings.warn(f"FLAT takes no parameters; ignoring {{{shown}}}", IgnoredParameterWarning, stacklevel=3)
         return spec, {}
     _check_names(spec.name, spec.build, given, "build")
@@ -796,7 +803,8 @@ def recommendation_warnings(spec: IndexSpec, params: Mapping[str, Any]) -> list[
 
 def validate_top_k(top_k: Any, *, profile: Any = DEFAULT_PROFILE) -> int:
     """top_k as an int: ParamError if it is not an int (pymilvus does), IllegalTopKError if out of range."""
-    if type(top_k) is int and TOP_K[0] <= top_k <= TOP_K[1] and profile is DEFAULT_PROFILE:
+    if type(top_k) is int and TOP_K[0] <= top_k <= TOP_K[1] and (profile is DEFAULT_PROFILE
+                                                                 or profile is PROFILES[DEFAULT_PROFILE]):
         return top_k  # the hot path
     param = get_profile(profile).top_k
     if as_int(top_k) is None:
