@@ -113,7 +113,8 @@ def test_disk_full_keeps_the_previous_save(engine, tmp_path, monkeypatch, fracti
     monkeypatch.undo()
     monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(tmp_path / "config"))
     assert (path / "manifest.json").read_bytes() == manifest
-    assert sorted(p.name for p in path.iterdir()) == sorted(["manifest.json", json.loads(manifest)["data_dir"]])
+    assert sorted(p.name for p in path.iterdir()) == sorted([".lock", "manifest.json",
+                                                             json.loads(manifest)["data_dir"]])
     assert view(path) == before
     persist.save_collection(c.snapshot(), path)  # with room again, the new save lands
     assert view(path)[0] == 650
@@ -157,7 +158,7 @@ def test_interrupted_first_save_leaves_no_save_and_the_next_one_succeeds(engine,
     (tmp_path / "s" / ".manifest.json.0.tmp").write_text("{")
     persist.save_collection(c.snapshot(), tmp_path / "s")  # our own leftovers do not block a save
     assert view(tmp_path / "s")[0] == 400
-    assert len(list((tmp_path / "s").iterdir())) == 2  # the manifest and its data folder
+    assert len(list((tmp_path / "s").iterdir())) == 3  # the manifest, its data folder and the lock file
 
 
 def test_kill_after_commit_leaves_the_new_save_and_a_stale_folder_that_goes_next_time(engine, tmp_path):
@@ -182,3 +183,31 @@ def test_kill_during_save_never_leaves_a_mix(tmp_path):
     assert counts["previous"] + counts["new"] == 15
     assert counts["saves_completed"] > 0
     assert out.returncode == 0
+
+
+def test_two_processes_saving_to_one_path_take_turns(engine, tmp_path):
+    """Saves from several processes to one path, loads in between: every load is a complete save."""
+    c = collection(engine)
+    path = persist.save_collection(c.snapshot(), tmp_path / "s")
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+              "from conftest import clustered\n"
+              "from milvus_lab import Engine\n"
+              "from milvus_lab.engine import persist\n"
+              "e = Engine(build_threshold=32)\n"
+              "c = e.create_collection('c', 16)\n"
+              "c.segment_rows = 100\n"
+              "c.create_index('IVF_FLAT', {'nlist': 4})\n"
+              "c.insert(clustered(int(sys.argv[1]), 16, clusters=8))\n"
+              "c.wait_for_index(60)\n"
+              "for _ in range(8):\n"
+              f"    persist.save_collection(c.snapshot(), {str(path)!r})\n"
+              "e.close()\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(rows)], stderr=subprocess.PIPE, text=True)
+             for rows in (300, 500)]
+    seen = set()
+    while any(p.poll() is None for p in procs):
+        seen.add(view(path)[0])
+    assert [p.wait() for p in procs] == [0, 0], [p.stderr.read()[-2000:] for p in procs]
+    seen.add(view(path)[0])
+    assert seen <= {300, 400, 500}
+    assert view(path)[0] in (300, 500)

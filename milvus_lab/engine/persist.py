@@ -39,7 +39,8 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +61,7 @@ READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 #: a manifest larger than this is not one of ours (it lists files, it holds no data)
 MAX_MANIFEST_BYTES = 64 * 2**20
+LOCK_FILE = ".lock"
 _DATA_DIR = re.compile(r"data-[0-9a-f]{32}\Z")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _CHUNK = 1 << 20
@@ -305,10 +307,35 @@ def _leftover(entry: Path) -> bool:
             or (entry.name.startswith(f".{MANIFEST}.") and entry.name.endswith(".tmp")))
 
 
+@contextmanager
+def _process_lock(path: Path, shared: bool = False) -> Iterator[None]:
+    """Saves to one path from several processes take turns, and a load waits for a save in progress
+    (POSIX advisory lock on ``path/.lock``: exclusive to save, shared to load), so a save's clean-up never
+    removes files another process is writing or reading."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock across processes (a load retries when a save overtakes it)
+        yield
+        return
+    try:
+        fd = os.open(path / LOCK_FILE, os.O_RDONLY if shared else os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if not shared:
+            raise
+        yield  # an old or read-only save without a lock file: nobody saves there through us
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _prepare_target(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise PersistError(f"cannot save to {path}: it is a file; give a directory path")
-    if path.is_dir() and not (path / MANIFEST).is_file() and any(not _leftover(e) for e in path.iterdir()):
+    if path.is_dir() and not (path / MANIFEST).is_file() and any(not _leftover(e) and e.name != LOCK_FILE
+                                                                 for e in path.iterdir()):
         raise PersistError(f"cannot save to {path}: the directory is not empty and is not a milvus_lab save "
                            f"(no {MANIFEST}); refusing to overwrite it")
     path.mkdir(parents=True, exist_ok=True)
@@ -323,44 +350,50 @@ def _commit(path: Path, kind: str, states: tuple[CollectionState, ...], extra: M
     key = _signing_key(create=True)
     with _lock_for(path):
         _prepare_target(path)
-        data_name = f"data-{uuid.uuid4().hex}"
-        data_dir = path / data_name
-        tmp_manifest = path / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
-        try:
-            data_dir.mkdir()
-            files: dict[str, Any] = {}
-            collections = [_write_collection(state, data_dir / f"c{i}", path, files)
-                           for i, state in enumerate(states)]
-            for i in range(len(states)):
-                _fsync_dir(data_dir / f"c{i}")
-            _fsync_dir(data_dir)
-            body = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
-                    "milvus_lab_version": _package_version(),
-                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data_dir": data_name,
-                    **extra, "collections": collections, "files": files}
-            manifest = dict(body, checksum={"sha256": hashlib.sha256(_canonical(body)).hexdigest()},
-                            signature=_signature(key, body))
-            with open(tmp_manifest, "w", encoding="utf-8") as fh:
-                json.dump(manifest, fh, indent=1, allow_nan=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_manifest, path / MANIFEST)  # the commit point
-            _fsync_dir(path)
-        except BaseException as exc:
-            shutil.rmtree(data_dir, ignore_errors=True)
-            tmp_manifest.unlink(missing_ok=True)
-            if isinstance(exc, MilvusLabError) or not isinstance(exc, Exception):
-                raise
-            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            raise PersistError(f"saving to {path} failed ({'the disk is full: ' if full else ''}"
-                               f"{type(exc).__name__}: {exc}); nothing was written over the previous save: "
-                               f"it is intact and still loads") from exc
-        for entry in path.iterdir():  # the committed manifest no longer names these
-            if entry.name != data_name and _leftover(entry):
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+        with _process_lock(path):
+            return _commit_locked(path, kind, states, extra, key)
+
+
+def _commit_locked(path: Path, kind: str, states: tuple[CollectionState, ...], extra: Mapping[str, Any],
+                   key: bytes) -> Path:
+    data_name = f"data-{uuid.uuid4().hex}"
+    data_dir = path / data_name
+    tmp_manifest = path / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+    try:
+        data_dir.mkdir()
+        files: dict[str, Any] = {}
+        collections = [_write_collection(state, data_dir / f"c{i}", path, files)
+                       for i, state in enumerate(states)]
+        for i in range(len(states)):
+            _fsync_dir(data_dir / f"c{i}")
+        _fsync_dir(data_dir)
+        body = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
+                "milvus_lab_version": _package_version(),
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data_dir": data_name,
+                **extra, "collections": collections, "files": files}
+        manifest = dict(body, checksum={"sha256": hashlib.sha256(_canonical(body)).hexdigest()},
+                        signature=_signature(key, body))
+        with open(tmp_manifest, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=1, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_manifest, path / MANIFEST)  # the commit point
+        _fsync_dir(path)
+    except BaseException as exc:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        tmp_manifest.unlink(missing_ok=True)
+        if isinstance(exc, MilvusLabError) or not isinstance(exc, Exception):
+            raise
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise PersistError(f"saving to {path} failed ({'the disk is full: ' if full else ''}"
+                           f"{type(exc).__name__}: {exc}); nothing was written over the previous save: "
+                           f"it is intact and still loads") from exc
+    for entry in path.iterdir():  # the committed manifest no longer names these
+        if entry.name != data_name and _leftover(entry):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
     return path
 
 
@@ -652,6 +685,14 @@ def _guarded(path: Path, step: Callable[[], Any]) -> Any:
         raise _bad(path, f"the save is invalid ({type(exc).__name__}: {exc})") from exc
 
 
+def _manifest_identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = (path / MANIFEST).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def _load(path: Any, trust: Any, kind: str, parse: Callable[[dict[str, Any], _Loader], Any]) -> Any:
     if not isinstance(trust, bool):
         raise PersistError(f"trust={trust!r} is invalid; allowed: True (read index files of a save you trust) "
@@ -672,7 +713,17 @@ def _load(path: Any, trust: Any, kind: str, parse: Callable[[dict[str, Any], _Lo
         loader = _Loader(path, manifest, files, trusted=problem is None)
         return parse(manifest, loader), loader, problem
 
-    result, loader, problem = _guarded(path, run)
+    for attempt in range(3):
+        before = _manifest_identity(path)
+        try:
+            with _process_lock(path, shared=True):
+                result, loader, problem = _guarded(path, run)
+            break
+        except PersistError:
+            # another process committed a new save while we read (and removed the files we were reading):
+            # read again; a save that is damaged for real fails the same way each time
+            if attempt == 2 or before is None or _manifest_identity(path) == before:
+                raise
     if loader.not_read:
         warnings.warn(
             f"{path} is not signed with this user's key ({problem}), so its {loader.not_read} index file(s) were "
