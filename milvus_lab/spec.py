@@ -249,6 +249,14 @@ class IntParam:
     #: where a sweep starts and stops (int or Ref, resolved by :func:`sweep_range`; None: the bounds)
     sweep_start: Any = None
     sweep_stop: Any = None
+    #: the library searches with at least this (int or Ref): faiss NSG uses max(search_length, top_k)
+    used_at_least: Any = None
+
+    @property
+    def used_help(self) -> str:
+        """How the value given becomes the value used, in words ('' when it is used as given)."""
+        floor = _describe_bound(self.used_at_least) if self.used_at_least is not None else ""
+        return f"searched with max({self.name}, {floor})" if floor else ""
 
     @property
     def rule_help(self) -> str:
@@ -306,6 +314,8 @@ class IndexSpec:
     #: advice that is not a rule: returns warning sentences for valid params
     advice: Callable[[Mapping[str, int]], list[str]] = lambda params: []
     notes: str = ""
+    #: notes that apply only to some metrics (shown by :meth:`notes_for`)
+    metric_notes: Mapping[str, str] = field(default_factory=dict)
     #: False: measured by the lab but never recommended (IVF_SQ8H is IVF_SQ8 here)
     recommend: bool = True
     #: the index type this one is identical to on this target (IVF_SQ8H -> "IVF_SQ8")
@@ -318,6 +328,10 @@ class IndexSpec:
     @property
     def min_rows_help(self) -> str:
         return self.min_rows.help
+
+    def notes_for(self, metric: Any) -> str:
+        """The notes that apply to a collection of ``metric``: the general ones and that metric's."""
+        return " ".join(text for text in (self.notes, self.metric_notes.get(_name_of(metric) or "", "")) if text)
 
 
 def _tightest(bound: Any, ctx: Mapping[str, Any], pick: Callable[[Iterable[int]], int]) -> int | None:
@@ -447,7 +461,8 @@ INDEXES: dict[str, IndexSpec] = {
         build={"nlist": _nlist()}, search={"nprobe": _NPROBE},
         description="inverted file: k-means cells, full vectors stored per cell",
         min_rows=_IVF_MIN_ROWS,
-        notes="On JACCARD/TANIMOTO the cells are chosen by Hamming distance and candidates re-ranked exactly.",
+        metric_notes={m: f"On {m} the cells are chosen by Hamming distance and candidates re-ranked exactly."
+                      for m in ("JACCARD", "TANIMOTO")},
     ),
     "IVF_SQ8": IndexSpec(
         name="IVF_SQ8", backend="faiss", metrics=FLOAT_METRICS,
@@ -488,7 +503,8 @@ INDEXES: dict[str, IndexSpec] = {
         },
         search={"search_length": IntParam("search_length", 10, 300, 50,
                                           "candidate list while searching (more: higher recall, slower)",
-                                          sweep="linear", sweep_start=Ref("top_k"))},
+                                          sweep="linear", sweep_start=Ref("top_k"),
+                                          used_at_least=Ref("top_k"))},
         description="navigating spreading-out graph (faiss NSG), one search list per query",
         min_rows=MinRows(("knng", "search_length"), more=1, why="to build the k-NN graph", distinct=True),
         advice=_rnsg_advice,
@@ -527,7 +543,7 @@ def _milvus23_indexes() -> dict[str, IndexSpec]:
     nlist = _nlist()
     return {
         "FLAT": replace(INDEXES["FLAT"], metrics=FLOAT_METRICS + binary),
-        "IVF_FLAT": replace(INDEXES["IVF_FLAT"], metrics=FLOAT_METRICS + binary, notes="",
+        "IVF_FLAT": replace(INDEXES["IVF_FLAT"], metrics=FLOAT_METRICS + binary, metric_notes={},
                             build={"nlist": nlist}),
         "IVF_SQ8": replace(INDEXES["IVF_SQ8"], build={"nlist": nlist}),
         "IVF_PQ": replace(
@@ -997,6 +1013,16 @@ def default_search_params(index_type: Any, top_k: Any = 10, build_params: Mappin
                 value = min(value, high)
         out[name] = value
     return out
+
+
+def effective_value(param: IntParam, value: Any, ctx: Mapping[str, Any] | None = None) -> int:
+    """The value the library really uses for ``value`` (checked first): RNSG search_length below top_k is
+    searched with top_k, as faiss NSG does. Backends use this so that forms can say so."""
+    number = check_value("", param, value, ctx)
+    if param.used_at_least is None or number in param.special:
+        return number
+    floor = _tightest(param.used_at_least, _as_ctx(ctx), max)
+    return number if floor is None else max(number, floor)
 
 
 def sweep_range(param: IntParam, ctx: Mapping[str, Any] | None = None) -> tuple[int | None, int | None]:

@@ -439,3 +439,17 @@ def test_format_params_sweep_range_and_recommend():
     assert [n for n, s in spec.INDEXES.items() if not s.recommend] == ["IVF_SQ8H"]
     assert spec.INDEXES["IVF_SQ8H"].same_as == "IVF_SQ8"
     assert all(s.same_as is None for n, s in spec.INDEXES.items() if n != "IVF_SQ8H")
+
+
+def test_effective_value_and_notes_for_metric():
+    param = spec.INDEXES["RNSG"].search["search_length"]
+    assert param.used_help == "searched with max(search_length, top_k)"
+    assert spec.effective_value(param, 10, {"top_k": 50}) == 50
+    assert spec.effective_value(param, 120, {"top_k": 50}) == 120
+    assert spec.INDEXES["HNSW"].search["ef"].used_help == ""
+    with pytest.raises(InvalidParameterError, match="search_length=9"):
+        spec.effective_value(param, 9, {"top_k": 5})
+    ivf = spec.INDEXES["IVF_FLAT"]
+    assert ivf.notes_for("L2") == "" and "JACCARD" in ivf.notes_for("JACCARD")
+    assert "Hamming" in ivf.notes_for("TANIMOTO") and "JACCARD" not in ivf.notes_for("TANIMOTO")
+    assert spec.INDEXES["IVF_SQ8H"].notes_for("L2") == spec.INDEXES["IVF_SQ8H"].notes

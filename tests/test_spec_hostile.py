@@ -203,6 +203,9 @@ def test_check_value_never_lets_a_foreign_exception_out(case, value, ctx):
     result = _refused_or_ok(lambda: spec.check_value(index_name, param, value, ctx), param.name)
     if not isinstance(result, MilvusLabError):
         assert type(result) is int
+    result = _refused_or_ok(lambda: spec.effective_value(param, value, ctx), param.name)
+    if not isinstance(result, MilvusLabError):
+        assert type(result) is int
 
 
 @FAST
@@ -324,6 +327,7 @@ def test_lookups(value, profile):
     _refused_or_ok(lambda: spec.index_types_for_metric(value, profile=profile), "metric")
     _refused_or_ok(lambda: spec.native_index_name("IVF_FLAT", value, profile=profile), "metric")
     _refused_or_ok(lambda: spec.is_binary_metric(value))
+    _refused_or_ok(lambda: spec.INDEXES["IVF_FLAT"].notes_for(value))
     _refused_or_ok(lambda: spec.format_params(value), "params")
     _refused_or_ok(lambda: spec.format_params({"nlist": value}), "params")
     _refused_or_ok(lambda: spec.pq_allowed_m(value), "dimension")
