@@ -184,7 +184,7 @@ def test_hnsw_and_annoy_on_many_tiny_segments_warn_with_the_cost():
                 report = c.create_index(index_type, params)
             notes = [str(w.message) for w in caught if issubclass(w.category, RecommendationWarning)]
             assert report.index_bytes > 2 * 2000 * 8 * 4
-            assert any(f"{index_type} on 20 segments" in n and "MiB of overhead" in n for n in notes), notes
+            assert any(f"{index_type} on 20 segments" in n and "of overhead" in n for n in notes), notes
         with warnings.catch_warnings(record=True) as caught:  # IVF has no per-segment fixed cost: no warning
             warnings.simplefilter("always")
             c.create_index("IVF_FLAT", {"nlist": 4})

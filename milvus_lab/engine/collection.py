@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..protocol import IndexInfo
 from . import validation
+from .html import collection_html, format_bytes
 from .indexer import BackgroundIndexer
 from .persist import save_collection
 from .segment import Segment, SegmentView, return_freed_memory
@@ -227,7 +228,6 @@ class Collection:
 
     def _repr_html_(self) -> str:
         """``display(collection)`` in a notebook: schema, index, rows, and a table of segments."""
-        from .html import collection_html
         return collection_html(self)
 
     def save(self, path: Any) -> Any:
@@ -636,11 +636,11 @@ class Collection:
         if index_bytes <= 2 * raw_bytes:
             return None
         n = report.indexed_segments
+        overhead = index_bytes - raw_bytes
         return (f"{report.index_type} on {n} segments of about {report.indexed_rows // n:,} rows each holds "
-                f"{index_bytes / 2**20:,.1f} MiB of index memory for {raw_bytes / 2**20:,.1f} MiB of vectors: an "
-                f"estimated {(index_bytes - raw_bytes) / 2**20:,.1f} MiB of overhead, about "
-                f"{(index_bytes - raw_bytes) / n / 2**20:,.2f} MiB per segment; fewer, larger segments "
-                f"(segment_rows or index_file_size) cost less")
+                f"{format_bytes(index_bytes)} of index memory for {format_bytes(raw_bytes)} of vectors: an "
+                f"estimated {format_bytes(overhead)} of overhead, about {format_bytes(overhead // n)} per segment; "
+                f"fewer, larger segments (segment_rows or index_file_size) cost less")
 
     def _build_all(self, segments: Sequence[Segment], index_type: str, params: Mapping[str, int],
                    progress: ProgressCallback | None) -> tuple[dict[int, Any], dict[int, str]]:
