@@ -32,12 +32,6 @@ from .panel import segment_rows
 TICK = 0.5
 
 
-def note_applies(note: str, metric: str) -> bool:
-    """A spec note that names metrics is shown only on data of one of them (no JACCARD note on L2 data)."""
-    named = [m for m in spec.ALL_METRICS if m in note]
-    return not named or metric in named
-
-
 class IndexForm(WatchedBox):
     """Create or drop the index of ``collection``; only values the spec allows can be submitted.
 
@@ -159,8 +153,9 @@ class IndexForm(WatchedBox):
             for field in self.fields.values():
                 field.observe(lambda: self._guard(self.validate))
         text = escape(index_spec.description)
-        if index_spec.notes and note_applies(index_spec.notes, self.metric):
-            text += "<br>" + small(index_spec.notes)
+        notes = index_spec.notes_for(self.metric)  # only what applies to this metric (no JACCARD note on L2)
+        if notes:
+            text += "<br>" + small(notes)
         if index_spec.is_flat:
             text += "<br>" + small("FLAT has no parameters: creating it drops any index (exact search).")
         self.description.value = f"<div style='margin:2px 0 4px 0'>{text}</div>"

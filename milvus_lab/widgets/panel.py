@@ -24,8 +24,9 @@ STATE_HELP = ("A segment is a block of rows. <b>open</b>: it still receives inse
 
 
 def segment_rows(collection: Any) -> list[dict[str, Any]]:
-    """One dict per segment: partition, name, row_count, index_name, and ``sealed`` when the collection
-    tells it (the in-memory engine's ``segments()``; a server's ``stats()`` does not)."""
+    """One dict per segment: partition, name, row_count, index_name, and ``sealed`` / ``raw_reason`` when the
+    collection tells them (the in-memory engine's ``segments()``, whose reasons are the spec's plus the
+    engine's own states: open, build failed, untrainable; a server's ``stats()`` tells neither)."""
     stats = collection.stats()
     detail = {}
     if callable(getattr(collection, "segments", None)):
@@ -36,8 +37,7 @@ def segment_rows(collection: Any) -> list[dict[str, Any]]:
             extra = detail.get((part["tag"], seg["name"]), {})
             out.append({"partition": part["tag"], "name": seg["name"], "row_count": seg["row_count"],
                         "index_name": seg.get("index_name", "FLAT"), "sealed": extra.get("sealed"),
-                        "build_error": (extra.get("raw_reason") or "") if "build failed" in
-                        str(extra.get("raw_reason") or "") else ""})
+                        "raw_reason": extra.get("raw_reason")})
     return out
 
 
@@ -45,16 +45,11 @@ def raw_reason(collection: Any, index_type: str, params: dict[str, int], seg: di
     """Why a segment has no index of the collection's type ('' when it has one or the collection is FLAT)."""
     if index_type == "FLAT" or seg["index_name"] != "FLAT":
         return ""
-    if seg["build_error"]:
-        return seg["build_error"]
-    reason = spec.segment_raw_reason(index_type, params, seg["row_count"],
-                                     build_threshold=getattr(collection, "build_threshold", 0),
-                                     profile=profile_of(collection))
-    if reason:
-        return reason
-    if seg["sealed"] is False:
-        return "open: indexed when it seals or at the next create_index"
-    return "waiting for the background build"
+    if seg["raw_reason"]:
+        return seg["raw_reason"]
+    return spec.segment_raw_reason(index_type, params, seg["row_count"],
+                                   build_threshold=getattr(collection, "build_threshold", 0),
+                                   profile=profile_of(collection)) or "not indexed yet"
 
 
 class CollectionPanel(WatchedBox):

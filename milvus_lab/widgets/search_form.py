@@ -227,6 +227,9 @@ class SearchForm(WatchedBox):
         if self.vectors is not None:
             row = self._row_of.get(qid)
             return None if row is None else self.vectors[row]
+        if not callable(getattr(self.collection, "get_entity_by_id", None)):
+            raise ValueError("this collection cannot hand back stored vectors: give the form the collection's "
+                             "vectors (vectors=...) to search by word or row id")
         (vector,) = self.collection.get_entity_by_id([qid])
         return vector
 
@@ -255,7 +258,11 @@ class SearchForm(WatchedBox):
         except ValueError as exc:
             self.refuse(str(exc))
             return None
-        vector = self.query_vector(qid)
+        try:
+            vector = self.query_vector(qid)
+        except ValueError as exc:
+            self.refuse(str(exc))
+            return None
         if vector is None:
             self.refuse(f"id {qid} does not exist in collection {self.collection.name!r}")
             return None
