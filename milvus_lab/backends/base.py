@@ -177,24 +177,3 @@ def check_faiss_header(index: Any, path: Path, expected_type: type, dim: int, me
         raise refuse(path, f"holds an index with another metric than {metric}")
     if index.ntotal < 0 or not index.is_trained:
         raise refuse(path, f"holds an untrained index or a negative row count ({index.ntotal})")
-
-
-def check_inverted_lists(index: Any, path: Path, nlist: int) -> None:
-    """The inverted lists of a faiss IVF index (float or binary) hold every row position exactly once."""
-    lists = index.invlists
-    if index.nlist != nlist or lists is None or lists.nlist != nlist:
-        raise refuse(path, f"holds {index.nlist} IVF cells, expected nlist={nlist}")
-    if lists.code_size != index.code_size or index.quantizer.ntotal != nlist or index.quantizer.d != index.d:
-        raise refuse(path, "IVF cells, codes and quantizer disagree in size")
-    parts = []
-    for cell in range(nlist):
-        size = int(lists.list_size(cell))
-        if size > index.ntotal:
-            raise refuse(path, f"IVF cell {cell} lists {size} rows, more than the index holds")
-        if size:
-            parts.append(faiss.rev_swig_ptr(lists.get_ids(cell), size))
-    ids = np.concatenate(parts) if parts else np.empty(0, np.int64)
-    if len(ids) != index.ntotal or (len(ids) and (ids.min() < 0 or ids.max() >= index.ntotal)):
-        raise refuse(path, f"IVF cells list {len(ids)} rows or rows outside 0..{index.ntotal - 1}")
-    if len(ids) and np.bincount(ids, minlength=index.ntotal).max() != 1:
-        raise refuse(path, "IVF cells do not list every row exactly once")

@@ -29,8 +29,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .base import (SEED, BuiltIndex, check_faiss_header, check_inverted_lists, pad_results, refuse,
-                   require_rows, serialized_size)
+from .base import SEED, BuiltIndex, check_faiss_header, pad_results, require_rows, serialized_size
+from .faiss_files import Expected, check_file
 from .flat import FlatIndex
 
 #: working memory (bytes) of one chunk of NumPy binary distances
@@ -278,16 +278,12 @@ def build(index_type: str, params: Mapping[str, int], codes: np.ndarray, metric:
 
 
 def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> BuiltIndex:
-    """faiss's binary reader, then the structure checked (class, bits, codes, every row listed once)."""
+    """Check the file's structure (bits, codes, every row listed once), then read it with faiss's reader."""
+    flat = index_type == "FLAT"
+    check_file(path, Expected(b"IBxF" if flat else b"IBwF", dim, metric, dict(params)))
     index = faiss.read_index_binary(str(path))
-    if index_type == "FLAT":
-        check_faiss_header(index, path, faiss.IndexBinaryFlat, dim, metric)
+    check_faiss_header(index, path, faiss.IndexBinaryFlat if flat else faiss.IndexBinaryIVF, dim, metric)
+    if flat:
         codes = faiss.vector_to_array(index.xb)
-        if index.code_size != dim // _BITS_PER_BYTE or codes.size != index.ntotal * index.code_size:
-            raise refuse(path, f"holds {codes.size} code bytes for {index.ntotal} rows of {dim} bits")
         return BinaryFlatIndex(codes.reshape(index.ntotal, index.code_size), metric)
-    check_faiss_header(index, path, faiss.IndexBinaryIVF, dim, metric)
-    if index.code_size != dim // _BITS_PER_BYTE:
-        raise refuse(path, f"holds codes of {index.code_size} bytes for {dim} bits")
-    check_inverted_lists(index, path, params["nlist"])
     return BinaryIVFIndex(metric, params, index)

@@ -12,7 +12,8 @@ import faiss
 import numpy as np
 
 from .. import spec
-from .base import FAISS_METRIC, BuiltIndex, check_faiss_header, pad_results, refuse
+from .base import FAISS_METRIC, BuiltIndex, check_faiss_header, pad_results
+from .faiss_files import Expected, check_file
 
 
 def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, metric: str
@@ -34,6 +35,10 @@ def distances(vectors: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarr
         return dots.astype(np.float32)
     sq = (q * q).sum(1)[:, None] + (x * x).sum(1)[None, :] - 2.0 * dots
     return np.maximum(sq, 0.0).astype(np.float32)
+
+
+#: faiss's file tag of an IndexFlat per metric
+TAGS = {"L2": b"IxF2", "IP": b"IxFI"}
 
 
 class FlatIndex(BuiltIndex):
@@ -67,13 +72,9 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
 
 
 def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> FlatIndex:
-    """Read an IndexFlat with faiss's reader (which checks the codes' size against ntotal)."""
+    """Check the file's structure (sizes, dim, metric, finite values), then read it with faiss's reader."""
+    check_file(path, Expected(TAGS[metric], dim, metric))
     index = faiss.read_index(str(path))
     check_faiss_header(index, path, faiss.IndexFlat, dim, metric)
-    codes = faiss.vector_to_array(index.codes)
-    if codes.size != index.ntotal * dim * 4:
-        raise refuse(path, f"holds {codes.size} bytes of vectors for {index.ntotal} rows of dimension {dim}")
-    vectors = codes.view(np.float32).reshape(index.ntotal, dim)
-    if not np.isfinite(vectors).all():
-        raise refuse(path, "holds NaN or infinite vector values")
+    vectors = faiss.vector_to_array(index.codes).view(np.float32).reshape(index.ntotal, dim)
     return FlatIndex(vectors, metric)

@@ -19,13 +19,13 @@ import faiss
 import numpy as np
 
 from .. import spec
-from .base import (SEED, FAISS_METRIC, BuiltIndex, check_faiss_header, check_inverted_lists, pad_results,
-                   refuse, require_rows, serialized_size)
+from .base import FAISS_METRIC, SEED, BuiltIndex, check_faiss_header, pad_results, require_rows, serialized_size
+from .faiss_files import Expected, check_file
 
 _STORAGE = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_SQ8H": "SQ8", "IVF_PQ": "PQ{m}x8"}
 _CLASSES = {"IVF_FLAT": faiss.IndexIVFFlat, "IVF_SQ8": faiss.IndexIVFScalarQuantizer,
             "IVF_SQ8H": faiss.IndexIVFScalarQuantizer, "IVF_PQ": faiss.IndexIVFPQ}
-_PQ_BITS = 8
+_TAGS = {"IVF_FLAT": b"IwFl", "IVF_SQ8": b"IwSq", "IVF_SQ8H": b"IwSq", "IVF_PQ": b"IwPQ"}
 
 
 def seed_clustering(*clustering_params: Any) -> None:
@@ -97,26 +97,9 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
     return IVFIndex(index_type, metric, params, index)
 
 
-def _check_codec(index_type: str, index: Any, path: Path, params: Mapping[str, int], dim: int) -> None:
-    """The quantizer of the codes has the sizes the build gave it."""
-    if index_type == "IVF_FLAT":
-        ok = index.code_size == dim * 4
-    elif index_type == "IVF_PQ":
-        pq = index.pq
-        ok = (pq.d == dim and pq.M == params["m"] and pq.nbits == _PQ_BITS and index.code_size == pq.code_size
-              and pq.centroids.size() == dim * (1 << _PQ_BITS))
-    else:
-        sq = index.sq
-        ok = (sq.d == dim and sq.qtype == faiss.ScalarQuantizer.QT_8bit and sq.code_size == dim
-              and index.code_size == dim and sq.trained.size() == 2 * dim)
-    if not ok:
-        raise refuse(path, f"the {index_type} code sizes disagree with dim={dim} and {dict(params)}")
-
-
 def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> IVFIndex:
-    """faiss's reader, then the structure checked: class, dim, metric, codec sizes, every row listed once."""
+    """Check the file's structure (codec sizes, every row listed once), then read it with faiss's reader."""
+    check_file(path, Expected(_TAGS[index_type], dim, metric, dict(params)))
     index = faiss.read_index(str(path))
     check_faiss_header(index, path, _CLASSES[index_type], dim, metric)
-    _check_codec(index_type, index, path, params, dim)
-    check_inverted_lists(index, path, params["nlist"])
     return IVFIndex(index_type, metric, params, index)

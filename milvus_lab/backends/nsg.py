@@ -12,13 +12,12 @@ the index file (``<path>.groups.npy``). The NSG link step (and NN-descent) run o
 locks, so a build on more than one thread is not reproducible; on one thread it is.
 
 faiss's NSG reader trusts the graph it reads (a row with too many neighbours writes past its buffer, a
-neighbour id out of range is followed at search time), so :func:`load` parses and checks the whole file
-before faiss sees it.
+neighbour id out of range is followed at search time), so :func:`load` has
+:func:`~milvus_lab.backends.faiss_files.check_file` walk the whole file before faiss sees it.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 from ..errors import UntrainableSegmentError
 from .base import (FAISS_METRIC, BuiltIndex, SharedSetting, build_threads, check_faiss_header, pad_results,
                    refuse, serialized_size)
+from .faiss_files import Expected, check_file
 
 #: distinct rows from which the k-NN graph is built with NN-descent instead of brute force (measured on
 #: GloVe-100, 2 shared cores: see the module's tests and the H-backends report)
@@ -36,7 +36,6 @@ NN_DESCENT_MIN_ROWS = 50_000
 EXACT_KNN = "exact k-NN"
 NN_DESCENT = "NN-descent"
 GROUPS_SUFFIX = ".groups.npy"
-_FOURCC = {"L2": (b"INSf", b"IxF2"), "IP": (b"INSf", b"IxFI")}
 
 
 def graph_builder(distinct_rows: int) -> str:
@@ -187,63 +186,6 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
                     builder=builder)
 
 
-# --------------------------------------------------------------------------------------------------
-# Load: the file parsed and checked before faiss reads it
-# --------------------------------------------------------------------------------------------------
-_HEADER = struct.Struct("<4siqqqBi")  # fourcc, d, ntotal, two dummies, is_trained, metric
-_NSG_PARAMS = struct.Struct("<iBiiii")  # GK, build_type, nndescent S, R, L, iter
-_NSG_STATE = struct.Struct("<iiiiiiB")  # ntotal, R, L, C, search_L, enterpoint, is_built
-_XB_COUNT = struct.Struct("<Q")
-
-
-def _unpack(layout: struct.Struct, data: bytes, offset: int, path: Path) -> tuple[Any, ...]:
-    if offset + layout.size > len(data):
-        raise refuse(path, "the file ends inside a header")
-    return layout.unpack_from(data, offset)
-
-
-def check_file(path: Path, params: Mapping[str, int], metric: str, dim: int) -> int:
-    """Parse a saved NSG file and check every size and graph id; returns the number of graph nodes."""
-    data = Path(path).read_bytes()
-    nsg_tag, storage_tag = _FOURCC[metric]
-    tag, d, ntotal, _, _, trained, metric_type = _unpack(_HEADER, data, 0, path)
-    offset = _HEADER.size
-    if tag != nsg_tag or d != dim or metric_type != FAISS_METRIC[metric] or trained != 1 or ntotal < 1:
-        raise refuse(path, f"NSG header (tag {tag!r}, dim {d}, metric {metric_type}, rows {ntotal}) is not an "
-                           f"RNSG index of dim {dim} and metric {metric}")
-    knng, _, _, _, _, _ = _unpack(_NSG_PARAMS, data, offset, path)
-    offset += _NSG_PARAMS.size
-    nodes, degree, _, _, _, enterpoint, built = _unpack(_NSG_STATE, data, offset, path)
-    offset += _NSG_STATE.size
-    if (nodes != ntotal or degree != params["out_degree"] or knng != params["knng"] or built != 1
-            or not 0 <= enterpoint < nodes):
-        raise refuse(path, f"NSG graph header (nodes {nodes}, R {degree}, GK {knng}, entry {enterpoint}) does "
-                           f"not match {ntotal} rows and {dict(params)}")
-    available = (len(data) - offset) // 4
-    ints = np.frombuffer(data, dtype="<i4", count=min(available, nodes * (degree + 1)), offset=offset)
-    ends = np.flatnonzero(ints == -1)[:nodes]
-    if len(ends) < nodes:
-        raise refuse(path, "the NSG graph is truncated or a node lists too many neighbours")
-    lengths = np.diff(np.concatenate([[-1], ends])) - 1
-    links = ints[:ends[-1] + 1]
-    links = links[links != -1]
-    if lengths.max() > degree or (len(links) and (links.min() < 0 or links.max() >= nodes)):
-        raise refuse(path, f"an NSG node lists more than R={degree} neighbours or a neighbour outside "
-                           f"0..{nodes - 1}")
-    offset += 4 * (int(ends[-1]) + 1)
-    tag, d, stored, _, _, trained, metric_type = _unpack(_HEADER, data, offset, path)
-    offset += _HEADER.size
-    (count,) = _unpack(_XB_COUNT, data, offset, path)
-    offset += _XB_COUNT.size
-    if tag != storage_tag or d != dim or stored != nodes or metric_type != FAISS_METRIC[metric] \
-            or count != nodes * dim or offset + 4 * count != len(data):
-        raise refuse(path, f"the NSG vector storage does not hold {nodes} rows of dimension {dim} "
-                           f"(or the file has extra bytes)")
-    if not np.isfinite(np.frombuffer(data, dtype="<f4", count=count, offset=offset)).all():
-        raise refuse(path, "holds NaN or infinite vector values")
-    return nodes
-
-
 def _load_groups(path: Path, nodes: int) -> Groups | None:
     groups_path = Path(str(path) + GROUPS_SUFFIX)
     if not groups_path.exists():
@@ -261,7 +203,7 @@ def _load_groups(path: Path, nodes: int) -> Groups | None:
 
 def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> NSGIndex:
     """Check the file's structure, then read it with faiss's reader."""
-    nodes = check_file(path, params, metric, dim)
+    nodes = check_file(path, Expected(b"INSf", dim, metric, dict(params)))
     groups = _load_groups(path, nodes)
     index = faiss.read_index(str(path))
     check_faiss_header(index, path, faiss.IndexNSGFlat, dim, metric)
