@@ -52,13 +52,9 @@ class Engine:
         """A new empty collection; ``segment_rows`` overrides the rows per segment (default: the engine's
         setting, else what ``index_file_size`` MB of rows is)."""
         name = validation.collection_name(collection_name)
-        if isinstance(dimension, bool) or not isinstance(dimension, int):
-            raise ParamError(f"dimension must be an int; got {dimension!r}")
-        if isinstance(index_file_size, bool) or not isinstance(index_file_size, int):
-            raise ParamError(f"index_file_size must be an int (MB); got {index_file_size!r}")
-        metric = spec.normalize_metric(metric_type)
-        dim = spec.validate_dimension(dimension, metric)
-        size = spec.validate_index_file_size(index_file_size)
+        size = spec.validate_index_file_size(index_file_size, profile=self.profile)
+        metric = spec.normalize_metric(metric_type, profile=self.profile)
+        dim = spec.validate_dimension(dimension, metric, profile=self.profile)
         rows = self.segment_rows if segment_rows is None else validate_segment_rows(segment_rows)
         with self._lock:
             if name in self._collections:
