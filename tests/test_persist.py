@@ -322,8 +322,18 @@ DAMAGE = {
     "pickled object array re-signed": (lambda p, f: (np.save(p / first(f, "1.ids.npy"),
                                                              np.array([{"x": 1}] * 120, dtype=object),
                                                              allow_pickle=True),
-                                                     resign_file(p, first(f, "1.ids.npy"))), "not a readable"),
+                                                     resign_file(p, first(f, "1.ids.npy"))), "dtype object"),
+    "npy header announcing more rows than the file holds re-signed": (
+        lambda p, f: (_short_npy(p / first(f, "1.ids.npy")), resign_file(p, first(f, "1.ids.npy"))), "announces"),
 }
+
+
+def _short_npy(path: Path) -> None:
+    """A valid .npy header for the right shape, followed by too few bytes (NumPy would allocate first)."""
+    header = np.load(path)
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(header))
+        fh.write(b"\0" * 8)
 
 
 def _write_other_index(path: Path) -> None:

@@ -9,7 +9,9 @@ as ``.npy``, indexes in their library's own format) is written and fsynced into 
 folder beside it, then a new manifest naming those files with their sha256 is written to a temporary
 name, fsynced and moved over the old one with ``os.replace`` (then the folder is fsynced). A crash or an
 error (a full disk) at any moment leaves the previous save in place and loadable; stale data folders go
-after the next commit. There is never a moment when the path holds no complete save.
+after the next commit. There is never a moment when the path holds no complete save (so, unlike a swap of
+whole directories by rename, nothing needs recovering after a crash). Saves to one path from several
+processes take turns, and a load waits for a save in progress (``flock`` on ``path/.lock``).
 
 Each manifest is signed with an HMAC-SHA256 under a per-user secret key kept in the user's config folder
 (:func:`config_dir`); since the manifest lists every file's sha256, the signature covers every byte. On
@@ -550,6 +552,7 @@ class _Loader:
         raw = fpath.read_bytes()
         if hashlib.sha256(raw).hexdigest() != self.files[rel]["sha256"]:
             raise self.bad(f"file {rel} changed while loading")
+        self.npy_header(raw, rel, what, dtype, shape)
         try:
             array = np.load(io.BytesIO(raw), allow_pickle=False)
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
@@ -559,6 +562,28 @@ class _Loader:
         self.require(array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape)),
                      f"{what} has shape {array.shape}, expected {tuple('n' if s is None else s for s in shape)}")
         return np.ascontiguousarray(array)
+
+    def npy_header(self, raw: bytes, rel: str, what: str, dtype: np.dtype, shape: tuple[int | None, ...]) -> None:
+        """Check a .npy header (dtype, shape, and that the file holds exactly that many bytes) before NumPy
+        allocates anything for it."""
+        stream = io.BytesIO(raw)
+        try:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                found_shape, fortran, found_dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                found_shape, fortran, found_dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f"format version {version} is not one NumPy's np.save writes for us")
+        except Exception as exc:  # noqa: BLE001 - any header failure is a bad file
+            raise self.bad(f"{what} ({rel}) is not a readable .npy array: {type(exc).__name__}: {exc}") from None
+        self.require(found_dtype == dtype and not found_dtype.hasobject,
+                     f"{what} has dtype {found_dtype}, expected {np.dtype(dtype)}")
+        self.require(len(found_shape) == len(shape) and all(s is None or s == a for s, a in zip(shape, found_shape)),
+                     f"{what} has shape {found_shape}, expected {tuple('n' if s is None else s for s in shape)}")
+        size = int(np.prod(found_shape, dtype=object)) * found_dtype.itemsize
+        self.require(stream.tell() + size == len(raw), f"{what} ({rel}) holds {len(raw) - stream.tell()} data bytes, "
+                                                       f"its header announces {size}")
 
     def collection(self, meta: Any) -> CollectionState:
         self.require(isinstance(meta, dict), "a collection entry is not an object")
