@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from numbers import Integral
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -126,12 +127,25 @@ class EvilMapping(dict):
         raise Boom("__iter__")
 
 
+class UnhashableKeys(Mapping):
+    """A mapping whose parameter names are lists (a dict cannot hold them, a Mapping can)."""
+
+    def __getitem__(self, key: Any) -> int:
+        return 16
+
+    def __iter__(self):
+        return iter([["nlist"], {"m": 1}])
+
+    def __len__(self) -> int:
+        return 2
+
+
 class NameIsNotStr:
     name = 12345
 
 
 def _hostile_objects() -> list[Any]:
-    return [EvilIndex(), EvilIntSubclass(7), EvilEverything(), EvilStr("nlist"), EvilStr("IVF_FLAT"),
+    return [UnhashableKeys(), EvilIndex(), EvilIntSubclass(7), EvilEverything(), EvilStr("nlist"), EvilStr("IVF_FLAT"),
             EvilStr("L2"), NameIsNotStr(), object(), EvilMapping(nlist=16), {1: 2}, {None: 1}, {(1, 2): 3},
             {"nlist": EvilIndex()}, {"nlist": EvilEverything()}, {EvilStrKey("nlist"): 16}, {EvilStrKey("bogus"): 16}, EvilStrKey("HNSW"), [1, 2], (3,), {3},
             frozenset(), b"\x00\x01", bytearray(b"ab"), "", "x", "16", "1e3", " 16", None, Ellipsis, type,
