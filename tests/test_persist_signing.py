@@ -244,3 +244,12 @@ def test_default_config_folder_follows_the_platform(monkeypatch, tmp_path):
     monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(tmp_path / "override"))
     assert persist.config_dir() == tmp_path / "override"
     assert os.environ.get("HOME") == str(tmp_path / "home")
+
+
+@pytest.mark.parametrize("what", ["a string", None, 3, object()])
+def test_saving_something_else_is_a_clear_error(tmp_path, what):
+    with pytest.raises(PersistError, match="not a collection"):
+        persist.save_collection(what, tmp_path / "s")
+    with pytest.raises(PersistError, match="not an engine"):
+        persist.save_engine(what, tmp_path / "e")
+    assert not (tmp_path / "s").exists()

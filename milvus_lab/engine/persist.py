@@ -422,16 +422,23 @@ class _RestoresCollections(Protocol):
     def restore_collection(self, state: CollectionState, *, name: str | None = None) -> Any: ...
 
 
+def _snapshot_of(obj: Any, what: str) -> Any:
+    snapshot = getattr(obj, "snapshot", None)
+    if not callable(snapshot):
+        raise PersistError(f"cannot save {obj!r}: not {what} (it has no snapshot())")
+    return snapshot()
+
+
 def save_collection(collection: _HasSnapshot | CollectionState, path: str | os.PathLike) -> Path:
     """Save a collection (what its ``snapshot()`` returns, or that state itself) to the directory ``path``,
     signed with this user's key. The previous save at ``path`` stays intact until the new one is complete."""
-    state = collection if isinstance(collection, CollectionState) else collection.snapshot()
+    state = collection if isinstance(collection, CollectionState) else _snapshot_of(collection, "a collection")
     return _commit(_as_path(path), "collection", (state,), {})
 
 
 def save_engine(engine: _HasSnapshot | EngineState, path: str | os.PathLike) -> Path:
     """Save an engine (its ``snapshot()``: settings and every collection, or that state) to ``path``."""
-    state = engine if isinstance(engine, EngineState) else engine.snapshot()
+    state = engine if isinstance(engine, EngineState) else _snapshot_of(engine, "an engine")
     if not isinstance(state, EngineState):
         raise PersistError(f"save_engine takes an engine or its snapshot(); got {type(state).__name__}")
     settings = {"build_threshold": int(state.build_threshold),
