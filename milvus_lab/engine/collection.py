@@ -283,7 +283,7 @@ class Collection:
 
     # ------------------------------------------------------------------ partitions
     def create_partition(self, tag: str) -> None:
-        validation.partition_tag(tag)
+        tag = validation.partition_tag(tag)
         with self._write, self._state:
             self._check_alive()
             if tag in self._partitions:
@@ -291,7 +291,7 @@ class Collection:
             self._partitions[tag] = []
 
     def drop_partition(self, tag: str) -> None:
-        validation.partition_tag(tag)
+        tag = validation.partition_tag(tag)
         with self._write, self._state:
             self._check_alive()
             if tag == DEFAULT_PARTITION:
@@ -302,7 +302,7 @@ class Collection:
                     self._live_user_ids.difference_update(seg.ids[seg.live_mask()].tolist())
 
     def has_partition(self, tag: str) -> bool:
-        validation.partition_tag(tag)
+        tag = validation.partition_tag(tag)
         self._check_alive()
         return tag in self._partitions
 
@@ -497,7 +497,8 @@ class Collection:
 
     def list_id_in_segment(self, segment_name: str) -> list[int]:
         if not isinstance(segment_name, str) or not segment_name:
-            raise ParamError(f"segment name must be a non-empty str; got {segment_name!r}")
+            raise ParamError(f"segment name must be a non-empty str; got {spec.show_value(segment_name)}")
+        segment_name = str.__str__(segment_name)  # a plain copy: a subclass's methods cannot interfere
         self._check_alive()
         with self._state:
             for seg in self._all_segments():
@@ -741,7 +742,7 @@ class Collection:
         try:
             key = (version, top_k, tuple(params.items()) if params else ())
             hit = self._search_checks.get(key)
-        except TypeError:  # unhashable values: validate (and refuse) without the memo
+        except Exception:  # noqa: BLE001 - unhashable (or hostile) values: validate (and refuse) without the memo
             return spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
         if hit is None:
             hit = spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
@@ -758,8 +759,7 @@ class Collection:
         if partition_tags is not None:
             if isinstance(partition_tags, str) or not isinstance(partition_tags, (list, tuple)):
                 raise ParamError(f"partition_tags must be a list of str; got {partition_tags!r}")
-            for tag in partition_tags:
-                validation.partition_tag(tag)
+            partition_tags = [validation.partition_tag(tag) for tag in partition_tags]
         queries = self._vectors(query_records, "query_records")
         self._check_alive()
         with self._state:
