@@ -32,13 +32,22 @@ class Engine:
 
     def __init__(self, build_threshold: int = spec.DEFAULT_BUILD_THRESHOLD, *, segment_rows: int | None = None):
         self.build_threshold = _check_build_threshold(build_threshold)
-        self.segment_rows = None if segment_rows is None else validate_segment_rows(segment_rows)
+        self._segment_rows = None if segment_rows is None else validate_segment_rows(segment_rows)
         self._collections: dict[str, Collection] = {}
         self._lock = threading.RLock()
         self.indexer = BackgroundIndexer()
 
     def __repr__(self) -> str:
         return f"Engine(collections={self.list_collections()}, build_threshold={self.build_threshold})"
+
+    @property
+    def segment_rows(self) -> int | None:
+        """Rows per segment of collections created from now on (None: derived from their index_file_size)."""
+        return self._segment_rows
+
+    @segment_rows.setter
+    def segment_rows(self, rows: int | None) -> None:
+        self._segment_rows = None if rows is None else validate_segment_rows(rows)
 
     def describe(self) -> str:
         """One line naming the target: what it is and which rules apply."""
