@@ -7,8 +7,8 @@ default search parameters. Builds that are deterministic (FLAT, IVF_* : faiss k-
 has a fixed seed) must give exactly the same recall; QPS should agree within 10%. HNSW and ANNOY builds
 use several threads, so their graphs / trees differ run to run and recall may differ slightly.
 
-Rounds alternate lab and raw measurements; each side's best QPS over the rounds is compared. Run it on
-an otherwise idle machine: other processes make QPS noisy.
+Rounds alternate lab and raw measurements (the lab's interleaved protocol); the medians are compared.
+Run it on an otherwise idle machine: other processes make QPS noisy.
 
     python benchmarks/lab_vs_raw.py                 # 100k GloVe words, 1000 queries, k=10
     python benchmarks/lab_vs_raw.py --n 20000 --types IVF_FLAT,HNSW
@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from milvus_lab import lab, spec
+from milvus_lab.lab import timing
 from milvus_lab.lab.sweeps import center_build_params
 
 K = 10
@@ -103,28 +104,25 @@ def main() -> int:
     print(f"{ds!r}; k={K}; {os.cpu_count()} CPUs, faiss threads {faiss.omp_get_max_threads()}, load average "
           f"{os.getloadavg()[0]:.1f}")
     types = [spec.get_index(t).name for t in args.types.split(",")]
-    width = max(len(lab.measurements.format_params(center_build_params(t, ds.n, ds.dim))) for t in types)
+    width = max(len(spec.format_params(center_build_params(t, ds.n, ds.dim))) for t in types)
     header = (f"{'index':<9} {'build params':<{width}} {'search':<18} {'recall lab':>10} {'recall raw':>10} "
               f"{'equal':>5} {'QPS lab':>9} {'QPS raw':>9} {'lab/raw':>7}")
     rows, failures = [], []
-    with lab.Session() as session:
+    with lab.Session() as session, session.running():
         for index_type in types:
             build = center_build_params(index_type, ds.n, ds.dim)  # what compare() builds
             search = spec.default_search_params(index_type, K, build)  # the spec's teaching default
             raw = raw_search(index_type, build, search, ds.base)
             raw_recall = lab.recall_at_k(raw(ds.queries), ds, K)
-            lab_qps, raw_qps, lab_recall = 0.0, 0.0, None
-            for _ in range(args.rounds):
-                row = session.measure(ds, index_type, build, search, k=K, latency_queries=0).iloc[0]
-                lab_recall = row["recall"] if lab_recall is None else lab_recall
-                assert row["recall"] == lab_recall
-                lab_qps = max(lab_qps, row["qps"])
-                _, seconds = lab.time_batch(raw, ds.queries)
-                raw_qps = max(raw_qps, ds.nq / seconds)
+            lab_build = session.build(ds, index_type, build)
+            lab_recall = lab.recall_at_k(session.search_fn(lab_build, K, search)(ds.queries).ids, ds, K)
+            lab_t, raw_t = timing.interleaved([session.search_fn(lab_build, K, search), raw], ds.queries,
+                                              repeats=args.rounds, latency_queries=0)
+            lab_qps, raw_qps = lab_t["qps"], raw_t["qps"]
             equal = lab_recall == raw_recall
             ratio = lab_qps / raw_qps
-            rows.append(f"{index_type:<9} {lab.measurements.format_params(build):<{width}} "
-                        f"{lab.measurements.format_params(search):<18} {lab_recall:>10.4f} {raw_recall:>10.4f} "
+            rows.append(f"{index_type:<9} {spec.format_params(build):<{width}} "
+                        f"{spec.format_params(search):<18} {lab_recall:>10.4f} {raw_recall:>10.4f} "
                         f"{'yes' if equal else 'no':>5} {lab_qps:>9,.0f} {raw_qps:>9,.0f} {ratio:>7.3f}")
             deterministic = index_type == "FLAT" or index_type.startswith("IVF")
             if deterministic and not equal:

@@ -216,3 +216,25 @@ def test_a_server_error_mid_sweep_keeps_the_rows_measured_so_far(ds):
     assert "HNSW" not in set(df["index_type"])
     assert df.attrs["error"].endswith("server went away")
     assert target.engine.list_collections() == ["not_ours"] and user.count() == 0
+
+
+# ------------------------------------------------------------------ memory
+def test_a_plan_that_cannot_fit_is_refused_up_front_with_the_estimate(ds, monkeypatch):
+    from milvus_lab.lab import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 10_000)  # 10 kB free
+    target = FakeTarget(profile="milvus-0.10")
+    with pytest.raises(lab.LabMemoryError, match=r"needs about .* MB more .* largest index, HNSW M=16.* only 0 MB are free"):
+        lab.compare(ds, ["FLAT", "HNSW"], target=target, **FAST)
+    assert target.builds == 0 and target.engine.list_collections() == []
+
+
+def test_a_memory_mapped_base_is_released_once_in_the_collection(tmp_path):
+    np.save(tmp_path / "b.npy", clustered(3000, 32, seed=8))
+    np.save(tmp_path / "q.npy", clustered(20, 32, seed=9))
+    ds = lab.load(tmp_path / "b.npy", queries=tmp_path / "q.npy")
+    assert ds.release_pages()  # a file-backed base: its pages can be dropped and re-read
+    assert not lab.from_array(clustered(100, 8, seed=1), n_queries=5).release_pages()  # an in-memory array
+    with lab.Session() as session:
+        df = lab.measure(ds, "FLAT", session=session, latency_queries=2)
+    assert df["recall"].iloc[0] == 1.0

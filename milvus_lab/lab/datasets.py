@@ -11,6 +11,7 @@ independent of the index under test. It is computed for the largest ``k`` asked 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,21 @@ class Dataset:
             h.update(memoryview(self.base).cast("B"))
             self._fingerprint = h.hexdigest()
         return self._fingerprint
+
+    def release_pages(self) -> bool:
+        """When the base vectors are memory-mapped from a file (``lab.load`` of a ``.npy``), drop their pages
+        from this process's resident memory; the OS reads them again from the file when needed. Used once
+        the rows are in a collection, so the lab holds the raw rows once. Returns whether pages were dropped."""
+        mapped = self.base
+        while mapped is not None and not isinstance(mapped, mmap.mmap):
+            mapped = getattr(mapped, "_mmap", None) or getattr(mapped, "base", None)
+        if mapped is None or not hasattr(mapped, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+            return False
+        try:
+            mapped.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            return False
+        return True
 
     # ---------------------------------------------------------------- ground truth
     def _check_k(self, k: Any) -> int:

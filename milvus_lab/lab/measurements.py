@@ -260,6 +260,8 @@ class Session:
         except BaseException:
             self._drop_collection(_Data(collection))
             raise
+        dataset.ground_truth(1)  # computed (or cached) before the file's pages are let go
+        dataset.release_pages()
         self._data[key] = _Data(collection)
         return collection
 

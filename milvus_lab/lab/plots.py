@@ -126,7 +126,7 @@ def plot_recall_latency(results: pd.DataFrame, ax: Axes | None = None, *, percen
 def _build_label(row: pd.Series, sep: str = "\n") -> str:
     """``IVF_FLAT`` and its build parameters, one per line (or joined by ``sep``)."""
     params = json.loads(row["build_params"]) if row["build_params"] else {}
-    return sep.join([row["index_type"], *(f"{k}={v}" for k, v in params.items())])
+    return sep.join([row["index_type"], *([spec.format_params(params).replace(", ", sep)] if params else [])])
 
 
 def plot_build_memory(results: pd.DataFrame) -> Figure:

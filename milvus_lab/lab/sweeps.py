@@ -9,6 +9,8 @@ Every grid value comes from :mod:`milvus_lab.spec` (``default_build_params``, ``
   round-robin (see :mod:`.timing`);
 * budget ``"thorough"`` adds, per build parameter, the spec grid's neighbours of the default (one
   parameter changed at a time, keeping to the spec's recommendations);
+* a parameter with a finite choice set (IVF_PQ ``m``) is also built at the middle and the largest value
+  allowed above its default (extra builds, after every type's first);
 * an index type identical to another here (``IndexSpec.same_as``: IVF_SQ8H is IVF_SQ8 on the CPU) is
   built once and measured at its default setting, with that note, and never recommended.
 """
@@ -169,6 +171,23 @@ def neighbour_build_params(index_type: str, center: Mapping[str, int], n: int, d
     return out
 
 
+def choice_builds(index_type: str, center: Mapping[str, int], n: int, dim: int, metric: str,
+                  profile: str | None = None) -> list[dict[str, int]]:
+    """Extra builds at larger values of a parameter with a finite choice set (IVF_PQ ``m``: bytes per vector,
+    the build parameter that decides its recall): the middle and the largest value allowed above the
+    default, so high-dimensional data is not judged by its smallest code alone."""
+    out = []
+    for name, param in rules.get_index(index_type, profile).build.items():
+        if param.choices is None:
+            continue
+        larger = [v for v in build_grid(index_type, name, center, dim, metric, profile) if v > center[name]]
+        for value in dict.fromkeys(larger[len(larger) // 2:len(larger) // 2 + 1] + larger[-1:]):
+            params = {**center, name: value}
+            if valid_build(index_type, params, n, dim, metric, profile, advice=False):
+                out.append(params)
+    return out
+
+
 def search_values(index_type: str, build_params: Mapping[str, int], n: int, k: int,
                   profile: str | None = None) -> tuple[str, list[int]] | None:
     """The search parameter of a build and its sweep (from its ``sweep_start`` upward); None for FLAT."""
@@ -219,6 +238,8 @@ def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, 
             continue
         planned.append(index_type)
         plan.builds.append(BuildPlan(index_type, center, search_grid(index_type, center, dataset.n, k, profile)))
+        for params in choice_builds(index_type, center, dataset.n, dataset.dim, dataset.metric, profile):
+            extras.append(BuildPlan(index_type, params, search_grid(index_type, params, dataset.n, k, profile), False))
         if budget.neighbour_builds:
             for params in neighbour_build_params(index_type, center, dataset.n, dataset.dim, dataset.metric, profile):
                 extras.append(BuildPlan(index_type, params, search_grid(index_type, params, dataset.n, k, profile),
