@@ -263,10 +263,6 @@ class Collection:
         """The parameters exactly as given to create_index (FLAT keeps what it ignored)."""
         return dict(self._index_params_given)
 
-    @property
-    def index_spec(self) -> spec.IndexSpec:
-        return spec.INDEXES[self._index_type]
-
     def describe(self) -> dict[str, Any]:
         """Schema, index and row counts in one dict."""
         self._check_alive()
@@ -469,6 +465,8 @@ class Collection:
                             extent[new.segment_id] = int(keep[: extent.pop(seg.segment_id)].sum())
                 for tag in self._partitions:
                     self._partitions[tag] = [s for s in self._partitions[tag] if s.count or not s.sealed]
+        if any(old.index is not None for _, _, old, _, _ in replacements):
+            return_freed_memory()  # the rewritten segments' old indexes are gone
 
     def count(self) -> int:
         """Live rows (deletes count once flushed)."""
