@@ -465,8 +465,10 @@ class Collection:
                             extent[new.segment_id] = int(keep[: extent.pop(seg.segment_id)].sum())
                 for tag in self._partitions:
                     self._partitions[tag] = [s for s in self._partitions[tag] if s.count or not s.sealed]
-        if any(old.index is not None for _, _, old, _, _ in replacements):
-            return_freed_memory()  # the rewritten segments' old indexes are gone
+            freed = any(old.index is not None for _, _, old, _, _ in replacements)
+            del plan, replacements, seg  # the old segments (and their indexes) are unreachable from here on
+        if freed:
+            return_freed_memory()
 
     def count(self) -> int:
         """Live rows (deletes count once flushed)."""
