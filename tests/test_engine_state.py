@@ -161,3 +161,18 @@ def test_engine_is_a_target_and_collection_an_indexed_collection(engine):
     assert c.describe_index() == IndexInfo("FLAT", {})
     engine.drop_collection("t")
     assert not engine.has_collection("t")
+
+
+def test_rnsg_on_a_segment_of_identical_rows_keeps_it_raw_and_searches_it_exactly(engine):
+    c = engine.create_collection("rnsg", DIM, segment_rows=200)
+    c.insert(_vectors(200))
+    c.insert(np.ones((200, DIM), np.float32), ids=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = c.create_index("RNSG", {"search_length": 40, "out_degree": 10, "candidate_pool_size": 200,
+                                         "knng": 30})
+    assert (report.indexed_segments, report.raw_segments, report.raw_rows) == (1, 1, 200)
+    reasons = [s["raw_reason"] for s in c.segments()]
+    assert reasons[0] is None and "distinct" in reasons[1]
+    hits = c.search(np.ones((1, DIM), np.float32), 3, {"search_length": 40})
+    assert (hits.ids[0] >= 200).all() and (hits.distances[0] == 0).all()  # the raw segment, searched exactly
