@@ -403,19 +403,22 @@ def index_memory(dataset: Dataset, collection: Any, report: Any, index_type: str
 def resolve_build_params(dataset: Dataset, index_type: str, params: Mapping[str, Any] | None,
                          profile: str | None = None) -> tuple[spec.IndexSpec, dict[str, int]]:
     """The spec and validated build parameters (None: the spec's defaults for this dimension)."""
+    profile = profile or spec.DEFAULT_PROFILE
     index_spec = rules.get_index(index_type, profile)
     if params is None:
-        params = spec.default_build_params(index_spec.name, dataset.dim)
+        params = spec.default_build_params(index_spec.name, dataset.dim, profile=profile)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RecommendationWarning)
-        return spec.validate_build(index_spec.name, params, dim=dataset.dim, metric=dataset.metric, warn=False)
+        return spec.validate_build(index_spec.name, params, dim=dataset.dim, metric=dataset.metric, warn=False,
+                                   profile=profile)
 
 
 def expand_search_params(index_type: str, search_params: Any, k: int, build_params: Mapping[str, int],
                          profile: str | None = None) -> list[dict[str, int]]:
     """Normalise ``search_params`` (dict, list of dicts, dict of lists, None) and validate each setting."""
+    profile = profile or spec.DEFAULT_PROFILE
     if search_params is None:
-        settings: list[Mapping[str, Any]] = [spec.default_search_params(index_type, k, build_params)]
+        settings: list[Mapping[str, Any]] = [spec.default_search_params(index_type, k, build_params, profile=profile)]
     elif isinstance(search_params, Mapping):
         names = list(search_params)
         values = [v if isinstance(v, (list, tuple, range, np.ndarray)) else [v] for v in search_params.values()]
@@ -426,7 +429,8 @@ def expand_search_params(index_type: str, search_params: Any, k: int, build_para
         raise ParamError(f"search_params must be a dict, a list of dicts or None; got {search_params!r}")
     if not settings:
         raise ParamError("search_params is empty; give at least one setting")
-    return [spec.validate_search(index_type, s, top_k=k, build_params=build_params) for s in settings]
+    return [spec.validate_search(index_type, s, top_k=k, build_params=build_params, profile=profile)
+            for s in settings]
 
 
 def build_row(dataset: Dataset, build: Build, search_params: Mapping[str, int], k: int,

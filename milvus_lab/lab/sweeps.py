@@ -151,7 +151,8 @@ def valid_build(index_type: str, params: Mapping[str, int], n: int, dim: int, me
     """Are these build parameters valid on the profile, trainable on ``n`` rows, and (``advice``) within
     the spec's recommendations?"""
     try:
-        index_spec, clean = spec.validate_build(index_type, params, dim=dim, metric=metric, warn=False)
+        index_spec, clean = spec.validate_build(index_type, params, dim=dim, metric=metric, warn=False,
+                                                profile=profile or spec.DEFAULT_PROFILE)
     except InvalidParameterError:
         return False
     if rules.raw_reason(index_spec.name, clean, n, profile=profile or spec.DEFAULT_PROFILE):
@@ -233,7 +234,8 @@ def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, 
             continue
         other = rules.same_as(index_type)
         if other is not None:
-            plan.builds.append(BuildPlan(index_type, center, [spec.default_search_params(index_type, k, center)],
+            plan.builds.append(BuildPlan(index_type, center,
+                                         [spec.default_search_params(index_type, k, center, profile=profile)],
                                          note=SAME_AS_NOTE.format(other=other)))
             continue
         planned.append(index_type)

@@ -6,7 +6,8 @@ A timing taken once on a shared machine says more about the neighbours than abou
   hnswlib uses one thread per core, which is recorded too);
 * the settings of a build are timed **round-robin**: every setting once, then every setting again, for
   ``repeats`` rounds after a warm-up, the starting setting rotating each round, so that a slow minute
-  hits every setting alike instead of one;
+  hits every setting alike instead of one; a round repeats the batch until it took ``MIN_ROUND_SECONDS``,
+  and a slow setting's round searches a prefix of the queries lasting about ``MAX_ROUND_SECONDS``;
 * each setting reports the **median** QPS of its rounds with the spread (``qps_lo`` / ``qps_hi``: the
   lowest and highest round), and latency percentiles pooled over its single-query calls with the spread of
   the per-round medians and p99s;
@@ -31,6 +32,10 @@ import numpy as np
 DEFAULT_REPEATS = 5
 #: a round of one setting repeats the batch until it took at least this long (s), so tiny batches are timed well
 MIN_ROUND_SECONDS = 0.02
+#: ... and a slow setting's round searches only as many of the queries as take about this long (s)
+MAX_ROUND_SECONDS = 0.1
+#: ... but never fewer than this many queries
+MIN_ROUND_QUERIES = 200
 #: single-query calls per setting for the latency percentiles (spread over the rounds)
 DEFAULT_LATENCY_QUERIES = 100
 #: other processes' share of the machine's CPU time above which a group of timings is flagged busy
@@ -229,9 +234,16 @@ def interleaved(searches: Sequence[Callable[[np.ndarray], Any]], queries: np.nda
     ``order`` (a list) receives the sequence of callables timed, for inspection.
     """
     repeats = max(1, int(repeats))
-    for s in searches:  # warm-up: thread pools, caches, lazily built structures
+    batches = []
+    for s in searches:  # warm-up: thread pools, caches, lazily built structures; it also sizes the rounds
         s(queries[:1])
+        started = clock()
         s(queries)
+        took = clock() - started
+        # a slow setting's round uses a prefix of the queries, about MAX_ROUND_SECONDS long (at least MIN_ROUND_QUERIES)
+        rows = len(queries) if took <= MAX_ROUND_SECONDS else \
+            max(min(MIN_ROUND_QUERIES, len(queries)), int(len(queries) * MAX_ROUND_SECONDS / took))
+        batches.append(queries[:rows])
     per_round = max(1, -(-min(latency_queries, len(queries)) // repeats)) if latency_queries > 0 else 0
     qps: list[list[float]] = [[] for _ in searches]
     single: list[list[np.ndarray]] = [[] for _ in searches]
@@ -241,7 +253,7 @@ def interleaved(searches: Sequence[Callable[[np.ndarray], Any]], queries: np.nda
         for i in round_order:
             if order is not None:
                 order.append(i)
-            qps[i].append(time_round(searches[i], queries, min_seconds, clock))
+            qps[i].append(time_round(searches[i], batches[i], min_seconds, clock))
             if per_round:
                 single[i].append(time_singles(searches[i], lat_queries, clock))
     out = []
