@@ -6,7 +6,11 @@ backends' brute-force kernel (faiss for float vectors, vectorised popcounts for 
 
 The tie rule: a returned row counts as found when it is one of the exact top ``k`` rows, or when its
 exact distance (recomputed in float64) ties the ``k``-th true neighbour's within ``TIE_RTOL`` (relative,
-at least absolute ``TIE_RTOL``): an equally distant duplicate of a neighbour is equally right.
+at least absolute ``TIE_RTOL``): an equally distant duplicate of a neighbour is equally right. A row
+returned twice counts once. When fewer than ``k`` true neighbours exist (``-1`` padding in the truth:
+k above the rows, or SUBSTRUCTURE / SUPERSTRUCTURE with few hits), recall is the share of the true
+neighbours that exist, and 1.0 when none exist. Binary metrics use the backends' exact popcount kernel
+(their distances are exact ratios of integers, so equal distances compare equal).
 """
 
 from __future__ import annotations
@@ -102,13 +106,14 @@ def pair_distances(base: np.ndarray, queries: np.ndarray, ids: Any, metric: str)
     if c == 0 or nq == 0:
         return out
     if spec.is_binary_metric(metric):
-        from .backends import distances
+        from .backends.binary import pair_distances as binary_pairs
 
-        for row in range(nq):
-            valid = ids[row] >= 0
-            if valid.any():
-                d = distances(base[ids[row][valid]], queries[row:row + 1], metric)[0]
-                out[row, valid] = d
+        valid = ids >= 0
+        step = max(1, _GATHER_BYTES // max(1, c * base.shape[1]))
+        for start in range(0, nq, step):
+            block = ids[start:start + step]
+            d = binary_pairs(base, queries[start:start + step], np.where(block >= 0, block, 0), metric)
+            out[start:start + step] = np.where(valid[start:start + step], d, np.nan)
         return out
     step = max(1, _GATHER_BYTES // max(1, c * base.shape[1] * 8))
     for start in range(0, nq, step):
@@ -134,22 +139,35 @@ def recall_per_query(found: Any, truth: Any, k: int, *, base: np.ndarray, querie
     if found.shape[1] < k or truth.shape[1] < k:
         raise ValueError(f"found and truth need at least k={k} columns; got {found.shape[1]} and {truth.shape[1]}")
     found, truth = found[:, :k], truth[:, :k]
-    valid = found >= 0
+    valid = (found >= 0) & ~_repeats(found)
     in_truth = np.zeros(found.shape, dtype=bool)
     for j in range(k):  # k passes over nq x k: no nq x k x k temporary
-        in_truth |= found == truth[:, j:j + 1]
+        in_truth |= (found == truth[:, j:j + 1]) & (truth[:, j:j + 1] >= 0)
     in_truth &= valid
     others = valid & ~in_truth
     hits = in_truth.sum(1)
-    if others.any():
-        rows = np.flatnonzero(others.any(1))
-        kth = pair_distances(base, queries[rows], truth[rows, k - 1:k], metric)[:, 0][:, None]
+    exist = (truth >= 0).sum(1)
+    rows = np.flatnonzero(others.any(1) & (exist > 0))
+    if len(rows):
+        last = truth[rows, exist[rows] - 1][:, None]  # the farthest true neighbour that exists
+        kth = pair_distances(base, queries[rows], last, metric)
         dist = pair_distances(base, queries[rows], np.where(others[rows], found[rows], -1), metric)
         tol = TIE_RTOL * np.maximum(np.abs(kth), 1.0)
         with np.errstate(invalid="ignore"):
             ties = (dist >= kth - tol) if metric in spec.DESCENDING_METRICS else (dist <= kth + tol)
         hits[rows] += (ties & others[rows]).sum(1)
-    return np.minimum(hits, k) / k
+    return np.where(exist > 0, np.minimum(hits, exist) / np.maximum(exist, 1), 1.0)
+
+
+def _repeats(ids: np.ndarray) -> np.ndarray:
+    """True where an id already appeared earlier in its row."""
+    order = np.argsort(ids, axis=1, kind="stable")
+    ranked = np.take_along_axis(ids, order, axis=1)
+    repeat_sorted = np.zeros(ids.shape, dtype=bool)
+    repeat_sorted[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+    out = np.empty_like(repeat_sorted)
+    np.put_along_axis(out, order, repeat_sorted, axis=1)
+    return out
 
 
 def recall(found: Any, truth: Any, k: int, *, base: np.ndarray, queries: np.ndarray, metric: str) -> float:

@@ -141,6 +141,15 @@ def distances(codes: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray
     return out
 
 
+def pair_distances(codes: np.ndarray, queries: np.ndarray, ids: np.ndarray, metric: str) -> np.ndarray:
+    """Exact metric of each query to each of its ``ids`` (nq x c, all ids valid rows of ``codes``)."""
+    rows = as_words(codes)[ids]  # nq x c x words
+    q = as_words(queries)[:, None, :]
+    if metric == "HAMMING":
+        return popcount(rows ^ q).astype(np.float32)
+    return from_counts(metric, popcount(rows & q), popcount(q), popcount(rows))
+
+
 # --------------------------------------------------------------------------------------------------
 # Built indexes
 # --------------------------------------------------------------------------------------------------
