@@ -178,13 +178,17 @@ def notebooks_command(args: argparse.Namespace) -> int:
     return _run(command, args.dry_run)
 
 
+def app_argv(notebook: Path, port: int, *, cull_idle: int = CULL_IDLE_SECONDS,
+             cull_interval: int = CULL_INTERVAL_SECONDS) -> list[str]:
+    """The Voila command of ``milvus-lab app``: 127.0.0.1 only, and a closed tab's kernel shut down after it
+    sat idle ``cull_idle`` seconds (Voila starts one kernel per page load and keeps it otherwise)."""
+    return [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
+            f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
+            f"--MappingKernelManager.cull_interval={cull_interval}"]
+
+
 def app_command(args: argparse.Namespace) -> int:
-    notebook = notebook_source() / "app.ipynb"
-    command = [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1", f"--Voila.port={args.port}",
-               # a closed tab's kernel is shut down after it sits idle (Voila keeps one per page load)
-               f"--MappingKernelManager.cull_idle_timeout={args.cull_idle}",
-               f"--MappingKernelManager.cull_interval={CULL_INTERVAL_SECONDS}",
-               "--VoilaConfiguration.show_tracebacks=False"]
+    command = app_argv(notebook_source() / "app.ipynb", args.port, cull_idle=args.cull_idle)
     if args.no_browser:
         command.append("--no-browser")
     return _run(command, args.dry_run)

@@ -1,6 +1,7 @@
 """The app in a real browser: notebooks/app.ipynb served by Voilà on 127.0.0.1, driven by Playwright with
 Debian's Chromium: a teacher's whole lesson (each index type, refusals, create, search, a double-click on
-Create and a search during the build, drop, the explorer). Screenshots go to the test's tmp_path only; the
+Create and a search during the build, drop, the explorer), and kernels of closed tabs shut down by the
+culling `milvus-lab app` configures. Screenshots go to the test's tmp_path only; the
 README's docs/img/app.png is never rewritten by a test run."""
 
 from __future__ import annotations
@@ -8,13 +9,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from milvus_lab import spec
+from milvus_lab import cli, spec
 
 pytestmark = pytest.mark.browser
 
@@ -46,25 +47,23 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float)
                        f"{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def voila_url(tmp_path_factory):
+@contextmanager
+def _voila(tmp: Path, **cull: int):
+    """Serve notebooks/app.ipynb with the command `milvus-lab app` runs (plus test flags); yield (url, log, proc)."""
     assert Path(CHROMIUM).exists(), (f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y "
                                      f"chromium; .ci/run does it) to run the browser tests")
-    tmp = tmp_path_factory.mktemp("voila")
     port = _free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     env["JUPYTER_RUNTIME_DIR"] = str(tmp / "runtime")
     log = tmp / "voila.log"
+    command = cli.app_argv(NOTEBOOK, port, **cull) + ["--Voila.port_retries=0", "--no-browser",
+                                                      "--show_tracebacks=True"]
     with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(NOTEBOOK), f"--port={port}", "--Voila.ip=127.0.0.1",
-             "--Voila.port_retries=0", "--no-browser", "--show_tracebacks=True",
-             "--MappingKernelManager.cull_idle_timeout=60"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, proc, log, timeout=30)
-        yield f"http://127.0.0.1:{port}/", log
+        yield f"http://127.0.0.1:{port}/", log, proc
     finally:
         proc.terminate()
         try:
@@ -72,6 +71,48 @@ def voila_url(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def voila_url(tmp_path_factory):
+    with _voila(tmp_path_factory.mktemp("voila")) as (url, log, _proc):
+        yield url, log
+
+
+def _kernels(parent: int) -> int:
+    """Kernel processes started by the Voila process ``parent`` (read from /proc)."""
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"ipykernel" in cmdline:
+            count += 1
+    return count
+
+
+def test_a_closed_tab_gives_its_kernel_back(tmp_path):
+    """`milvus-lab app` culls idle kernels: two page loads start two kernels; closed, both are shut down."""
+    from playwright.sync_api import sync_playwright
+
+    with _voila(tmp_path, cull_idle=10, cull_interval=2) as (url, log, proc):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                for _ in range(2):
+                    page = browser.new_page()
+                    page.goto(url, wait_until="commit", timeout=30_000)
+                    page.wait_for_selector(".milvus-app", timeout=60_000)
+                    page.close()
+            finally:
+                browser.close()
+        assert _kernels(proc.pid) >= 1, "the page loads started no kernel?"
+        deadline = time.monotonic() + 40
+        while _kernels(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _kernels(proc.pid) == 0, f"kernels still running after the tabs closed:\n{log.read_text()[-2000:]}"
 
 
 def test_a_teachers_lesson_in_a_real_browser(voila_url, tmp_path):
@@ -90,7 +131,7 @@ def test_a_teachers_lesson_in_a_real_browser(voila_url, tmp_path):
             page.set_default_timeout(20_000)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(url, wait_until="domcontentloaded", timeout=30_000)
+            page.goto(url, wait_until="commit", timeout=30_000)
             try:
                 page.wait_for_selector(".milvus-explorer", timeout=60_000)
             except PlaywrightTimeout:
