@@ -139,7 +139,7 @@ def run(kills: int, index: str, seed: int, window: float, work: Path, verbose: b
                OMP_NUM_THREADS="1")
     os.environ["MILVUS_LAB_CONFIG_DIR"] = env["MILVUS_LAB_CONFIG_DIR"]
     counts = {"kills": 0, "previous": 0, "new": 0, "killed_mid_save": 0, "between_saves": 0, "unreadable": 0, "mixed": 0,
-              "child_died": 0, "saves_completed": 0}
+              "child_died": 0, "saves_completed": 0}  # saves_completed: saves whose "done" line was logged
     failures: list[str] = []
     generation = -1
     known: dict[int, str] = {}  # generation -> fingerprint of what it saved
@@ -190,6 +190,7 @@ def run(kills: int, index: str, seed: int, window: float, work: Path, verbose: b
         if verbose and (k + 1) % 25 == 0:
             print(f"  {k + 1} kills: {counts}", flush=True)
     leftovers = sorted(p.name for p in path.iterdir() if p.name != "manifest.json") if path.exists() else []
+    counts["generations_committed"] = generation  # saves that reached their commit (done logged or not)
     counts["seconds"] = round(time.time() - started_at, 1)
     counts["entries_in_save_dir"] = len(leftovers)
     counts["failures"] = failures

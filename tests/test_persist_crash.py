@@ -211,3 +211,24 @@ def test_two_processes_saving_to_one_path_take_turns(engine, tmp_path):
     seen.add(view(path)[0])
     assert seen <= {300, 400, 500}
     assert view(path)[0] in (300, 500)
+
+
+def test_folders_of_killed_saves_go_at_the_start_of_the_next_save(engine, tmp_path, monkeypatch):
+    """Saves killed again and again before their commit do not pile up folders."""
+    c = collection(engine)
+    path = persist.save_collection(c.snapshot(), tmp_path / "s")
+    live = json.loads((path / "manifest.json").read_text())["data_dir"]
+    for i in range(3):  # what three SIGKILLed saves leave behind
+        (path / f"data-{str(i) * 32}").mkdir()
+        (path / f".manifest.json.{i}.tmp").write_text("{")
+
+    def die(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(persist.os, "replace", die)
+    with pytest.raises(KeyboardInterrupt):
+        persist.save_collection(c.snapshot(), path)
+    monkeypatch.undo()
+    monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(tmp_path / "config"))
+    assert sorted(p.name for p in path.iterdir()) == sorted([".lock", "manifest.json", live])
+    assert view(path)[0] == 400

@@ -358,6 +358,10 @@ def _commit(path: Path, kind: str, states: tuple[CollectionState, ...], extra: M
 
 def _commit_locked(path: Path, kind: str, states: tuple[CollectionState, ...], extra: Mapping[str, Any],
                    key: bytes) -> Path:
+    live = _live_data_dir(path)
+    if live is not None or not (path / MANIFEST).exists():
+        # we hold the save lock: folders from saves killed before their commit are garbage
+        _remove_leftovers(path, keep=live or "")
     data_name = f"data-{uuid.uuid4().hex}"
     data_dir = path / data_name
     tmp_manifest = path / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
@@ -390,13 +394,26 @@ def _commit_locked(path: Path, kind: str, states: tuple[CollectionState, ...], e
         raise PersistError(f"saving to {path} failed ({'the disk is full: ' if full else ''}"
                            f"{type(exc).__name__}: {exc}); nothing was written over the previous save: "
                            f"it is intact and still loads") from exc
-    for entry in path.iterdir():  # the committed manifest no longer names these
-        if entry.name != data_name and _leftover(entry):
+    _remove_leftovers(path, keep=data_name)  # the committed manifest no longer names these
+    return path
+
+
+def _remove_leftovers(path: Path, keep: str) -> None:
+    for entry in path.iterdir():
+        if entry.name != keep and _leftover(entry):
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
-    return path
+
+
+def _live_data_dir(path: Path) -> str | None:
+    """The data folder the current manifest names (None when there is no readable manifest)."""
+    try:
+        name = json.loads((path / MANIFEST).read_bytes()).get("data_dir")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _package_version() -> str:
