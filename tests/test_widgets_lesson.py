@@ -150,6 +150,22 @@ def test_old_results_are_cleared_under_a_refusal_after_drop_and_after_a_new_inde
 
 
 # ------------------------------------------------------------------------------------------ messages
+def test_top_k_is_refused_with_the_engines_sentence_and_an_empty_box_says_so(coll):
+    from milvus_lab.errors import IllegalTopKError
+
+    a = app(coll, watch=False)
+    s = a.search_form
+    s.top_k.value = "0"
+    with pytest.raises(IllegalTopKError) as refused:  # status code ILLEGAL_TOPK, as the engine raises
+        coll.search(np.zeros((1, DIM), np.float32), 0)
+    assert s.errors == {"top_k": refused.value.message}
+    s.top_k.value = ""
+    assert s.errors["top_k"].startswith("top_k is empty; allowed: 1 <= top_k <= ")
+    s.top_k.value = "5"
+    assert s.errors == {}
+    a.close()
+
+
 def test_a_refused_candidate_pool_size_does_not_blame_a_valid_search_length(coll):
     a = app(coll, watch=False)
     choose(a.index_form, "RNSG", candidate_pool_size=40, search_length=45)

@@ -83,7 +83,7 @@ class SearchForm(WatchedBox):
 
         self.title = widgets.HTML("<b style='font-size:14px'>Search</b>")
         self.index_info = widgets.HTML()
-        self.top_k = ParamField("search", spec.TOP_K_PARAM, top_k)
+        self.top_k = ParamField("", spec.TOP_K_PARAM, top_k)  # no index name: the engine's sentence for top_k
         self.top_k.observe(lambda: self._guard(self.validate))
         self.fields: dict[str, ParamField] = {}
         self.fields_box = widgets.VBox()
@@ -162,7 +162,7 @@ class SearchForm(WatchedBox):
 
     def context(self) -> dict[str, Any]:
         """top_k (when valid) and the built index's parameters: what search bounds are resolved in."""
-        if self.top_k.value is not None and self.top_k.check({}) is None:
+        if self.top_k.check({}) is None:
             return spec.search_context(self.top_k.value, self.build_params)
         return dict(self.build_params)
 
