@@ -166,8 +166,8 @@ def _searcher(c, shared: Shared, stop: threading.Event, rng: random.Random) -> N
                 warnings.simplefilter("ignore")  # params of an index just dropped: FLAT ignores them
                 res = c.search(queries, top_k, _search_params(index, top_k))
         except InvalidParameterError:
-            with shared.lock:
-                changed = shared.index_version != version
+            with shared.lock:  # an odd version: an index change was under way when the search began
+                changed = shared.index_version != version or version % 2 == 1
             if not changed:
                 shared.fail(f"search refused its own index's parameters ({index})")
                 return

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 from typing import NamedTuple
 
 import numpy as np
@@ -174,9 +173,8 @@ _MALLOC_TRIM = _load_malloc_trim()
 def return_freed_memory() -> bool:
     """Hand memory freed by dropped indexes back to the system (glibc keeps it in its heap otherwise).
 
-    Runs the garbage collector (an index may sit in a reference cycle), then glibc's ``malloc_trim(0)``.
+    Call it after the last reference to the index objects is gone (they are freed by reference counting).
     Returns False where there is no ``malloc_trim``."""
-    gc.collect()
     if _MALLOC_TRIM is None:
         return False
     _MALLOC_TRIM(0)
