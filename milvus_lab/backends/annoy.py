@@ -33,7 +33,7 @@ import numpy as np
 from annoy import AnnoyIndex as Forest
 
 from ..errors import BuildIndexError
-from .base import SEED, BuiltIndex, build_threads, pad_results, refuse
+from .base import SEED, BuiltIndex, build_threads, refuse
 
 _METRICS = {"L2": "euclidean", "IP": "dot"}
 #: queries per batch below which the thread pool costs more than it saves
@@ -77,26 +77,24 @@ class AnnoyIndex(BuiltIndex):
         self._file = file
         weakref.finalize(self, _remove, file)
 
-    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
         nq = len(queries)
-        kk = min(k, self.ntotal)
-        labels = np.full((nq, kk), -1, np.int64)
-        dist = np.zeros((nq, kk), np.float32)
-        if kk > 0 and nq > 0:
-            rows = np.asarray(queries, dtype=np.float32).tolist()
-            search_k = int(search_params["search_k"])
-            if nq < _POOL_MIN_QUERIES or _WORKERS == 1:
-                self._fill(rows, 0, kk, search_k, labels, dist)
-            else:
-                step = -(-nq // _WORKERS)
-                jobs = [_thread_pool().submit(self._fill, rows[lo:lo + step], lo, kk, search_k, labels, dist)
-                        for lo in range(0, nq, step)]
-                for job in jobs:
-                    job.result()
-            if self.metric == "L2":
-                np.square(dist, out=dist)
-        return pad_results(dist, labels, k, self.descending)
+        labels = np.full((nq, k), -1, np.int64)
+        dist = np.zeros((nq, k), np.float32)
+        rows = queries.tolist()
+        search_k = int(search_params["search_k"])
+        if nq < _POOL_MIN_QUERIES or _WORKERS == 1:
+            self._fill(rows, 0, k, search_k, labels, dist)
+        else:
+            step = -(-nq // _WORKERS)
+            jobs = [_thread_pool().submit(self._fill, rows[lo:lo + step], lo, k, search_k, labels, dist)
+                    for lo in range(0, nq, step)]
+            for job in jobs:
+                job.result()
+        if self.metric == "L2":
+            np.square(dist, out=dist)
+        return dist, labels
 
     def _fill(self, rows: list[list[float]], first: int, k: int, search_k: int, labels: np.ndarray,
               dist: np.ndarray) -> None:

@@ -57,7 +57,9 @@ class BuiltIndex(ABC):
         self.build_info: dict[str, Any] = dict(build_info or {})
         self.descending = metric in spec.DESCENDING_METRICS
 
-    @abstractmethod
+    #: dtype queries are converted to (uint8 rows for binary metrics)
+    query_dtype: Any = np.float32
+
     def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
                ) -> tuple[np.ndarray, np.ndarray]:
         """Return (distances float32 nq x k, positions int64 nq x k) for a batch of queries.
@@ -65,6 +67,17 @@ class BuiltIndex(ABC):
         ``k`` may exceed ``ntotal`` (the result is padded) and may exceed ``ef``/``search_k`` (the engine
         over-fetches to skip deleted rows); search params have already been validated against the spec.
         """
+        queries = np.ascontiguousarray(queries, dtype=self.query_dtype)
+        kk = min(k, self.ntotal)
+        if kk == 0 or len(queries) == 0:
+            return self.empty_result(len(queries), k)
+        dist, labels = self.search_batch(queries, kk, search_params)
+        return pad_results(dist, labels, k, self.descending)
+
+    @abstractmethod
+    def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The library's answer for a non-empty batch and 1 <= k <= ntotal (padded by :meth:`search`)."""
 
     @abstractmethod
     def memory_bytes(self) -> int:

@@ -159,9 +159,11 @@ class BinaryFlatIndex(FlatIndex):
     def __init__(self, codes: np.ndarray, metric: str):
         super().__init__(codes, metric, dim=codes.shape[1] * _BITS_PER_BYTE)
 
-    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-        return exact_search(self.vectors, np.ascontiguousarray(queries, dtype=np.uint8), k, self.metric)
+    query_dtype = np.uint8
+
+    def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        return exact_search(self.vectors, queries, k, self.metric)
 
     def save(self, path: Path) -> None:
         """Write a faiss IndexBinaryFlat holding the codes."""
@@ -181,18 +183,15 @@ class BinaryIVFIndex(BuiltIndex):
             self._cells = _inverted_lists(index)
         self._memory: int | None = None
 
-    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.uint8)
-        kk = min(k, self.ntotal)
-        if kk == 0 or len(queries) == 0:
-            return self.empty_result(len(queries), k)
+    query_dtype = np.uint8
+
+    def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
         nprobe = int(search_params["nprobe"])
         if self._cells is None:
-            dist, labels = self.index.search(queries, kk, params=faiss.SearchParametersIVF(nprobe=nprobe))
-            return pad_results(dist, labels, k, False)
+            return self.index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
         _, probed = self.index.quantizer.search(queries, nprobe)
-        return pad_results(*self._rerank(queries, probed, kk), k, False)
+        return self._rerank(queries, probed, k)
 
     def _rerank(self, queries: np.ndarray, probed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact metric on all rows of the probed cells, top-k per query, in chunks of query rows."""

@@ -48,9 +48,9 @@ class FlatIndex(BuiltIndex):
         super().__init__("FLAT", metric, {}, len(vectors), vectors.shape[1] if dim is None else dim)
         self.vectors = vectors
 
-    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-        return exact_search(self.vectors, np.ascontiguousarray(queries, dtype=np.float32), k, self.metric)
+    def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        return exact_search(self.vectors, queries, k, self.metric)
 
     def memory_bytes(self) -> int:
         return int(self.vectors.nbytes)

@@ -27,7 +27,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from .base import SEED, BuiltIndex, SharedSetting, build_threads, pad_results, refuse
+from .base import SEED, BuiltIndex, SharedSetting, build_threads, refuse
 
 _SPACES = {"L2": "l2", "IP": "ip"}
 #: hnswlib allocates 65,536 label mutexes (40 bytes each on Linux/glibc) per index, even a tiny one
@@ -50,17 +50,13 @@ class HnswIndex(BuiltIndex):
         self.index = index
         self._ef = SharedSetting(index.set_ef)
 
-    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        kk = min(k, self.ntotal)
-        if kk == 0 or len(queries) == 0:
-            return self.empty_result(len(queries), k)
+    def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
         with self._ef.use(int(search_params["ef"])):
-            labels, dist = self._knn(queries, kk)
+            labels, dist = self._knn(queries, k)
         if self.metric == "IP":
             dist = np.float32(1.0) - dist
-        return pad_results(dist, labels, k, self.descending)
+        return dist, labels
 
     def _knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         try:

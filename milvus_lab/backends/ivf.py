@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 
 from .. import spec
-from .base import FAISS_METRIC, SEED, BuiltIndex, check_faiss_header, pad_results, require_rows, serialized_size
+from .base import FAISS_METRIC, SEED, BuiltIndex, check_faiss_header, require_rows, serialized_size
 from .faiss_files import Expected, check_file
 
 _STORAGE = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_SQ8H": "SQ8", "IVF_PQ": "PQ{m}x8"}
@@ -57,18 +57,13 @@ class IVFIndex(BuiltIndex):
         self._search_params: dict[int, Any] = {}  # read-only per-call settings, shared by all threads
         self._memory: int | None = None
 
-    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        kk = min(k, self.ntotal)
-        if kk == 0 or len(queries) == 0:
-            return self.empty_result(len(queries), k)
+    def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
         nprobe = int(search_params["nprobe"])
         params = self._search_params.get(nprobe)
         if params is None:
             params = self._search_params.setdefault(nprobe, faiss.SearchParametersIVF(nprobe=nprobe))
-        dist, labels = self.index.search(queries, kk, params=params)
-        return pad_results(dist, labels, k, self.descending)
+        return self.index.search(queries, k, params=params)
 
     def memory_bytes(self) -> int:
         if self._memory is None:

@@ -26,8 +26,7 @@ import faiss
 import numpy as np
 
 from ..errors import UntrainableSegmentError
-from .base import (FAISS_METRIC, BuiltIndex, SharedSetting, build_threads, check_faiss_header, pad_results,
-                   refuse, serialized_size)
+from .base import (FAISS_METRIC, BuiltIndex, SharedSetting, build_threads, check_faiss_header, refuse, serialized_size)
 from .faiss_files import Expected, check_file
 
 #: distinct rows from which the k-NN graph is built with NN-descent instead of brute force (measured on
@@ -126,13 +125,10 @@ class NSGIndex(BuiltIndex):
     def _set_search_l(self, value: int) -> None:
         self.index.nsg.search_L = value
 
-    def search(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
+    def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
         distinct = self.index.ntotal
         kk = min(k, distinct)
-        if kk == 0 or len(queries) == 0:
-            return self.empty_result(len(queries), k)
         # faiss NSG returns duplicates when its search list is shorter than k: ask for a few more than kk
         # (repeats are dropped and the list must still hold kk), never more than the distinct rows
         want = min(2 * kk, distinct)
@@ -141,8 +137,8 @@ class NSGIndex(BuiltIndex):
         dist, labels = drop_repeated_labels(dist, labels, self.descending)
         dist, labels = dist[:, :kk], labels[:, :kk]
         if self.groups is not None:
-            dist, labels = self.groups.expand(dist, labels, min(k, self.ntotal))
-        return pad_results(dist, labels, k, self.descending)
+            dist, labels = self.groups.expand(dist, labels, k)
+        return dist, labels
 
     def memory_bytes(self) -> int:
         if self._memory is None:
