@@ -65,8 +65,10 @@ def curve_svg(curves: Sequence[tuple[tuple, Mapping[int, tuple[float, float]]]],
     for r in (0, 0.25, 0.5, 0.75, 1):
         parts.append(f"<line x1='{left}' x2='{width - right}' y1='{y_of(r):.1f}' y2='{y_of(r):.1f}' "
                      f"stroke='#eee'/><text x='{left - 4}' y='{y_of(r) + 3:.1f}' text-anchor='end'>{r:g}</text>")
-    ticks = sorted({low, high} | {v for _, points in curves for v in points})
-    shown_ticks = ticks if len(ticks) <= 8 else [ticks[round(i * (len(ticks) - 1) / 7)] for i in range(8)]
+    shown_ticks: list[int] = []
+    for v in sorted({low, high} | {v for _, points in curves for v in points}, reverse=True):
+        if not shown_ticks or x_of(shown_ticks[-1]) - x_of(v) >= 28:  # labels never overlap (the ends win)
+            shown_ticks.append(v)
     for v in shown_ticks:
         parts.append(f"<text x='{x_of(v):.1f}' y='{height - bottom + 12}' text-anchor='middle'>{v:g}</text>")
     axis = f"{param} (search parameter{', log scale' if use_log else ''})"
@@ -74,7 +76,7 @@ def curve_svg(curves: Sequence[tuple[tuple, Mapping[int, tuple[float, float]]]],
                  f"{escape(axis)}</text>")
     parts.append(f"<text x='12' y='{(top + height - bottom) / 2:.0f}' text-anchor='middle' "
                  f"transform='rotate(-90 12 {(top + height - bottom) / 2:.0f})'>recall@{top_k}</text>")
-    legend_y = top + 12
+    legend_y = height - bottom - 6 - 12 * (len(curves) - 1)  # bottom right: recall curves live high up
     for params, points in curves:
         mine = params == current_build
         colour, opacity = ("#1f77b4", 1.0) if mine else ("#888", 0.6)

@@ -65,7 +65,8 @@ class ParamField:
         self.input.add_class(f"milvus-param-{param.name}")
         self.label = widgets.HTML(f"<b>{escape(param.name)}</b>",
                                   layout=widgets.Layout(width="160px", min_width="160px"))
-        # the range wraps below the input as a whole line instead of squeezing into a one-word-wide column
+        # at least 280 px wide: the range moves below the input as a whole instead of squeezing into a
+        # one-word-wide column, and a long rule wraps within it
         self.allowed = widgets.HTML(layout=widgets.Layout(flex="1 1 280px", min_width="280px"))
         self.allowed.add_class(f"milvus-allowed-{param.name}")
         self.help = widgets.HTML(small(param.help), layout=widgets.Layout(flex="1 1 auto"))
@@ -172,7 +173,7 @@ class ParamField:
         self.input.disabled = not options
 
     def _render_allowed(self) -> None:
-        parts = [f"<span style='color:#1f4e79;white-space:nowrap'>allowed: {escape(self.allowed_text)}</span>"]
+        parts = [f"<span style='color:#1f4e79'>allowed: {escape(self.allowed_text)}</span>"]
         advice = recommended_text(self.param)
         if advice:
             parts.append(f"<span style='white-space:nowrap'>{small(advice, '#8a5a00')}</span>")
