@@ -61,6 +61,10 @@ INFO_COLUMNS = ["status", "note", "latency_calls", "repeats", "threads", "busy",
                 "deterministic", "k", "nq", "n", "dim", "metric", "dataset", "indexed_rows", "target"]
 
 
+#: numbers the collections the lab creates (process-wide, so sessions sharing a target never clash)
+_SERIAL = itertools.count(1)
+
+
 class LabWarning(UserWarning):
     """The lab could not measure something it was asked to (an index type skipped or left raw)."""
 
@@ -168,7 +172,6 @@ class Session:
     _data: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _builds: dict = field(default_factory=dict, repr=False)
     _created: list = field(default_factory=list, repr=False)
-    _serial: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _own_target: bool = field(default=False, repr=False)
     thread_info: dict = field(default_factory=dict, repr=False)
 
@@ -252,7 +255,9 @@ class Session:
         while len(self._data) >= max(1, self.max_datasets):
             _, old = self._data.popitem(last=False)
             self._drop_collection(old)
-        name = f"milvus_lab_{os.getpid()}_{next(self._serial)}"
+        name = f"milvus_lab_{os.getpid()}_{next(_SERIAL)}"
+        while self.target.has_collection(name):  # never touch a collection the lab did not create
+            name = f"milvus_lab_{os.getpid()}_{next(_SERIAL)}"
         collection = self.target.create_collection(name, dataset.dim, metric_type=dataset.metric)
         self._created.append(name)
         try:

@@ -110,19 +110,19 @@ def _code_lines(index_type: str, build_params: dict[str, int], search_params: di
                 f"milvus.search(name, {k}, queries, params={search_params!r})")
     if target != "pymilvus-2":
         raise ParamError(f"target must be one of {', '.join(CODE_TARGETS)}; got {target!r}")
-    name = spec.native_index_name(index_type, metric, profile=spec.SERVER_PROFILE)  # refuses what 2.3 lacks
-    index = {"index_type": name, "metric_type": metric, "params": build_params}
+    profile = spec.SERVER_PROFILE  # the server's rules: refuses what Milvus 2.3 lacks or would misread
+    name = spec.native_index_name(index_type, metric, profile=profile)
+    spec.validate_search(index_type, search_params, top_k=k, build_params=build_params, profile=profile)
     search = {"metric_type": metric, "params": search_params}
-    return (f"# pymilvus 2.x (Milvus {rules.profile_title(spec.SERVER_PROFILE).split()[-1]}), ORM:\n"
-            f"collection.create_index(\"vector\", {index!r})\n"
-            f"collection.load()\n"
-            f"collection.search(queries, \"vector\", {search!r}, limit={k})\n"
-            f"# MilvusClient (pymilvus >= 2.4):\n"
-            f"index_params = client.prepare_index_params()\n"
-            f"index_params.add_index(field_name=\"vector\", index_type={name!r}, metric_type={metric!r}, "
-            f"params={build_params!r})\n"
-            f"client.create_index(collection_name, index_params)\n"
-            f"client.search(collection_name, data=queries, limit={k}, search_params={search!r})")
+    return "\n".join([
+        f"# pymilvus 2.x ({rules.profile_title(profile)}): MilvusClient",
+        "index_params = client.prepare_index_params()",
+        f"index_params.add_index(field_name=\"vector\", index_type={name!r}, metric_type={metric!r}, "
+        f"params={build_params!r})",
+        "client.create_index(collection_name, index_params)",
+        "client.load_collection(collection_name)",
+        f"client.search(collection_name, data=queries, limit={k}, search_params={search!r})",
+    ])
 
 
 @dataclass
