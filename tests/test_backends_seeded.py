@@ -89,17 +89,19 @@ def test_binary_ivf_is_seeded():
     assert backends.build_is_deterministic("IVF_FLAT", 2, metric="JACCARD")
 
 
-def test_rnsg_records_its_graph_builder(data, monkeypatch):
+def test_rnsg_records_its_graph_builder_and_fast_graphs_keep_recall(data, monkeypatch):
     x, q = data
     params, search = CASES["RNSG"]
     exact = backends.build("RNSG", params, x, "L2")
     assert exact.build_info["graph_builder"] == nsg.EXACT_KNN == nsg.graph_builder(len(x))
-    monkeypatch.setattr(nsg, "NN_DESCENT_MIN_ROWS", 1000)
-    approx = backends.build("RNSG", params, x, "L2")
-    assert approx.build_info["graph_builder"] == nsg.NN_DESCENT
     _, truth = backends.exact_search(x, q, K, "L2")
-    _, found = approx.search(q, K, {"search_length": 60})
-    assert np.mean([len(set(a) & set(b)) for a, b in zip(found, truth)]) / K >= 0.8
+    monkeypatch.setattr(nsg, "FAST_GRAPH_MIN_ROWS", 1000)
+    for builder in (nsg.IVF_PROBED, nsg.NN_DESCENT):
+        monkeypatch.setattr(nsg, "FAST_GRAPH", builder)
+        approx = backends.build("RNSG", params, x, "L2")
+        assert approx.build_info["graph_builder"] == builder == nsg.graph_builder(len(x))
+        _, found = approx.search(q, K, {"search_length": 60})
+        assert np.mean([len(set(a) & set(b)) for a, b in zip(found, truth)]) / K >= 0.8
 
 
 def test_rnsg_with_too_few_distinct_rows_is_untrainable(data):

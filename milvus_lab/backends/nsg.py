@@ -1,9 +1,12 @@
 """RNSG: faiss IndexNSGFlat (R = ``out_degree``, GK = ``knng``, build L = ``search_length``,
 C = ``candidate_pool_size``).
 
-The k-NN graph NSG starts from is exact (brute force, O(n^2)) up to :data:`NN_DESCENT_MIN_ROWS` distinct
-rows and built with NN-descent above (faiss ``build_type`` 1), which is several times faster on large
-segments for a small loss of recall; the built index records the choice in ``build_info["graph_builder"]``.
+The k-NN graph NSG starts from is exact (brute force, O(n^2)) below :data:`FAST_GRAPH_MIN_ROWS` distinct
+rows. From there on it is IVF-probed: a seeded IVF_FLAT (nlist = 4 sqrt(n)) searched with
+:data:`IVF_GRAPH_NPROBE` cells per row, which costs O(n^1.5) instead of O(n^2). faiss's own NN-descent
+(``build_type`` 1) was measured too and was no faster than the exact graph up to 100k GloVe rows on
+2 cores (``scripts/rnsg_graph_builders.py``), so it is offered (:data:`NN_DESCENT`) but not chosen. The
+built index records the choice in ``build_info["graph_builder"]``.
 The search list ``nsg.search_L`` is index-wide state, guarded by a :class:`SharedSetting`.
 
 faiss NSG loops forever on exact duplicate vectors (zero distances defeat its pruning), so identical rows
@@ -26,20 +29,41 @@ import faiss
 import numpy as np
 
 from ..errors import UntrainableSegmentError
-from .base import (FAISS_METRIC, BuiltIndex, SharedSetting, build_threads, check_faiss_header, refuse, serialized_size)
+from .base import (FAISS_METRIC, SEED, BuiltIndex, SharedSetting, build_threads, check_faiss_header, refuse,
+                   serialized_size)
 from .faiss_files import Expected, check_file
 
-#: distinct rows from which the k-NN graph is built with NN-descent instead of brute force (measured on
-#: GloVe-100, 2 shared cores: see the module's tests and the H-backends report)
-NN_DESCENT_MIN_ROWS = 50_000
+#: distinct rows from which the k-NN graph is IVF-probed instead of exact (measured on GloVe-300, 2 shared
+#: cores: 50k rows 84 s against 101 s exact at equal recall; see scripts/rnsg_graph_builders.py)
+FAST_GRAPH_MIN_ROWS = 50_000
+#: IVF cells each row's neighbours are looked for in, when the graph is IVF-probed
+IVF_GRAPH_NPROBE = 16
 EXACT_KNN = "exact k-NN"
 NN_DESCENT = "NN-descent"
+IVF_PROBED = "IVF-probed k-NN"
+#: the builder used from FAST_GRAPH_MIN_ROWS on
+FAST_GRAPH = IVF_PROBED
 GROUPS_SUFFIX = ".groups.npy"
 
 
 def graph_builder(distinct_rows: int) -> str:
     """How the k-NN graph of a segment with ``distinct_rows`` distinct vectors is built."""
-    return NN_DESCENT if distinct_rows >= NN_DESCENT_MIN_ROWS else EXACT_KNN
+    return FAST_GRAPH if distinct_rows >= FAST_GRAPH_MIN_ROWS else EXACT_KNN
+
+
+def ivf_knn_graph(vectors: np.ndarray, neighbours: int, metric: str) -> np.ndarray:
+    """An approximate k-NN graph (n x ``neighbours`` row positions, -1 when a row found too few): each
+    row's nearest rows among the :data:`IVF_GRAPH_NPROBE` closest cells of a seeded IVF_FLAT."""
+    n, dim = vectors.shape
+    nlist = max(1, min(n, int(4 * np.sqrt(n))))
+    ivf = faiss.index_factory(dim, f"IVF{nlist},Flat", FAISS_METRIC[metric])
+    ivf.cp.seed = SEED
+    ivf.cp.min_points_per_centroid = 1
+    ivf.train(vectors)
+    ivf.add(vectors)
+    _, ids = ivf.search(vectors, neighbours + 1, params=faiss.SearchParametersIVF(nprobe=IVF_GRAPH_NPROBE))
+    not_self = np.argsort(ids == np.arange(n)[:, None], axis=1, kind="stable")[:, :neighbours]
+    return np.ascontiguousarray(np.take_along_axis(ids, not_self, axis=1))
 
 
 def drop_repeated_labels(dist: np.ndarray, labels: np.ndarray, descending: bool
@@ -162,7 +186,10 @@ def deterministic(index_type: str, threads: int) -> bool:
     return threads == 1
 
 
-def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str) -> NSGIndex:
+def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str, *,
+          builder: str | None = None) -> NSGIndex:
+    """NSG on the distinct rows; the k-NN graph builder is :func:`graph_builder`'s choice unless given
+    (EXACT_KNN, NN_DESCENT or IVF_PROBED: for measurements)."""
     distinct, groups = group_duplicates(vectors)
     need = max(params["knng"], params["search_length"]) + 1
     if len(distinct) < need:
@@ -170,14 +197,17 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
             f"RNSG: needs more distinct rows than knng={params['knng']} and the build "
             f"search_length={params['search_length']} (at least {need}); the segment has "
             f"{len(vectors)} rows, {len(distinct)} distinct")
-    builder = graph_builder(len(distinct))
+    builder = builder or graph_builder(len(distinct))
     threads = build_threads()
     index = faiss.IndexNSGFlat(vectors.shape[1], params["out_degree"], FAISS_METRIC[metric])
     index.GK = params["knng"]
     index.build_type = 1 if builder == NN_DESCENT else 0
     index.nsg.L = params["search_length"]
     index.nsg.C = params["candidate_pool_size"]
-    index.add(distinct)
+    if builder == IVF_PROBED:
+        index.build(distinct, ivf_knn_graph(distinct, params["knng"], metric))
+    else:
+        index.add(distinct)
     return NSGIndex(metric, params, index, groups, deterministic=deterministic(index_type, threads),
                     builder=builder)
 
@@ -204,4 +234,4 @@ def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path
     index = faiss.read_index(str(path))
     check_faiss_header(index, path, faiss.IndexNSGFlat, dim, metric)
     return NSGIndex(metric, params, index, groups, deterministic=deterministic(index_type, build_threads()),
-                    builder=NN_DESCENT if index.build_type == "\x01" else EXACT_KNN)
+                    builder=graph_builder(nodes))
