@@ -51,3 +51,21 @@ def test_the_app_on_a_server_collection_uses_the_servers_rules(server_collection
     assert form.drop() and collection.describe_index().index_type == "FLAT"
     assert a.search_form.fields == {} and a.search_form.results.value == ""
     a.close()
+
+
+def test_the_explorer_on_a_server_collection(server_collection):
+    from milvus_lab.widgets import explorer
+
+    collection, base = server_collection
+    ex = explorer(collection, vectors=base, n_queries=50, index_type="IVF_FLAT")
+    ex.form.fields["nlist"].value = 32
+    assert ex.form.create() is not None, ex.form.message.text
+    nprobe = spec.PROFILES[spec.SERVER_PROFILE].indexes["IVF_FLAT"].search["nprobe"]
+    assert (ex.slider.min, ex.slider.max) == spec.bounds(nprobe, spec.search_context(10, {"nlist": 32}))
+    ex.slider.value = 32
+    assert ex.last["search"] == {"nprobe": 32} and ex.last["recall"] == 1.0
+    ex.slider.value = 1
+    assert ex.last["search"] == {"nprobe": 1} and ex.last["recall"] <= 1.0 and ex.builds == 1
+    assert set(ex.points[("IVF_FLAT", (("nlist", 32),))]) >= {1, 32}
+    assert collection.drop_index() is None
+    ex.close()
