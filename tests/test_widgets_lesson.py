@@ -180,6 +180,28 @@ def test_a_refused_candidate_pool_size_does_not_blame_a_valid_search_length(coll
     a.close()
 
 
+def test_rnsg_search_length_below_top_k_says_the_value_used(coll, base):
+    """Never raised silently: the field and the result say which search_length is used, and why (the spec's
+    effective_value and used_help)."""
+    coll.create_index("RNSG", spec.default_build_params("RNSG"))
+    a = app(coll, vectors=base, watch=False)
+    s = a.search_form
+    s.top_k.value = 100
+    s.fields["search_length"].value = 10
+    param = spec.INDEXES["RNSG"].search["search_length"]
+    used = spec.effective_value(param, 10, spec.search_context(100, coll.describe_index().params))
+    assert used == 100 and s.errors == {}
+    field = s.fields["search_length"]
+    assert field.message.kind == "warning"
+    assert field.message.text == f"search_length=10 is searched as search_length=100 ({param.used_help})"
+    shown = s.search()
+    assert shown["used"] == {"search_length": 100}
+    assert f"search_length=10 was searched as search_length=100 ({param.used_help})." in s.message.text
+    s.fields["search_length"].value = 150
+    assert field.message.text == "" and s.search()["used"] == {}
+    a.close()
+
+
 def test_notes_about_other_metrics_are_not_shown(coll):
     a = app(coll, watch=False)
     a.index_form.select("IVF_FLAT")

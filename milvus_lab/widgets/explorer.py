@@ -242,6 +242,11 @@ class Explorer(WatchedBox):
         self.points[self._key][value] = (recall, ms)
         where = f"{index_type} ({spec.format_params(params)})" if params else index_type
         at = f" at {spec.format_params(search)}" if search else ""
+        param_spec = spec.get_index(index_type, profile=self.profile).search.get(self.param or "")
+        if param_spec is not None and param_spec.used_at_least is not None:
+            used = spec.effective_value(param_spec, search[self.param], spec.search_context(self.top_k, params))
+            if used != search[self.param]:
+                at += f" (searched as {self.param}={used}: {param_spec.used_help})"
         self.readout.show(f"{where}{at}: recall@{self.top_k} = {recall:.3f}, {ms:.3f} ms per query "
                           f"({len(self.queries)} queries)", "ok")
         self.last = {"index_type": index_type, "params": params, "search": search, "recall": recall, "ms": ms,

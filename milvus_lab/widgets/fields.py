@@ -156,9 +156,20 @@ class ParamField:
         self._render_allowed()
         if self.error:
             self.message.show(self.error, "error")
+        elif (used := self.used_value()) is not None:
+            self.message.show(f"{self.name}={self.value} is searched as {self.name}={used} "
+                              f"({self.param.used_help})", "warning")
         else:
             self.message.clear()
         return self.error
+
+    def used_value(self) -> int | None:
+        """The value the library will really use, when the spec says it differs from the one typed (RNSG
+        search_length below top_k); None when it is used as given."""
+        if self.param.used_at_least is None or self.value is None:
+            return None
+        used = spec.effective_value(self.param, self.value, self.ctx)
+        return used if used != self.value else None
 
     def _sync_options(self) -> None:
         options = spec.allowed_values(self.param, self.ctx) or []

@@ -295,7 +295,8 @@ class SearchForm(WatchedBox):
                      "params": dict(params), "top_k": top_k, "ids": ids.tolist(),
                      "distances": distances.tolist(), "words": [self.id_to_word.get(int(i)) for i in ids],
                      "latency_ms": latency_ms, "recall": recall,
-                     "exact_distances": None if exact_d is None else exact_d.tolist()}
+                     "exact_distances": None if exact_d is None else exact_d.tolist(),
+                     "used": {name: used for name, f in self.fields.items() if (used := f.used_value()) is not None}}
         self._render(truth)
         return self.last
 
@@ -332,6 +333,9 @@ class SearchForm(WatchedBox):
         else:
             lines.append("recall: give the form the collection's vectors (vectors=...) to compare with exact "
                          "results")
+        for name, used in last["used"].items():
+            lines.append(f"{name}={last['params'][name]} was searched as {name}={used} "
+                         f"({self.fields[name].param.used_help}).")
         if approximate:
             lines.append(f"{last['index_type']} computes distances from compressed codes, so they are "
                          f"approximate (a word's distance to itself need not be 0); 'exact' recomputes them.")
