@@ -126,9 +126,22 @@ def close_tree(widget: Any) -> None:
 
 
 class WatchedBox(widgets.VBox):
-    """A form or panel that may own a Watcher thread: closing it stops the thread and closes the children."""
+    """A form or panel that may own a Watcher thread: closing it stops the thread and closes the children.
+    :meth:`_guard` runs a handler so that an exception is shown on ``error_line``, never raised."""
 
     watcher: Watcher | None = None
+
+    @property
+    def error_line(self) -> Status:
+        """Where an unexpected error of a handler is shown (the form's message line)."""
+        return self.message
+
+    def _guard(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - a handler or observer never raises into the notebook
+            self.error_line.show(error_text(exc, f"The {type(self).__name__}"), "error")
+            return None
 
     def close(self) -> None:
         if self.watcher is not None:

@@ -171,6 +171,10 @@ class Explorer(WatchedBox):
         return slider
 
     @property
+    def error_line(self) -> Status:
+        return self.readout
+
+    @property
     def builds(self) -> int:
         """Indexes built by this explorer's form (a slider move never builds)."""
         return self.form.builds
@@ -282,12 +286,6 @@ class Explorer(WatchedBox):
         self.plot.value = curve_svg(curves, self._key[1] if self._key else (), self.param, current, self.top_k,
                                     (self.slider.min, self.slider.max))
 
-    def _guard(self, fn: Any) -> Any:
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - an observer never raises into the notebook
-            self.readout.show(error_text(exc, "The explorer"), "error")
-            return None
 
 
 def explorer(data: Any, words: Sequence[str] | None = None, *, vectors: np.ndarray | None = None,

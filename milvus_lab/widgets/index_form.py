@@ -386,10 +386,3 @@ class IndexForm(WatchedBox):
                 text += f", {rows - indexed:,} raw rows searched exactly"
         self.current.show(text, "info")
         self.drop_button.disabled = self.busy
-
-    def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception as exc:  # noqa: BLE001 - an observer never raises into the notebook
-            self.message.show(error_text(exc, "The form"), "error")
-            return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -341,10 +341,3 @@ class SearchForm(WatchedBox):
                          f"approximate (a word's distance to itself need not be 0); 'exact' recomputes them.")
         self.message.show("\n".join(lines), "ok")
         self.results.value = table_html(columns, rows, "milvus-results-table")
-
-    def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception as exc:  # noqa: BLE001 - shown in the form, never raised
-            self.message.show(error_text(exc, "The form"), "error")
-            return None
