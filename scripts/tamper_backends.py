@@ -8,6 +8,7 @@ many files; when one dies, the file it was on is recorded and a new child carrie
 
     python scripts/tamper_backends.py                      # 150 tries per type
     python scripts/tamper_backends.py --tries 20 --json    # what tests/test_backends_tamper.py runs
+    python scripts/tamper_backends.py --unchecked          # baseline: the libraries alone
 """
 
 from __future__ import annotations
@@ -77,10 +78,22 @@ def _tampered(original: Path, target: Path, rng: np.random.Generator) -> None:
     target.write_bytes(bytes(data))
 
 
-def child(manifest: Path, start: int) -> None:
+def _skip_checks() -> None:
+    """The baseline: the libraries read the files with no structure check of ours first."""
+    import importlib
+
+    for name in ("flat", "ivf", "nsg", "binary", "hnsw", "annoy"):
+        module = importlib.import_module(f"milvus_lab.backends.{name}")
+        module.check_file = lambda *args, **kwargs: N
+
+
+def child(manifest: Path, start: int, unchecked: bool = False) -> None:
     """Load and search every tampered file from ``start`` on, printing BEGIN/END lines."""
     from milvus_lab import backends
     from milvus_lab.errors import BuildIndexError
+
+    if unchecked:
+        _skip_checks()
 
     # a tampered size must not take the shared machine's memory: past this, allocations fail (and count)
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
@@ -104,7 +117,7 @@ def child(manifest: Path, start: int) -> None:
         print(f"END {i} {outcome}", flush=True)
 
 
-def run(names: list[str], tries: int, seed: int) -> dict[str, Counter]:
+def run(names: list[str], tries: int, seed: int, unchecked: bool = False) -> dict[str, Counter]:
     """Tamper ``tries`` copies of each case's saved file and classify every load + search."""
     results: dict[str, Counter] = {name: Counter() for name in names}
     with tempfile.TemporaryDirectory(prefix="milvus_lab_tamper_") as tmp:
@@ -124,13 +137,14 @@ def run(names: list[str], tries: int, seed: int) -> dict[str, Counter]:
         manifest.write_text(json.dumps(jobs))
         start = 0
         while start < len(jobs):
-            start = _run_child(manifest, start, jobs, results)
+            start = _run_child(manifest, start, jobs, results, unchecked)
     return results
 
 
-def _run_child(manifest: Path, start: int, jobs: list, results: dict[str, Counter]) -> int:
+def _run_child(manifest: Path, start: int, jobs: list, results: dict[str, Counter], unchecked: bool) -> int:
     """One child from ``start``; returns where the next child starts."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(manifest), str(start)],
+    command = [sys.executable, __file__, "--child", str(manifest), str(start)] + (["--unchecked"] if unchecked else [])
+    proc = subprocess.Popen(command,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     current, done, timed_out = None, start, False
     with selectors.DefaultSelector() as selector:
@@ -170,17 +184,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--types", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    parser.add_argument("--unchecked", action="store_true",
+                        help="baseline: skip milvus_lab's structure checks (the libraries parse the files as they are)")
     parser.add_argument("--child", nargs=2, metavar=("MANIFEST", "START"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child[0]), int(args.child[1]))
+        child(Path(args.child[0]), int(args.child[1]), args.unchecked)
         return
     started = time.perf_counter()
-    results = run(args.types, args.tries, args.seed)
+    results = run(args.types, args.tries, args.seed, args.unchecked)
     if args.json:
         print(json.dumps({name: dict(counts) for name, counts in results.items()}))
         return
     print(f"{args.tries} tampered files per type (1-16 random bytes changed), seed {args.seed}, "
+          f"{'WITHOUT' if args.unchecked else 'with'} structure checks, "
           f"{time.perf_counter() - started:.0f} s")
     for name, counts in results.items():
         bad = sum(v for k, v in counts.items() if k.split(":")[0] in BAD)
