@@ -81,8 +81,7 @@ def child(path: Path, log: Path, index: str, generation: int) -> None:
     build, search = BUILD[index]
     if generation < 0:
         engine = Engine(build_threshold=32)
-        c = engine.create_collection("killed", DIM)
-        c.segment_rows = SEGMENT_ROWS
+        c = engine.create_collection("killed", DIM, segment_rows=SEGMENT_ROWS)
         c.create_partition("side")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -132,8 +132,7 @@ def _make_saves(work: Path) -> dict[str, tuple[Path, str]]:
     for index_type, (build, search) in TYPES.items():
         engine = Engine(build_threshold=32)
         try:
-            c = engine.create_collection(index_type.lower(), DIM)
-            c.segment_rows = 300
+            c = engine.create_collection(index_type.lower(), DIM, segment_rows=300)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 c.create_index(index_type, build)

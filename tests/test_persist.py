@@ -68,8 +68,8 @@ def observable(c) -> tuple:
 
 def rich_collection(engine, name="rich", metric="L2", index="IVF_FLAT", dim=16, seed=0):
     """Partitions, several sealed segments (indexed) plus an open one, user ids, flushed and pending deletes."""
-    c = engine.create_collection(name, dim, metric_type=metric)
-    c.segment_rows = 300 if index == "IVF_PQ" else 120  # PQ trains on 256 rows or more
+    # PQ trains on 256 rows or more
+    c = engine.create_collection(name, dim, metric_type=metric, segment_rows=300 if index == "IVF_PQ" else 120)
     c.create_partition("books")
     data = clustered(700, dim, clusters=10, seed=seed)
     if metric == "IP":
@@ -214,8 +214,7 @@ def test_pending_deletes_keep_their_extent_across_a_save(engine, tmp_path):
 
 
 def test_loaded_collection_keeps_working(engine, tmp_path):
-    c = engine.create_collection("auto", 8)
-    c.segment_rows = 50
+    c = engine.create_collection("auto", 8, segment_rows=50)
     quiet(c.create_index, "IVF_FLAT", {"nlist": 4})
     c.insert(clustered(130, 8))
     assert c.wait_for_index(60)
@@ -462,8 +461,7 @@ def test_crash_before_commit_keeps_the_previous_save(engine, tmp_path, monkeypat
 
 
 def test_save_while_inserting_is_a_consistent_snapshot(engine, tmp_path):
-    c = engine.create_collection("busy", 8)
-    c.segment_rows = 64
+    c = engine.create_collection("busy", 8, segment_rows=64)
     quiet(c.create_index, "IVF_FLAT", {"nlist": 4})
     stop = threading.Event()
     errors = []
@@ -501,8 +499,7 @@ def test_save_while_inserting_is_a_consistent_snapshot(engine, tmp_path):
 
 def test_segments_waiting_for_a_build_get_it_after_load(engine, tmp_path, monkeypatch):
     """Sealed segments that were still waiting for a background build are scheduled after load."""
-    c = engine.create_collection("wait", 8)
-    c.segment_rows = 40
+    c = engine.create_collection("wait", 8, segment_rows=40)
     quiet(c.create_index, "HNSW", {"M": 8, "efConstruction": 20})
     monkeypatch.setattr(engine.indexer, "submit", lambda *a, **k: None)  # background builds never run here
     c.insert(clustered(100, 8))
@@ -520,8 +517,7 @@ def test_save_and_load_methods_round_trip(tmp_path, monkeypatch):
     """The engine's own methods go through persist, with the trust flag threaded through."""
     e = Engine(build_threshold=32)
     try:
-        c = e.create_collection("m", 8)
-        c.segment_rows = 50
+        c = e.create_collection("m", 8, segment_rows=50)
         quiet(c.create_index, "IVF_FLAT", {"nlist": 4})
         c.insert(clustered(120, 8))
         assert c.wait_for_index(60)

@@ -35,8 +35,7 @@ def engine():
 
 
 def collection(engine, rows=400):
-    c = engine.create_collection("c", 16)
-    c.segment_rows = 100
+    c = engine.create_collection("c", 16, segment_rows=100)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         c.create_index("IVF_FLAT", {"nlist": 4})
@@ -194,8 +193,7 @@ def test_two_processes_saving_to_one_path_take_turns(engine, tmp_path):
               "from milvus_lab import Engine\n"
               "from milvus_lab.engine import persist\n"
               "e = Engine(build_threshold=32)\n"
-              "c = e.create_collection('c', 16)\n"
-              "c.segment_rows = 100\n"
+              "c = e.create_collection('c', 16, segment_rows=100)\n"
               "c.create_index('IVF_FLAT', {'nlist': 4})\n"
               "c.insert(clustered(int(sys.argv[1]), 16, clusters=8))\n"
               "c.wait_for_index(60)\n"

@@ -29,8 +29,7 @@ def save(tmp_path_factory):
         mp.setenv(persist.CONFIG_DIR_ENV, str(root / "config"))
         engine = Engine(build_threshold=32)
         try:
-            c = engine.create_collection("h", 8)
-            c.segment_rows = 60
+            c = engine.create_collection("h", 8, segment_rows=60)
             c.create_partition("p")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -40,8 +40,7 @@ def quiet(call, *args, **kwargs):
 
 
 def indexed(engine, index="IVF_FLAT", params=None):
-    c = engine.create_collection("signed", 16)
-    c.segment_rows = 100
+    c = engine.create_collection("signed", 16, segment_rows=100)
     quiet(c.create_index, index, params or {"nlist": 4})
     c.insert(clustered(350, 16, clusters=8))
     assert c.wait_for_index(60)
