@@ -200,12 +200,12 @@ class Collection:
                               for batch in state.pending_deletes]
         c._next_segment_id = int(state.next_segment_id)
         c._background_errors = list(state.background_errors)
-        missing = [seg for seg in segments if seg.sealed and seg.index is None and seg.build_error is None
+        missing = [seg for seg in segments if seg.sealed and seg.index is None and seg.raw_reason is None
                    and c._index_type != "FLAT" and c._too_small(seg.count, c._index_type, c._index_params) is None]
         built, untrainable = c._build_all(missing, c._index_type, c._index_params, None)
         for seg in missing:
             seg.index = built.get(seg.segment_id)
-            seg.build_error = untrainable.get(seg.segment_id)
+            seg.raw_reason = untrainable.get(seg.segment_id)
         return c
 
     def release(self) -> None:
@@ -458,7 +458,7 @@ class Collection:
                 self._next_segment_id = next_id
                 for tag, pos, seg, new, keep in replacements:
                     new.index = built.get(new.segment_id)
-                    new.build_error = untrainable.get(new.segment_id)
+                    new.raw_reason = untrainable.get(new.segment_id)
                     self._partitions[tag][pos] = new
                     for _, extent in self._pending_deletes:  # kept rows keep their order
                         if seg.segment_id in extent:
@@ -521,7 +521,7 @@ class Collection:
                     "index_name": seg.index.index_type if seg.index is not None else "FLAT",
                     "data_size": seg.data_bytes(),
                     "index_memory_bytes": seg.index.memory_bytes() if seg.index is not None else 0,
-                    "raw_reason": None if seg.index is not None else self._raw_reason(seg),
+                    "raw_reason": None if seg.index is not None else self._why_raw(seg),
                 })
             return out
 
@@ -545,12 +545,12 @@ class Collection:
             index = sum(seg.index.memory_bytes() for seg in self._all_segments() if seg.index is not None)
         return {"raw_bytes": raw, "index_bytes": index, "total_bytes": raw + index}
 
-    def _raw_reason(self, seg: Segment) -> str | None:
+    def _why_raw(self, seg: Segment) -> str | None:
         """Why a segment has no index of the collection's type (None when the collection is FLAT)."""
         if self._index_type == "FLAT":
             return None
-        if seg.build_error:  # the data could not train the index, or the build failed
-            return seg.build_error
+        if seg.raw_reason:  # the data could not train the index, or the build failed
+            return seg.raw_reason
         if not seg.sealed:
             small = self._too_small(seg.count, self._index_type, self._index_params)
             where = f"open segment ({seg.count:,} of {self.segment_rows:,} rows)"
@@ -601,13 +601,13 @@ class Collection:
                 dropped_old = any(seg.index is not None for seg in self._all_segments())
                 for seg in self._all_segments():
                     seg.index = None
-                    seg.build_error = None
+                    seg.raw_reason = None
                 for seg in chosen:
                     if not seg.sealed:
                         seg.sealed = True
                         seg.trim()
                     seg.index = built.get(seg.segment_id)
-                    seg.build_error = untrainable.get(seg.segment_id)
+                    seg.raw_reason = untrainable.get(seg.segment_id)
                 self._index_type, self._index_params = name, clean
                 self._index_params_given = dict(params or {})
                 self._index_version += 1
@@ -621,7 +621,7 @@ class Collection:
                     elif name != "FLAT":
                         report.raw_segments += 1
                         report.raw_rows += seg.count - seg.n_deleted
-                        report.raw_reasons.append(f"segment {seg.name}: {self._raw_reason(seg)}")
+                        report.raw_reasons.append(f"segment {seg.name}: {self._why_raw(seg)}")
         report.build_seconds = time.perf_counter() - started
         if dropped_old:
             return_freed_memory()
@@ -673,7 +673,7 @@ class Collection:
             with self._state:
                 for seg in self._all_segments():
                     seg.index = None
-                    seg.build_error = None
+                    seg.raw_reason = None
                 self._index_type, self._index_params, self._index_params_given = "FLAT", {}, {}
                 self._index_version += 1
         return_freed_memory()
@@ -701,14 +701,14 @@ class Collection:
         except UntrainableSegmentError as exc:  # the data cannot train it: the segment stays raw, says why
             with self._state:
                 if version == self._index_version:
-                    seg.build_error = str(exc)
+                    seg.raw_reason = str(exc)
             return
         except Exception as exc:  # noqa: BLE001 - on the worker thread: recorded, shown as the raw reason
             with self._state:
                 if version == self._index_version:
-                    seg.build_error = (f"build failed: {exc}" if isinstance(exc, BuildIndexError)
+                    seg.raw_reason = (f"build failed: {exc}" if isinstance(exc, BuildIndexError)
                                        else f"build failed: unexpected error: {exc!r}")
-                    self._background_errors.append(f"segment {seg.name}: {seg.build_error}")
+                    self._background_errors.append(f"segment {seg.name}: {seg.raw_reason}")
             return
         with self._state:
             alive = any(s is seg for s in self._all_segments())

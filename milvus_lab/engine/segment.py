@@ -54,7 +54,8 @@ class Segment:
         self.deleted: np.ndarray | None = None
         self.n_deleted = 0
         self.index: BuiltIndex | None = None
-        self.build_error: str | None = None
+        #: why a build attempt left this segment raw (untrainable data, or "build failed: ..."); None otherwise
+        self.raw_reason: str | None = None
         self._sorted: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
 
     @property
@@ -98,7 +99,7 @@ class Segment:
     def state(self) -> SegmentState:
         """This segment as a value (the arrays are shared, not copied: they are never written in place)."""
         return SegmentState(self.segment_id, self.partition, self.vectors, self.ids, self.deleted, self.sealed,
-                            self.capacity_rows, self.index, self.build_error)
+                            self.capacity_rows, self.index, self.raw_reason)
 
     @classmethod
     def from_state(cls, state: SegmentState) -> "Segment":
@@ -110,7 +111,7 @@ class Segment:
         seg.deleted = None if state.deleted is None or not state.deleted.any() else state.deleted
         seg.n_deleted = state.n_deleted
         seg.index = state.index
-        seg.build_error = state.raw_reason
+        seg.raw_reason = state.raw_reason
         return seg
 
     def view(self) -> SegmentView:
