@@ -68,10 +68,12 @@ def test_every_point_is_kept_and_the_search_value_is_the_smallest_passing_one(tu
     for _, best in tuned.best.iterrows():
         mine = points[(points["index_type"] == best["index_type"]) & (points["build_params"] == best["build_params"])
                       & (points["queries"] == "tuning")]
+        mine = mine[mine["required"] == mine["required"].max()]  # the last search (raised once if verify failed)
+        required = mine["required"].iloc[0]
         name = next(iter(json.loads(best["search_params"])))
         chosen = json.loads(best["search_params"])[name]
         below = mine[mine[name] < chosen]
-        assert (below["recall"] < TARGET).all()  # every smaller value tried missed the target
+        assert required >= TARGET and (below["recall"] < required).all()  # every smaller value tried missed it
         if len(below):
             gap = chosen - below[name].max()
             assert gap <= max(1, int(0.02 * chosen))  # bisected down to neighbours, not a grid step

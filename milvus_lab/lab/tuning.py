@@ -252,9 +252,9 @@ class _Tuner:
     holdout: list[dict[str, Any]] = field(default_factory=list)
 
     def point(self, index_type: str, build_params: Mapping[str, int], search: Mapping[str, int], recall: float,
-              phase: str, queries: str) -> None:
+              phase: str, queries: str, required: float | None = None) -> None:
         row = base_row(self.tune_ds, index_type, build_params, search, self.k, self.session)
-        row.update(recall=recall, phase=phase, queries=queries)
+        row.update(recall=recall, phase=phase, queries=queries, required=required)
         self.points.append(row)
 
     def evaluate(self, index_type: str, params: dict[str, int]) -> dict[str, Any]:
@@ -293,7 +293,7 @@ class _Tuner:
 
                 value, tried = smallest_passing(recall, values, required)
                 for v, r, phase in tried:
-                    self.point(index_type, params, {name: v}, r, phase, "tuning")
+                    self.point(index_type, params, {name: v}, r, phase, "tuning", required)
                 if value is None:
                     top = max(tried, key=lambda t: t[1])
                     trial.update(status=STATUS_NO_SETTING,
