@@ -168,6 +168,14 @@ def require_rows(index_type: str, have: int, need: int, why: str) -> None:
         raise UntrainableSegmentError(f"{index_type}: {why}; the segment has {have} rows (needs at least {need})")
 
 
+def seed_clustering(*clustering_params: Any) -> None:
+    """Seed faiss k-means and switch off its stderr hint for under 39 points per centroid (the engine
+    reports row counts itself)."""
+    for cp in clustering_params:
+        cp.seed = SEED
+        cp.min_points_per_centroid = 1
+
+
 def serialized_size(index: Any) -> int:
     """Bytes of faiss's serialisation of ``index`` (float or binary)."""
     if isinstance(index, faiss.IndexBinary):

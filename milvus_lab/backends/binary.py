@@ -29,7 +29,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .base import SEED, BuiltIndex, check_faiss_header, pad_results, require_rows, serialized_size
+from .base import SEED, BuiltIndex, check_faiss_header, pad_results, require_rows, seed_clustering, serialized_size
 from .faiss_files import Expected, check_file
 from .flat import FlatIndex
 
@@ -278,8 +278,7 @@ def build(index_type: str, params: Mapping[str, int], codes: np.ndarray, metric:
     index = faiss.IndexBinaryIVF(quantizer, dim, nlist)
     quantizer.this.disown()
     index.own_fields = True
-    index.cp.seed = SEED
-    index.cp.min_points_per_centroid = 1  # no stderr hint: the engine reports row counts itself
+    seed_clustering(index.cp)
     index.train(codes)
     index.add(codes)
     return BinaryIVFIndex(metric, params, index)

@@ -19,21 +19,13 @@ import faiss
 import numpy as np
 
 from .. import spec
-from .base import FAISS_METRIC, SEED, BuiltIndex, check_faiss_header, require_rows, serialized_size
+from .base import FAISS_METRIC, SEED, BuiltIndex, check_faiss_header, require_rows, seed_clustering, serialized_size
 from .faiss_files import Expected, check_file
 
 _STORAGE = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_SQ8H": "SQ8", "IVF_PQ": "PQ{m}x8"}
 _CLASSES = {"IVF_FLAT": faiss.IndexIVFFlat, "IVF_SQ8": faiss.IndexIVFScalarQuantizer,
             "IVF_SQ8H": faiss.IndexIVFScalarQuantizer, "IVF_PQ": faiss.IndexIVFPQ}
 _TAGS = {"IVF_FLAT": b"IwFl", "IVF_SQ8": b"IwSq", "IVF_SQ8H": b"IwSq", "IVF_PQ": b"IwPQ"}
-
-
-def seed_clustering(*clustering_params: Any) -> None:
-    """Seed faiss k-means and switch off its stderr hint for under 39 points per centroid (the engine
-    reports row counts itself)."""
-    for cp in clustering_params:
-        cp.seed = SEED
-        cp.min_points_per_centroid = 1
 
 
 def new_ivf_index(index_type: str, params: Mapping[str, int], dim: int, metric: str) -> Any:

@@ -29,8 +29,8 @@ import faiss
 import numpy as np
 
 from ..errors import UntrainableSegmentError
-from .base import (FAISS_METRIC, SEED, BuiltIndex, SharedSetting, build_threads, check_faiss_header, refuse,
-                   serialized_size)
+from .base import (FAISS_METRIC, BuiltIndex, SharedSetting, build_threads, check_faiss_header, refuse,
+                   seed_clustering, serialized_size)
 from .faiss_files import Expected, check_file
 
 #: distinct rows from which the k-NN graph is IVF-probed instead of exact (measured on GloVe-300, 2 shared
@@ -57,8 +57,7 @@ def ivf_knn_graph(vectors: np.ndarray, neighbours: int, metric: str) -> np.ndarr
     n, dim = vectors.shape
     nlist = max(1, min(n, int(4 * np.sqrt(n))))
     ivf = faiss.index_factory(dim, f"IVF{nlist},Flat", FAISS_METRIC[metric])
-    ivf.cp.seed = SEED
-    ivf.cp.min_points_per_centroid = 1
+    seed_clustering(ivf.cp)
     ivf.train(vectors)
     ivf.add(vectors)
     _, ids = ivf.search(vectors, neighbours + 1, params=faiss.SearchParametersIVF(nprobe=IVF_GRAPH_NPROBE))
