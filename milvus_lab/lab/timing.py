@@ -31,7 +31,7 @@ import numpy as np
 #: timed rounds per setting after the warm-up (the median and spread are over these)
 DEFAULT_REPEATS = 5
 #: a round of one setting repeats the batch until it took at least this long (s), so tiny batches are timed well
-MIN_ROUND_SECONDS = 0.02
+MIN_ROUND_SECONDS = 0.05
 #: ... and a slow setting's round searches only as many of the queries as take about this long (s)
 MAX_ROUND_SECONDS = 0.1
 #: ... but never fewer than this many queries
