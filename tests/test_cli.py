@@ -95,3 +95,16 @@ def test_server_without_the_extra_says_what_to_install(capsys, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_server)
     assert main(["server", "status"]) == 2
     assert "pip install 'milvus-lab[server]'" in capsys.readouterr().err
+
+
+def test_an_installed_copy_finds_the_tutorials_under_share(tmp_path, monkeypatch):
+    """After `pip install .` (no checkout), the notebooks are the data files under <prefix>/share/milvus-lab."""
+    installed = tmp_path / "prefix" / "share" / "milvus-lab" / "notebooks"
+    installed.mkdir(parents=True)
+    (installed / "app.ipynb").write_text("{}")
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "milvus_lab" / "cli.py"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    assert cli.notebook_source() == installed
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match="pip install"):
+        cli.notebook_source()
