@@ -134,3 +134,7 @@ class RawSegmentWarning(UserWarning):
 
 class IgnoredParameterWarning(UserWarning):
     """Parameters given where Milvus ignores them (FLAT build params, search params on FLAT)."""
+
+
+class UnsignedSaveWarning(UserWarning):
+    """A save not signed with this user's key was loaded: its indexes were rebuilt from the saved vectors."""

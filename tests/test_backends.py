@@ -349,3 +349,26 @@ def test_binary_flat_round_trip(binary_data, tmp_path):
     loaded = backends.load("FLAT", {}, "SUBSTRUCTURE", BITS, tmp_path / "bflat")
     for got, want in zip(loaded.search(queries, K, {}), index.search(queries, K, {})):
         assert np.array_equal(got, want)
+
+
+def test_rnsg_searches_with_exactly_the_search_length_the_spec_says_is_used(monkeypatch):
+    """The search list faiss NSG runs with is spec.effective_value: max(search_length, top_k), never more."""
+    from milvus_lab.backends import nsg
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3000, 16)).astype(np.float32)
+    index = backends.build("RNSG", {"search_length": 45, "out_degree": 30, "candidate_pool_size": 100,
+                                    "knng": 50}, vectors, "L2")
+    used: list[int] = []
+    monkeypatch.setattr(nsg.NSGIndex, "_set_search_l", lambda self, value: (used.append(value),
+                                                                              setattr(self.index.nsg, "search_L",
+                                                                                      value)))
+    param = spec.INDEXES["RNSG"].search["search_length"]
+    for top_k, search_length in [(10, 10), (10, 200), (100, 10), (100, 50), (100, 300)]:
+        used.clear()
+        index._search_l = backends.SharedSetting(index._set_search_l)
+        index.search(vectors[:5], top_k, {"search_length": search_length})
+        assert used == [spec.effective_value(param, search_length, {"top_k": top_k})]
+    short = index.search(vectors[:50], 100, {"search_length": 100})[1]
+    long = index.search(vectors[:50], 100, {"search_length": 300})[1]
+    assert not np.array_equal(short, long)  # a longer list than top_k changes the answer: it is not ignored

@@ -152,10 +152,12 @@ class NSGIndex(BuiltIndex):
                      ) -> tuple[np.ndarray, np.ndarray]:
         distinct = self.index.ntotal
         kk = min(k, distinct)
-        # faiss NSG returns duplicates when its search list is shorter than k: ask for a few more than kk
-        # (repeats are dropped and the list must still hold kk), never more than the distinct rows
-        want = min(2 * kk, distinct)
-        with self._search_l.use(min(max(int(search_params["search_length"]), want), distinct)):
+        # the search list is what the spec says runs (spec.effective_value: max(search_length, top_k)),
+        # capped at the distinct rows; faiss NSG can repeat a row, so ask for up to twice kk from that same
+        # list (never more than it holds: faiss would silently lengthen it) and drop the repeats
+        search_l = min(max(int(search_params["search_length"]), kk), distinct)
+        want = min(2 * kk, search_l)
+        with self._search_l.use(search_l):
             dist, labels = self.index.search(queries, want)
         dist, labels = drop_repeated_labels(dist, labels, self.descending)
         dist, labels = dist[:, :kk], labels[:, :kk]

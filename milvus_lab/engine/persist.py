@@ -49,7 +49,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import backends, spec
-from ..errors import MilvusLabError, PersistError
+from ..errors import MilvusLabError, PersistError, UnsignedSaveWarning
 from .state import CollectionState, EngineState, PendingDelete, SegmentState, row_layout
 
 __all__ = ["CONFIG_DIR_ENV", "FORMAT_NAME", "FORMAT_VERSION", "PersistError", "UnsignedSaveWarning", "config_dir",
@@ -145,10 +145,6 @@ KEY_FILE = "signing_key"
 SIGNATURE_ALGORITHM = "hmac-sha256"
 _KEY_BYTES = 32
 _KEY_TEXT = re.compile(r"[0-9a-f]{64}\n?\Z")
-
-
-class UnsignedSaveWarning(UserWarning):
-    """A save not signed with this user's key was loaded: its indexes were rebuilt from the saved vectors."""
 
 
 def config_dir() -> Path:
