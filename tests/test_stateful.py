@@ -520,6 +520,15 @@ class EngineMachine(RuleBasedStateMachine):
         assert len(report.raw_reasons) == report.raw_segments, report  # raw segments always say why
         for seg in c.segments():
             assert (seg["index_name"] == index_type) == (seg["raw_reason"] is None) or index_type == "FLAT", seg
+            # reference 1: a segment below the build threshold or too small to train stays raw and says so;
+            # any other segment is indexed, unless the backend found its data untrainable (and says why)
+            rows = seg["row_count"] + seg["deleted_rows"]
+            small = spec.segment_raw_reason(index_type, params, rows, build_threshold=self.engine.build_threshold)
+            if small is not None:
+                assert seg["index_name"] == "FLAT" and small in seg["raw_reason"], (seg, small)
+            elif rows and index_type != "FLAT" and seg["index_name"] == "FLAT":
+                _count(f"untrainable segment {index_type}")
+                assert seg["raw_reason"], seg
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
