@@ -95,13 +95,21 @@ class IndexReport:
     build_seconds: float = 0.0
     #: memory held by the indexes built
     index_bytes: int = 0
+    #: would a rebuild on the same rows give the same indexes? (None: nothing was built)
+    deterministic: bool | None = None
+    #: facts the backends report about the builds (e.g. RNSG ``graph_builder``), merged over segments
+    build_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fully_indexed(self) -> bool:
         return self.raw_rows == 0
 
     def message(self) -> str:
+        if self.index_type == "FLAT":
+            return "FLAT: no index to build; every search is exact (brute force over all rows)"
         text = (f"{self.index_type} built on {self.indexed_segments} segment(s), {self.indexed_rows:,} rows")
+        if self.build_info.get("graph_builder"):
+            text += f" (k-NN graph: {self.build_info['graph_builder']})"
         if self.raw_rows:
             text += (f"; {self.raw_rows:,} rows in {self.raw_segments} segment(s) stay raw and are searched "
                      f"exactly: " + "; ".join(self.raw_reasons))
@@ -618,6 +626,9 @@ class Collection:
                         report.indexed_segments += 1
                         report.indexed_rows += seg.count - seg.n_deleted
                         report.index_bytes += seg.index.memory_bytes()
+                        report.deterministic = (report.deterministic is not False) and seg.index.deterministic
+                        for key, value in seg.index.build_info.items():
+                            report.build_info.setdefault(key, value)
                     elif name != "FLAT":
                         report.raw_segments += 1
                         report.raw_rows += seg.count - seg.n_deleted
