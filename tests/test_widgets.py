@@ -264,7 +264,7 @@ def test_raw_rows_are_reported_as_a_warning(engine):
     report = f.create()
     assert report is not None and not report.fully_indexed
     assert f.message.kind == "warning" and "stay raw" in f.message.text
-    assert "200 raw rows searched exactly" in f.current.text
+    assert "200 raw rows are searched exactly" in f.current.text
     f.close()
 
 

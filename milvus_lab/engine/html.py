@@ -35,6 +35,22 @@ def index_text(index_type: str, params: Mapping[str, Any]) -> str:
     return f"{index_type} ({format_params(params)})"
 
 
+def coverage_text(index_type: str, indexed_rows: int, total_rows: int) -> str:
+    """How much of a collection its index covers, in words (raw rows are searched exactly)."""
+    if index_type == "FLAT":
+        return "every search is exact"
+    if indexed_rows == total_rows:
+        return f"all {total_rows:,} rows indexed"
+    return (f"{indexed_rows:,} of {total_rows:,} rows indexed; {total_rows - indexed_rows:,} raw rows are "
+            f"searched exactly")
+
+
+#: what a segment's state means, shown under the segment table
+SEGMENT_STATES = ("open: still taking inserted rows, searched exactly; sealed: full (it reached index_file_size, "
+                  "or create_index sealed it) and indexed with the collection's index type, in the background "
+                  "when it fills; raw: not indexed, searched exactly (the note says why)")
+
+
 def table_html(columns: Sequence[str], rows: Sequence[Sequence[Any]], css_class: str = "") -> str:
     head = "".join(f"<th style='{_HEAD}'>{escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td style='{_CELL}'>{escape(str(v))}</td>" for v in row) + "</tr>"
@@ -64,12 +80,7 @@ def collection_html(collection: Any) -> str:
     size = f"index_file_size {collection.index_file_size} MB"
     if segment_rows:
         size += f" ({segment_rows:,} rows per segment)"
-    if index_type == "FLAT":
-        coverage = "every search is exact"
-    elif indexed == rows_total:
-        coverage = f"all {rows_total:,} rows indexed"
-    else:
-        coverage = f"{indexed:,} of {rows_total:,} rows indexed; {rows_total - indexed:,} raw rows are searched exactly"
+    coverage = coverage_text(index_type, indexed, rows_total)
     summary = [
         ("rows", f"{rows_total:,}"),
         ("partitions", ", ".join(f"{tag} ({n:,} rows)" for tag, n in per_partition.items())),
@@ -89,6 +100,8 @@ def collection_html(collection: Any) -> str:
     seg_table = (table_html(["partition", "segment", "rows", "deleted", "state", "index", "index memory",
                              "note"], seg_rows, "milvus-segments") if seg_rows
                  else "<div style='color:#666'>no segments yet: insert vectors to create one</div>")
+    if seg_rows:
+        seg_table += f"<div style='color:#666;font-size:11px'>{escape(SEGMENT_STATES)}</div>"
     busy = ("<div class='milvus-building' style='color:#8a5a00'>background index build running...</div>"
             if pending else "")
     return (f"<div class='milvus-collection'>{head}<table style='{_TABLE}'>{info}</table>"

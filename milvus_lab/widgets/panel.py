@@ -13,7 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import spec
-from ..engine.html import table_html
+from ..engine.html import coverage_text, table_html
 from ._common import WatchedBox, Watcher, current_index, index_text, profile_of
 
 #: what the segment states mean, shown under the table (a newcomer meets "sealed" here first)
@@ -92,12 +92,7 @@ class CollectionPanel(WatchedBox):
             return (f"<div class='milvus-collection'><b>Collection {escape(str(c.name))}</b>: "
                     f"{escape(str(exc))}</div>")
         indexed = sum(s["row_count"] for s in segments if s["index_name"] != "FLAT")
-        if index_type == "FLAT":
-            coverage = "every search is exact"
-        elif indexed == rows_total:
-            coverage = f"all {rows_total:,} rows indexed"
-        else:
-            coverage = f"{indexed:,} of {rows_total:,} rows indexed; {rows_total - indexed:,} raw rows searched exactly"
+        coverage = coverage_text(index_type, indexed, rows_total)
         title = spec.PROFILES[profile_of(c)].title
         head = (f"<div style='font-weight:bold;margin-bottom:2px'>Collection {escape(c.name)}: {c.dimension}-d, "
                 f"{escape(str(c.metric))}, {escape(title)}</div>")
