@@ -238,3 +238,24 @@ def test_a_memory_mapped_base_is_released_once_in_the_collection(tmp_path):
     with lab.Session() as session:
         df = lab.measure(ds, "FLAT", session=session, latency_queries=2)
     assert df["recall"].iloc[0] == 1.0
+
+
+def test_recall_on_a_memory_mapped_base_reads_rows_from_the_file_and_agrees(tmp_path):
+    rows = clustered(2000, 24, seed=12)
+    rows[1500] = rows[3]  # a duplicate: returning either copy is right (the tie rule)
+    np.save(tmp_path / "b.npy", rows)
+    queries = rows[[3, 10, 20]] + 0.001
+    np.save(tmp_path / "q.npy", queries)
+    mapped = lab.load(tmp_path / "b.npy", queries=tmp_path / "q.npy")
+    plain = lab.from_array(rows, queries)
+    assert mapped.file_backed and not plain.file_backed
+    np.testing.assert_array_equal(mapped.rows([0, 1999, 1500]), rows[[0, 1999, 1500]])
+    truth = plain.ground_truth(5).copy()
+    found = truth.copy()
+    found[0, 4] = 1500 if 1500 not in truth[0] else 3  # the other copy of a true neighbour ties it
+    found[1, 4] = 1999  # a wrong row
+    found[2, 3] = -1  # a missing hit
+    mapped.release_pages()
+    expected = lab.recall_per_query(found, plain, 5)
+    np.testing.assert_array_equal(lab.recall_per_query(found, mapped, 5), expected)
+    assert expected[1:].tolist() == [0.8, 0.8]

@@ -111,6 +111,37 @@ class Dataset:
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
+    def _file_rows(self) -> tuple[str, int] | None:
+        """(file name, byte offset of row 0) when the base vectors are exactly a memory-mapped file's rows."""
+        mapped = self.base
+        while mapped is not None and not isinstance(mapped, np.memmap):
+            mapped = getattr(mapped, "base", None)
+        if mapped is None or getattr(mapped, "filename", None) is None or mapped.dtype != np.float32 or \
+                mapped.shape != self.base.shape or not mapped.flags.c_contiguous or \
+                mapped.__array_interface__["data"][0] != self.base.__array_interface__["data"][0]:
+            return None
+        return str(mapped.filename), int(mapped.offset)
+
+    def rows(self, ids: Any) -> np.ndarray:
+        """Base rows ``ids`` (float32). A memory-mapped base is read from its file without mapping pages into
+        memory (touching a mapped row also maps its cached neighbours, which would undo :meth:`release_pages`)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        source = self._file_rows()
+        if source is None:
+            return self.base[ids]
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        row_bytes = self.dim * 4
+        with open(source[0], "rb") as f:
+            fd = f.fileno()
+            for j, i in enumerate(ids.tolist()):
+                os.preadv(fd, [memoryview(out[j]).cast("B")], source[1] + i * row_bytes)
+        return out
+
+    @property
+    def file_backed(self) -> bool:
+        """Are the base vectors memory-mapped from a file (``lab.load`` of a ``.npy``)?"""
+        return self._file_rows() is not None
+
     def release_pages(self) -> bool:
         """When the base vectors are memory-mapped from a file (``lab.load`` of a ``.npy``), drop their pages
         from this process's resident memory; the OS reads them again from the file when needed. Used once

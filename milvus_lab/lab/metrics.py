@@ -24,9 +24,19 @@ Z_95 = 1.6449
 
 
 def recall_per_query(found: Any, dataset: Dataset, k: int) -> np.ndarray:
-    """k-recall@k of each of ``dataset``'s queries (:func:`milvus_lab.numerics.recall_per_query`)."""
-    return numerics.recall_per_query(found, dataset.ground_truth(k), k, base=dataset.base, queries=dataset.queries,
-                                     metric=dataset.metric)
+    """k-recall@k of each of ``dataset``'s queries (:func:`milvus_lab.numerics.recall_per_query`).
+
+    When the base is memory-mapped from a file, the rows the tie rule may need (returned and true ids) are
+    read into a compact array first, so checking recall does not map the file back into memory."""
+    truth = dataset.ground_truth(k)
+    if not dataset.file_backed:
+        return numerics.recall_per_query(found, truth, k, base=dataset.base, queries=dataset.queries,
+                                         metric=dataset.metric)
+    found = np.asarray(found, dtype=np.int64)[:, :k]
+    needed = np.unique(np.concatenate([found[found >= 0], truth.ravel()]))
+    compact_found = np.where(found >= 0, np.searchsorted(needed, np.maximum(found, 0)), -1)
+    return numerics.recall_per_query(compact_found, np.searchsorted(needed, truth), k, base=dataset.rows(needed),
+                                     queries=dataset.queries, metric=dataset.metric)
 
 
 def recall_at_k(found: Any, dataset: Dataset, k: int) -> float:
