@@ -45,10 +45,11 @@ def coverage_text(index_type: str, indexed_rows: int, total_rows: int) -> str:
             f"searched exactly")
 
 
-#: what a segment's state means, shown under the segment table
-SEGMENT_STATES = ("open: still taking inserted rows, searched exactly; sealed: full (it reached index_file_size, "
-                  "or create_index sealed it) and indexed with the collection's index type, in the background "
-                  "when it fills; raw: not indexed, searched exactly (the note says why)")
+#: what the segment states mean, shown under a segment table (a newcomer meets "sealed" here first); HTML
+SEGMENT_STATES = ("A segment is a block of rows. <b>open</b>: it still receives inserts and is searched exactly. "
+                  "<b>sealed</b>: it reached index_file_size (or was flushed into an index build) and takes no "
+                  "more rows; a sealed segment is indexed with the collection's index type. <b>raw</b>: no index "
+                  "on it (yet); its rows are searched exactly.")
 
 
 def table_html(columns: Sequence[str], rows: Sequence[Sequence[Any]], css_class: str = "") -> str:
@@ -101,7 +102,7 @@ def collection_html(collection: Any) -> str:
                              "note"], seg_rows, "milvus-segments") if seg_rows
                  else "<div style='color:#666'>no segments yet: insert vectors to create one</div>")
     if seg_rows:
-        seg_table += f"<div style='color:#666;font-size:11px'>{escape(SEGMENT_STATES)}</div>"
+        seg_table += f"<div style='color:#666;font-size:11px'>{SEGMENT_STATES}</div>"
     busy = ("<div class='milvus-building' style='color:#8a5a00'>background index build running...</div>"
             if pending else "")
     return (f"<div class='milvus-collection'>{head}<table style='{_TABLE}'>{info}</table>"

@@ -23,6 +23,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import spec
+from ..engine.html import coverage_text
 from ..errors import MilvusLabError, RawSegmentWarning
 from ._common import Status, WatchedBox, Watcher, current_index, error_text, index_text, profile_of, small
 from .fields import ParamField
@@ -381,8 +382,6 @@ class IndexForm(WatchedBox):
         indexed = sum(s["row_count"] for s in segments if s["index_name"] != "FLAT")
         text = f"Current index: {index_text(index_type, params)}"
         if index_type != "FLAT":
-            text += f"; {indexed:,} of {rows:,} rows indexed"
-            if indexed < rows:
-                text += f", {rows - indexed:,} raw rows searched exactly"
+            text += f"; {coverage_text(index_type, indexed, rows)}"
         self.current.show(text, "info")
         self.drop_button.disabled = self.busy

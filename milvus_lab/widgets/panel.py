@@ -13,14 +13,10 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import spec
-from ..engine.html import coverage_text, table_html
+from ..engine.html import SEGMENT_STATES, coverage_text, table_html
 from ._common import WatchedBox, Watcher, current_index, index_text, profile_of
 
-#: what the segment states mean, shown under the table (a newcomer meets "sealed" here first)
-STATE_HELP = ("A segment is a block of rows. <b>open</b>: it still receives inserts and is searched exactly. "
-              "<b>sealed</b>: it reached index_file_size (or was flushed into an index build) and takes no "
-              "more rows; a sealed segment is indexed with the collection's index type. <b>raw</b>: no index "
-              "on it (yet); its rows are searched exactly.")
+STATE_HELP = SEGMENT_STATES
 
 
 def segment_rows(collection: Any) -> list[dict[str, Any]]:
