@@ -36,6 +36,8 @@ MIN_ROUND_SECONDS = 0.05
 MAX_ROUND_SECONDS = 0.1
 #: ... but never fewer than this many queries
 MIN_ROUND_QUERIES = 200
+#: queries of the warm-up batch that sizes the rounds
+WARM_UP_QUERIES = 100
 #: single-query calls per setting for the latency percentiles (spread over the rounds)
 DEFAULT_LATENCY_QUERIES = 100
 #: other processes' share of the machine's CPU time above which a group of timings is flagged busy
@@ -237,9 +239,10 @@ def interleaved(searches: Sequence[Callable[[np.ndarray], Any]], queries: np.nda
     batches = []
     for s in searches:  # warm-up: thread pools, caches, lazily built structures; it also sizes the rounds
         s(queries[:1])
+        probe = queries[:WARM_UP_QUERIES]
         started = clock()
-        s(queries)
-        took = clock() - started
+        s(probe)
+        took = (clock() - started) * len(queries) / len(probe)  # the whole batch, estimated
         # a slow setting's round uses a prefix of the queries, about MAX_ROUND_SECONDS long (at least MIN_ROUND_QUERIES)
         rows = len(queries) if took <= MAX_ROUND_SECONDS else \
             max(min(MIN_ROUND_QUERIES, len(queries)), int(len(queries) * MAX_ROUND_SECONDS / took))
