@@ -40,6 +40,8 @@ MIN_ROUND_QUERIES = 200
 WARM_UP_QUERIES = 100
 #: single-query calls per setting for the latency percentiles (spread over the rounds)
 DEFAULT_LATENCY_QUERIES = 100
+#: matrix products per thread of the calibration kernel (about 15 ms on an idle core: long enough not to be noise)
+CALIBRATION_STEPS = 48
 #: other processes' share of the machine's CPU time above which a group of timings is flagged busy
 BUSY_OTHER_CPU = 0.25
 #: calibration kernel slowdown (vs the fastest seen in the run) above which a group is flagged busy
@@ -108,7 +110,7 @@ def calibration_kernel(threads: int) -> float:
 
     def work() -> None:
         x = a
-        for _ in range(6):
+        for _ in range(CALIBRATION_STEPS):
             x = np.tanh(x @ a)
 
     started = time.perf_counter()
