@@ -12,17 +12,22 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ServerError
 
 #: the file in the server's folder that records who runs it
 STATE_FILE = "server.json"
 LAUNCHER_LOG = "launcher.log"
+#: the etcd ports a folder's server used last (reused when free, so etcd's stored member address stays valid)
+ETCD_PORTS_FILE = "etcd_ports.json"
+ETCD_FIRST_PORT = 2379
 CACHE_ENV = "MILVUS_LAB_CACHE_DIR"
 #: seconds to wait for the server to report healthy (it takes 7-10 s on 2 cores, more on a first start)
 START_TIMEOUT = 180.0
@@ -205,6 +210,53 @@ def stop(folder: str | os.PathLike | None = None, *, timeout: float = STOP_TIMEO
     return stopped
 
 
+def _free_port(first: int, taken: set[int]) -> int:
+    """The first port from ``first`` up that nobody listens on at 127.0.0.1 (and not in ``taken``)."""
+    for port in range(first, first + 1000):
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise ServerError(f"no free port for the embedded Milvus server's etcd from {first} up")
+
+
+def _own_etcd_ports(server: Any, folder: Path) -> None:
+    """Give the server's embedded etcd its own client and peer ports on 127.0.0.1.
+
+    The package templates etcd's client port but leaves its peer port at etcd's fixed 2380, so a second
+    embedded server on the machine dies at start ("bind: address already in use"). An etcd config file
+    (Milvus's ``etcd.config.path``) names both; the ports a folder used before are reused when free."""
+    ports_file = folder / ETCD_PORTS_FILE
+    try:
+        previous = json.loads(ports_file.read_text())
+    except (OSError, ValueError):
+        previous = {}
+    client = _free_port(int(previous.get("client", ETCD_FIRST_PORT)), set())
+    peer = _free_port(int(previous.get("peer", client + 1)), {client})
+    ports_file.write_text(json.dumps({"client": client, "peer": peer}))
+    config = folder / "configs" / "embed_etcd.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("\n".join([
+        "name: milvus_lab",
+        f"listen-client-urls: http://127.0.0.1:{client}",
+        f"advertise-client-urls: http://127.0.0.1:{client}",
+        f"listen-peer-urls: http://127.0.0.1:{peer}",
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}",
+        f"initial-cluster: milvus_lab=http://127.0.0.1:{peer}",
+        ""]))
+    server.config.update(etcd_port=client)
+    anchor = "\netcd:\n"
+    if anchor not in server.config.template_text:
+        raise ServerError("the milvus package's config template has no 'etcd:' section; milvus_lab was tested with "
+                          "milvus 2.3.5")
+    server.config.template_text = server.config.template_text.replace(
+        anchor, f"{anchor}  config:\n    path: {config}\n", 1)
+
+
 # --------------------------------------------------------------------------------------------------
 # The launcher's work (python -m milvus_lab.server.launcher FOLDER [--authorization])
 # --------------------------------------------------------------------------------------------------
@@ -216,6 +268,7 @@ def serve(folder: Path, authorization: bool = False) -> int:
     server.set_base_dir(str(folder))
     if authorization:
         server.config.set("authorization_enabled", True)
+    _own_etcd_ports(server, folder)
 
     def on_term(signum: int, frame: object) -> None:
         if server.server_proc is not None:  # give Milvus time to shut down cleanly before the hard kill

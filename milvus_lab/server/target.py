@@ -76,8 +76,10 @@ def _quietly() -> Iterator[None]:
 
 def _reason(exc: BaseException) -> str:
     """The server's or the network's words for a failure, without pymilvus's nested reprs."""
-    seen = exc
-    while seen is not None:
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # pymilvus raises `e from e`: a cause can be itself
+        visited.add(id(seen))
         code = getattr(seen, "code", None)
         details = getattr(seen, "details", None)
         if callable(code) and callable(details):  # a grpc.RpcError
@@ -90,7 +92,8 @@ def _reason(exc: BaseException) -> str:
             if name == "DEADLINE_EXCEEDED":
                 return f"no answer in time ({text})"
             return f"{name}: {text}"
-        seen = seen.__cause__ or (seen.__context__ if seen.__context__ is not seen else None)
+        owner = getattr(code, "__self__", None)  # pymilvus wraps a grpc error's bound code() in its exception
+        seen = owner if isinstance(owner, BaseException) else seen.__cause__ or seen.__context__
     message = getattr(exc, "message", None)
     return str(message if message else exc).strip() or type(exc).__name__
 
@@ -193,9 +196,15 @@ class ServerTarget:
             raise ServerError(f"Milvus server at {self.uri}: {step} failed: {_reason(exc)}") from exc
 
     @property
+    def rpc_timeout(self) -> int:
+        """The timeout of one request in whole seconds: pymilvus stops retrying a failing request after it only
+        when it is an int (with a float it retries 75 times, minutes against a dead server)."""
+        return max(1, round(self.timeout))
+
+    @property
     def _rpc(self) -> dict[str, Any]:
-        """Keyword arguments of every request: its timeout (int: pymilvus only honours an int) and few retries."""
-        return {"timeout": max(1, round(self.timeout)), "retry_times": RETRIES}
+        """Keyword arguments of every request: its timeout and few retries."""
+        return {"timeout": self.rpc_timeout, "retry_times": RETRIES}
 
     def _connect(self) -> None:
         pymilvus = _pymilvus()
@@ -205,10 +214,10 @@ class ServerTarget:
         self.call("connect", pymilvus.connections.connect, self.alias, **kwargs)
         self._connected = True
         version = self.call("connect (server version)", pymilvus.utility.get_server_version, using=self.alias,
-                            timeout=self.timeout)
+                            timeout=self.rpc_timeout)
         self.server_version = str(version)
         # a request that needs a user: with authorization on and no (or a wrong) token, it fails here
-        self.call("connect (list collections)", pymilvus.utility.list_collections, timeout=self.timeout,
+        self.call("connect (list collections)", pymilvus.utility.list_collections, timeout=self.rpc_timeout,
                   using=self.alias)
 
     @property
@@ -237,13 +246,13 @@ class ServerTarget:
     def list_collections(self) -> list[str]:
         """Every collection on the server (read only: others are listed, never touched)."""
         pymilvus = _pymilvus()
-        return sorted(self.call("list collections", pymilvus.utility.list_collections, timeout=self.timeout,
+        return sorted(self.call("list collections", pymilvus.utility.list_collections, timeout=self.rpc_timeout,
                                 using=self.alias))
 
     def has_collection(self, collection_name: str) -> bool:
         pymilvus = _pymilvus()
         return bool(self.call(f"look up collection {collection_name!r}", pymilvus.utility.has_collection,
-                              collection_name, timeout=self.timeout, using=self.alias))
+                              collection_name, timeout=self.rpc_timeout, using=self.alias))
 
     def unique_name(self, prefix: str = "milvus_lab") -> str:
         """A collection name not in use on the server, for collections the lab creates."""
@@ -293,7 +302,7 @@ class ServerTarget:
                 raise ServerError(f"refusing to drop {collection_name!r} on {self.describe()}: this target did not "
                                   f"create it, and milvus_lab never touches collections it did not create")
             self.call(f"drop collection {collection_name!r}", pymilvus.utility.drop_collection, collection_name,
-                      timeout=self.timeout, using=self.alias)
+                      timeout=self.rpc_timeout, using=self.alias)
             self._created.pop(collection_name).dropped = True
 
     def close(self, *, drop_created: bool = True) -> list[str]:
@@ -449,7 +458,7 @@ class ServerCollection:
         from pymilvus import connections
 
         handler = connections._fetch_handler(self.target.alias)  # the one call the ORM layer does not expose
-        return handler.get_index_state(self.name, "", timeout=self.target._rpc["timeout"], field_name=VECTOR_FIELD)
+        return handler.get_index_state(self.name, "", timeout=self.target.rpc_timeout, field_name=VECTOR_FIELD)
 
     def _wait_built(self, server_type: str, params: Mapping[str, int], deadline: float) -> None:
         from pymilvus import utility
@@ -459,7 +468,7 @@ class ServerCollection:
         next_state_check = 0.0
         while True:
             progress = self._call(step, utility.index_building_progress, self.name, using=self.target.alias,
-                                  timeout=self.target.timeout)
+                                  timeout=self.target.rpc_timeout)
             if progress["indexed_rows"] >= self._count and not progress["pending_index_rows"]:
                 return
             now = time.monotonic()
@@ -483,7 +492,7 @@ class ServerCollection:
 
         while True:
             progress = self._call("wait for the load", utility.loading_progress, self.name, using=self.target.alias,
-                                  timeout=self.target.timeout)
+                                  timeout=self.target.rpc_timeout)
             if str(progress.get("loading_progress", "")).rstrip("%") == "100":
                 return
             if time.monotonic() >= deadline:
@@ -495,7 +504,7 @@ class ServerCollection:
         from pymilvus import utility
 
         return list(self._call("segment info", utility.get_query_segment_info, self.name, using=self.target.alias,
-                               timeout=self.target.timeout))
+                               timeout=self.target.rpc_timeout))
 
     def _build(self, server_type: str, params: dict[str, int]) -> tuple[float, float]:
         """Create the index on the server, wait for it, load; (build seconds including load, load seconds)."""
