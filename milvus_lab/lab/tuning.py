@@ -272,8 +272,8 @@ class _Tuner:
         if not build.ok:
             return trial
         if self.memory_budget_mb is not None and build.memory_bytes / 2**20 > self.memory_budget_mb:
-            trial.update(status=STATUS_NO_SETTING, reason=f"index needs {build.memory_bytes / 2**20:,.1f} MB, over the "
-                                                          f"memory budget of {self.memory_budget_mb:,.1f} MB")
+            trial.update(status=STATUS_NO_SETTING, reason=f"index needs {build.memory_bytes / 2**20:,.3g} MB, over the "
+                                                          f"memory budget of {self.memory_budget_mb:,.3g} MB")
             return trial
         found = search_values(index_type, params, ds.n, self.k, self.session.profile)
         self.bar.describe(f"tune: {label}")
