@@ -10,8 +10,10 @@ The queries are split in two: the *tuning* half steers the search, the *held-out
   all queries (tuning and held-out) reaches the target and the held-out recall is not below it beyond its
   uncertainty (the upper bound of a 95 % interval on the mean of the per-query recalls,
   :func:`~milvus_lab.lab.metrics.recall_bounds`). If it fails, the tuning target is raised by twice the
-  shortfall, once, and the search repeated. Then the setting is timed with the
-  measurement protocol (interleaved rounds, median and range).
+  shortfall, once, and the search repeated. When it passes, the value is bisected further down towards the
+  last value that missed on the tuning half, keeping the smallest that still passes the verification (the
+  tuning half alone overshoots by its sampling error). Then the setting is timed with the measurement
+  protocol (interleaved rounds, median and range).
 * **Build parameters** (nlist; HNSW M and efConstruction; ANNOY n_trees; IVF_PQ m and nlist; RNSG
   out_degree, knng, candidate_pool_size, search_length) are explored by **coordinate search** from the
   spec's defaults: one parameter at a time, one grid step in the cheaper direction first, continuing while
@@ -311,6 +313,11 @@ class _Tuner:
             self.point(index_type, params, search, held, "verify", "held-out")
             trial.update(search_params=json.dumps(search), tuning_recall=tune_recall, recall=held)
             if pooled >= self.target and high >= self.target:
+                if found is not None:
+                    search, tune_per_query, per_query = self.refine(index_type, params, build, found[0], tried,
+                                                                    search, tune_per_query, per_query)
+                    tune_recall, held = float(tune_per_query.mean()), float(per_query.mean())
+                    trial.update(search_params=json.dumps(search), tuning_recall=tune_recall, recall=held)
                 break
             if attempt == 0:  # aim higher by the shortfall, once
                 required = min(1.0, required + 2 * (self.target - min(pooled, held)))
@@ -331,6 +338,27 @@ class _Tuner:
             return trial
         trial.update(status=STATUS_OK, reason="meets the target", score=row["qps"])
         return trial
+
+    def refine(self, index_type: str, params: dict[str, int], build: Any, name: str,
+               tried: list[tuple[int, float, str]], search: dict[str, int], tune_per_query: np.ndarray,
+               per_query: np.ndarray) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """Bisect down between the last value that missed on the tuning queries and the verified one, keeping
+        the smallest value that still passes the verification (recall over all queries at the target, held-out
+        recall not below it beyond its interval): the tuning half alone overshoots by its sampling error."""
+        value = search[name]
+        below = [v for v, _, _ in tried if v < value]
+        low = max(below) if below else None
+        while low is not None and value - low > max(1, int(0.02 * value)):
+            mid = (low + value) // 2
+            tq = self.session.recall_of(self.tune_ds, build, {name: mid}, self.k)
+            hq = self.session.recall_of(self.hold_ds, build, {name: mid}, self.k)
+            pooled = float(np.concatenate([tq, hq]).mean())
+            self.point(index_type, params, {name: mid}, pooled, "refine", "all", self.target)
+            if pooled >= self.target and recall_bounds(hq)[1] >= self.target:
+                value, tune_per_query, per_query = mid, tq, hq
+            else:
+                low = mid
+        return {name: value}, tune_per_query, per_query
 
     def tune_type(self, index_type: str, deadline: float | None, max_builds: int, min_gain: float
                   ) -> tuple[dict[str, Any] | None, str]:
