@@ -13,7 +13,7 @@ same settings in memory and on the server side by side; :func:`pymilvus2_index_c
 """
 
 from . import embedded
-from .code import pymilvus2_index_code
+from ..codegen import pymilvus2_index_code
 from .parity import parity, plot_parity
 from .target import (
     ServerBuildReport,

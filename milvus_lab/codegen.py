@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import spec
-from ..errors import InvalidParameterError, ParamError
+from . import spec
+from .errors import InvalidParameterError, ParamError
 
 
 def _literal(params: Mapping[str, Any]) -> str:
