@@ -9,7 +9,7 @@ from milvus_lab.spec import parameter_table_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-TEST_COMMAND = "pip install -e '.[test]' && python -m pytest -q"
+TEST_COMMAND = "pip install -e '.[test,server]' && python -m pytest -q"
 
 
 def test_parameter_table_is_generated_from_the_spec():
