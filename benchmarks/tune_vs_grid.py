@@ -2,7 +2,8 @@
 
 For each index type (default IVF_FLAT and HNSW) on GloVe (default 100k words, 1000 queries, k=10):
 
-1. ``lab.tune(target_recall)`` in a fresh session: its pick and its wall time;
+1. ``lab.tune(target_recall)`` in a fresh session: its pick and its wall time (timed like the grid:
+   ``--repeats`` rounds per setting, no single-query latency calls);
 2. the grid: every build on the spec's grid (IVF_FLAT nlist 256..4096; HNSW M 4..64 x efConstruction
    32..512), each searched at every value of the spec's sweep of its search parameter, every setting timed
    with the lab's protocol; its pick is the fastest setting with recall >= target over all queries; its
@@ -106,7 +107,8 @@ def main() -> int:
     failures, lines = [], []
     for index_type in [spec.get_index(t).name for t in args.types.split(",")]:
         started = time.perf_counter()
-        tuned = lab.tune(ds, args.target, [index_type], progress=False)
+        # both sides measure alike: the same timed rounds per setting, no single-query latency calls
+        tuned = lab.tune(ds, args.target, [index_type], progress=False, repeats=args.repeats, latency_queries=0)
         tune_wall = time.perf_counter() - started
         pick = tuned.best.iloc[0]
         if pick["status"] != "ok":
