@@ -148,7 +148,7 @@ def test_code_lines_and_summary(tuned):
     html = tuned._repr_html_()
     assert "<table" in html and ("winner:" in html or "tie:" in html)
     two = tuned.code(target="pymilvus-2")
-    assert "client.prepare_index_params()" in two and "index_params.add_index(field_name=\"vector\"" in two
+    assert "client.prepare_index_params()" in two and "index_params.add_index(field_name='vector'" in two
     assert f"index_type={tuned.winner['index_type']!r}" in two and "search_params=" in two
     with pytest.raises(ParamError, match="target"):
         tuned.code(target="pymilvus-9")

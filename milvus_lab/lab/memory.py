@@ -56,26 +56,27 @@ def available_bytes() -> int | None:
         return None
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (VmHWM on Linux, ru_maxrss elsewhere)."""
+def _status_bytes(field: str) -> int | None:
+    """A memory line of /proc/self/status (``VmHWM``, ``VmRSS``) in bytes; None where there is none."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (VmHWM on Linux, ru_maxrss elsewhere)."""
+    peak = _status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
 
 def rss_bytes() -> int:
     """Resident memory of this process now (VmRSS), 0 when unknown."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return _status_bytes("VmRSS") or 0

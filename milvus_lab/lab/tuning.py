@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import spec
+from ..codegen import pymilvus2_index_code
 from ..errors import ParamError, ServerError
 from . import rules
 from .datasets import Dataset
@@ -113,19 +114,8 @@ def _code_lines(index_type: str, build_params: dict[str, int], search_params: di
                 f"milvus.search(name, {k}, queries, params={search_params!r})")
     if target != "pymilvus-2":
         raise ParamError(f"target must be one of {', '.join(CODE_TARGETS)}; got {target!r}")
-    profile = spec.SERVER_PROFILE  # the server's rules: refuses what Milvus 2.3 lacks or would misread
-    name = spec.native_index_name(index_type, metric, profile=profile)
-    spec.validate_search(index_type, search_params, top_k=k, build_params=build_params, profile=profile)
-    search = {"metric_type": metric, "params": search_params}
-    return "\n".join([
-        f"# pymilvus 2.x ({rules.profile_title(profile)}): MilvusClient",
-        "index_params = client.prepare_index_params()",
-        f"index_params.add_index(field_name=\"vector\", index_type={name!r}, metric_type={metric!r}, "
-        f"params={build_params!r})",
-        "client.create_index(collection_name, index_params)",
-        "client.load_collection(collection_name)",
-        f"client.search(collection_name, data=queries, limit={k}, search_params={search!r})",
-    ])
+    # the server's rules: refuses what Milvus 2.3 lacks or would misread (the lines the server tests run)
+    return pymilvus2_index_code(index_type, build_params, search_params, metric, k=k)
 
 
 @dataclass
