@@ -7,6 +7,7 @@ the collections the lab creates there are dropped at the end, and no other colle
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -21,42 +22,65 @@ DEFAULT_OUT = "lab_output"
 DEFAULT_GLOVE_ROWS = 100_000
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default; options whose default is None or a flag's False say in their help
+    what happens when they are omitted (no "(default: None)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _plain(text: str | None) -> str:
+    """``text`` without reST markup (double backticks), for the terminal."""
+    return (text or "").replace("``", "")
+
+
 def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
     from .lab.sweeps import BUDGETS
     from .lab.timing import DEFAULT_LATENCY_QUERIES, DEFAULT_REPEATS
 
     if parser is None:
-        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=__doc__)
+        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=_plain(__doc__),
+                                         formatter_class=_HelpFormatter)
     parser.add_argument("--data", help="vectors file: .npy, .fvecs, .bvecs, .hdf5/.h5 (ann-benchmarks), .csv or "
                         ".parquet (default: the bundled GloVe 6B 50-d words)")
     parser.add_argument("--queries", help="query vectors file (default: hold out --nq rows of --data)")
-    parser.add_argument("--groundtruth", help="known neighbour ids (.ivecs or .npy) for --queries")
-    parser.add_argument("--column", help="for .csv/.parquet: the column holding one vector per row")
-    parser.add_argument("--n", type=int, default=DEFAULT_GLOVE_ROWS, help="GloVe base words (default 100000)")
-    parser.add_argument("--nq", type=int, default=None, help="held-out queries (default 1000 for GloVe; for a "
+    parser.add_argument("--groundtruth", help="known neighbour ids (.ivecs or .npy) for --queries (default: "
+                        "computed exactly)")
+    parser.add_argument("--column", help="for .csv/.parquet: the column holding one vector per row (default: "
+                        "the only column of vectors, or every numeric column as one dimension)")
+    parser.add_argument("--n", type=int, default=DEFAULT_GLOVE_ROWS, help="GloVe base words (ignored with --data)")
+    parser.add_argument("--nq", type=int, default=None, help="held-out queries (default: 1000 for GloVe; for a "
                         "file, min(1000, rows/10))")
-    parser.add_argument("--k", type=int, default=10, help="top_k; recall is k-recall@k (default 10)")
-    parser.add_argument("--metric", choices=list(spec.FLOAT_METRICS), default=None, help="L2 (default) or IP")
-    parser.add_argument("--normalize", action="store_true", help="scale vectors to unit length (cosine with IP)")
+    parser.add_argument("--k", type=int, default=10, help="top_k; recall is k-recall@k")
+    parser.add_argument("--metric", choices=list(spec.FLOAT_METRICS), default=None,
+                        help="distance metric (default: L2, or the file's metric for .hdf5)")
+    parser.add_argument("--normalize", action="store_true", help="scale vectors to unit length, cosine with IP "
+                        "(default: vectors used as they are)")
     parser.add_argument("--index-types", default=None,
                         help=f"comma-separated (default: all of {','.join(spec.index_types_for_metric('L2'))})")
-    parser.add_argument("--budget", choices=list(BUDGETS), default="default", help="sweep size (default: default)")
+    parser.add_argument("--budget", choices=list(BUDGETS), default="default", help="sweep size")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds after which extra builds and "
-                        "search points are skipped")
+                        "search points are skipped (default: no limit)")
     parser.add_argument("--target-recall", type=float, default=0.95, help="recall target of the winner table")
     parser.add_argument("--latency-queries", type=int, default=DEFAULT_LATENCY_QUERIES,
-                        help=f"single-query calls timed per setting (default {DEFAULT_LATENCY_QUERIES})")
+                        help="single-query calls timed per setting")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed rounds per setting, "
-                        f"interleaved; QPS is their median with its range (default {DEFAULT_REPEATS})")
+                        "interleaved; QPS is their median with its range")
     parser.add_argument("--threads", type=int, default=None, help="faiss/BLAS threads during the run (default: "
                         "one per core)")
     parser.add_argument("--milvus-uri", default=None, help="run on a Milvus 2.x server at this URI (e.g. "
-                        "http://127.0.0.1:19530) instead of in memory")
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--formats", default="png,svg", help="plot formats (default png,svg)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the query split (default 0)")
+                        "http://127.0.0.1:19530) (default: the in-memory engine)")
+    parser.add_argument("--out", default=None, help=f"output folder; each run writes into a new folder "
+                        f"<date>-<time>-<dataset> inside it, or into it directly when it is new or empty "
+                        f"(default: a new folder under {DEFAULT_OUT}/)")
+    parser.add_argument("--formats", default="png,svg", help="plot formats, comma-separated")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: a progress bar "
+                        "on stderr)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the query split")
     return parser
 
 
@@ -71,6 +95,29 @@ def _load(args: argparse.Namespace):
     return lab.load(args.data, queries=args.queries, groundtruth=args.groundtruth, column=args.column,
                     n_queries=args.nq if args.queries is None else None, metric=args.metric,
                     normalize=args.normalize, seed=args.seed)
+
+
+def run_folder(out: str | os.PathLike | None, dataset_name: str) -> Path:
+    """A new, empty folder for one run, so no file of an earlier run sits beside this run's.
+
+    ``out`` None: ``lab_output/<date>-<time>-<dataset>``. ``out`` given: itself when it does not exist or
+    is an empty folder, otherwise a new ``<date>-<time>-<dataset>`` folder inside it (``-2``, ``-3``...
+    when that name is taken)."""
+    base = Path(DEFAULT_OUT if out is None else out)
+    if out is not None and (not base.exists() or (base.is_dir() and not any(base.iterdir()))):
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset_name) or "data"
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        folder = base / (stem if i == 1 else f"{stem}-{i}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{base / stem}: 999 runs in the same second")
 
 
 def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
@@ -90,11 +137,11 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         print(f"milvus-lab compare: error: {exc}", file=sys.stderr)
         return 2
     print(f"{dataset!r}")
-    out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out = run_folder(args.out, dataset.name)
     except OSError as exc:
-        print(f"milvus-lab compare: error: cannot create output folder {out}: {exc}", file=sys.stderr)
+        print(f"milvus-lab compare: error: cannot create output folder under {args.out or DEFAULT_OUT}: {exc}",
+              file=sys.stderr)
         return 2
     try:
         target = None if args.milvus_uri is None else _connect(args.milvus_uri)
@@ -107,6 +154,8 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
                                   progress=not args.no_progress)
     except (MilvusLabError, MemoryError, ImportError, ValueError) as exc:
         print(f"milvus-lab compare: error: {exc}", file=sys.stderr)
+        if not any(out.iterdir()):
+            out.rmdir()
         return 2
     wall = time.perf_counter() - started
     results.to_csv(out / "results.csv", index=False)
@@ -120,8 +169,8 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     (out / "report.md").write_text(report, encoding="utf-8")
     print()
     print(lab.winner_table(results, args.target_recall))
-    print(f"\nWrote {out / 'results.csv'}, {out / 'report.md'} and {len(plots)} plot file(s) to {out}/ "
-          f"in {wall:.1f} s.")
+    print(f"\nWrote results.csv, report.md and {len(plots)} plot file(s) in {wall:.1f} s to the new folder\n"
+          f"  {out}")
     if results.attrs.get("error"):
         print(f"milvus-lab compare: error: {results.attrs['error']} (the rows measured before it are in "
               f"{out / 'results.csv'})", file=sys.stderr)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import clustered
 
-from milvus_lab.lab_cli import compare_main
+from milvus_lab.lab_cli import compare_main, compare_parser, run_folder
 
 FAST = ["--no-progress", "--latency-queries", "3", "--formats", "png"]
 
@@ -60,3 +62,45 @@ def test_truncated_file_is_reported(tmp_path, capsys):
     (tmp_path / "cut.fvecs").write_bytes(np.array([4], "<i4").tobytes() + b"\0" * 10)
     assert compare_main(["--data", str(tmp_path / "cut.fvecs"), "--out", str(tmp_path / "o"), *FAST]) == 2
     assert "truncated" in capsys.readouterr().err
+
+
+def test_compare_help_is_plain_text_and_shows_every_default():
+    parser = compare_parser()
+    text = parser.format_help()
+    assert "``" not in text
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        shown = formatter._expand_help(action)
+        assert "``" not in shown
+        assert "default" in shown, f"{action.option_strings} says nothing of its default: {shown!r}"
+        assert "default: None" not in shown, action.option_strings
+    assert "(default: 10)" in " ".join(text.split()) and "(default: png,svg)" in text
+
+
+def test_each_run_gets_a_new_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = run_folder(None, "glove-3k")
+    second = run_folder(None, "glove-3k")
+    assert first.parent == second.parent == Path("lab_output") and first != second
+    assert first.name.endswith("-glove-3k") and second.name.startswith(first.name)
+    fresh = tmp_path / "fresh"
+    assert run_folder(fresh, "x") == fresh  # a new folder given with --out is used as it is
+    (fresh / "param_HNSW.png").write_bytes(b"old")
+    inner = run_folder(fresh, "a b/c")
+    assert inner.parent == fresh and inner.name.endswith("-a_b_c") and not any(inner.iterdir())
+
+
+def test_a_second_run_into_the_same_out_never_mixes_files(tmp_path, capsys):
+    np.save(tmp_path / "v.npy", clustered(400, 8, seed=1))
+    out = tmp_path / "out"
+    args = ["--data", str(tmp_path / "v.npy"), "--nq", "20", "--index-types", "FLAT", "--out", str(out), *FAST]
+    assert compare_main(args) == 0
+    (out / "param_HNSW.png").write_bytes(b"from an earlier run")
+    capsys.readouterr()
+    assert compare_main(args) == 0
+    printed = capsys.readouterr().out
+    [second] = [p for p in out.iterdir() if p.is_dir()]
+    assert str(second) in printed and (second / "results.csv").exists() and (second / "report.md").exists()
+    assert not (second / "param_HNSW.png").exists()
