@@ -7,6 +7,8 @@ the collections the lab creates there are dropped at the end, and no other colle
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import shlex
 import sys
@@ -120,6 +122,19 @@ def run_folder(out: str | os.PathLike | None, dataset_name: str) -> Path:
     raise FileExistsError(f"{base / stem}: 999 runs in the same second")
 
 
+def command_line(args: argparse.Namespace | None, argv: Sequence[str] | None = None) -> str:
+    """The command as typed, shell-quoted: from ``argv`` when known, else rebuilt from the parsed ``args``
+    (each option that differs from its default)."""
+    if argv is None:
+        argv = []
+        for action in compare_parser()._actions:
+            value = getattr(args, action.dest, None) if args is not None else None
+            if not action.option_strings or action.dest == "help" or value == action.default:
+                continue
+            argv += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(value)])
+    return " ".join(["milvus-lab", "compare", *(shlex.quote(str(a)) for a in argv)])
+
+
 def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     """Run a parsed ``compare``: load, compare, write results.csv, plots and report.md, print the winners."""
     import matplotlib
@@ -145,9 +160,11 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         return 2
     try:
         target = None if args.milvus_uri is None else _connect(args.milvus_uri)
+        # skipped and unindexed types are stated once, in the winner table and the report: the lines the
+        # sweep writes above its progress bar are held back and only those the results do not say are shown
+        held = io.StringIO()
         with lab.Session(target=target, threads=args.threads, repeats=args.repeats) as session, \
-                warnings.catch_warnings():
-            # skipped and unindexed types are stated in the winner table and the report
+                warnings.catch_warnings(), contextlib.redirect_stdout(held):
             warnings.simplefilter("ignore", lab.LabWarning)
             results = lab.compare(dataset, types, k=args.k, budget=args.budget, session=session,
                                   latency_queries=args.latency_queries, time_limit=args.time_limit,
@@ -158,14 +175,18 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
             out.rmdir()
         return 2
     wall = time.perf_counter() - started
+    notes = " ".join(n for n in results["note"] if isinstance(n, str))
+    for line in held.getvalue().splitlines():
+        if line.strip() and line.split(": ", 1)[-1].strip() not in notes:
+            print(line)
     results.to_csv(out / "results.csv", index=False)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     plots = []
     if (results["status"] == "ok").any():
         plots = lab.save_plots(results, out, formats)
-    command = "milvus-lab compare " + " ".join(shlex.quote(a) for a in (argv or []))
+    command = command_line(args if argv is None else None, argv)
     report = lab.markdown_report(results, args.target_recall, title=f"Index comparison on {dataset.name}",
-                                 plots=plots, command=command.strip(), wall_s=wall)
+                                 plots=plots, command=command, wall_s=wall)
     (out / "report.md").write_text(report, encoding="utf-8")
     print()
     print(lab.winner_table(results, args.target_recall))

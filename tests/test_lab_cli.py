@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import pandas as pd
 import pytest
 from conftest import clustered
 
-from milvus_lab.lab_cli import compare_main, compare_parser, run_folder
+from milvus_lab.cli import main as cli_main
+from milvus_lab.lab_cli import command_line, compare_main, compare_parser, run_folder
 
 FAST = ["--no-progress", "--latency-queries", "3", "--formats", "png"]
 
@@ -34,14 +36,19 @@ def test_compare_on_a_file_writes_csv_plots_and_report(tmp_path, capsys):
     assert "collection.create_index(" in report or "no winner is named" in report
 
 
-def test_compare_on_glove_states_why_ivf_pq_is_skipped(tmp_path, capsys):
+def test_compare_on_glove_states_why_ivf_pq_is_skipped_once(tmp_path, capsys):
     out = tmp_path / "glove"
-    code = compare_main(["--n", "3000", "--nq", "50", "--index-types", "FLAT,IVF_PQ", "--out", str(out), *FAST])
+    # with the progress bar: the skip is not written in the middle of the bar, only in the table after it
+    code = compare_main(["--n", "3000", "--nq", "50", "--index-types", "FLAT,IVF_PQ", "--out", str(out),
+                         "--latency-queries", "3", "--formats", "png"])
     assert code == 0
-    printed = capsys.readouterr().out
-    assert "IVF_PQ     IVF_PQ cannot index 50-dimensional vectors: no m is allowed for dimension 50" in printed
+    captured = capsys.readouterr()
+    assert "IVF_PQ     IVF_PQ cannot index 50-dimensional vectors: no m is allowed for dimension 50" in captured.out
+    assert (captured.out + captured.err).count("no m is allowed for dimension 50") == 1
     report = (out / "report.md").read_text()
-    assert "glove-3k" in report and "no m is allowed for dimension 50" in report
+    assert "glove-3k" in report and report.count("no m is allowed for dimension 50") == 1
+    assert "- IVF_PQ cannot index 50-dimensional vectors: no m is allowed for dimension 50" in report
+    assert "skipped: IVF_PQ" not in report
     results = pd.read_csv(out / "results.csv")
     assert results.set_index("index_type").loc["IVF_PQ", "status"] == "skipped"
 
@@ -104,3 +111,16 @@ def test_a_second_run_into_the_same_out_never_mixes_files(tmp_path, capsys):
     [second] = [p for p in out.iterdir() if p.is_dir()]
     assert str(second) in printed and (second / "results.csv").exists() and (second / "report.md").exists()
     assert not (second / "param_HNSW.png").exists()
+
+
+def test_report_names_the_command_as_typed(tmp_path):
+    np.save(tmp_path / "my vectors.npy", clustered(400, 8, seed=2))
+    out = tmp_path / "out dir"
+    args = ["--data", str(tmp_path / "my vectors.npy"), "--nq", "20", "--index-types", "FLAT", "--out", str(out),
+            *FAST]
+    assert cli_main(["compare", *args]) == 0
+    expected = "milvus-lab compare " + " ".join(shlex.quote(a) for a in args)
+    assert f"Command: `{expected}`" in (out / "report.md").read_text()
+    # a caller that passes parsed arguments only gets them back from the namespace
+    parsed = compare_parser().parse_args(["--data", "a b.npy", "--k", "5", "--no-progress"])
+    assert command_line(parsed) == "milvus-lab compare --data 'a b.npy' --k 5 --no-progress"

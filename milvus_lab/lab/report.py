@@ -116,6 +116,18 @@ def warnings_of(results: pd.DataFrame) -> list[str]:
     return out
 
 
+def not_measured_sentence(row: pd.Series) -> str:
+    """One sentence for a row that was not measured: its note, naming the index type (and build) once."""
+    note = str(row["note"]).strip() if isinstance(row["note"], str) and row["note"].strip() else str(row["status"])
+    name = str(row["index_type"])
+    params = _params(row["build_params"])
+    if not note.startswith(name):
+        note = f"{name}{'' if params == '-' else ' ' + params} ({row['status']}): {note}"
+    elif note.startswith(f"{name} skipped: "):
+        note = f"{name} is skipped: {note[len(name) + 10:]}"
+    return note if note.endswith(".") else note + "."
+
+
 def winner_table(results: pd.DataFrame, target_recall: float = 0.95) -> str:
     """:func:`summary` as aligned plain text, for the terminal."""
     table = summary(results, target_recall)
@@ -160,6 +172,8 @@ def markdown_report(results: pd.DataFrame, target_recall: float = 0.95, *, title
     first = results.iloc[0]
     table = summary(results, target_recall)
     shown = table.copy()
+    unmeasured = shown["build_params"].isna() | (shown["build_params"] == "")
+    shown.loc[unmeasured, "note"] = "not measured: see below"
     shown["build_params"] = [_params(v) for v in shown["build_params"]]
     shown["search_params"] = [_params(v) for v in shown["search_params"]]
     for col, fmt in (("recall", ".3f"), ("qps", ",.0f"), ("qps_lo", ",.0f"), ("qps_hi", ",.0f"), ("p99_ms", ".2f"),
@@ -206,7 +220,7 @@ def markdown_report(results: pd.DataFrame, target_recall: float = 0.95, *, title
     if not skipped.empty:
         lines += ["## Not measured", ""]
         for _, r in skipped.drop_duplicates(["index_type", "build_params", "note"]).iterrows():
-            lines.append(f"- **{r['index_type']}** {_params(r['build_params'])}: {r['status']}: {r['note']}")
+            lines.append(f"- {not_measured_sentence(r)}")
         lines.append("")
     plots = [Path(p) for p in plots]
     if plots:
