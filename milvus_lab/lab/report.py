@@ -68,7 +68,9 @@ def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
         if len(tied) == 1:
             out.loc[tied[0], "rank"] = "winner"
             w = out.loc[tied[0]]
-            verdict = (f"Winner: {w['index_type']} {_params(w['build_params'])} with {_params(w['search_params'])}: "
+            build, search = _params(w["build_params"]), _params(w["search_params"])
+            verdict = (f"Winner: {w['index_type']}{'' if build == '-' else ' ' + build}"
+                       f"{'' if search == '-' else ' with ' + search}: "
                        f"recall {w['recall']:.3f} at {w['qps']:,.0f} QPS ({w['qps_lo']:,.0f}-{w['qps_hi']:,.0f}), "
                        f"faster than the others beyond the spread of the repetitions")
         else:
@@ -76,6 +78,8 @@ def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
             names = ", ".join(f"{out.loc[i, 'index_type']} ({out.loc[i, 'qps']:,.0f} QPS)" for i in tied)
             verdict = (f"Tie at recall >= {target_recall:g}: {names}; their QPS ranges over the repetitions overlap, "
                        f"so no winner is named")
+    if eligible and small_sample_warnings(results):
+        verdict += " (on a small measurement: see the warnings)"
     out.attrs["verdict"] = verdict
     return out
 
@@ -95,9 +99,50 @@ def _fmt(value: object, fmt: str) -> str:
         return str(value)
 
 
-def warnings_of(results: pd.DataFrame) -> list[str]:
-    """The run's caveats: a busy machine, builds that are not deterministic."""
+#: below this many queries, or with a recall interval wider than WIDE_RECALL, recall is called uncertain
+FEW_QUERIES = 100
+WIDE_RECALL = 0.05
+#: below this many base vectors, the comparison is called a small-data one
+SMALL_DATA = 10_000
+
+
+def _single(results: pd.DataFrame, column: str) -> int | None:
+    values = results[column].dropna().unique() if column in results else []
+    return int(values[0]) if len(values) == 1 else None
+
+
+def small_sample_warnings(results: pd.DataFrame) -> list[str]:
+    """What a small run cannot tell: few queries (a wide recall interval, from ``recall_lo``/``recall_hi``)
+    and small data (every index type near exact, timings of microseconds)."""
     out = []
+    ok = results[(results["status"] == STATUS_OK) & results["recall"].notna()] if "status" in results else results
+    if ok.empty:
+        return out
+    nq, n = _single(ok, "nq"), _single(ok, "n")
+    width = (ok["recall_hi"] - ok["recall_lo"]) if {"recall_lo", "recall_hi"} <= set(ok.columns) else None
+    widest = float(width.max()) if width is not None and width.notna().any() else float("nan")
+    if (nq is not None and nq < FEW_QUERIES) or widest > WIDE_RECALL:
+        text = f"Few queries: recall is measured on only {nq:,} queries" if nq is not None else "Few queries"
+        if widest == widest:
+            best = ok.loc[ok["recall"].idxmax()]
+            text += (f", so it is uncertain: the best measured recall, {best['recall']:.3f}, lies between "
+                     f"{best['recall_lo']:.3f} and {best['recall_hi']:.3f} (95% bounds; the widest interval of the "
+                     f"run spans {widest:.3f})")
+        out.append(text + "; recall differences smaller than that interval mean nothing. Use more queries "
+                   f"(at least {FEW_QUERIES * 10:,}) before choosing an index type.")
+    if n is not None and n < SMALL_DATA:
+        exact = bool((ok.groupby("index_type")["recall"].max() >= 0.99).all())
+        out.append(f"Small data: only {n:,} base vectors"
+                   + (", so every index type measured is near exact (recall >= 0.99)" if exact else "")
+                   + "; at this size searches take microseconds and the fastest type here says little about "
+                     f"{SMALL_DATA:,}+ vectors.")
+    return out
+
+
+def warnings_of(results: pd.DataFrame) -> list[str]:
+    """The run's caveats: a small measurement (few queries, small data), a busy machine, builds that are
+    not deterministic."""
+    out = small_sample_warnings(results)
     busy = results["busy"].fillna(False).astype(bool) if "busy" in results else None
     if busy is not None and busy.any():
         text = results.attrs.get("busy_warning")
