@@ -80,6 +80,12 @@ def _frontier_plot(results: pd.DataFrame, y: str, y_higher: bool, ylabel: str, t
             ax.scatter(group["recall"], group[y], color=style["color"], marker=style["marker"], alpha=0.25, s=18)
         ax.plot(front["recall"], front[y], color=style["color"], marker=style["marker"], label=index_type,
                 linewidth=1.8, markersize=5)
+        several_builds = group["build_params"].nunique() > 1
+        for _, point in front.iterrows():
+            label = point_label(point, with_build=several_builds)
+            if label:
+                ax.annotate(label, (point["recall"], point[y]), xytext=(4, 3), textcoords="offset points",
+                            fontsize="xx-small", color=style["color"])
         lo, hi = SPREAD.get(y, (None, None))
         if lo in front and front[lo].notna().any():
             pts = group if all_points else front
@@ -97,14 +103,34 @@ def _frontier_plot(results: pd.DataFrame, y: str, y_higher: bool, ylabel: str, t
     return fig
 
 
-def _warn(fig: Figure, results: pd.DataFrame) -> None:
-    """Print the run's busy-machine / reproducibility warnings on the figure."""
-    text = warnings_of(results)
-    if text:
-        import textwrap
+def missing_reasons(results: pd.DataFrame, index_types: Iterable[str] | None = None) -> dict[str, str]:
+    """Why each index type with no measured row is missing, from its rows' status and note (the first
+    reason per type), e.g. ``{"IVF_PQ": "IVF_PQ cannot index 50-dimensional vectors: ..."}``."""
+    measured = set(results.loc[(results["status"] == STATUS_OK) & results["recall"].notna(), "index_type"])
+    wanted = None if index_types is None else set(index_types)
+    out: dict[str, str] = {}
+    for _, r in results[results["status"] != STATUS_OK].iterrows():
+        name = r["index_type"]
+        if name in measured or name in out or (wanted is not None and name not in wanted):
+            continue
+        note = r["note"] if isinstance(r["note"], str) and r["note"].strip() else str(r["status"])
+        out[name] = note if note.startswith(name) else f"{name}: {note}"
+    return out
 
-        fig.text(0.01, 0.005, "\n".join(textwrap.fill(t, 150) for t in text), fontsize="x-small", color="firebrick",
-                 va="bottom")
+
+def _warn(fig: Figure, results: pd.DataFrame, index_types: Iterable[str] | None = None) -> None:
+    """Write under the figure why index types are missing, and the run's warnings (small measurement,
+    busy machine, reproducibility)."""
+    import textwrap
+
+    missing = [f"Not shown: {reason}" for reason in missing_reasons(results, index_types).values()]
+    warn = warnings_of(results)
+    y = 0.0
+    for lines, color in ((missing, "dimgray"), (warn, "firebrick")):
+        if lines:
+            fig.text(0.01, y, "\n".join(textwrap.fill(t, 140) for t in lines), fontsize="x-small", color=color,
+                     va="top")
+            y -= 0.025 * sum(len(textwrap.wrap(t, 140)) for t in lines) + 0.01
 
 
 def plot_recall_qps(results: pd.DataFrame, ax: Axes | None = None, *, all_points: bool = True) -> Figure:
@@ -123,10 +149,54 @@ def plot_recall_latency(results: pd.DataFrame, ax: Axes | None = None, *, percen
                           f"Recall vs {percentile} latency", ax, all_points)
 
 
+def _loads(text: object) -> dict[str, Any]:
+    return json.loads(text) if isinstance(text, str) and text else {}
+
+
+def point_label(row: pd.Series, with_build: bool = False) -> str:
+    """A measured point's parameters, e.g. ``nprobe=16`` (``nlist=256, nprobe=16`` with its build; a build
+    parameter that shares a search parameter's name is called ``build search_length=45``)."""
+    search = _loads(row["search_params"])
+    parts = [_build_params_text(row) if with_build else "", spec.format_params(search) if search else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def _build_params_text(row: pd.Series, sep: str = ", ") -> str:
+    """The build parameters of ``row``; names that are also search parameters get a ``build`` prefix."""
+    params = _loads(row["build_params"])
+    searchable = set(spec.get_index(row["index_type"]).search) if row["index_type"] in spec.INDEX_TYPES else set()
+    return sep.join(f"{'build ' if k in searchable else ''}{spec.format_params({k: v})}" for k, v in params.items())
+
+
 def _build_label(row: pd.Series, sep: str = "\n") -> str:
     """``IVF_FLAT`` and its build parameters, one per line (or joined by ``sep``)."""
-    params = json.loads(row["build_params"]) if row["build_params"] else {}
-    return sep.join([row["index_type"], *([spec.format_params(params).replace(", ", sep)] if params else [])])
+    params = _build_params_text(row, sep)
+    return sep.join([row["index_type"], *([params] if params else [])])
+
+
+def format_mb(mb: float) -> str:
+    """Memory in MiB as a readable label: ``586 KiB``, ``72 B``, ``12.3 MB``."""
+    if mb != mb:
+        return ""
+    size = mb * 2**20
+    if size < 1024:
+        return f"{size:.0f} B"
+    if size < 2**20:
+        return f"{size / 1024:.3g} KiB"
+    return f"{mb:,.3g} MB" if mb < 1000 else f"{mb:,.0f} MB"
+
+
+def format_seconds(s: float) -> str:
+    """A duration as a readable label: ``47 µs``, ``3.2 ms``, ``1.25 s``."""
+    if s != s:
+        return ""
+    if s == 0:
+        return "0 s"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    if s < 1:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:,.3g} s" if s < 1000 else f"{s:,.0f} s"
 
 
 def plot_build_memory(results: pd.DataFrame) -> Figure:
@@ -139,9 +209,10 @@ def plot_build_memory(results: pd.DataFrame) -> Figure:
     fig = NotebookFigure(figsize=(max(8.0, 1.5 * len(ok) + 1), 7.5), layout="constrained")
     axes = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(ok))
-    for ax, col, ylabel in ((axes[0], "build_s", "Build time (s)"), (axes[1], "memory_mb", "Index memory (MB)")):
+    for ax, col, ylabel, fmt in ((axes[0], "build_s", "Build time (s)", format_seconds),
+                                 (axes[1], "memory_mb", "Index memory (MB)", format_mb)):
         bars = ax.bar(x, ok[col], color=colors)
-        ax.bar_label(bars, fmt="%.3g", fontsize="x-small")
+        ax.bar_label(bars, labels=[fmt(v) for v in ok[col]], fontsize="x-small")
         ax.set_ylabel(ylabel)
         ax.margins(y=0.15)
         ax.grid(True, axis="y", alpha=0.3)
@@ -154,8 +225,11 @@ def plot_build_memory(results: pd.DataFrame) -> Figure:
 
 
 def plot_parameter(results: pd.DataFrame, index_type: str, param: str | None = None) -> Figure:
-    """Recall (left axis) and QPS (right axis, log) against one search parameter of ``index_type``,
-    one line per build. ``param`` defaults to the index type's search parameter in the spec."""
+    """Recall (top panel) and QPS (bottom panel, log) against one search parameter of ``index_type``, one
+    line per build, the panels sharing the x axis. ``param`` defaults to the index type's search parameter
+    in the spec."""
+    from ..figures import NotebookFigure
+
     index_spec = spec.get_index(index_type)
     if param is None:
         if not index_spec.search:
@@ -165,41 +239,48 @@ def plot_parameter(results: pd.DataFrame, index_type: str, param: str | None = N
     ok = _measured(results)
     mine = ok[ok["index_type"] == index_spec.name]
     if mine.empty:
-        raise ValueError(f"no measured rows for {index_spec.name}")
+        why = missing_reasons(results, [index_spec.name]).get(index_spec.name)
+        raise ValueError(f"no measured rows for {index_spec.name}" + (f" ({why})" if why else ""))
     if column not in mine or mine[column].isna().all():
         raise ValueError(f"{index_spec.name} rows have no values for {param!r}")
-    fig, ax = _new_axes(None)
-    qps_ax = ax.twinx()
+    fig = NotebookFigure(figsize=(8, 7.5), layout="constrained")
+    ax, qps_ax = fig.subplots(2, 1, sharex=True)
     builds = list(dict.fromkeys(mine["build_params"]))
     style = type_style(index_spec.name)
     for i, build in enumerate(builds):
         rows = mine[mine["build_params"] == build].sort_values(column)
         x = rows[column].astype(float)
-        label = _build_label(rows.iloc[0], " ")
-        ax.plot(x, rows["recall"], marker=style["marker"], color=f"C{i}", label=f"recall: {label}")
-        qps_ax.plot(x, rows["qps"], marker="x", linestyle="--", color=f"C{i}", alpha=0.7,
-                    label=f"QPS: {label}")
+        label = _build_params_text(rows.iloc[0]) or "default build"
+        ax.plot(x, rows["recall"], marker=style["marker"], color=f"C{i}", label=label)
+        qps_ax.plot(x, rows["qps"], marker=style["marker"], color=f"C{i}", label=label)
+        lo, hi = SPREAD["qps"]
+        if lo in rows and rows[lo].notna().any():
+            err = np.vstack([(rows["qps"] - rows[lo]).clip(lower=0), (rows[hi] - rows["qps"]).clip(lower=0)])
+            qps_ax.errorbar(x, rows["qps"], yerr=err, fmt="none", ecolor=f"C{i}", alpha=0.6, capsize=2, linewidth=1)
+        for xv, rv in zip(x, rows["recall"]):
+            ax.annotate(f"{param}={xv:g}", (xv, rv), xytext=(3, -9), textcoords="offset points",
+                        fontsize="xx-small", color=f"C{i}")
     sweep = index_spec.search[param].sweep if param in index_spec.search else "linear"
     if sweep == "log2":
         from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-        ax.set_xscale("log", base=2)
+        qps_ax.set_xscale("log", base=2)
         ticks = sorted(mine[column].dropna().astype(float).unique())
-        ax.set_xticks(ticks)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        qps_ax.set_xticks(ticks)
+        qps_ax.xaxis.set_major_formatter(ScalarFormatter())
+        qps_ax.xaxis.set_minor_formatter(NullFormatter())
     qps_ax.set_yscale("log")
-    ax.set_xlabel(f"{param} (search parameter of {index_spec.name})")
+    where = "search" if param in index_spec.search else "build"
+    qps_ax.set_xlabel(f"{param} ({where} parameter of {index_spec.name})")
     ax.set_ylabel(_recall_label(mine))
-    qps_ax.set_ylabel("Queries per second (log scale, dashed)")
-    ax.set_ylim(0, 1.02)
-    ax.grid(True, alpha=0.3)
+    qps_ax.set_ylabel("Queries per second (log scale)")
+    ax.set_ylim(0, 1.05)
+    for a in (ax, qps_ax):
+        a.grid(True, which="both", alpha=0.3)
     context = _context(mine)
     ax.set_title(f"{index_spec.name}: recall and QPS vs {param}" + (f"\n{context}" if context else ""))
-    handles, labels = ax.get_legend_handles_labels()
-    h2, l2 = qps_ax.get_legend_handles_labels()
-    ax.legend(handles + h2, labels + l2, fontsize="small", loc="lower right")
-    _warn(fig, results)
+    ax.legend(title="build", fontsize="small", loc="lower right")
+    _warn(fig, results, [index_spec.name])
     return fig
 
 
