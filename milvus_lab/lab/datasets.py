@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -22,11 +22,43 @@ from typing import Any
 import numpy as np
 
 from .. import numerics, spec
-from ..errors import IllegalDimensionError, IllegalRecordError, InvalidParameterError, ParamError
+from ..errors import IllegalDimensionError, IllegalRecordError, InvalidParameterError, MilvusLabError, ParamError
+from . import rules
 
 #: queries held out when the user gives one array and no query count
 DEFAULT_QUERIES = 1000
 LAB_METRICS = spec.FLOAT_METRICS
+#: where exact neighbours of bundled data (GloVe) are kept between runs, unless MILVUS_LAB_CACHE_DIR says otherwise
+CACHE_ENV = "MILVUS_LAB_CACHE_DIR"
+
+
+class DataFileError(IllegalRecordError, FileNotFoundError):
+    """A data file that is missing or is a folder (still a FileNotFoundError for older callers)."""
+
+
+def _path(name: str, value: Any) -> Path:
+    """``value`` as a Path (a str or an os.PathLike giving a str); ParamError naming ``name`` otherwise."""
+    try:
+        text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    except Exception:  # noqa: BLE001 - a hostile __fspath__
+        text = None
+    if not isinstance(text, str) or not text.strip() or "\x00" in text:
+        raise ParamError(f"{name} must be a file path (a str or pathlib.Path); got {spec.show_value(value)}")
+    return Path(text)
+
+
+def _existing_file(name: str, path: Path) -> Path:
+    if path.is_dir():
+        raise DataFileError(f"{name} {path} is a folder, not a data file")
+    if not path.is_file():
+        raise DataFileError(f"{name}: no such file: {path}")
+    return path
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for the lab ($MILVUS_LAB_CACHE_DIR, else ~/.cache/milvus_lab)."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured) if configured else Path.home() / ".cache" / "milvus_lab"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -34,7 +66,13 @@ LAB_METRICS = spec.FLOAT_METRICS
 # --------------------------------------------------------------------------------------------------
 def as_vectors(data: Any, what: str = "vectors", dim: int | None = None) -> np.ndarray:
     """``data`` as float32 rows (:func:`milvus_lab.numerics.as_vectors`) of a dimension the spec allows."""
-    out = numerics.as_vectors(data, what, dim)
+    try:
+        out = numerics.as_vectors(data, what, dim)
+    except MilvusLabError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a hostile object's __array__ / __len__ / __iter__
+        raise IllegalRecordError(f"{what}: not an array of numbers ({type(exc).__name__}: "
+                                 f"{spec.show_value(str(exc))})") from None
     try:
         spec.validate_dimension(out.shape[1], "L2")
     except InvalidParameterError as exc:
@@ -77,11 +115,14 @@ class Dataset:
     query_labels: Sequence[str] | None = None
     _gt_ids: np.ndarray | None = field(default=None, repr=False)
     _fingerprint: str | None = field(default=None, repr=False)
+    #: keep exact neighbours on disk between runs (the bundled GloVe words; see :func:`cache_dir`)
+    disk_cache: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self.metric = _metric(self.metric)
+        self.name = rules.check_str("name", self.name)
         self.base = as_vectors(self.base, "base vectors")
-        self.queries = as_vectors(self.queries, "query vectors", self.base.shape[1])
+        self.queries = as_vectors(self.queries, "queries (query vectors)", self.base.shape[1])
 
     # ---------------------------------------------------------------- description
     @property
@@ -97,9 +138,9 @@ class Dataset:
         return int(self.queries.shape[0])
 
     def __repr__(self) -> str:
-        cached = "none" if self._gt_ids is None else f"k<={self._gt_ids.shape[1]}"
+        exact = "not computed yet" if self._gt_ids is None else f"computed for k <= {self._gt_ids.shape[1]}"
         return (f"Dataset({self.name!r}, base={self.n:,} x {self.dim}, queries={self.nq:,}, metric={self.metric}, "
-                f"ground truth cached: {cached})")
+                f"exact neighbours: {exact})")
 
     @property
     def fingerprint(self) -> str:
@@ -125,7 +166,7 @@ class Dataset:
     def rows(self, ids: Any) -> np.ndarray:
         """Base rows ``ids`` (float32). A memory-mapped base is read from its file without mapping pages into
         memory (touching a mapped row also maps its cached neighbours, which would undo :meth:`release_pages`)."""
-        ids = np.asarray(ids, dtype=np.int64)
+        ids = self._check_rows("ids", ids, self.n)
         source = self._file_rows()
         if source is None:
             return self.base[ids]
@@ -159,22 +200,80 @@ class Dataset:
 
     # ---------------------------------------------------------------- ground truth
     def _check_k(self, k: Any) -> int:
-        if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= int(k) <= min(self.n, spec.TOP_K[1]):
+        number = spec.as_int(k)
+        if number is None or not 1 <= number <= min(self.n, spec.TOP_K[1]):
             raise ParamError(f"k must be an int in [1, {min(self.n, spec.TOP_K[1])}] (at most the {self.n:,} base "
-                             f"rows and top_k's limit {spec.TOP_K[1]}); got k={k!r}")
-        return int(k)
+                             f"rows and top_k's limit {spec.TOP_K[1]}); got k={spec.show_value(k)}")
+        return number
 
-    def ground_truth(self, k: int = 10) -> np.ndarray:
-        """Exact top-``k`` base row ids of every query (nq x k), best first; computed once and cached."""
+    @staticmethod
+    def _check_rows(name: str, rows: Any, count: int) -> np.ndarray:
+        """``rows`` as int64 row numbers in [0, count); ParamError naming ``name`` otherwise."""
+        try:
+            out = np.asarray(rows)
+            ok = out.ndim == 1 and (out.size == 0 or np.issubdtype(out.dtype, np.integer)) and \
+                not np.issubdtype(out.dtype, np.bool_)
+            ok = ok and (out.size == 0 or (int(out.min()) >= 0 and int(out.max()) < count))
+        except Exception:  # noqa: BLE001 - hostile objects, huge ints
+            ok = False
+        if not ok:
+            raise ParamError(f"{name} must be a list of row numbers in [0, {count - 1}]; got {spec.show_value(rows)}")
+        return out.astype(np.int64)
+
+    def _cache_file(self, k: int) -> Path:
+        h = hashlib.blake2b(digest_size=20)
+        h.update(f"exact-knn:v1:{self.metric}:{k}:{self.base.shape}:{self.queries.shape}".encode())
+        h.update(memoryview(np.ascontiguousarray(self.base)).cast("B"))
+        h.update(memoryview(np.ascontiguousarray(self.queries)).cast("B"))
+        return cache_dir() / "ground_truth" / f"{h.hexdigest()}.npy"
+
+    def _cached_neighbours(self, path: Path, k: int) -> np.ndarray | None:
+        """The cached ids when the file is exactly what was written (shape, dtype, ids in range), else None."""
+        try:
+            ids = np.load(path, allow_pickle=False)
+        except Exception:  # noqa: BLE001 - a missing, damaged or foreign file is ignored (and rewritten)
+            return None
+        if ids.shape != (self.nq, k) or ids.dtype != np.int64 or (ids.size and (ids.min() < 0 or ids.max() >= self.n)):
+            return None
+        return ids
+
+    def _save_neighbours(self, path: Path, ids: np.ndarray) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, np.ascontiguousarray(ids, dtype=np.int64), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:  # a read-only home: the neighbours are still computed, just not kept
+            pass
+
+    def ground_truth(self, k: int = 10, *, cache: bool | None = None) -> np.ndarray:
+        """Exact top-``k`` base row ids of every query (nq x k), best first; computed once and cached.
+
+        ``cache=True`` (the default for the bundled GloVe words) also keeps them on disk under
+        :func:`cache_dir`, keyed by a hash of the base, the queries, the metric and k, so another run on the
+        same data reads them instead of computing them again."""
         k = self._check_k(k)
+        disk = self.disk_cache if cache is None else rules.check_bool("cache", cache)
         if self._gt_ids is None or self._gt_ids.shape[1] < k:
-            self._gt_ids = numerics.exact_knn(self.base, self.queries, k, self.metric)[0]
+            ids = None
+            path = self._cache_file(k) if disk else None
+            if path is not None:
+                ids = self._cached_neighbours(path, k)
+            if ids is None:
+                ids = numerics.exact_knn(self.base, self.queries, k, self.metric)[0]
+                if path is not None:
+                    self._save_neighbours(path, ids)
+            self._gt_ids = ids
         return self._gt_ids[:, :k]
 
     def set_ground_truth(self, ids: Any) -> None:
         """Use known neighbour ids (e.g. from an ann-benchmarks file) instead of computing them."""
-        ids = np.asarray(ids)
-        if ids.ndim != 2 or ids.shape[0] != self.nq or not np.issubdtype(ids.dtype, np.integer):
+        try:
+            ids = np.asarray(ids)
+        except Exception:  # noqa: BLE001 - a hostile object
+            ids = np.asarray(None)
+        if ids.ndim != 2 or ids.shape[0] != self.nq or not np.issubdtype(ids.dtype, np.integer) or \
+                np.issubdtype(ids.dtype, np.bool_) or ids.shape[1] == 0:
             raise IllegalRecordError(f"ground truth must be an integer array of shape (queries={self.nq}, k); "
                                      f"got shape {ids.shape}, dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.n):
@@ -194,7 +293,10 @@ class Dataset:
 
     def subset_queries(self, rows: Any, name: str | None = None) -> Dataset:
         """The same base with a subset of the queries (ground truth carried over, not recomputed)."""
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = self._check_rows("rows", rows, self.nq)
+        if not len(rows):
+            raise ParamError("rows is empty; give at least one query row")
+        name = rules.check_str("name", name, none_ok=True)
         gt = None if self._gt_ids is None else self._gt_ids[rows]
         labels = None if self.query_labels is None else [self.query_labels[i] for i in rows]
         self.fingerprint  # noqa: B018 - computed once, shared with the subset
@@ -202,19 +304,22 @@ class Dataset:
 
     def split_queries(self, holdout: float = 0.5, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Split the queries at random into (tuning, held-out) datasets over the same base."""
-        if not isinstance(holdout, Real) or not 0 < float(holdout) < 1:
-            raise ParamError(f"holdout must be a fraction in (0, 1); got {holdout!r}")
+        fraction = rules.check_number("holdout", holdout, none_ok=False, low=0.0, high=1.0)
+        if fraction >= 1:
+            raise ParamError(f"holdout must be a fraction in (0, 1); got {spec.show_value(holdout)}")
+        seed = rules.check_int("seed", seed, 0)
         if self.nq < 2:
             raise ParamError(f"splitting queries needs at least 2 queries; the dataset has {self.nq}")
         order = np.random.default_rng(seed).permutation(self.nq)
-        n_hold = min(self.nq - 1, max(1, round(self.nq * float(holdout))))
+        n_hold = min(self.nq - 1, max(1, round(self.nq * fraction)))
         return (self.subset_queries(np.sort(order[n_hold:]), f"{self.name} (tuning queries)"),
                 self.subset_queries(np.sort(order[:n_hold]), f"{self.name} (held-out queries)"))
 
     def with_queries(self, queries: Any, name: str | None = None) -> Dataset:
         """The same base with new queries (their ground truth is computed when first needed)."""
         self.fingerprint  # noqa: B018
-        return self._derive(as_vectors(queries, "query vectors", self.dim), None, None, name or self.name)
+        name = rules.check_str("name", name, none_ok=True)
+        return self._derive(as_vectors(queries, "queries (query vectors)", self.dim), None, None, name or self.name)
 
     # ---------------------------------------------------------------- files
     def save_hdf5(self, path: str | os.PathLike, k: int = 100) -> Path:
@@ -229,14 +334,21 @@ def _split(vectors: np.ndarray, n_queries: Any, seed: int) -> tuple[np.ndarray, 
     n = len(vectors)
     if n < 2:
         raise IllegalRecordError(f"holding out queries needs at least 2 rows; got {n}; pass queries= explicitly")
+    seed = rules.check_int("seed", seed, 0)
+    fraction = None
+    if not isinstance(n_queries, Integral) and isinstance(n_queries, Real) and not isinstance(n_queries, bool):
+        try:
+            fraction = float(n_queries)
+        except Exception:  # noqa: BLE001
+            fraction = None
     if n_queries is None:
         count = min(DEFAULT_QUERIES, max(1, n // 10))
-    elif isinstance(n_queries, Integral) and not isinstance(n_queries, bool):
-        count = int(n_queries)
-    elif isinstance(n_queries, Real) and 0 < float(n_queries) < 1:
-        count = max(1, round(n * float(n_queries)))
+    elif spec.as_int(n_queries) is not None:
+        count = spec.as_int(n_queries)
+    elif fraction is not None and 0 < fraction < 1:
+        count = max(1, round(n * fraction))
     else:
-        raise ParamError(f"n_queries must be an int or a fraction in (0, 1); got {n_queries!r}")
+        raise ParamError(f"n_queries must be an int or a fraction in (0, 1); got {spec.show_value(n_queries)}")
     if not 1 <= count < n:
         raise ParamError(f"n_queries={count} must be in [1, {n - 1}] for {n:,} rows (the rest is the base)")
     rng = np.random.default_rng(seed)
@@ -257,8 +369,19 @@ def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = N
     """
     base = as_vectors(vectors, "vectors")
     query_labels = None
-    if labels is not None and len(labels) != len(base):
-        raise ParamError(f"labels has {len(labels)} entries but vectors has {len(base)} rows")
+    normalize = rules.check_bool("normalize", normalize)
+    name = rules.check_str("name", name)
+    seed = rules.check_int("seed", seed, 0)
+    _metric(metric)
+    if labels is not None:
+        try:
+            labels = [str(w) for w in labels] if not isinstance(labels, (str, bytes, Mapping)) else None
+        except Exception:  # noqa: BLE001 - a hostile sequence or label
+            labels = None
+        if labels is None:
+            raise ParamError("labels must be a list of names, one per row of vectors")
+        if len(labels) != len(base):
+            raise ParamError(f"labels has {len(labels)} entries but vectors has {len(base)} rows")
     if queries is None:
         base, q, b_rows, q_rows = _split(base, n_queries, seed)
         if labels is not None:
@@ -266,7 +389,7 @@ def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = N
     else:
         if n_queries is not None:
             raise ParamError("give either queries or n_queries, not both")
-        q = as_vectors(queries, "query vectors", base.shape[1])
+        q = as_vectors(queries, "queries (query vectors)", base.shape[1])
     if normalize:
         base, q = _normalise_rows(base), _normalise_rows(q)
     return Dataset(base, q, metric, name, labels, query_labels)
@@ -276,7 +399,13 @@ def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None
     import pandas as pd
 
     if not isinstance(df, pd.DataFrame):
-        raise ParamError(f"{what}: expected a pandas DataFrame; got {type(df).__name__}")
+        raise ParamError(f"{what}: expected a pandas DataFrame (df); got {type(df).__name__}")
+    column = rules.check_str("column", column, none_ok=True)
+    if columns is not None:
+        if isinstance(columns, (str, bytes, Mapping)) or not isinstance(columns, (list, tuple)) or \
+                not all(isinstance(c, str) for c in columns) or not columns:
+            raise ParamError(f"columns must be a non-empty list of column names; got {spec.show_value(columns)}")
+        columns = [str.__str__(c) for c in columns]
     if column is not None and columns is not None:
         raise ParamError("give column= (one column of vectors) or columns= (numeric columns), not both")
     if column is None and columns is None:
@@ -322,6 +451,7 @@ def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | 
     """
     base = _dataframe_matrix(df, column, columns, "vectors")
     labels = None
+    label_column = rules.check_str("label_column", label_column, none_ok=True)
     if label_column is not None:
         if label_column not in df.columns:
             raise ParamError(f"no label column {label_column!r}; columns are {list(df.columns)}")
@@ -331,6 +461,8 @@ def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | 
 
         if isinstance(queries, pd.DataFrame):
             queries = _dataframe_matrix(queries, column, columns, "queries")
+        elif isinstance(queries, (str, bytes)):
+            raise ParamError(f"queries must be a DataFrame or an array; got {spec.show_value(queries)}")
     return from_array(base, queries, n_queries=n_queries, metric=metric, normalize=normalize, name=name,
                       labels=labels, seed=seed)
 
@@ -351,11 +483,15 @@ def _vecs_dtype(path: Path, kind: str | None) -> np.dtype:
 
 def read_vecs(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
     """Read an .fvecs / .ivecs / .bvecs file (kind from the suffix unless given) as a 2-D array."""
-    path = Path(path)
+    path = _path("path", path)
+    if kind is not None and kind not in ("fvecs", "ivecs", "bvecs"):
+        raise ParamError(f"kind must be 'fvecs', 'ivecs', 'bvecs' or None; got {spec.show_value(kind)}")
     dtype = _vecs_dtype(path, kind)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    raw = np.fromfile(path, dtype=np.uint8)
+    _existing_file("path", path)
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise IllegalRecordError(f"cannot read {path}: {exc}") from None
     if raw.size < 4:
         raise IllegalRecordError(f"cannot read {path}: {raw.size} bytes is too short for a vecs file (each "
                                  f"row starts with a 4-byte dimension)")
@@ -422,21 +558,49 @@ def write_bvecs(path: str | os.PathLike, array: Any) -> Path:
     return write_vecs(path, array, "bvecs")
 
 
-def _read_matrix(path: str | os.PathLike) -> np.ndarray:
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a .npy file declares, read without loading anything; refused when the file is
+    not a .npy file or holds pickled objects (those are never loaded: unpickling runs code from the file)."""
+    from numpy.lib import format as npy_format
+
+    try:
+        with open(path, "rb") as f:
+            version = npy_format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = npy_format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = npy_format.read_array_header_2_0(f)
+    except OSError as exc:
+        raise IllegalRecordError(f"cannot read {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - numpy's reasons for a file that is not .npy vary by version
+        size = path.stat().st_size
+        reason = str(exc).split(";")[0].split(". ")[0][:120]
+        raise IllegalRecordError(f"{path} is not a NumPy .npy file ({size:,} bytes; {reason}); write one with "
+                                 f"numpy.save") from None
+    if dtype.hasobject:
+        raise IllegalRecordError(f"{path} holds Python objects (dtype {dtype}); pickled objects are never loaded, "
+                                 f"since loading them can run code. Save the vectors as a numeric array "
+                                 f"(numpy.save(path, array.astype('float32')))")
+    return shape, dtype
+
+
+def _read_matrix(path: Any, what: str = "path") -> np.ndarray:
     """A 2-D array from .npy or a vecs file."""
-    path = Path(path)
+    path = _path(what, path)
     suffix = path.suffix.lower()
     if suffix in _VECS_DTYPES:
+        _existing_file(what, path)
         return read_vecs(path)
     if suffix == ".npy":
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
+        _existing_file(what, path)
+        _npy_header(path)
         try:
             return np.load(path, allow_pickle=False, mmap_mode="r")
         except (ValueError, OSError, EOFError) as exc:
-            raise IllegalRecordError(f"cannot read {path} as a NumPy .npy array: {exc}") from None
-    raise ParamError(f"{path}: unsupported file type {suffix!r}; use .npy, .fvecs, .bvecs, .ivecs, .hdf5/.h5, "
-                     f".csv or .parquet")
+            raise IllegalRecordError(f"cannot read {path} as a NumPy .npy array (truncated or damaged: "
+                                     f"{str(exc).split(';')[0][:160]})") from None
+    raise ParamError(f"{what} {path}: unsupported file type {suffix!r}; use .npy, .fvecs, .bvecs, .ivecs, "
+                     f".hdf5/.h5, .csv or .parquet")
 
 
 def from_files(base: str | os.PathLike, queries: str | os.PathLike | None = None,
@@ -463,12 +627,11 @@ def load_hdf5(path: str | os.PathLike, *, name: str | None = None) -> Dataset:
     """
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = _existing_file("path", _path("path", path))
+    name = rules.check_str("name", name, none_ok=True)
     try:
         handle = h5py.File(path, "r")
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError, and others for some damaged files
         raise IllegalRecordError(f"cannot read {path} as HDF5: {exc}") from None
     with handle as f:
         missing = [key for key in ("train", "test") if key not in f]
@@ -484,9 +647,12 @@ def load_hdf5(path: str | os.PathLike, *, name: str | None = None) -> Dataset:
         try:
             train, test = f["train"][()], f["test"][()]
             neighbors = f["neighbors"][()] if "neighbors" in f else None
-        except (OSError, KeyError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - h5py / numpy reasons for a damaged file vary
             raise IllegalRecordError(f"cannot read the arrays of {path}: {exc}") from None
-    ds = from_array(train, test, metric=metric, normalize=normalise, name=name or path.stem)
+    try:
+        ds = from_array(train, test, metric=metric, normalize=normalise, name=name or path.stem)
+    except MilvusLabError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
     if neighbors is not None:
         ds.set_ground_truth(neighbors)
     return ds
@@ -526,23 +692,23 @@ def load_glove_dataset(n: int = 100_000, n_queries: int = DEFAULT_QUERIES, *, me
     """
     from ..datasets import GLOVE_ROWS, load_glove
 
-    for label, value in (("n", n), ("n_queries", n_queries)):
-        if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-            raise ParamError(f"{label} must be a positive int; got {value!r}")
+    n = rules.check_int("n", n, 1, GLOVE_ROWS)
+    n_queries = rules.check_int("n_queries", n_queries, 1, GLOVE_ROWS)
     if n + n_queries > GLOVE_ROWS:
         raise ParamError(f"n + n_queries = {n + n_queries:,} exceeds the {GLOVE_ROWS:,} GloVe words")
     vectors, words = load_glove(n + n_queries)
     name = f"glove-{n // 1000}k" if n % 1000 == 0 else f"glove-{n}"
-    return from_array(vectors, n_queries=n_queries, metric=metric, normalize=normalize, name=name, labels=words,
-                      seed=seed)
+    ds = from_array(vectors, n_queries=n_queries, metric=metric, normalize=normalize, name=name, labels=words,
+                    seed=seed)
+    ds.disk_cache = True  # its exact neighbours are kept on disk: a second `milvus-lab compare` reads them
+    return ds
 
 
 def _read_table(path: Path, column: str | None, columns: Sequence[str] | None) -> np.ndarray:
     """Vectors from a .csv / .parquet table (a column of vectors, possibly written as text, or numeric columns)."""
     import pandas as pd
 
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    _existing_file("path", path)
     try:
         df = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many kinds for a broken file
@@ -558,12 +724,12 @@ def _read_table(path: Path, column: str | None, columns: Sequence[str] | None) -
 
 
 def read_matrix(path: str | os.PathLike, *, column: str | None = None,
-                columns: Sequence[str] | None = None) -> np.ndarray:
+                columns: Sequence[str] | None = None, what: str = "path") -> np.ndarray:
     """A 2-D array from .npy, .fvecs / .bvecs / .ivecs, .csv or .parquet."""
-    path = Path(path)
+    path = _path(what, path)
     if path.suffix.lower() in (".csv", ".parquet"):
         return _read_table(path, column, columns)
-    return _read_matrix(path)
+    return _read_matrix(path, what)
 
 
 def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
@@ -575,7 +741,7 @@ def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
     ``queries`` (same formats) and ``groundtruth`` (.ivecs / .npy ids) are optional; without queries,
     ``n_queries`` rows are held out at random.
     """
-    path = Path(path)
+    path = _path("path", path)
     if path.suffix.lower() in (".hdf5", ".h5"):
         if queries is not None or groundtruth is not None:
             raise ParamError("an HDF5 file carries its own queries and ground truth; do not pass queries/groundtruth")
@@ -584,13 +750,16 @@ def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
             raise ParamError(f"{path} declares metric {ds.metric}; got metric={metric}")
         return ds
     data = read_matrix(path, column=column, columns=columns)
-    q = None if queries is None else read_matrix(queries, column=column, columns=columns)
-    ds = from_array(data, q, n_queries=n_queries, metric=metric or "L2", normalize=normalize, name=path.stem,
-                    seed=seed)
+    q = None if queries is None else read_matrix(queries, column=column, columns=columns, what="queries")
+    try:
+        ds = from_array(data, q, n_queries=n_queries, metric="L2" if metric is None else metric,
+                        normalize=normalize, name=path.stem, seed=seed)
+    except MilvusLabError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
     if groundtruth is not None:
         if queries is None:
             raise ParamError("groundtruth needs the queries file it was computed for (queries=...)")
         if normalize:
             raise ParamError("groundtruth from a file is for the raw vectors; do not combine it with normalize")
-        ds.set_ground_truth(_read_matrix(groundtruth))
+        ds.set_ground_truth(_read_matrix(groundtruth, "groundtruth"))
     return ds

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import spec
-from ..errors import BuildIndexError, ParamError, RawSegmentWarning, RecommendationWarning
+from ..errors import BuildIndexError, MilvusLabError, ParamError, RawSegmentWarning, RecommendationWarning
 from . import rules
 from .datasets import Dataset
 from .metrics import recall_bounds, recall_per_query
@@ -176,13 +176,15 @@ class Session:
     thread_info: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        rules.check_target(self.target)
+        self.threads = rules.check_int("threads", self.threads, 1, 4096, none_ok=True)
+        self.max_datasets = rules.check_int("max_datasets", self.max_datasets, 1)
         if self.target is None:
             from ..engine import Engine
 
             self.target = Engine(build_threshold=1)
             self._own_target = True
-        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
-            raise ParamError(f"repeats must be an int >= 1; got {self.repeats!r}")
+        self.repeats = rules.check_int("repeats", self.repeats, 1, 10_000)
 
     def __repr__(self) -> str:
         return f"Session(target={self.describe_target()}, datasets: {len(self._data)}, builds: {len(self._builds)})"
@@ -374,6 +376,9 @@ class Session:
         ``search_params``: a dict, a list of dicts, or a dict of lists (``{"nprobe": [1, 8, 64]}``);
         None uses the spec's default. Recall is k-recall@k against the exact ground truth.
         """
+        rules.check_dataset(dataset)
+        latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
+        repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
         index_spec, clean = resolve_build_params(dataset, index_type, build_params, self.profile)
         k = dataset._check_k(k)
         settings = expand_search_params(index_spec.name, search_params, k, clean, self.profile)
@@ -409,19 +414,37 @@ def resolve_build_params(dataset: Dataset, index_type: str, params: Mapping[str,
                          profile: str | None = None) -> tuple[spec.IndexSpec, dict[str, int]]:
     """The spec and validated build parameters (None: the spec's defaults for this dimension)."""
     profile = profile or spec.DEFAULT_PROFILE
-    index_spec = rules.get_index(index_type, profile)
+    with named("index_type"):
+        index_spec = rules.get_index(index_type, profile)
     if params is None:
         params = spec.default_build_params(index_spec.name, dataset.dim, profile=profile)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), named("build_params"):
         warnings.simplefilter("ignore", RecommendationWarning)
         return spec.validate_build(index_spec.name, params, dim=dataset.dim, metric=dataset.metric, warn=False,
                                    profile=profile)
+
+
+@contextmanager
+def named(argument: str) -> Iterator[None]:
+    """Re-raise a refusal from the spec with the argument it is about in front, when it does not say it."""
+    try:
+        yield
+    except MilvusLabError as exc:
+        if argument in exc.message:
+            raise
+        raise type(exc)(f"{argument}: {exc.message}") from None
 
 
 def expand_search_params(index_type: str, search_params: Any, k: int, build_params: Mapping[str, int],
                          profile: str | None = None) -> list[dict[str, int]]:
     """Normalise ``search_params`` (dict, list of dicts, dict of lists, None) and validate each setting."""
     profile = profile or spec.DEFAULT_PROFILE
+    with named("search_params"):
+        return _expand_search_params(index_type, search_params, k, build_params, profile)
+
+
+def _expand_search_params(index_type: str, search_params: Any, k: int, build_params: Mapping[str, int],
+                          profile: str) -> list[dict[str, int]]:
     if search_params is None:
         settings: list[Mapping[str, Any]] = [spec.default_search_params(index_type, k, build_params, profile=profile)]
     elif isinstance(search_params, Mapping):
@@ -431,7 +454,7 @@ def expand_search_params(index_type: str, search_params: Any, k: int, build_para
     elif isinstance(search_params, Sequence) and not isinstance(search_params, str):
         settings = list(search_params)
     else:
-        raise ParamError(f"search_params must be a dict, a list of dicts or None; got {search_params!r}")
+        raise ParamError(f"search_params must be a dict, a list of dicts or None; got {spec.show_value(search_params)}")
     if not settings:
         raise ParamError("search_params is empty; give at least one setting")
     return [spec.validate_search(index_type, s, top_k=k, build_params=build_params, profile=profile)
@@ -476,6 +499,9 @@ def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] |
     qps (median of interleaved rounds) with qps_lo / qps_hi, p50_ms / p95_ms / p99_ms (single-query calls)
     with the per-round spread, build_s, memory_mb, one column per parameter, threads, busy, status, note.
     """
+    rules.check_dataset(dataset)
+    rules.check_session(session)
+    rules.check_target(target)
     own = session is None
     session = session or Session(target=target)
     try:

@@ -55,3 +55,118 @@ def same_as(index_type: str) -> str | None:
 def recommended(index_type: str) -> bool:
     """False for index types the lab measures but never recommends (IVF_SQ8H: a GPU index in Milvus)."""
     return spec.get_index(index_type).recommend
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument checks of the lab's entry points: a hostile value gets a ParamError naming the argument
+# --------------------------------------------------------------------------------------------------
+def check_int(name: str, value: Any, low: int, high: int | None = None, *, none_ok: bool = False) -> int | None:
+    """``value`` as an int in [low, high]; ParamError naming ``name`` otherwise (never a foreign exception)."""
+    from ..errors import ParamError
+
+    if value is None and none_ok:
+        return None
+    number = spec.as_int(value)
+    if number is None or number < low or (high is not None and number > high):
+        upper = "" if high is None else f", at most {high:,}"
+        raise ParamError(f"{name} must be an int >= {low}{upper}" + (" or None" if none_ok else "")
+                         + f"; got {spec.show_value(value)}")
+    return number
+
+
+def check_number(name: str, value: Any, *, none_ok: bool = True, low: float = 0.0, high: float | None = None,
+                 low_open: bool = True) -> float | None:
+    """``value`` as a finite float > low (>= when not ``low_open``) and <= high; ParamError naming ``name``."""
+    import math
+    from numbers import Real
+
+    from ..errors import ParamError
+
+    if value is None and none_ok:
+        return None
+    number = None
+    try:
+        if isinstance(value, Real) and not isinstance(value, bool) and type(value).__name__ != "bool_":
+            number = float(value)
+    except Exception:  # noqa: BLE001 - a hostile __float__
+        number = None
+    ok = number is not None and math.isfinite(number) and (number > low if low_open else number >= low) and \
+        (high is None or number <= high)
+    if not ok:
+        rng = f"{'>' if low_open else '>='} {low:g}" + ("" if high is None else f" and <= {high:g}")
+        raise ParamError(f"{name} must be a number {rng}" + (" or None" if none_ok else "")
+                         + f"; got {spec.show_value(value)}")
+    return number
+
+
+def check_bool(name: str, value: Any) -> bool:
+    from ..errors import ParamError
+
+    if value is True or value is False or type(value).__name__ == "bool_":
+        return bool(value)
+    raise ParamError(f"{name} must be True or False; got {spec.show_value(value)}")
+
+
+def check_str(name: str, value: Any, *, none_ok: bool = False) -> str | None:
+    from ..errors import ParamError
+
+    if value is None and none_ok:
+        return None
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise ParamError(f"{name} must be a str" + (" or None" if none_ok else "") + f"; got {spec.show_value(value)}")
+
+
+def check_index_types(value: Any, profile: str | None = None) -> list[str] | None:
+    """A list of index type names (each known to the spec), or None; ParamError naming ``index_types``."""
+    from ..errors import MilvusLabError, ParamError
+
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset, range)):
+        raise ParamError(f"index_types must be a list of index type names (e.g. ['HNSW', 'IVF_FLAT']) or None; "
+                         f"got {spec.show_value(value)}")
+    names = []
+    for item in list(value):
+        try:
+            names.append(spec.get_index(item, profile=profile or spec.DEFAULT_PROFILE).name)
+        except MilvusLabError as exc:
+            raise ParamError(f"index_types: {exc}") from None
+    if not names:
+        raise ParamError("index_types is empty; give at least one index type name, or None for all")
+    return list(dict.fromkeys(names))
+
+
+def check_dataset(value: Any) -> Any:
+    from ..errors import ParamError
+    from .datasets import Dataset
+
+    if not isinstance(value, Dataset):
+        raise ParamError(f"dataset must be a lab Dataset (lab.from_array, lab.load, ...); got "
+                         f"{spec.show_value(value)}")
+    return value
+
+
+def check_target(value: Any) -> Any:
+    from ..errors import ParamError
+
+    if value is None:
+        return None
+    for verb in ("create_collection", "has_collection", "drop_collection"):
+        try:
+            ok = callable(getattr(value, verb, None))
+        except Exception:  # noqa: BLE001 - a hostile __getattr__
+            ok = False
+        if not ok:
+            raise ParamError(f"target must be a milvus_lab Target (an Engine, or milvus_lab.server.connect(uri)) "
+                             f"or None; got {spec.show_value(value)}")
+    return value
+
+
+def check_session(value: Any) -> Any:
+    from ..errors import ParamError
+    from .measurements import Session
+
+    if value is not None and not isinstance(value, Session):
+        raise ParamError(f"session must be a lab Session or None; got {spec.show_value(value)}")
+    return value

@@ -82,10 +82,11 @@ SAME_AS_NOTE = "same index as {other} on the CPU here (a GPU index in Milvus); m
 def get_budget(budget: str | Budget) -> Budget:
     if isinstance(budget, Budget):
         return budget
-    if budget not in BUDGETS:
-        raise ParamError(f"budget must be one of {', '.join(BUDGETS)} (or a number of seconds as time_limit); "
-                         f"got {budget!r}")
-    return BUDGETS[budget]
+    name = budget if type(budget) is str else None
+    if name not in BUDGETS:
+        raise ParamError(f"budget must be one of {', '.join(BUDGETS)} or a number of seconds; "
+                         f"got {spec.show_value(budget)}")
+    return BUDGETS[name]
 
 
 @dataclass
@@ -215,9 +216,11 @@ def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, 
                  budget: str | Budget = "default", profile: str | None = None) -> Plan:
     """The builds and search settings :func:`compare` runs, with skipped index types and why."""
     profile = profile or spec.DEFAULT_PROFILE
+    rules.check_dataset(dataset)
     budget = get_budget(budget)
-    types = rules.index_types(dataset.metric) if index_types is None else \
-        [spec.get_index(t).name for t in index_types]
+    k = dataset._check_k(k)
+    checked = rules.check_index_types(index_types)
+    types = rules.index_types(dataset.metric) if checked is None else checked
     plan = Plan()
     extras: list[BuildPlan] = []
     planned: list[str] = []
@@ -420,10 +423,9 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
 
 
 def _split_budget(budget: Any, time_limit: float | None) -> tuple[str | Budget, float | None]:
+    time_limit = rules.check_number("time_limit", time_limit)
     if isinstance(budget, Real) and not isinstance(budget, bool):
-        if budget <= 0:
-            raise ParamError(f"a time budget must be positive seconds; got {budget!r}")
-        return "default", float(budget)
+        return "default", rules.check_number("budget", budget, none_ok=False)
     return budget, time_limit
 
 
@@ -442,9 +444,16 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     The plan's memory is checked before anything is built. A server error mid-run returns the rows measured
     so far, the last one saying what failed (``df.attrs["error"]``).
     """
+    rules.check_dataset(dataset)
     budget, time_limit = _split_budget(budget, time_limit)
     budget_obj = get_budget(budget)
     k = dataset._check_k(k)
+    index_types = rules.check_index_types(index_types)
+    latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
+    repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
+    progress = rules.check_bool("progress", progress)
+    rules.check_session(session)
+    rules.check_target(target)
     own = session is None
     session = session or Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
     try:

@@ -67,9 +67,9 @@ def fixed_threads(threads: int | None) -> Iterator[dict[str, Any]]:
     import faiss
     from threadpoolctl import threadpool_limits
 
-    n = available_cores() if threads is None else int(threads)
-    if n < 1:
-        raise ValueError(f"threads must be >= 1; got {threads!r}")
+    from . import rules
+
+    n = available_cores() if threads is None else rules.check_int("threads", threads, 1, 4096)
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(n)
     try:
@@ -200,6 +200,10 @@ def busy_warning(busy_groups: int, groups: int, max_other_cpu: float, max_drift:
 # --------------------------------------------------------------------------------------------------
 def round_robin(n_settings: int, repeats: int) -> list[list[int]]:
     """The order settings are timed in: ``repeats`` rounds of every setting, each round starting one later."""
+    from . import rules
+
+    n_settings = rules.check_int("n_settings", n_settings, 0, 10**6)
+    repeats = rules.check_int("repeats", repeats, 1, 10**6)
     return [[(r + i) % n_settings for i in range(n_settings)] for r in range(repeats)] if n_settings else []
 
 

@@ -30,12 +30,10 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import spec
 from ..codegen import pymilvus2_index_code
 from ..errors import ParamError, ServerError
 from . import rules
@@ -213,17 +211,11 @@ def _fmt_params(text: Any) -> str:
 
 
 def _check_fraction(name: str, value: Any) -> float:
-    if not isinstance(value, Real) or isinstance(value, bool) or not (0 < float(value) <= 1):
-        raise ParamError(f"{name} must be a number in (0, 1]; got {value!r}")
-    return float(value)
+    return rules.check_number(name, value, none_ok=False, low=0.0, high=1.0)
 
 
 def _check_positive(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if not isinstance(value, Real) or isinstance(value, bool) or not float(value) > 0:
-        raise ParamError(f"{name} must be a positive number or None; got {value!r}")
-    return float(value)
+    return rules.check_number(name, value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,8 +410,16 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     memory_budget_mb = _check_positive("memory_budget_mb", memory_budget_mb)
     max_p99_ms = _check_positive("max_p99_ms", max_p99_ms)
     time_budget_s = _check_positive("time_budget_s", time_budget_s)
-    if isinstance(max_builds, bool) or not isinstance(max_builds, int) or max_builds < 1:
-        raise ParamError(f"max_builds must be an int >= 1; got {max_builds!r}")
+    max_builds = rules.check_int("max_builds", max_builds, 1, 10_000)
+    min_gain = rules.check_number("min_gain", min_gain, none_ok=False, low=0.0, low_open=False)
+    rules.check_dataset(dataset)
+    latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
+    repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
+    progress = rules.check_bool("progress", progress)
+    seed = rules.check_int("seed", seed, 0)
+    index_types = rules.check_index_types(index_types)
+    rules.check_session(session)
+    rules.check_target(target)
     started = time.perf_counter()
     k = dataset._check_k(k)
     own = session is None
@@ -428,9 +428,7 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     tune_ds.ground_truth(k)
     hold_ds.ground_truth(k)
     profile = session.profile
-    types = rules.index_types(dataset.metric) if index_types is None else \
-        [spec.get_index(t).name for t in index_types]
-    types = list(dict.fromkeys(types))
+    types = rules.index_types(dataset.metric) if index_types is None else index_types
     best_rows: list[dict[str, Any]] = []
     stopped: dict[str, str] = {}
     error = None

@@ -28,7 +28,10 @@ def parse_int(text: Any) -> int | None:
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     if isinstance(text, str) and _INT.fullmatch(text.strip()):
-        return int(text.strip())
+        digits = text.strip()
+        if len(digits.lstrip("+-")) > 30:  # far beyond any rule's range (and int() refuses > 4300 digits)
+            return None
+        return int(digits)
     return None
 
 
@@ -95,9 +98,18 @@ class ParamField:
     def value(self, value: Any) -> None:
         """Set as a person would: text for a number box (any text, even a wrong one), an option otherwise."""
         if isinstance(self.input, widgets.Dropdown):
-            self.input.value = value
+            options = list(self.input.options)
+            number = spec.as_int(value)
+            if number is None or number not in options:
+                raise InvalidParameterError(f"{self.name}={spec.show_value(value)} is not offered; allowed: "
+                                            f"{self.allowed_text}")
+            self.input.value = number
+        elif isinstance(value, str):
+            self.input.value = str.__str__(value)
         else:
-            self.input.value = "" if value is None else str(value)
+            number = spec.as_int(value)
+            self.input.value = "" if value is None else (str(number) if number is not None and
+                                                         number.bit_length() <= 256 else spec.show_value(value))
 
     # ---------------------------------------------------------------- spec views
     @property

@@ -165,9 +165,18 @@ class IndexForm(WatchedBox):
         self.validate()
 
     def select(self, index_type: str) -> None:
-        """Choose an index type as a person would with the dropdown (aliases allowed)."""
-        name = spec.INDEX_ALIASES.get(str(index_type).upper(), str(index_type).upper())
-        self.type_dropdown.value = name if name in self.types else spec.get_index(index_type).name
+        """Choose an index type as a person would with the dropdown (aliases allowed); an unknown type is
+        refused on the form (the choice stays as it was), never raised."""
+        try:
+            name = spec.get_index(index_type, profile=self.profile).name
+        except MilvusLabError as exc:
+            self.message.show(error_text(exc, f"Index type {spec.show_value(index_type)}"), "error")
+            return
+        if name not in self.types:
+            self.message.show(f"Index type {name} is not offered for {self.metric} vectors here; choose one of "
+                              f"{', '.join(self.types)}.", "error")
+            return
+        self.type_dropdown.value = name
 
     # ---------------------------------------------------------------- validation
     def context(self) -> dict[str, Any]:
