@@ -194,7 +194,7 @@ def test_from_array_refuses_hostile_arguments_with_our_errors(rows, arg, value):
     if arg == "queries":
         kwargs = {}
     kwargs[arg] = value
-    check_call(lambda: lab.from_array(rows[:60], **kwargs), arg, value)
+    check_call(lambda: lab.from_array(rows[:60], **kwargs), ("query", arg) if arg == "queries" else arg, value)
 
 
 @pytest.mark.parametrize("arg", ["df", "column", "columns", "queries", "n_queries", "metric", "label_column"])
@@ -214,7 +214,7 @@ def test_from_dataframe_refuses_hostile_arguments_with_our_errors(rows, arg, val
     if arg == "column":
         kwargs.pop("columns")
     kwargs[arg] = value
-    check_call(lambda: lab.from_dataframe(df, **kwargs), arg, value)
+    check_call(lambda: lab.from_dataframe(df, **kwargs), ("query", arg) if arg == "queries" else arg, value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ def test_dataset_methods_refuse_hostile_arguments_with_our_errors(ds, value):
     check_call(lambda: ds.split_queries(0.5, seed=value), "seed", value)
     check_call(lambda: ds.subset_queries(value), "rows", value)
     check_call(lambda: ds.subset_queries([0, 1], name=value), "name", value)
-    check_call(lambda: ds.with_queries(value), "queries", value)
+    check_call(lambda: ds.with_queries(value), ("queries", "query vectors"), value)
     check_call(lambda: ds.set_ground_truth(value), ("ground truth", "ids"), value)
     check_call(lambda: ds.rows(value), ("ids", "rows"), value)
     check_call(lambda: lab.load_glove_dataset(value, 1), "n", value)

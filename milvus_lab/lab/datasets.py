@@ -122,7 +122,7 @@ class Dataset:
         self.metric = _metric(self.metric)
         self.name = rules.check_str("name", self.name)
         self.base = as_vectors(self.base, "base vectors")
-        self.queries = as_vectors(self.queries, "queries (query vectors)", self.base.shape[1])
+        self.queries = as_vectors(self.queries, "query vectors", self.base.shape[1])
 
     # ---------------------------------------------------------------- description
     @property
@@ -319,7 +319,7 @@ class Dataset:
         """The same base with new queries (their ground truth is computed when first needed)."""
         self.fingerprint  # noqa: B018
         name = rules.check_str("name", name, none_ok=True)
-        return self._derive(as_vectors(queries, "queries (query vectors)", self.dim), None, None, name or self.name)
+        return self._derive(as_vectors(queries, "query vectors", self.dim), None, None, name or self.name)
 
     # ---------------------------------------------------------------- files
     def save_hdf5(self, path: str | os.PathLike, k: int = 100) -> Path:
@@ -389,7 +389,7 @@ def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = N
     else:
         if n_queries is not None:
             raise ParamError("give either queries or n_queries, not both")
-        q = as_vectors(queries, "queries (query vectors)", base.shape[1])
+        q = as_vectors(queries, "query vectors", base.shape[1])
     if normalize:
         base, q = _normalise_rows(base), _normalise_rows(q)
     return Dataset(base, q, metric, name, labels, query_labels)
