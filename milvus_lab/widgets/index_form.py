@@ -167,11 +167,14 @@ class IndexForm(WatchedBox):
     def select(self, index_type: str) -> None:
         """Choose an index type as a person would with the dropdown (aliases allowed); an unknown type is
         refused on the form (the choice stays as it was), never raised."""
-        try:
-            name = spec.get_index(index_type, profile=self.profile).name
-        except MilvusLabError as exc:
-            self.message.show(error_text(exc, f"Index type {spec.show_value(index_type)}"), "error")
-            return
+        text = index_type.upper() if isinstance(index_type, str) and type(index_type) is str else None
+        name = spec.INDEX_ALIASES.get(text, text) if text is not None else None
+        if name not in self.types:  # a type this target lacks is still listed (the form says why)
+            try:
+                name = spec.get_index(index_type).name
+            except MilvusLabError as exc:
+                self.message.show(error_text(exc, f"Index type {spec.show_value(index_type)}"), "error")
+                return
         if name not in self.types:
             self.message.show(f"Index type {name} is not offered for {self.metric} vectors here; choose one of "
                               f"{', '.join(self.types)}.", "error")
