@@ -350,7 +350,8 @@ def _split(vectors: np.ndarray, n_queries: Any, seed: int) -> tuple[np.ndarray, 
     else:
         raise ParamError(f"n_queries must be an int or a fraction in (0, 1); got {spec.show_value(n_queries)}")
     if not 1 <= count < n:
-        raise ParamError(f"n_queries={count} must be in [1, {n - 1}] for {n:,} rows (the rest is the base)")
+        raise ParamError(f"n_queries={spec.show_value(count)} must be in [1, {n - 1}] for {n:,} rows (the rest is "
+                         f"the base)")
     rng = np.random.default_rng(seed)
     chosen = np.zeros(n, dtype=bool)
     chosen[rng.choice(n, size=count, replace=False)] = True
@@ -428,9 +429,14 @@ def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None
             raise IllegalRecordError(f"{what}: column {column!r} holds vectors of different lengths "
                                      f"{sorted(lengths)[:5]}; all must have the same dimension")
         try:
-            return np.stack([np.asarray(c, dtype=np.float32) for c in cells]) if cells else np.empty((0, 0))
+            matrix = np.stack([np.asarray(c, dtype=np.float32) for c in cells]) if cells else np.empty((0, 0))
         except (TypeError, ValueError) as exc:
             raise IllegalRecordError(f"{what}: column {column!r} holds non-numeric values ({exc})") from None
+        if matrix.ndim != 2:
+            raise IllegalRecordError(f"{what}: column {column!r} must hold one vector per row; it holds "
+                                     f"{'scalars' if matrix.ndim == 1 else f'{matrix.ndim - 1}-D arrays'} (for "
+                                     f"numeric columns, one per dimension, use columns=[...])")
+        return matrix
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ParamError(f"{what}: no column(s) {missing}; columns are {list(df.columns)}")
@@ -454,7 +460,7 @@ def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | 
     label_column = rules.check_str("label_column", label_column, none_ok=True)
     if label_column is not None:
         if label_column not in df.columns:
-            raise ParamError(f"no label column {label_column!r}; columns are {list(df.columns)}")
+            raise ParamError(f"label_column: no column {label_column!r}; columns are {list(df.columns)}")
         labels = [str(v) for v in df[label_column].tolist()]
     if queries is not None:
         import pandas as pd

@@ -22,7 +22,14 @@ def profile_title(profile: str) -> str:
 
 
 def get_index(index_type: Any, profile: str | None = None) -> spec.IndexSpec:
-    return spec.get_index(index_type, profile=profile or spec.DEFAULT_PROFILE)
+    from ..errors import MilvusLabError
+
+    try:
+        return spec.get_index(index_type, profile=profile or spec.DEFAULT_PROFILE)
+    except MilvusLabError as exc:
+        if "index_type" in exc.message:
+            raise
+        raise type(exc)(f"index_type: {exc.message}") from None
 
 
 def index_types(metric: str) -> list[str]:
