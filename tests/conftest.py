@@ -12,15 +12,17 @@ import milvus_lab  # noqa: F401  (first: sets the OpenMP wait policy before any 
 
 @pytest.fixture(autouse=True, scope="session")
 def _signing_key_folder(tmp_path_factory):
-    """Saves sign with a per-user key; in tests it lives in a temporary folder, never in the real home
-    (kernels and subprocesses the tests start inherit the variable)."""
-    old = os.environ.get("MILVUS_LAB_CONFIG_DIR")
+    """Saves sign with a per-user key and the lab caches exact neighbours: in tests both live in temporary
+    folders, never in the real home (kernels and subprocesses the tests start inherit the variables)."""
+    old = {name: os.environ.get(name) for name in ("MILVUS_LAB_CONFIG_DIR", "MILVUS_LAB_CACHE_DIR")}
     os.environ["MILVUS_LAB_CONFIG_DIR"] = str(tmp_path_factory.mktemp("milvus_lab_config"))
+    os.environ["MILVUS_LAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("milvus_lab_cache"))
     yield
-    if old is None:
-        os.environ.pop("MILVUS_LAB_CONFIG_DIR", None)
-    else:
-        os.environ["MILVUS_LAB_CONFIG_DIR"] = old
+    for name, value in old.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def clustered(n: int, dim: int, clusters: int = 50, seed: int = 0, spread: float = 0.15) -> np.ndarray:

@@ -769,3 +769,11 @@ def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
             raise ParamError("groundtruth from a file is for the raw vectors; do not combine it with normalize")
         ds.set_ground_truth(_read_matrix(groundtruth, "groundtruth"))
     return ds
+
+
+def check_dataset(value: Any) -> Dataset:
+    """``value`` if it is a lab Dataset; else a ParamError saying how to make one."""
+    if not isinstance(value, Dataset):
+        raise ParamError(f"dataset must be a lab Dataset (lab.from_array, lab.load, ...); got "
+                         f"{spec.show_value(value)}")
+    return value

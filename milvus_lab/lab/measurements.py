@@ -32,7 +32,7 @@ import numpy as np
 from .. import spec
 from ..errors import BuildIndexError, MilvusLabError, ParamError, RawSegmentWarning, RecommendationWarning
 from . import rules
-from .datasets import Dataset
+from .datasets import Dataset, check_dataset
 from .metrics import recall_bounds, recall_per_query
 from .timing import (
     DEFAULT_LATENCY_QUERIES,
@@ -376,7 +376,7 @@ class Session:
         ``search_params``: a dict, a list of dicts, or a dict of lists (``{"nprobe": [1, 8, 64]}``);
         None uses the spec's default. Recall is k-recall@k against the exact ground truth.
         """
-        rules.check_dataset(dataset)
+        check_dataset(dataset)
         latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
         repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
         index_spec, clean = resolve_build_params(dataset, index_type, build_params, self.profile)
@@ -499,8 +499,8 @@ def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] |
     qps (median of interleaved rounds) with qps_lo / qps_hi, p50_ms / p95_ms / p99_ms (single-query calls)
     with the per-round spread, build_s, memory_mb, one column per parameter, threads, busy, status, note.
     """
-    rules.check_dataset(dataset)
-    rules.check_session(session)
+    check_dataset(dataset)
+    check_session(session)
     rules.check_target(target)
     own = session is None
     session = session or Session(target=target)
@@ -510,3 +510,10 @@ def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] |
     finally:
         if own:
             session.close()
+
+
+def check_session(value: Any) -> Session | None:
+    """``value`` if it is a lab Session or None; else a ParamError."""
+    if value is not None and not isinstance(value, Session):
+        raise ParamError(f"session must be a lab Session or None; got {spec.show_value(value)}")
+    return value

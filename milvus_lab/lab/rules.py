@@ -144,16 +144,6 @@ def check_index_types(value: Any, profile: str | None = None) -> list[str] | Non
     return list(dict.fromkeys(names))
 
 
-def check_dataset(value: Any) -> Any:
-    from ..errors import ParamError
-    from .datasets import Dataset
-
-    if not isinstance(value, Dataset):
-        raise ParamError(f"dataset must be a lab Dataset (lab.from_array, lab.load, ...); got "
-                         f"{spec.show_value(value)}")
-    return value
-
-
 def check_target(value: Any) -> Any:
     from ..errors import ParamError
 
@@ -167,13 +157,4 @@ def check_target(value: Any) -> Any:
         if not ok:
             raise ParamError(f"target must be a milvus_lab Target (an Engine, or milvus_lab.server.connect(uri)) "
                              f"or None; got {spec.show_value(value)}")
-    return value
-
-
-def check_session(value: Any) -> Any:
-    from ..errors import ParamError
-    from .measurements import Session
-
-    if value is not None and not isinstance(value, Session):
-        raise ParamError(f"session must be a lab Session or None; got {spec.show_value(value)}")
     return value

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .. import spec
 from ..errors import InvalidParameterError, ParamError, ServerError
 from . import memory, rules
-from .datasets import Dataset
+from .datasets import Dataset, check_dataset
 from .measurements import (
     STATUS_SERVER_ERROR,
     STATUS_SKIPPED,
@@ -36,6 +36,7 @@ from .measurements import (
     LabMemoryError,
     LabWarning,
     Session,
+    check_session,
     base_row,
     build_row,
     results_frame,
@@ -216,7 +217,7 @@ def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, 
                  budget: str | Budget = "default", profile: str | None = None) -> Plan:
     """The builds and search settings :func:`compare` runs, with skipped index types and why."""
     profile = profile or spec.DEFAULT_PROFILE
-    rules.check_dataset(dataset)
+    check_dataset(dataset)
     budget = get_budget(budget)
     k = dataset._check_k(k)
     checked = rules.check_index_types(index_types)
@@ -444,7 +445,7 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     The plan's memory is checked before anything is built. A server error mid-run returns the rows measured
     so far, the last one saying what failed (``df.attrs["error"]``).
     """
-    rules.check_dataset(dataset)
+    check_dataset(dataset)
     budget, time_limit = _split_budget(budget, time_limit)
     budget_obj = get_budget(budget)
     k = dataset._check_k(k)
@@ -452,7 +453,7 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
     repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
     progress = rules.check_bool("progress", progress)
-    rules.check_session(session)
+    check_session(session)
     rules.check_target(target)
     own = session is None
     session = session or Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))

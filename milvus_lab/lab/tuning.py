@@ -37,8 +37,8 @@ import numpy as np
 from ..codegen import pymilvus2_index_code
 from ..errors import ParamError, ServerError
 from . import rules
-from .datasets import Dataset
-from .measurements import STATUS_OK, Session, base_row, results_frame
+from .datasets import Dataset, check_dataset
+from .measurements import STATUS_OK, Session, base_row, check_session, results_frame
 from .metrics import recall_bounds, tied_with_best
 from .sweeps import Progress, build_grid, center_build_params, search_values, valid_build
 from .timing import DEFAULT_LATENCY_QUERIES
@@ -412,13 +412,13 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     time_budget_s = _check_positive("time_budget_s", time_budget_s)
     max_builds = rules.check_int("max_builds", max_builds, 1, 10_000)
     min_gain = rules.check_number("min_gain", min_gain, none_ok=False, low=0.0, low_open=False)
-    rules.check_dataset(dataset)
+    check_dataset(dataset)
     latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
     repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
     progress = rules.check_bool("progress", progress)
     seed = rules.check_int("seed", seed, 0)
     index_types = rules.check_index_types(index_types)
-    rules.check_session(session)
+    check_session(session)
     rules.check_target(target)
     started = time.perf_counter()
     k = dataset._check_k(k)
