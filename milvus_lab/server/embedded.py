@@ -206,6 +206,11 @@ def stop(folder: str | os.PathLike | None = None, *, timeout: float = STOP_TIMEO
         stopped = info
     if _is_ours(info.launcher_pid, Path(info.folder), launcher=True):
         _terminate(info.launcher_pid, timeout)
+    # a launcher already on its way out (its server just ended) has an empty /proc cmdline for a moment:
+    # not ours to signal by then, but wait for it to be gone so that "stopped" means stopped
+    deadline = time.monotonic() + timeout
+    while _alive(info.launcher_pid) and not _cmdline(info.launcher_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     path.unlink(missing_ok=True)
     return stopped
 
