@@ -62,6 +62,8 @@ ID_RANGE = (0, 2**63 - 1)
 #: the profile of the in-memory engine, and the profile of a Milvus 2.x server target
 DEFAULT_PROFILE = "milvus-0.10"
 SERVER_PROFILE = "milvus-2.3"
+#: a Milvus 2.3 server indexes no segment below this many rows (its minSegmentNumRowsToEnableIndex default)
+SERVER_MIN_INDEX_ROWS = 1024
 
 
 def is_binary_metric(metric: Any) -> bool:

@@ -11,6 +11,8 @@ import resource
 import sys
 from collections.abc import Mapping
 
+from .. import spec
+
 #: bytes per float32 component
 F32 = 4
 #: bytes per row id / graph link kept by the libraries (int64 ids, int32 links)
@@ -30,7 +32,7 @@ def index_bytes(index_type: str, params: Mapping[str, int], n: int, dim: int) ->
         return n * dim + n * ID_BYTES + centroids + 2 * dim * F32
     if index_type == "IVF_PQ":
         m = params.get("m", 1)
-        return n * m + n * ID_BYTES + centroids + m * 256 * (dim // max(1, m)) * F32
+        return n * m + n * ID_BYTES + centroids + m * spec.PQ_MIN_TRAIN_ROWS * (dim // max(1, m)) * F32  # codebooks
     if index_type == "HNSW":
         links = params.get("M", 16) * 3 * LINK_BYTES  # 2M links on layer 0, about M above
         return n * (dim * F32 + links + ID_BYTES)

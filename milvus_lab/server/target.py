@@ -530,7 +530,7 @@ class ServerCollection:
     def create_index(self, index_type: Any = "FLAT", params: Mapping[str, Any] | None = None) -> ServerBuildReport:
         """Replace the index: checked with the server profile's rules first, then built on the server and
         loaded (blocks). ``build_seconds`` includes the load. Rows in segments the server leaves unindexed
-        (below its minSegmentNumRowsToEnableIndex, 1024 rows by default) are reported as raw."""
+        (below its minSegmentNumRowsToEnableIndex, spec.SERVER_MIN_INDEX_ROWS by default) are reported as raw."""
         index_spec, clean = spec.validate_build(index_type, params, dim=self.dimension, metric=self.metric,
                                                 profile=self.profile)
         server_type = spec.native_index_name(index_spec.name, self.metric, profile=self.profile)
@@ -547,7 +547,8 @@ class ServerCollection:
                 raw_rows = sum(int(s.num_rows) for s in raw)
                 if raw_rows:
                     reasons.append(f"{len(raw)} segment(s) below the server's minSegmentNumRowsToEnableIndex "
-                                   f"(1024 rows by default) are searched without the index")
+                                   f"({spec.SERVER_MIN_INDEX_ROWS:,} rows by default) are searched without the "
+                                   f"index")
             return ServerBuildReport(index_spec.name, clean, self._count - raw_rows, raw_rows, build_s, load_s,
                                      server_type, self.uri, reasons)
 
