@@ -40,6 +40,15 @@ def write_clustered(path: Path, n: int, dim: int, centers: np.ndarray, seed: int
     del out
 
 
+def written(path: Path, n: int, dim: int) -> bool:
+    """Does ``path`` already hold an n x dim float32 .npy (from an earlier run with the same sizes)?"""
+    try:
+        held = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return False
+    return held.shape == (n, dim) and held.dtype == np.float32
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200_000)
@@ -48,12 +57,15 @@ def main() -> int:
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--types", default=None, help="comma-separated index types (default: all)")
     parser.add_argument("--folder", default=None, help="where to write the .npy files (default: a temp folder)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep .npy files of the same sizes already in --folder (same seeds: same data)")
     args = parser.parse_args()
     folder = Path(args.folder or tempfile.mkdtemp(prefix="milvus_lab_scale_"))
     folder.mkdir(parents=True, exist_ok=True)
     centers = np.random.default_rng(0).normal(size=(args.clusters, args.dim)).astype(np.float32)
-    write_clustered(folder / "base.npy", args.n, args.dim, centers, 1)
-    write_clustered(folder / "queries.npy", args.nq, args.dim, centers, 2)
+    for name, rows, seed in (("base.npy", args.n, 1), ("queries.npy", args.nq, 2)):
+        if not (args.reuse and written(folder / name, rows, args.dim)):
+            write_clustered(folder / name, rows, args.dim, centers, seed)
     del centers
     data_bytes = args.n * args.dim * 4
     baseline = memory.rss_bytes()

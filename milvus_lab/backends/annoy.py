@@ -38,6 +38,8 @@ from .base import SEED, BuiltIndex, build_threads, refuse
 _METRICS = {"L2": "euclidean", "IP": "dot"}
 #: queries per batch below which the thread pool costs more than it saves
 _POOL_MIN_QUERIES = 32
+#: rows converted to Python lists at a time while adding items
+_ADD_CHUNK = 4096
 _WORKERS = max(1, min(8, os.cpu_count() or 1))
 #: bytes before the vector in an annoy node (n_descendants, then children and a / dot_factor), per metric
 _NODE_HEAD = 16
@@ -125,8 +127,9 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
     index = Forest(dim, _METRICS[metric])
     index.set_seed(SEED)
     add = index.add_item
-    for position, row in enumerate(vectors.tolist()):
-        add(position, row)
+    for start in range(0, n, _ADD_CHUNK):  # a Python list of floats takes 8x the array: convert a chunk at a time
+        for position, row in enumerate(vectors[start:start + _ADD_CHUNK].tolist(), start):
+            add(position, row)
     if not index.build(params["n_trees"], n_jobs=build_threads()):
         raise BuildIndexError(f"ANNOY: annoy failed to build {params['n_trees']} trees on {n} rows")
     file = _private_file()

@@ -6,7 +6,9 @@ searches share no state. IVF_SQ8H is built exactly as IVF_SQ8 (8-bit scalar quan
 Milvus's GPU hybrid has no CPU counterpart. IVF_PQ uses 8 bits per code.
 
 Builds are reproducible: the coarse k-means and the PQ k-means use a fixed seed, and faiss k-means gives
-the same centroids whatever the thread count.
+the same centroids whatever the thread count. The coarse centroids of the same rows and ``nlist`` are
+therefore computed once and reused by the next IVF build (:mod:`.kmeans`); the build info says so and
+carries the seconds the training took (``coarse_kmeans_s``, ``coarse_kmeans_reused``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ import faiss
 import numpy as np
 
 from .. import spec
+from . import kmeans
 from .base import FAISS_METRIC, SEED, BuiltIndex, check_faiss_header, require_rows, seed_clustering, serialized_size
 from .faiss_files import Expected, check_file
 
 _STORAGE = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_SQ8H": "SQ8", "IVF_PQ": "PQ{m}x8"}
 _CLASSES = {"IVF_FLAT": faiss.IndexIVFFlat, "IVF_SQ8": faiss.IndexIVFScalarQuantizer,
             "IVF_SQ8H": faiss.IndexIVFScalarQuantizer, "IVF_PQ": faiss.IndexIVFPQ}
+#: rows per faiss ``add`` call (faiss itself works in blocks of 65,536)
+ADD_CHUNK_ROWS = 65_536
+#: bytes of the temporary distance table an IVF_PQ ``add`` call may build
+ADD_TABLE_BYTES = 64 * 2**20
 _TAGS = {"IVF_FLAT": b"IwFl", "IVF_SQ8": b"IwSq", "IVF_SQ8H": b"IwSq", "IVF_PQ": b"IwPQ"}
 
 
@@ -42,9 +49,10 @@ def new_ivf_index(index_type: str, params: Mapping[str, int], dim: int, metric: 
 class IVFIndex(BuiltIndex):
     """IVF_FLAT, IVF_SQ8, IVF_SQ8H, IVF_PQ on float vectors; ``nprobe`` is passed per call."""
 
-    def __init__(self, index_type: str, metric: str, params: Mapping[str, int], index: Any):
+    def __init__(self, index_type: str, metric: str, params: Mapping[str, int], index: Any,
+                 build_info: Mapping[str, Any] | None = None):
         super().__init__(index_type, metric, params, index.ntotal, index.d,
-                         build_info={"seed": SEED})
+                         build_info={"seed": SEED, **(build_info or {})})
         self.index = index
         self._search_params: dict[int, Any] = {}  # read-only per-call settings, shared by all threads
         self._memory: int | None = None
@@ -79,9 +87,22 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
         require_rows(index_type, n, spec.PQ_MIN_TRAIN_ROWS,
                      f"8-bit product quantization trains {spec.PQ_MIN_TRAIN_ROWS} centroids per sub-quantizer")
     index = new_ivf_index(index_type, params, dim, metric)
-    index.train(vectors)
-    index.add(vectors)
-    return IVFIndex(index_type, metric, params, index)
+    kmeans_s, reused = kmeans.train_quantizer(index, vectors)
+    index.train(vectors)  # the codec only (SQ ranges, PQ codebooks): the quantizer is trained
+    step = add_chunk_rows(index_type, params)
+    for start in range(0, n, step):
+        index.add(vectors[start:start + step])
+    return IVFIndex(index_type, metric, params, index,
+                    {"coarse_kmeans_s": kmeans_s, "coarse_kmeans_reused": reused})
+
+
+def add_chunk_rows(index_type: str, params: Mapping[str, int]) -> int:
+    """Rows added to faiss per call. faiss encodes PQ codes of 16+ dimensions per sub-vector through a
+    table of rows x 256 x m floats (50,000 rows at m=24: 1.2 GB on top of the data), so IVF_PQ adds in
+    chunks whose table stays under :data:`ADD_TABLE_BYTES`; codes are the same as in one call."""
+    if index_type != "IVF_PQ":
+        return ADD_CHUNK_ROWS
+    return max(1, ADD_TABLE_BYTES // (spec.PQ_MIN_TRAIN_ROWS * params["m"] * 4))
 
 
 def load(index_type: str, params: Mapping[str, int], metric: str, dim: int, path: Path) -> IVFIndex:

@@ -317,6 +317,11 @@ class Session:
                          f"indexed" + (f" ({why})" if why else "") + f". Target: {report.message()}",
                          build_s=build_s, indexed_rows=report.indexed_rows, report=report)
         memory = index_memory(dataset, collection, report, index_type)
+        reused = float(getattr(report, "reused_training_s", 0.0) or 0.0)
+        if reused:  # a build from scratch would have trained it: count it, and say so
+            build_s += reused
+            advice.append(f"build_s counts {reused:.1f} s of coarse k-means an earlier build on the same rows "
+                          f"computed (same seed, same centroids; reused, not repeated)")
         note = "; ".join(advice)
         return Build(index_type, params, STATUS_OK, note, build_s=build_s, memory_bytes=int(memory),
                      indexed_rows=report.indexed_rows if index_type != "FLAT" else dataset.n,

@@ -12,7 +12,8 @@ Every grid value comes from :mod:`milvus_lab.spec` (``default_build_params``, ``
 * a parameter with a finite choice set (IVF_PQ ``m``) is also built at its largest allowed value (an extra
   build, after every type's first);
 * an index type identical to another here (``IndexSpec.same_as``: IVF_SQ8H is IVF_SQ8 on the CPU) is
-  built once and measured at its default setting, with that note, and never recommended.
+  measured at its default setting, with that note, and never recommended; when the run builds the other
+  type too, it is timed on that build (the same index) instead of being built a second time.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class BuildPlan:
     searches: list[dict[str, int]]
     primary: bool = True
     note: str = ""
+    #: measure this plan on the build of another index type that is the same index here (IVF_SQ8H on the
+    #: IVF_SQ8 build with the same parameters) instead of building it again
+    measured_on: str | None = None
 
 
 @dataclass
@@ -238,9 +242,14 @@ def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, 
             continue
         other = rules.same_as(index_type)
         if other is not None:
+            # measured on the other type's build when the run builds that type too (no second identical build)
+            shared = other in types and not rules.unavailable_reason(other, dim=dataset.dim, metric=dataset.metric,
+                                                                     profile=profile)
             plan.builds.append(BuildPlan(index_type, center,
                                          [spec.default_search_params(index_type, k, center, profile=profile)],
-                                         note=SAME_AS_NOTE.format(other=other)))
+                                         note=SAME_AS_NOTE.format(other=other)
+                                         + (f" (timed on the {other} build)" if shared else ""),
+                                         measured_on=other if shared else None))
             continue
         planned.append(index_type)
         plan.builds.append(BuildPlan(index_type, center, search_grid(index_type, center, dataset.n, k, profile)))
@@ -389,11 +398,12 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
                accept_build: Callable[[Build], str | None] | None, desc: str) -> list[dict[str, Any]]:
     label = f"{item.index_type} {rules.format_params(item.build_params)}"
     bar.describe(f"{desc}: building {label}")
-    build = session.build(dataset, item.index_type, item.build_params)
+    build = session.build(dataset, item.measured_on or item.index_type, item.build_params)
     bar.step(1)
     refusal = None if not build.ok or accept_build is None else accept_build(build)
     if not build.ok or refusal:
         row = build_row(dataset, build, {}, k, session)
+        row["index_type"] = item.index_type
         if refusal:
             row.update(status=STATUS_SKIPPED, note=refusal)
         bar.write(f"{label}: {row['note']}")
@@ -416,6 +426,7 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
     bar.describe(f"{desc}: timing {label}")
     rows = session.measure_settings(dataset, build, walked, k=k, latency_queries=latency_queries, recalls=per_query)
     for row in rows:
+        row["index_type"] = item.index_type
         row["note"] = "; ".join(t for t in (row["note"], item.note) if t)
     if over_time and len(walked) < len(item.searches):
         rows[-1]["note"] = "; ".join(t for t in (rows[-1]["note"], f"sweep stopped: time limit of {time_limit:g} s")
