@@ -216,3 +216,20 @@ def test_chunked_annoy_add_is_the_same_forest(monkeypatch):
         a = whole.search(q, 10, {"search_k": search_k})
         b = chunked.search(q, 10, {"search_k": search_k})
         assert np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
+
+
+def test_row_assignment_is_kept_with_the_centroids():
+    x = clustered(3000, 32, seed=14)
+    built = ivf.build("IVF_FLAT", {"nlist": 64}, x, "L2")
+    (_, trained), = kmeans._cache.values()
+    quantizer = faiss.extract_index_ivf(built.index).quantizer
+    assert trained.nearest.shape == (3000, kmeans.ASSIGN_WIDTH)
+    assert np.array_equal(trained.nearest, quantizer.search(x, kmeans.ASSIGN_WIDTH)[1])
+    kept = trained.nearest
+    graph = nsg.ivf_knn_graph(x, 10, "L2")  # 3000 rows: 2**round(log2(219)) = 256 cells, another k-means
+    assert graph.shape == (3000, 10)
+    sq8 = ivf.build("IVF_SQ8", {"nlist": 64}, x, "L2")
+    assert sq8.build_info["coarse_kmeans_reused"] and trained.nearest is kept
+    lists = faiss.extract_index_ivf(sq8.index).invlists
+    assert sum(lists.list_size(c) for c in range(64)) == 3000
+    assert all(lists.list_size(c) == int((kept[:, 0] == c).sum()) for c in range(64))

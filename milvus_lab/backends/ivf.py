@@ -89,9 +89,12 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
     index = new_ivf_index(index_type, params, dim, metric)
     kmeans_s, reused = kmeans.train_quantizer(index, vectors)
     index.train(vectors)  # the codec only (SQ ranges, PQ codebooks): the quantizer is trained
+    cells = kmeans.nearest_cells(index, vectors)  # what faiss's add would compute (shared with other builds)
     step = add_chunk_rows(index_type, params)
     for start in range(0, n, step):
-        index.add(vectors[start:start + step])
+        rows = np.ascontiguousarray(vectors[start:start + step])
+        assigned = np.ascontiguousarray(cells[start:start + step, 0])
+        index.add_core(len(rows), faiss.swig_ptr(rows), None, faiss.swig_ptr(assigned))
     return IVFIndex(index_type, metric, params, index,
                     {"coarse_kmeans_s": kmeans_s, "coarse_kmeans_reused": reused})
 

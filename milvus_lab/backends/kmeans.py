@@ -10,7 +10,8 @@ nlist 2048 that is about a minute each. The RNSG k-NN graph uses the same cells.
 reference, so a freed segment's entry is never matched by a new array at the same address), their shape,
 a checksum of sampled rows, ``nlist``, the metric and faiss's clustering settings. A reused result is the
 result a new training would give; the seconds the first training took travel with it, so a build report
-can count them (see ``IndexReport.reused_training_s``).
+can count them (see ``IndexReport.reused_training_s``). Each row's nearest cells (the assignment faiss
+computes when it adds rows, one quantizer search of all rows) are kept with the centroids too.
 """
 
 from __future__ import annotations
@@ -32,12 +33,19 @@ CACHE_ENTRIES = 4
 CHECK_ROWS = 64
 
 
+#: nearest cells kept per row once the rows were assigned (IVF adds use the first, the RNSG graph probes 4)
+ASSIGN_WIDTH = 4
+#: rows assigned per quantizer search
+ASSIGN_CHUNK = 65_536
+
+
 @dataclass
 class Trained:
-    """Centroids of one k-means run and what it cost."""
+    """Centroids of one k-means run, what it cost, and (once asked) each row's nearest cells."""
 
     centroids: np.ndarray
     seconds: float
+    nearest: np.ndarray | None = None
 
 
 _cache: OrderedDict[tuple, tuple[Any, Trained]] = OrderedDict()
@@ -100,6 +108,28 @@ def clear() -> None:
     """Forget every remembered training."""
     with _lock:
         _cache.clear()
+
+
+def nearest_cells(index: Any, vectors: np.ndarray, width: int = 1) -> np.ndarray:
+    """Each row's ``width`` nearest cells (n x width int64, nearest first) in the trained quantizer of
+    ``index``: the assignment faiss computes when it adds rows. Kept with the trained centroids of the same
+    rows (up to :data:`ASSIGN_WIDTH` cells), so later builds on the same rows do not search them again."""
+    ivf = faiss.extract_index_ivf(index)
+    quantizer = ivf.quantizer
+    key = _key(vectors, ivf.nlist, ivf.metric_type, ivf.cp)
+    trained = _lookup(key, _owner(vectors))
+    same = trained is not None and quantizer.ntotal == len(trained.centroids) and np.array_equal(
+        quantizer.reconstruct_n(0, quantizer.ntotal), trained.centroids)
+    if same and trained.nearest is not None and trained.nearest.shape[1] >= width:
+        return trained.nearest[:, :width]
+    keep = max(width, ASSIGN_WIDTH if same else width)
+    keep = min(keep, quantizer.ntotal)
+    nearest = np.empty((len(vectors), keep), np.int64)
+    for start in range(0, len(vectors), ASSIGN_CHUNK):
+        nearest[start:start + ASSIGN_CHUNK] = quantizer.search(vectors[start:start + ASSIGN_CHUNK], keep)[1]
+    if same:
+        trained.nearest = nearest
+    return nearest[:, :width]
 
 
 def train_quantizer(index: Any, vectors: np.ndarray) -> tuple[float, bool]:

@@ -79,7 +79,7 @@ def ivf_knn_graph(vectors: np.ndarray, neighbours: int, metric: str) -> np.ndarr
     ivf = faiss.index_factory(dim, f"IVF{nlist},Flat", FAISS_METRIC[metric])
     seed_clustering(ivf.cp)
     kmeans.train_quantizer(ivf, vectors)
-    _, probed = ivf.quantizer.search(vectors, min(IVF_GRAPH_NPROBE, nlist))
+    probed = kmeans.nearest_cells(ivf, vectors, min(IVF_GRAPH_NPROBE, nlist))
     cell_of = probed[:, 0]
     order = np.argsort(cell_of, kind="stable")
     starts = np.searchsorted(cell_of[order], np.arange(nlist + 1))

@@ -13,7 +13,8 @@ A timing taken once on a shared machine says more about the neighbours than abou
   the per-round medians and p99s;
 * a :class:`Monitor` times a small calibration kernel before and after each group of timings and reads how
   much CPU other processes used meanwhile (``/proc/stat``; elsewhere the load average). A group is flagged
-  ``busy`` when other processes took at least a quarter of the machine or the kernel slowed by a third.
+  ``busy`` when other processes took at least a quarter of the machine or the kernel ran twice as slow as
+  its best.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ DEFAULT_LATENCY_QUERIES = 100
 CALIBRATION_STEPS = 48
 #: other processes' share of the machine's CPU time above which a group of timings is flagged busy
 BUSY_OTHER_CPU = 0.25
-#: calibration kernel slowdown (vs the fastest seen in the run) above which a group is flagged busy
-BUSY_DRIFT = 1.33
+#: calibration kernel slowdown (vs the fastest seen in the run) above which a group is flagged busy. On an
+#: idle 2-core VM the kernel's best-of-3 varied up to 1.7-1.9x between calls (host scheduling, 0.8 % steal),
+#: so a lower bar cried wolf on quiet runs; another process keeping a core busy shows in ``BUSY_OTHER_CPU``
+BUSY_DRIFT = 2.0
 
 TIMING_COLUMNS = ["qps_lo", "qps_hi", "p50_lo", "p50_hi", "p99_lo", "p99_hi", "repeats", "threads", "busy",
                   "other_cpu", "drift"]
@@ -145,7 +148,7 @@ class Monitor:
 
         with threadpool_limits(limits=1):
             times = sorted(self.kernel(self.threads) for _ in range(3))
-        seconds = times[1]
+        seconds = times[0]  # noise only ever slows a run down: the fastest of three is the steadiest
         self.best_calibration = min(self.best_calibration, seconds)
         return seconds
 
