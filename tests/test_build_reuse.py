@@ -233,3 +233,44 @@ def test_row_assignment_is_kept_with_the_centroids():
     lists = faiss.extract_index_ivf(sq8.index).invlists
     assert sum(lists.list_size(c) for c in range(64)) == 3000
     assert all(lists.list_size(c) == int((kept[:, 0] == c).sum()) for c in range(64))
+
+
+def test_ivf_probed_graph_fills_rows_in_small_cells():
+    # 70 neighbours from 4 probed cells of about 5 rows each: the graph must probe further, not leave gaps
+    x = clustered(3000, 16, clusters=300, seed=15, spread=0.05)
+    graph = nsg.ivf_knn_graph(x, 70, "L2")
+    assert (graph >= 0).all() and (graph != np.arange(3000)[:, None]).all()
+    assert all(len(set(row.tolist())) == 70 for row in graph)
+
+
+# ------------------------------------------------------------------ dropped indexes are freed at once
+@pytest.mark.parametrize("index_type,params,metric", [
+    ("IVF_FLAT", {"nlist": 16}, "L2"), ("IVF_SQ8", {"nlist": 16}, "IP"), ("IVF_PQ", {"nlist": 16, "m": 4}, "L2"),
+    ("HNSW", {"M": 8, "efConstruction": 32}, "L2"), ("ANNOY", {"n_trees": 2}, "IP"),
+    ("RNSG", {"search_length": 30, "out_degree": 16, "candidate_pool_size": 60, "knng": 24}, "L2"),
+    ("FLAT", {}, "L2"), ("IVF_FLAT", {"nlist": 8}, "HAMMING"), ("FLAT", {}, "JACCARD"),
+])
+def test_a_searched_index_is_freed_by_reference_counting_alone(index_type, params, metric):
+    """No reference cycle keeps an index (its rows, its graph) alive after the engine lets it go: memory
+    comes back when the index is dropped, not whenever the garbage collector next runs."""
+    import gc
+    import weakref
+
+    from milvus_lab import backends, spec
+
+    if spec.is_binary_metric(metric):
+        x = np.random.default_rng(16).integers(0, 256, size=(800, 8), dtype=np.uint8)
+        search = {"nprobe": 4} if index_type == "IVF_FLAT" else {}
+    else:
+        x = clustered(800, 16, seed=16)
+        search = spec.default_search_params(index_type, 10, params)
+    gc.collect()
+    gc.disable()
+    try:
+        index = backends.build(index_type, params, x, metric)
+        index.search(x[:20], 10, search)
+        ref = weakref.ref(index)
+        del index
+        assert ref() is None, f"{index_type} is kept alive by a reference cycle"
+    finally:
+        gc.enable()

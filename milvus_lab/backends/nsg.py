@@ -25,6 +25,7 @@ neighbour id out of range is followed at search time), so :func:`load` has
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,12 @@ def ivf_knn_graph(vectors: np.ndarray, neighbours: int, metric: str) -> np.ndarr
             continue
         cells = np.unique(probed[rows])
         candidates = np.concatenate([order[starts[c]:starts[c + 1]] for c in cells[cells >= 0]])
+        width = probed.shape[1]
+        while len(candidates) < min(neighbours + 1, n) and width < nlist:
+            # small cells: probe more of these rows' nearest cells until every row can be given its neighbours
+            width = min(nlist, 2 * width)
+            cells = np.unique(ivf.quantizer.search(vectors[rows], width)[1])
+            candidates = np.concatenate([order[starts[c]:starts[c + 1]] for c in cells[cells >= 0]])
         want = min(neighbours + 1, len(candidates))
         _, found = faiss.knn(vectors[rows], vectors[candidates], want, metric=FAISS_METRIC[metric])
         ids = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
@@ -179,6 +186,10 @@ def group_duplicates(vectors: np.ndarray) -> tuple[np.ndarray, Groups | None]:
     return np.ascontiguousarray(vectors[distinct]), Groups(new_id[representative])
 
 
+def _set_search_l(index: Any, value: int) -> None:
+    index.nsg.search_L = value
+
+
 class NSGIndex(BuiltIndex):
     """RNSG: faiss IndexNSGFlat built on the distinct rows of the segment.
 
@@ -192,11 +203,10 @@ class NSGIndex(BuiltIndex):
                          build_info={"graph_builder": builder, "distinct_rows": int(index.ntotal)})
         self.index = index
         self.groups = groups
-        self._search_l = SharedSetting(self._set_search_l)
+        # a function of the faiss index, not a bound method: a cycle back to self would keep the rows and the
+        # graph alive after the index is dropped, until the garbage collector happens to run
+        self._search_l = SharedSetting(functools.partial(_set_search_l, index))
         self._memory: int | None = None
-
-    def _set_search_l(self, value: int) -> None:
-        self.index.nsg.search_L = value
 
     def search_batch(self, queries: np.ndarray, k: int, search_params: Mapping[str, int]
                      ) -> tuple[np.ndarray, np.ndarray]:
