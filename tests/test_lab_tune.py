@@ -188,3 +188,33 @@ def test_arguments_are_checked(data):
         lab.tune(ds, 0.9, ["FLAT"], memory_budget_mb=-1, **FAST)
     with pytest.raises(ParamError, match="holdout"):
         lab.tune(ds, 0.9, ["FLAT"], holdout=1.0, **FAST)
+
+
+def test_refine_finds_the_smallest_value_passing_on_all_queries_below_the_tuning_halfs_answer():
+    """The tuning half needs 38 (recall v/40) but all queries pass from 36 (held-out recall 1 from 30 on,
+    pooled (v/40 + 1) / 2): tune must step below 38 through the values the tuning half missed (37, 36 pass on
+    all queries, 32 fails) and bisect 32..36 to 36, as a grid on all queries would."""
+    from milvus_lab.lab.sweeps import Progress
+    from milvus_lab.lab.tuning import _Tuner
+
+    rows = clustered(400, 8, seed=3)
+    tune_ds, hold_ds = lab.from_array(rows, n_queries=40).split_queries(0.5, 0)
+    curves = {id(tune_ds): lambda v: min(1.0, v / 40), id(hold_ds): lambda v: min(1.0, v / 30)}
+
+    class FakeSession:
+        thread_info: dict = {}
+        profile = spec.DEFAULT_PROFILE
+
+        def recall_of(self, ds, build, search, k):
+            return np.full(ds.nq, curves[id(ds)](search["nprobe"]))
+
+    tuner = _Tuner(FakeSession(), tune_ds, hold_ds, 0.95, 10, None, None, 0, Progress(1, False, "t"))
+    tuning = curves[id(tune_ds)]
+    value, tried = smallest_passing(tuning, [1, 2, 4, 8, 16, 32, 64], 0.95)
+    assert value == 38
+    search, tq, hq = tuner.refine("IVF_FLAT", {"nlist": 64}, None, "nprobe", tried, {"nprobe": value},
+                                  np.full(20, tuning(38)), np.full(20, 1.0))
+    assert search == {"nprobe": 36}
+    assert (tq.mean() + hq.mean()) / 2 >= 0.95
+    refine = [p for p in tuner.points if p["phase"] == "refine"]
+    assert 32 in [p["nprobe"] for p in refine]  # checked on all queries: (0.8 + 1.0) / 2 = 0.9 misses

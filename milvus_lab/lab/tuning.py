@@ -10,10 +10,11 @@ The queries are split in two: the *tuning* half steers the search, the *held-out
   all queries (tuning and held-out) reaches the target and the held-out recall is not below it beyond its
   uncertainty (the upper bound of a 95 % interval on the mean of the per-query recalls,
   :func:`~milvus_lab.lab.metrics.recall_bounds`). If it fails, the tuning target is raised by twice the
-  shortfall, once, and the search repeated. When it passes, the value is bisected further down towards the
-  last value that missed on the tuning half, keeping the smallest that still passes the verification (the
-  tuning half alone overshoots by its sampling error). Then the setting is timed with the measurement
-  protocol (interleaved rounds, median and range).
+  shortfall, once, and the search repeated. When it passes, the value is moved further down to the smallest that
+  still passes the verification (the tuning half alone overshoots by its sampling error): the values tried
+  below it are checked on all queries, downwards, until one fails; then the integer is bisected between
+  that value and the smallest passing one. Then the setting is timed with the measurement protocol
+  (interleaved rounds, median and range).
 * **Build parameters** (nlist; HNSW M and efConstruction; ANNOY n_trees; IVF_PQ m and nlist; RNSG
   out_degree, knng, candidate_pool_size, search_length) are explored by **coordinate search** from the
   spec's defaults: one parameter at a time, one grid step in the cheaper direction first, continuing while
@@ -328,15 +329,27 @@ class _Tuner:
         the smallest value that still passes the verification (recall over all queries at the target, held-out
         recall not below it beyond its interval): the tuning half alone overshoots by its sampling error."""
         value = search[name]
-        below = [v for v, _, _ in tried if v < value]
-        low = max(below) if below else None
-        while low is not None and value - low > max(1, int(0.02 * value)):
-            mid = (low + value) // 2
+
+        def passes(mid: int) -> tuple[bool, np.ndarray, np.ndarray]:
             tq = self.session.recall_of(self.tune_ds, build, {name: mid}, self.k)
             hq = self.session.recall_of(self.hold_ds, build, {name: mid}, self.k)
             pooled = float(np.concatenate([tq, hq]).mean())
             self.point(index_type, params, {name: mid}, pooled, "refine", "all", self.target)
-            if pooled >= self.target and recall_bounds(hq)[1] >= self.target:
+            return pooled >= self.target and recall_bounds(hq)[1] >= self.target, tq, hq
+
+        # the values below that missed on the tuning half may still pass on all queries: step down through
+        # them until one fails the verification too, so the bisection starts from a real lower bound
+        low = None
+        for below in sorted({v for v, _, _ in tried if v < value}, reverse=True):
+            ok, tq, hq = passes(below)
+            if not ok:
+                low = below
+                break
+            value, tune_per_query, per_query = below, tq, hq
+        while low is not None and value - low > max(1, int(0.02 * value)):
+            mid = (low + value) // 2
+            ok, tq, hq = passes(mid)
+            if ok:
                 value, tune_per_query, per_query = mid, tq, hq
             else:
                 low = mid
