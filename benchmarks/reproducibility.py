@@ -45,6 +45,7 @@ def main() -> int:
     parser.add_argument("--nq", type=int, default=1000)
     parser.add_argument("--types", default=None, help="comma-separated index types (default: all)")
     parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--save", default=None, help="a folder to write the three runs' results to (CSV)")
     args = parser.parse_args()
     ds = lab.load_glove_dataset(args.n, args.nq)
     ds.ground_truth(10)
@@ -72,6 +73,12 @@ def main() -> int:
     print(f"ACCEPTANCE idle QPS agreement: {len(both)} settings in both runs (of {len(ok[0])}, {len(ok[1])}); "
           f"worst B/A = {ratio.loc[(ratio - 1).abs().idxmax()]:.3f}; within 10 %: {(ratio - 1).abs().le(0.1).sum()} "
           f"of {len(both)}")
+    far = (ratio - 1).abs().sort_values(ascending=False)
+    for key in far.index[:5]:
+        print(f"  B/A {ratio[key]:.3f}  {' '.join(key)}: A {ok[0][key]:,.0f} QPS, B {ok[1][key]:,.0f} QPS")
+    if args.save:
+        for name, df in zip("ABC", (a, b, c)):
+            df.to_csv(Path(args.save) / f"run_{name}.csv", index=False)
     if worst > 0.1:
         failures.append(f"idle QPS differs by up to {worst:.0%} between runs")
     common = ok[0].index.intersection(ok[2].index)
