@@ -12,6 +12,7 @@ Settings are matched by (index type, build params, search params); a sweep that 
 
     python benchmarks/reproducibility.py                 # the acceptance run (idle machine, a few minutes)
     python benchmarks/reproducibility.py --n 20000 --types FLAT,IVF_FLAT,HNSW   # a short run
+    python benchmarks/reproducibility.py --threads 1     # graph builds on one thread: the same graphs each run
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from milvus_lab import lab, spec
 KEY = ["index_type", "build_params", "search_params"]
 
 
-def run(ds: lab.Dataset, types: list[str] | None, target: float) -> tuple:
+def run(ds: lab.Dataset, types: list[str] | None, target: float, threads: int | None = None) -> tuple:
     started = time.perf_counter()
-    df = lab.compare(ds, types, progress=False)
+    df = lab.compare(ds, types, progress=False, threads=threads)
     table = lab.summary(df, target)
     ranked = table[table["rank"] != ""]["index_type"].tolist()
     verdict = ("winner" if (table["rank"] == "winner").any() else "tie", sorted(ranked))
@@ -45,17 +46,19 @@ def main() -> int:
     parser.add_argument("--nq", type=int, default=1000)
     parser.add_argument("--types", default=None, help="comma-separated index types (default: all)")
     parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for builds and searches (1: HNSW and RNSG graphs are the same on every run)")
     parser.add_argument("--save", default=None, help="a folder to write the three runs' results to (CSV)")
     args = parser.parse_args()
     ds = lab.load_glove_dataset(args.n, args.nq)
     ds.ground_truth(10)
     types = None if args.types is None else [spec.get_index(t).name for t in args.types.split(",")]
-    a, verdict_a, wall_a = run(ds, types, args.target)
-    b, verdict_b, wall_b = run(ds, types, args.target)
+    a, verdict_a, wall_a = run(ds, types, args.target, args.threads)
+    b, verdict_b, wall_b = run(ds, types, args.target, args.threads)
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(2)
-        c, verdict_c, wall_c = run(ds, types, args.target)
+        c, verdict_c, wall_c = run(ds, types, args.target, args.threads)
     finally:
         spinner.kill()
         spinner.wait()

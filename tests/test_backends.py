@@ -351,7 +351,7 @@ def test_binary_flat_round_trip(binary_data, tmp_path):
         assert np.array_equal(got, want)
 
 
-def test_rnsg_searches_with_exactly_the_search_length_the_spec_says_is_used(monkeypatch):
+def test_rnsg_searches_with_exactly_the_search_length_the_spec_says_is_used():
     """The search list faiss NSG runs with is spec.effective_value: max(search_length, top_k), never more."""
     from milvus_lab.backends import nsg
 
@@ -360,13 +360,15 @@ def test_rnsg_searches_with_exactly_the_search_length_the_spec_says_is_used(monk
     index = backends.build("RNSG", {"search_length": 45, "out_degree": 30, "candidate_pool_size": 100,
                                     "knng": 50}, vectors, "L2")
     used: list[int] = []
-    monkeypatch.setattr(nsg.NSGIndex, "_set_search_l", lambda self, value: (used.append(value),
-                                                                              setattr(self.index.nsg, "search_L",
-                                                                                      value)))
+
+    def record(value: int) -> None:
+        used.append(value)
+        nsg._set_search_l(index.index, value)
+
     param = spec.INDEXES["RNSG"].search["search_length"]
     for top_k, search_length in [(10, 10), (10, 200), (100, 10), (100, 50), (100, 300)]:
         used.clear()
-        index._search_l = backends.SharedSetting(index._set_search_l)
+        index._search_l = backends.SharedSetting(record)
         index.search(vectors[:5], top_k, {"search_length": search_length})
         assert used == [spec.effective_value(param, search_length, {"top_k": top_k})]
     short = index.search(vectors[:50], 100, {"search_length": 100})[1]

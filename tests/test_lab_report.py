@@ -54,3 +54,13 @@ def test_a_50_row_file_warns_in_the_cli_and_the_report(tmp_path, capsys):
     assert "Few queries: recall is measured on only 5 queries" in report and "Small data" in report
     assert pd.read_csv(out / "results.csv")["nq"].eq(5).all()
     assert lab.report.FEW_QUERIES == 100
+
+
+def test_a_wide_interval_on_many_queries_asks_for_a_count_that_narrows_it():
+    df = results_frame([row("FLAT", 1.0, 0.997, 1.0, 100.0, n=100_000, nq=1000),
+                        row("IVF_PQ", 0.39, 0.365, 0.415, 900.0, n=100_000, nq=1000)])  # spans 0.050...
+    df.loc[1, "recall_hi"] = 0.4164  # ... 0.0514: just over WIDE_RECALL
+    (text,) = small_sample_warnings(df)
+    assert text.startswith("Uncertain recall: measured on 1,000 queries") and "only" not in text
+    assert "about 1,100 narrow every interval to 0.05" in text  # 1000 x (0.0514 / 0.05)^2 = 1057 -> 1,100
+    assert "> **Uncertain recall" in markdown_report(df)

@@ -28,8 +28,8 @@ from .faiss_files import Expected, check_file
 _STORAGE = {"IVF_FLAT": "Flat", "IVF_SQ8": "SQ8", "IVF_SQ8H": "SQ8", "IVF_PQ": "PQ{m}x8"}
 _CLASSES = {"IVF_FLAT": faiss.IndexIVFFlat, "IVF_SQ8": faiss.IndexIVFScalarQuantizer,
             "IVF_SQ8H": faiss.IndexIVFScalarQuantizer, "IVF_PQ": faiss.IndexIVFPQ}
-#: rows per faiss ``add`` call (faiss itself works in blocks of 65,536)
-ADD_CHUNK_ROWS = 65_536
+#: rows per faiss ``add`` call (faiss itself works in blocks of about this size)
+ADD_CHUNK_ROWS = 50_000
 #: bytes of the temporary distance table an IVF_PQ ``add`` call may build
 ADD_TABLE_BYTES = 64 * 2**20
 _TAGS = {"IVF_FLAT": b"IwFl", "IVF_SQ8": b"IwSq", "IVF_SQ8H": b"IwSq", "IVF_PQ": b"IwPQ"}

@@ -36,7 +36,7 @@ CHECK_ROWS = 64
 #: nearest cells kept per row once the rows were assigned (IVF adds use the first, the RNSG graph probes 4)
 ASSIGN_WIDTH = 4
 #: rows assigned per quantizer search
-ASSIGN_CHUNK = 65_536
+ASSIGN_CHUNK = 50_000
 
 
 @dataclass

@@ -121,15 +121,23 @@ def small_sample_warnings(results: pd.DataFrame) -> list[str]:
     nq, n = _single(ok, "nq"), _single(ok, "n")
     width = (ok["recall_hi"] - ok["recall_lo"]) if {"recall_lo", "recall_hi"} <= set(ok.columns) else None
     widest = float(width.max()) if width is not None and width.notna().any() else float("nan")
-    if (nq is not None and nq < FEW_QUERIES) or widest > WIDE_RECALL:
-        text = f"Few queries: recall is measured on only {nq:,} queries" if nq is not None else "Few queries"
+    few = nq is not None and nq < FEW_QUERIES
+    if few or widest > WIDE_RECALL:
+        if few:
+            text = f"Few queries: recall is measured on only {nq:,} queries"
+        else:
+            text = "Uncertain recall: " + (f"measured on {nq:,} queries" if nq is not None else "wide intervals")
+        # an interval narrows with the square root of the query count
+        need = FEW_QUERIES * 10
         if widest == widest:
             best = ok.loc[ok["recall"].idxmax()]
             text += (f", so it is uncertain: the best measured recall, {best['recall']:.3f}, lies between "
                      f"{best['recall_lo']:.3f} and {best['recall_hi']:.3f} (95% bounds; the widest interval of the "
                      f"run spans {widest:.3f})")
+            if nq is not None and widest > WIDE_RECALL:
+                need = max(need, int(math.ceil(nq * (widest / WIDE_RECALL) ** 2 / 100.0)) * 100)
         out.append(text + "; recall differences smaller than that interval mean nothing. Use more queries "
-                   f"(at least {FEW_QUERIES * 10:,}) before choosing an index type.")
+                   f"(about {need:,} narrow every interval to {WIDE_RECALL:g}) before choosing an index type.")
     if n is not None and n < SMALL_DATA:
         exact = bool((ok.groupby("index_type")["recall"].max() >= 0.99).all())
         out.append(f"Small data: only {n:,} base vectors"
