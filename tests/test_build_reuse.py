@@ -42,9 +42,10 @@ def test_reused_centroids_are_what_faiss_trains(metric, index_type):
     second = ivf.build(index_type, params, x, metric)
     assert np.array_equal(plain.quantizer.reconstruct_n(0, 64), centroids(first))
     assert np.array_equal(centroids(first), centroids(second))
-    assert first.build_info["coarse_kmeans_reused"] is False
+    assert first.build_info["coarse_kmeans_reused"] is False and first.build_info["reused_training_s"] == 0
     assert second.build_info["coarse_kmeans_reused"] is True
     assert second.build_info["coarse_kmeans_s"] == first.build_info["coarse_kmeans_s"] > 0
+    assert second.build_info["reused_training_s"] == first.build_info["coarse_kmeans_s"]  # k-means + assignment
     plain.add(x)
     q = x[:50]
     want = plain.search(q, 10, params=faiss.SearchParametersIVF(nprobe=8))[1]
@@ -60,17 +61,32 @@ def test_other_rows_or_settings_train_again():
     assert not ivf.build("IVF_FLAT", {"nlist": 64}, x[:2000], "L2").build_info["coarse_kmeans_reused"]
     changed = x.copy()
     ivf.build("IVF_FLAT", {"nlist": 64}, changed, "L2")
-    changed[0] += 1.0  # a row changed in place (a sampled one): the checksum no longer matches
-    assert not ivf.build("IVF_FLAT", {"nlist": 64}, changed, "L2").build_info["coarse_kmeans_reused"]
+    for row in (0, 1, 1234, 2999):  # any row changed in place: the checksum covers every byte
+        changed[row, 5] += 1.0
+        built = ivf.build("IVF_FLAT", {"nlist": 64}, changed, "L2")
+        assert not built.build_info["coarse_kmeans_reused"], row
+        plain = ivf.new_ivf_index("IVF_FLAT", {"nlist": 64}, 32, "L2")
+        plain.train(changed)
+        assert np.array_equal(centroids(built), plain.quantizer.reconstruct_n(0, 64))
 
 
 def test_freed_rows_never_match_a_new_array():
     x = clustered(2000, 16, seed=6)
     ivf.build("IVF_FLAT", {"nlist": 32}, x, "L2")
-    del x
+    assert len(kmeans._cache) == 1
+    del x  # the entry goes with the rows (weakref callback), it does not wait to be pushed out
+    assert len(kmeans._cache) == 0
     y = clustered(2000, 16, seed=6)  # same content, maybe the same address: still a new owner
-    ivf.build("IVF_FLAT", {"nlist": 32}, y, "L2")
+    assert not ivf.build("IVF_FLAT", {"nlist": 32}, y, "L2").build_info["coarse_kmeans_reused"]
     assert ivf.build("IVF_FLAT", {"nlist": 32}, y, "L2").build_info["coarse_kmeans_reused"]
+
+
+def test_an_entry_whose_rows_died_is_never_matched_by_an_owner_at_the_same_key():
+    x = clustered(500, 8, seed=17)
+    kmeans._remember(("k",), x, kmeans.Trained(np.zeros((2, 8), np.float32), 1.0))
+    assert kmeans._lookup(("k",), x) is not None
+    other = x.copy()  # a live object that is not the owner the entry was made for
+    assert kmeans._lookup(("k",), other) is None and ("k",) not in kmeans._cache
 
 
 def test_cache_is_bounded():
@@ -90,7 +106,8 @@ def test_engine_report_and_lab_count_the_reused_training():
     second = coll.create_index("IVF_SQ8", {"nlist": 64})
     assert first.reused_training_s == 0 and "reused" not in first.message()
     assert second.reused_training_s == pytest.approx(first.build_info["coarse_kmeans_s"])
-    assert "coarse k-means reused" in second.message()
+    assert second.reused_training_s > 0
+    assert "coarse k-means and row assignment reused" in second.message()
     ds = lab.from_array(x, n_queries=50)
     with lab.Session() as session:
         a = session.build(ds, "IVF_FLAT", {"nlist": 64})
@@ -177,11 +194,17 @@ def test_ivf_probed_graph_is_a_good_knn_graph(metric):
     assert recall >= 0.9, recall
 
 
-def test_ivf_probed_rnsg_finds_neighbours():
+def test_ivf_probed_rnsg_finds_neighbours_and_counts_reused_k_means():
     x = clustered(6000, 24, clusters=60, seed=10, spread=0.6)
     params = {"search_length": 45, "out_degree": 30, "candidate_pool_size": 100, "knng": 30}
     index = nsg.build("RNSG", params, x, "L2", builder=nsg.IVF_PROBED)
     assert index.build_info["graph_builder"] == nsg.IVF_PROBED
+    assert not index.build_info["coarse_kmeans_reused"] and index.build_info["coarse_kmeans_s"] > 0
+    first = ivf.build("IVF_FLAT", {"nlist": nsg.graph_cells(6000)}, x, "L2")  # the same cells
+    assert first.build_info["reused_training_s"] > 0
+    again = nsg.build("RNSG", params, x, "L2", builder=nsg.IVF_PROBED)
+    assert again.build_info["coarse_kmeans_reused"]
+    assert again.build_info["reused_training_s"] == pytest.approx(index.build_info["coarse_kmeans_s"])
     q = x[:200] + np.float32(0.01)
     found = index.search(q, 10, {"search_length": 80})[1]
     truth = numerics.exact_knn(x, q, 10, "L2")[0]
@@ -223,7 +246,7 @@ def test_row_assignment_is_kept_with_the_centroids():
     built = ivf.build("IVF_FLAT", {"nlist": 64}, x, "L2")
     (_, trained), = kmeans._cache.values()
     quantizer = faiss.extract_index_ivf(built.index).quantizer
-    assert trained.nearest.shape == (3000, kmeans.ASSIGN_WIDTH)
+    assert trained.nearest.shape == (3000, kmeans.ASSIGN_WIDTH) and trained.assign_seconds > 0
     assert np.array_equal(trained.nearest, quantizer.search(x, kmeans.ASSIGN_WIDTH)[1])
     kept = trained.nearest
     graph = nsg.ivf_knn_graph(x, 10, "L2")  # 3000 rows: 2**round(log2(219)) = 256 cells, another k-means

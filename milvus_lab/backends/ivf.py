@@ -7,8 +7,9 @@ Milvus's GPU hybrid has no CPU counterpart. IVF_PQ uses 8 bits per code.
 
 Builds are reproducible: the coarse k-means and the PQ k-means use a fixed seed, and faiss k-means gives
 the same centroids whatever the thread count. The coarse centroids of the same rows and ``nlist`` are
-therefore computed once and reused by the next IVF build (:mod:`.kmeans`); the build info says so and
-carries the seconds the training took (``coarse_kmeans_s``, ``coarse_kmeans_reused``).
+therefore computed once and reused by the next IVF build (:mod:`.kmeans`), with each row's nearest cell;
+the build info says so and carries the seconds that work took (``coarse_kmeans_s``,
+``coarse_kmeans_reused``, ``reused_training_s``: the part of it this build did not repeat).
 """
 
 from __future__ import annotations
@@ -87,16 +88,17 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
         require_rows(index_type, n, spec.PQ_MIN_TRAIN_ROWS,
                      f"8-bit product quantization trains {spec.PQ_MIN_TRAIN_ROWS} centroids per sub-quantizer")
     index = new_ivf_index(index_type, params, dim, metric)
-    kmeans_s, reused = kmeans.train_quantizer(index, vectors)
+    # the coarse k-means and each row's cell, shared with other builds on the same rows
+    cells, kmeans_s, reused_s = kmeans.prepare(index, vectors)
     index.train(vectors)  # the codec only (SQ ranges, PQ codebooks): the quantizer is trained
-    cells = kmeans.nearest_cells(index, vectors)  # what faiss's add would compute (shared with other builds)
     step = add_chunk_rows(index_type, params)
     for start in range(0, n, step):
         rows = np.ascontiguousarray(vectors[start:start + step])
         assigned = np.ascontiguousarray(cells[start:start + step, 0])
         index.add_core(len(rows), faiss.swig_ptr(rows), None, faiss.swig_ptr(assigned))
     return IVFIndex(index_type, metric, params, index,
-                    {"coarse_kmeans_s": kmeans_s, "coarse_kmeans_reused": reused})
+                    {"coarse_kmeans_s": kmeans_s, "coarse_kmeans_reused": reused_s > 0,
+                     "reused_training_s": reused_s})
 
 
 def add_chunk_rows(index_type: str, params: Mapping[str, int]) -> int:

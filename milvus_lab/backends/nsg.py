@@ -66,7 +66,7 @@ def graph_cells(n: int) -> int:
     return int(max(1, min(n, 2 ** round(np.log2(max(1.0, 4 * np.sqrt(n)))))))
 
 
-def ivf_knn_graph(vectors: np.ndarray, neighbours: int, metric: str) -> np.ndarray:
+def ivf_knn_graph(vectors: np.ndarray, neighbours: int, metric: str, info: dict | None = None) -> np.ndarray:
     """An approximate k-NN graph (n x ``neighbours`` row positions, -1 when a row found too few).
 
     The rows are clustered into :func:`graph_cells` cells by seeded faiss k-means (shared with IVF builds
@@ -74,13 +74,15 @@ def ivf_knn_graph(vectors: np.ndarray, neighbours: int, metric: str) -> np.ndarr
     cells, as an IVF search would probe them. Then, cell by cell, the cell's rows look for their
     neighbours exactly (one BLAS distance block) among the rows of every cell one of them probes: each row
     sees at least the rows an IVF search with that nprobe would scan. Only one cell's candidates are
-    copied at a time, never the whole set of rows."""
+    copied at a time, never the whole set of rows. ``info`` (a dict) receives the k-means seconds and the
+    part of them reused from an earlier build."""
     n, dim = vectors.shape
     nlist = graph_cells(n)
     ivf = faiss.index_factory(dim, f"IVF{nlist},Flat", FAISS_METRIC[metric])
     seed_clustering(ivf.cp)
-    kmeans.train_quantizer(ivf, vectors)
-    probed = kmeans.nearest_cells(ivf, vectors, min(IVF_GRAPH_NPROBE, nlist))
+    probed, kmeans_s, reused_s = kmeans.prepare(ivf, vectors, min(IVF_GRAPH_NPROBE, nlist))
+    if info is not None:  # the build info of the index: k-means work reused from an IVF build counts in build_s
+        info.update(coarse_kmeans_s=kmeans_s, coarse_kmeans_reused=reused_s > 0, reused_training_s=reused_s)
     cell_of = probed[:, 0]
     order = np.argsort(cell_of, kind="stable")
     starts = np.searchsorted(cell_of[order], np.arange(nlist + 1))
@@ -265,12 +267,15 @@ def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metri
     index.build_type = 1 if builder == NN_DESCENT else 0
     index.nsg.L = params["search_length"]
     index.nsg.C = params["candidate_pool_size"]
+    info: dict = {}
     if builder == IVF_PROBED:
-        index.build(distinct, ivf_knn_graph(distinct, params["knng"], metric))
+        index.build(distinct, ivf_knn_graph(distinct, params["knng"], metric, info))
     else:
         index.add(distinct)
-    return NSGIndex(metric, params, index, groups, deterministic=deterministic(index_type, threads),
-                    builder=builder)
+    built = NSGIndex(metric, params, index, groups, deterministic=deterministic(index_type, threads),
+                     builder=builder)
+    built.build_info.update(info)
+    return built
 
 
 def _load_groups(path: Path, nodes: int) -> Groups | None:

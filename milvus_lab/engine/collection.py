@@ -99,8 +99,8 @@ class IndexReport:
     deterministic: bool | None = None
     #: facts the backends report about the builds (e.g. RNSG ``graph_builder``), merged over segments
     build_info: dict[str, Any] = field(default_factory=dict)
-    #: seconds of training this build reused instead of repeating (IVF coarse k-means of the same rows and
-    #: nlist, computed by an earlier build: the same seeded centroids); not part of ``build_seconds``
+    #: seconds of training this build reused instead of repeating (IVF coarse k-means and row assignment of the
+    #: same rows and nlist, computed by an earlier build: the same seeded centroids); not in ``build_seconds``
     reused_training_s: float = 0.0
 
     @property
@@ -114,8 +114,8 @@ class IndexReport:
         if self.build_info.get("graph_builder"):
             text += f" (k-NN graph: {self.build_info['graph_builder']})"
         if self.reused_training_s:
-            text += (f"; coarse k-means reused from an earlier build on the same rows (same seed, same centroids; "
-                     f"it took {self.reused_training_s:.1f} s then)")
+            text += (f"; coarse k-means and row assignment reused from an earlier build on the same rows (same "
+                     f"seed, same centroids; they took {self.reused_training_s:.3g} s then)")
         if self.raw_rows:
             text += (f"; {self.raw_rows:,} rows in {self.raw_segments} segment(s) stay raw and are searched "
                      f"exactly: " + "; ".join(self.raw_reasons))
@@ -635,8 +635,7 @@ class Collection:
                         report.deterministic = (report.deterministic is not False) and seg.index.deterministic
                         for key, value in seg.index.build_info.items():
                             report.build_info.setdefault(key, value)
-                        if seg.index.build_info.get("coarse_kmeans_reused"):
-                            report.reused_training_s += float(seg.index.build_info.get("coarse_kmeans_s", 0.0))
+                        report.reused_training_s += float(seg.index.build_info.get("reused_training_s", 0.0))
                     elif name != "FLAT":
                         report.raw_segments += 1
                         report.raw_rows += seg.count - seg.n_deleted

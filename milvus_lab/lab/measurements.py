@@ -320,8 +320,8 @@ class Session:
         reused = float(getattr(report, "reused_training_s", 0.0) or 0.0)
         if reused:  # a build from scratch would have trained it: count it, and say so
             build_s += reused
-            advice.append(f"build_s counts {reused:.1f} s of coarse k-means an earlier build on the same rows "
-                          f"computed (same seed, same centroids; reused, not repeated)")
+            advice.append(f"build_s counts {reused:.3g} s of coarse k-means and row assignment an earlier build on "
+                          f"the same rows computed (same seed, same centroids; reused, not repeated)")
         note = "; ".join(advice)
         return Build(index_type, params, STATUS_OK, note, build_s=build_s, memory_bytes=int(memory),
                      indexed_rows=report.indexed_rows if index_type != "FLAT" else dataset.n,
