@@ -87,18 +87,22 @@ def ivf_knn_graph(vectors: np.ndarray, neighbours: int, metric: str, info: dict 
     order = np.argsort(cell_of, kind="stable")
     starts = np.searchsorted(cell_of[order], np.arange(nlist + 1))
     graph = np.full((n, neighbours), -1, np.int64)
+
+    def rows_in(cells: np.ndarray) -> np.ndarray:
+        """The rows of the distinct cells listed (-1: none)."""
+        cells = np.unique(cells)
+        return np.concatenate([order[starts[c]:starts[c + 1]] for c in cells[cells >= 0]])
+
     for cell in range(nlist):
         rows = order[starts[cell]:starts[cell + 1]]
         if not len(rows):
             continue
-        cells = np.unique(probed[rows])
-        candidates = np.concatenate([order[starts[c]:starts[c + 1]] for c in cells[cells >= 0]])
+        candidates = rows_in(probed[rows])
         width = probed.shape[1]
         while len(candidates) < min(neighbours + 1, n) and width < nlist:
             # small cells: probe more of these rows' nearest cells until every row can be given its neighbours
             width = min(nlist, 2 * width)
-            cells = np.unique(ivf.quantizer.search(vectors[rows], width)[1])
-            candidates = np.concatenate([order[starts[c]:starts[c + 1]] for c in cells[cells >= 0]])
+            candidates = rows_in(ivf.quantizer.search(vectors[rows], width)[1])
         want = min(neighbours + 1, len(candidates))
         _, found = faiss.knn(vectors[rows], vectors[candidates], want, metric=FAISS_METRIC[metric])
         ids = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import MilvusLabError
 from ..spec import format_params
+from ..units import KIB
 
 _TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
 _CELL = "border:1px solid #ddd;padding:2px 6px;text-align:left"
@@ -22,9 +23,9 @@ def format_bytes(n: int) -> str:
     """1536 -> '1.5 KiB'."""
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
+        if value < KIB or unit == "GiB":
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
+        value /= KIB
     return f"{n} B"
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 
 from .. import spec
+from ..units import KIB
 
 #: bytes per float32 component
 F32 = 4
@@ -49,7 +50,7 @@ def available_bytes() -> int | None:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    return int(line.split()[1]) * KIB
     except (OSError, ValueError, IndexError):
         pass
     try:
@@ -64,7 +65,7 @@ def _status_bytes(field: str) -> int | None:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
+                    return int(line.split()[1]) * KIB
     except (OSError, ValueError, IndexError):
         pass
     return None
@@ -76,7 +77,7 @@ def peak_rss_bytes() -> int:
     if peak is not None:
         return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+    return peak if sys.platform == "darwin" else peak * KIB
 
 
 def rss_bytes() -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import spec
+from ..units import KIB, MIB
 from .measurements import STATUS_OK, param_column
 from .metrics import pareto_mask
 from .report import warnings_of
@@ -178,11 +179,11 @@ def format_mb(mb: float) -> str:
     """Memory in MiB as a readable label: ``586 KiB``, ``72 B``, ``12.3 MB``."""
     if mb != mb:
         return ""
-    size = mb * 2**20
-    if size < 1024:
+    size = mb * MIB
+    if size < KIB:
         return f"{size:.0f} B"
-    if size < 2**20:
-        return f"{size / 1024:.3g} KiB"
+    if size < MIB:
+        return f"{size / KIB:.3g} KiB"
     return f"{mb:,.3g} MB" if mb < 1000 else f"{mb:,.0f} MB"
 
 

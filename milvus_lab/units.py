@@ -1,0 +1,6 @@
+"""Byte units, named once (memory figures in reports, plots, /proc readings)."""
+
+#: bytes per KiB (/proc reports kB meaning KiB)
+KIB = 1024
+#: bytes per MiB
+MIB = KIB * KIB
