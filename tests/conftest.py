@@ -69,7 +69,8 @@ def data_64():
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
     """One embedded Milvus 2.3 server for the test session (tests marked ``server``): base folder in a temporary
-    directory, authorization on (token ``root:Milvus``), addressed on 127.0.0.1, stopped by its process id.
+    directory, authorization on (root's random password kept in the test's config folder: ``info.token``),
+    addressed on 127.0.0.1, stopped by its process id.
 
     Without the ``server`` extra this FAILS (CI must not skip it silently); deselect with ``-m "not server"``."""
     try:
@@ -81,7 +82,7 @@ def milvus_server(tmp_path_factory):
     from milvus_lab.server import embedded
 
     folder = tmp_path_factory.mktemp("milvus_server")
-    info = embedded.start(folder, authorization=True)
+    info = embedded.start(folder)
     try:
         yield info
     finally:

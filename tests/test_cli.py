@@ -51,6 +51,47 @@ def test_help_lists_every_command_without_rest_markup(capsys):
         assert re.search(rf"^\s+{command}\s", out, re.MULTILINE), command
 
 
+def test_help_lists_each_command_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("demo", "compare", "notebooks", "app", "server"):
+        assert len(re.findall(rf"^\s+{command}\b", out, re.MULTILINE)) == 1, (command, out)
+
+
+def test_notebooks_as_root_passes_allow_root_to_jupyterlab_and_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0, raising=False)
+    assert main(["notebooks", "--dir", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    [command] = [line for line in out.splitlines() if line.startswith("$ ")]
+    assert command.split().count("--allow-root") == 1
+    assert sum("--allow-root" in line for line in out.splitlines()) == 2  # the command and a one-line note
+    assert main(["notebooks", "--dir", str(tmp_path), "--dry-run", "--allow-root"]) == 0  # given: not twice
+    [command] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    assert command.split().count("--allow-root") == 1
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000, raising=False)
+    assert main(["notebooks", "--dir", str(tmp_path), "--dry-run"]) == 0
+    assert "--allow-root" not in capsys.readouterr().out
+
+
+def test_notebooks_and_app_pass_unknown_options_on(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000, raising=False)
+    assert main(["notebooks", "--dir", str(tmp_path), "--dry-run", "--ServerApp.token=abc",
+                 "--LabApp.dev_mode", "False"]) == 0
+    [command] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    assert command.endswith("--ServerApp.token=abc --LabApp.dev_mode False")
+    assert main(["app", "--dry-run", "--VoilaConfiguration.theme=dark", "--no-browser"]) == 0
+    [command] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    assert command.split()[-1] == "--VoilaConfiguration.theme=dark" and "--no-browser" in command.split()
+    assert "--allow-root" not in command  # Voila runs as root as it is and refuses the flag
+    # our own options are not abbreviated into theirs, and other commands still refuse unknown options
+    assert main(["app", "--dry-run", "--po=1"]) == 0
+    assert capsys.readouterr().out.split()[-1] == "--po=1"
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--ServerApp.token=abc"])
+    assert exit_.value.code == 2 and "milvus-lab demo: error: unrecognized arguments" in capsys.readouterr().err
+
+
 def test_compare_is_a_subcommand(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["compare", "--help"])

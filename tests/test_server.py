@@ -1,7 +1,8 @@
 """The Milvus 2.x server target on a real embedded Milvus 2.3.5 server (tests marked ``server``), plus the parts
 that need no server (the pymilvus 2.x code lines, the CLI without a server).
 
-The session fixture ``milvus_server`` (conftest.py) starts one server with authorization on; tests that kill a
+The session fixture ``milvus_server`` (conftest.py) starts one server (authorization on, root's password random and
+kept in the test's config folder, so ``connect(uri)`` needs no token); tests that kill a
 server start their own in a temporary folder. Data is small (a few thousand rows) except the 20k GloVe parity.
 """
 
@@ -152,7 +153,7 @@ def test_wrong_uri_is_a_server_error(uri):
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("token", ["root:wrong", None])
+@pytest.mark.parametrize("token", ["root:wrong", embedded.DEFAULT_TOKEN])
 def test_authentication_failure_names_the_uri_and_the_step(milvus_server, token):
     from milvus_lab.server import connect
 

@@ -1,4 +1,5 @@
-"""The recall/latency lab: compare index types on your data, plot the trade-offs, tune to a recall target.
+"""The recall/latency lab: compare index types on your data, plot the trade-offs, tune to a recall target,
+forecast what a setting needs and costs at the size you will deploy.
 
 Three lines from import to a table and a plot::
 
@@ -34,6 +35,7 @@ from .datasets import (
     write_ivecs,
     write_vecs,
 )
+from .forecast import Forecast, build_rule, forecast, ladder
 from .measurements import Build, LabMemoryError, LabWarning, Session, measure
 from .metrics import (
     latency_percentiles,
@@ -56,11 +58,13 @@ from .plots import (
 from .report import markdown_report, summary, winner_table
 from .sweeps import BUDGETS, Plan, compare, default_plan, search_grid
 from .timing import interleaved, round_robin
+from .setting import Setting
 from .tuning import TuneResult, smallest_passing, tune
 
 __all__ = [
     "BUDGETS", "Build", "Dataset", "LabMemoryError", "LabWarning", "Plan", "Session", "TuneResult", "as_vectors",
-    "compare", "default_plan", "from_array", "from_dataframe", "from_files", "interleaved", "latency_percentiles",
+    "Forecast", "Setting", "build_rule", "compare", "default_plan", "forecast", "ladder",
+    "from_array", "from_dataframe", "from_files", "interleaved", "latency_percentiles",
     "load", "load_glove_dataset", "load_hdf5", "markdown_report", "measure", "pareto_frontier", "pareto_mask",
     "plot_all", "plot_build_memory", "plot_parameter", "plot_recall_latency", "plot_recall_qps", "read_bvecs",
     "read_fvecs", "read_ivecs", "read_matrix", "read_vecs", "recall_at_k", "recall_bounds", "recall_per_query",

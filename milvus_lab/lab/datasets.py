@@ -199,7 +199,8 @@ class Dataset:
         return True
 
     # ---------------------------------------------------------------- ground truth
-    def _check_k(self, k: Any) -> int:
+    def check_k(self, k: Any) -> int:
+        """``k`` as an int in [1, min(rows, top_k's limit)]; ParamError naming ``k`` otherwise."""
         number = spec.as_int(k)
         if number is None or not 1 <= number <= min(self.n, spec.TOP_K[1]):
             raise ParamError(f"k must be an int in [1, {min(self.n, spec.TOP_K[1])}] (at most the {self.n:,} base "
@@ -252,7 +253,7 @@ class Dataset:
         ``cache=True`` (the default for the bundled GloVe words) also keeps them on disk under
         :func:`cache_dir`, keyed by a hash of the base, the queries, the metric and k, so another run on the
         same data reads them instead of computing them again."""
-        k = self._check_k(k)
+        k = self.check_k(k)
         disk = self.disk_cache if cache is None else rules.check_bool("cache", cache)
         if self._gt_ids is None or self._gt_ids.shape[1] < k:
             ids = None

@@ -385,7 +385,7 @@ class Session:
         latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
         repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
         index_spec, clean = resolve_build_params(dataset, index_type, build_params, self.profile)
-        k = dataset._check_k(k)
+        k = dataset.check_k(k)
         settings = expand_search_params(index_spec.name, search_params, k, clean, self.profile)
         dataset.ground_truth(k)
         with self.running():

@@ -78,6 +78,9 @@ BUDGETS = {
                        min_remaining=0.001, patience=2),
 }
 
+#: IVF nlist grows with the data as this many times the square root of the rows (a common rule of thumb)
+NLIST_PER_SQRT_ROWS = 4
+
 SAME_AS_NOTE = "same index as {other} on the CPU here (a GPU index in Milvus); measured once, never recommended"
 
 
@@ -133,7 +136,7 @@ def center_build_params(index_type: str, n: int, dim: int, profile: str | None =
     params = spec.default_build_params(index_spec.name, dim, profile=profile)
     if "nlist" in params:
         grid = [v for v in spec.sweep_values(index_spec.build["nlist"]) if v <= n] or [1]
-        params["nlist"] = _nearest_log(grid, 4 * math.sqrt(n))
+        params["nlist"] = _nearest_log(grid, NLIST_PER_SQRT_ROWS * math.sqrt(n))
     return params
 
 
@@ -223,7 +226,7 @@ def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, 
     profile = profile or spec.DEFAULT_PROFILE
     check_dataset(dataset)
     budget = get_budget(budget)
-    k = dataset._check_k(k)
+    k = dataset.check_k(k)
     checked = rules.check_index_types(index_types)
     types = rules.index_types(dataset.metric) if checked is None else checked
     plan = Plan()
@@ -459,7 +462,7 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     check_dataset(dataset)
     budget, time_limit = _split_budget(budget, time_limit)
     budget_obj = get_budget(budget)
-    k = dataset._check_k(k)
+    k = dataset.check_k(k)
     index_types = rules.check_index_types(index_types)
     latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
     repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)

@@ -103,8 +103,9 @@ def smallest_passing(recall: Callable[[int], float], values: list[int], target: 
 # --------------------------------------------------------------------------------------------------
 # The result
 # --------------------------------------------------------------------------------------------------
-def _code_lines(index_type: str, build_params: dict[str, int], search_params: dict[str, int], k: int, metric: str,
-                target: str) -> str:
+def code_lines(index_type: str, build_params: dict[str, int], search_params: dict[str, int], k: int, metric: str,
+               target: str) -> str:
+    """The create_index / search lines of a setting for ``target`` (one of :data:`CODE_TARGETS`)."""
     if target == "pymilvus-0.2":
         search = f", {search_params!r}" if search_params else ""
         return (f"collection.create_index({index_type!r}, {build_params!r})\n"
@@ -158,7 +159,7 @@ class TuneResult:
         row = self.winner if index_type is None else self._best_row(index_type)
         if row is None:
             raise ValueError("no setting met the target" + (f" for {index_type}" if index_type else ""))
-        return _code_lines(row["index_type"], json.loads(row["build_params"]), json.loads(row["search_params"]),
+        return code_lines(row["index_type"], json.loads(row["build_params"]), json.loads(row["search_params"]),
                            self.k, self.metric, target)
 
     def _best_row(self, index_type: str) -> pd.Series | None:
@@ -434,7 +435,7 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     check_session(session)
     rules.check_target(target)
     started = time.perf_counter()
-    k = dataset._check_k(k)
+    k = dataset.check_k(k)
     own = session is None
     session = session or Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
     tune_ds, hold_ds = dataset.split_queries(holdout, seed)

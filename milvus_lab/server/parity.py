@@ -95,7 +95,7 @@ def parity(dataset: Dataset, target: Target, settings: Iterable[Any] | None = No
 
     from .. import lab
 
-    k = dataset._check_k(k)
+    k = dataset.check_k(k)
     plan = _settings(settings, dataset, k)
     extra: dict[str, Any] = {}
     if latency_queries is not None:

@@ -1,0 +1,156 @@
+"""The lab's own arguments, declared once, the way :mod:`milvus_lab.spec` declares index parameters.
+
+Every public lab call (``measure``, ``compare``, ``tune``, ``forecast``, ``Session``) checks its arguments
+against :data:`ARGUMENTS`: one table of kinds and bounds, one validator (:func:`check`), one message format
+(``<name> must be <what is allowed>; got <value>``, always a :class:`~milvus_lab.errors.ParamError`). A bound
+that two calls share (``repeats``, ``latency_queries``) is written here only. :func:`session_scope` is the
+"use the caller's session, or make one and close it afterwards" pattern of every entry point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from numbers import Real
+from typing import TYPE_CHECKING, Any
+
+from .. import spec
+from ..errors import ParamError
+
+if TYPE_CHECKING:
+    from .measurements import Session
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer in [low, high] (``high`` None: unbounded above); bools and floats are refused."""
+
+    low: int
+    high: int | None = None
+    none_ok: bool = False
+
+    def allowed(self) -> str:
+        upper = "" if self.high is None else f", at most {self.high:,}"
+        return f"an int >= {self.low:,}{upper}" + (" or None" if self.none_ok else "")
+
+    def coerce(self, value: Any) -> int | None:
+        number = spec.as_int(value)
+        if number is None or number < self.low or (self.high is not None and number > self.high):
+            return None
+        return number
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite real number above ``low`` (at least ``low`` when not ``low_open``) and at most ``high``."""
+
+    low: float = 0.0
+    high: float | None = None
+    low_open: bool = True
+    none_ok: bool = True
+
+    def allowed(self) -> str:
+        rng = f"{'>' if self.low_open else '>='} {self.low:g}" + ("" if self.high is None else f" and <= {self.high:g}")
+        return f"a number {rng}" + (" or None" if self.none_ok else "")
+
+    def coerce(self, value: Any) -> float | None:
+        try:
+            if not isinstance(value, Real) or isinstance(value, bool) or type(value).__name__ == "bool_":
+                return None
+            number = float(value)
+        except Exception:  # noqa: BLE001 - a hostile __float__
+            return None
+        if not math.isfinite(number) or (number <= self.low if self.low_open else number < self.low):
+            return None
+        return None if self.high is not None and number > self.high else number
+
+
+@dataclass(frozen=True)
+class Bool:
+    """True or False (NumPy bools too); no truthy stand-ins."""
+
+    none_ok: bool = False
+
+    def allowed(self) -> str:
+        return "True or False"
+
+    def coerce(self, value: Any) -> bool | None:
+        if value is True or value is False or type(value).__name__ == "bool_":
+            return bool(value)
+        return None
+
+
+@dataclass(frozen=True)
+class Str:
+    """A str (subclasses copied to a plain str)."""
+
+    none_ok: bool = False
+
+    def allowed(self) -> str:
+        return "a str" + (" or None" if self.none_ok else "")
+
+    def coerce(self, value: Any) -> str | None:
+        return str.__str__(value) if isinstance(value, str) else None
+
+
+Kind = Int | Number | Bool | Str
+
+#: every argument of the lab's public calls that is a plain value; one entry per name, one bound per fact
+ARGUMENTS: dict[str, Kind] = {
+    "k": Int(1, spec.TOP_K[1]),
+    "repeats": Int(1, 10_000, none_ok=True),
+    "latency_queries": Int(0, 10**6),
+    "threads": Int(1, 4096, none_ok=True),
+    "max_datasets": Int(1),
+    "seed": Int(0),
+    "max_builds": Int(1, 10_000),
+    "steps": Int(3, 12),
+    "min_rows": Int(2, 10**9),
+    "rows": Int(1, 2**63 - 1),
+    "progress": Bool(),
+    "target_recall": Number(0.0, 1.0, none_ok=False),
+    "holdout": Number(0.0, 1.0, none_ok=False),
+    "min_gain": Number(0.0, low_open=False, none_ok=False),
+    "memory_budget_mb": Number(),
+    "max_p99_ms": Number(),
+    "time_budget_s": Number(),
+    "time_limit": Number(),
+    "machine_memory_gb": Number(),
+    "query_node_gb": Number(none_ok=False),
+}
+
+
+def check(name: str, value: Any, kind: Kind | None = None) -> Any:
+    """``value`` checked against ``name``'s entry in :data:`ARGUMENTS` (or ``kind``): the coerced value, or a
+    ParamError naming the argument, what is allowed and what was given."""
+    kind = kind or ARGUMENTS[name]
+    if value is None and kind.none_ok:
+        return None
+    coerced = kind.coerce(value)
+    if coerced is None:
+        raise ParamError(f"{name} must be {kind.allowed()}; got {spec.show_value(value)}")
+    return coerced
+
+
+def check_all(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every ``name: value`` checked (:func:`check`), in order; the first bad one raises."""
+    return {name: check(name, value) for name, value in values.items()}
+
+
+@contextmanager
+def session_scope(session: Session | None, *, target: Any = None, threads: int | None = None,
+                  repeats: int | None = None) -> Iterator[Session]:
+    """The caller's ``session``, or a new one on ``target`` that is closed (its collections dropped) on exit."""
+    from .measurements import Session, check_session
+
+    check_session(session)
+    if session is not None:
+        yield session
+        return
+    own = Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
+    try:
+        yield own
+    finally:
+        own.close()
