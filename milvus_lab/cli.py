@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,19 +21,15 @@ DEMO_WORDS = ("king", "paris", "computer", "frog")
 DESCRIPTION = """\
 Milvus 0.10's index model in memory, for Jupyter.
 
-commands:
-  demo       create a collection of GloVe words, search exactly, build IVF_FLAT, search again, drop the index
-  compare    compare every index type on GloVe (or your vectors file): CSV, plots and a Markdown report
-  notebooks  copy the tutorial notebooks into a working folder and open them in JupyterLab
-  app        serve the index / search app (notebooks/app.ipynb) with Voila on 127.0.0.1
-  server     start, stop or check an embedded Milvus 2.3 server (needs: pip install 'milvus-lab[server]')
-
 Run 'milvus-lab COMMAND --help' for a command's options."""
 #: where `milvus-lab notebooks` copies the tutorials unless told otherwise
 DEFAULT_NOTEBOOK_DIR = "milvus_lab_notebooks"
 #: seconds a Voila kernel may sit idle (tab closed) before it is shut down, and how often that is checked
 CULL_IDLE_SECONDS = 300
 CULL_INTERVAL_SECONDS = 60
+#: how often `serve` notes the server's kernels, and how long a kernel left behind gets to exit after SIGTERM
+CHILDREN_POLL_SECONDS = 2.0
+KERNEL_STOP_SECONDS = 10.0
 
 
 def _print_neighbours(query_words: list[str], vocabulary: list[str], result, title: str) -> None:
@@ -153,17 +152,65 @@ def copy_notebooks(target: Path) -> tuple[list[str], list[str]]:
     return copied, kept
 
 
+def _as_root() -> bool:
+    """True when this process runs as root (e.g. in a container); False where there is no euid (Windows)."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def serve(command: list[str]) -> int:
+    """Run a server ``command`` in the foreground and return its exit status.
+
+    SIGTERM or SIGHUP to this process is passed on as SIGTERM (Voila and JupyterLab then shut their kernels
+    down and exit); a kernel still alive once the server has exited is terminated too, so stopping
+    ``milvus-lab app`` by its process id leaves nothing serving. Ctrl-C reaches the server from the terminal
+    and the server decides (JupyterLab asks to confirm); this process waits for it."""
+    import psutil
+
+    proc = subprocess.Popen(command)
+    family: dict[int, psutil.Process] = {}
+
+    def remember_children() -> None:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                family.setdefault(child.pid, child)
+
+    def stop(signum: int, frame: object) -> None:
+        remember_children()
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+
+    handled = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, stop) for s in handled}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=CHILDREN_POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                remember_children()  # kernels start and stop while the server runs
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    left = [p for p in family.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(left, timeout=KERNEL_STOP_SECONDS)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    return code
+
+
 def _run(command: list[str], dry_run: bool) -> int:
     print("$ " + " ".join(command), flush=True)
     if dry_run:
         return 0
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    return serve(command)
 
 
-def notebooks_command(args: argparse.Namespace) -> int:
+def notebooks_command(args: argparse.Namespace, extra: list[str]) -> int:
     target = Path(args.dir)
     copied, kept = copy_notebooks(target)
     if copied:
@@ -175,7 +222,11 @@ def notebooks_command(args: argparse.Namespace) -> int:
                f"--ServerApp.root_dir={target.resolve()}"]
     if args.no_browser:
         command.append("--no-browser")
-    return _run(command, args.dry_run)
+    if _as_root() and "--allow-root" not in extra:
+        # JupyterLab refuses to start as root without it (Voila has no such check and no such flag)
+        print("Running as root (e.g. in a container): passing --allow-root to JupyterLab.")
+        command.append("--allow-root")
+    return _run(command + extra, args.dry_run)
 
 
 def app_argv(notebook: Path, port: int, *, cull_idle: int = CULL_IDLE_SECONDS,
@@ -187,71 +238,93 @@ def app_argv(notebook: Path, port: int, *, cull_idle: int = CULL_IDLE_SECONDS,
             f"--MappingKernelManager.cull_interval={cull_interval}"]
 
 
-def app_command(args: argparse.Namespace) -> int:
+def app_command(args: argparse.Namespace, extra: list[str]) -> int:
     command = app_argv(notebook_source() / "app.ipynb", args.port, cull_idle=args.cull_idle)
     if args.no_browser:
         command.append("--no-browser")
-    return _run(command, args.dry_run)
+    return _run(command + extra, args.dry_run)
 
 
-def server_command(argv: Sequence[str]) -> int:
+def server_command(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         from .server.cli import server_main
     except ImportError as exc:
         print(f"milvus-lab server needs the server extra: pip install 'milvus-lab[server]' ({exc})",
               file=sys.stderr)
         return 2
-    return server_main(list(argv))
+    return server_main(list(args.command_argv))
+
+
+def demo_command(args: argparse.Namespace, extra: list[str]) -> int:
+    return demo(args.n, args.nlist, args.nprobe, args.queries, [w for w in args.words.split(",") if w])
+
+
+def compare_command(args: argparse.Namespace, extra: list[str]) -> int:
+    from .lab_cli import run_compare
+
+    return run_compare(args, args.command_argv)
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``milvus-lab`` parser: one sub-parser per command, each with ``func(args, extra) -> exit status``
+    (``extra``: the options the command passes on to JupyterLab / Voila; empty for the others)."""
+    from .lab_cli import COMPARE_DESCRIPTION, HelpFormatter, compare_parser
+
     top = argparse.ArgumentParser(prog="milvus-lab", description=DESCRIPTION,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    defaults = argparse.ArgumentDefaultsHelpFormatter
-    p = sub.add_parser("demo", help="create, search, index and drop on GloVe words in the terminal",
-                       formatter_class=defaults)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    p = sub.add_parser("demo", help="create a collection of GloVe words, search exactly, build IVF_FLAT, search "
+                       "again, drop the index", formatter_class=HelpFormatter)
     p.add_argument("--n", type=int, default=100_000, help="GloVe words to load")
-    p.add_argument("--nlist", type=int, default=_IVF_DEFAULTS["nlist"], help="IVF cells (the spec's default)")
+    p.add_argument("--nlist", type=int, default=_IVF_DEFAULTS["nlist"],
+                   help="IVF cells (default: %(default)s, the spec's default)")
     p.add_argument("--nprobe", type=int, default=_IVF_DEFAULTS["nprobe"],
-                   help="cells searched per query (the spec's default)")
+                   help="cells searched per query (default: %(default)s, the spec's default)")
     p.add_argument("--queries", type=int, default=1000, help="queries for the recall check")
     p.add_argument("--words", default=",".join(DEMO_WORDS), help="comma-separated words to show")
-    sub.add_parser("compare", help="compare every index type on GloVe (or --data FILE): CSV, plots and a "
-                   "Markdown report (see milvus-lab compare --help)", add_help=False)
-    p = sub.add_parser("notebooks", help="copy the tutorials into a folder and open JupyterLab on 127.0.0.1",
-                       formatter_class=defaults)
+    p.set_defaults(func=demo_command, command_parser=p)
+    p = sub.add_parser("compare", help="compare every index type on GloVe (or --data FILE): CSV, plots and a "
+                       "Markdown report", description=COMPARE_DESCRIPTION, formatter_class=HelpFormatter)
+    compare_parser(p)
+    p.set_defaults(func=compare_command, command_parser=p)
+    passes_on = "\nOptions it does not know are passed on to {}."
+    p = sub.add_parser("notebooks", help="copy the tutorial notebooks into a working folder and open them in "
+                       "JupyterLab on 127.0.0.1", formatter_class=HelpFormatter, allow_abbrev=False,
+                       description="Copy the tutorial notebooks into a working folder and open JupyterLab on "
+                       "127.0.0.1.\nSIGTERM stops the server and its kernels." +
+                       passes_on.format("JupyterLab (e.g. --ServerApp.token=...)") +
+                       "\nAs root (e.g. in a container), --allow-root is passed for you.")
     p.add_argument("--dir", default=DEFAULT_NOTEBOOK_DIR, help="working folder (your edits there are kept)")
     p.add_argument("--port", type=int, default=8888, help="JupyterLab port")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--dry-run", action="store_true", help="copy, print the JupyterLab command, do not start it")
-    p = sub.add_parser("app", help="serve the index / search app with Voila on 127.0.0.1", formatter_class=defaults)
+    p.set_defaults(func=notebooks_command, command_parser=p, passes_on=True)
+    p = sub.add_parser("app", help="serve the index / search app (notebooks/app.ipynb) with Voila on 127.0.0.1",
+                       formatter_class=HelpFormatter, allow_abbrev=False,
+                       description="Serve the index / search app (notebooks/app.ipynb) with Voila on 127.0.0.1.\n"
+                       "SIGTERM stops the server and its kernels." +
+                       passes_on.format("Voila (e.g. --VoilaConfiguration.theme=dark)"))
     p.add_argument("--port", type=int, default=8866, help="Voila port")
     p.add_argument("--cull-idle", type=int, default=CULL_IDLE_SECONDS,
                    help="seconds after which an idle kernel (a closed tab) is shut down")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--dry-run", action="store_true", help="print the Voila command, do not start it")
-    sub.add_parser("server", help="start | stop | status of an embedded Milvus 2.3 server (see milvus-lab "
-                   "server --help)", add_help=False)
+    p.set_defaults(func=app_command, command_parser=p, passes_on=True)
+    p = sub.add_parser("server", help="start, stop or check an embedded Milvus 2.3 server (needs: pip install "
+                       "'milvus-lab[server]'; see milvus-lab server --help)", add_help=False)
+    p.set_defaults(func=server_command, command_parser=p, passes_on=True)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "compare":  # the compare and server commands parse their own options
-        from .lab_cli import compare_main
-
-        return compare_main(argv[1:])
-    if argv and argv[0] == "server":
-        return server_command(argv[1:])
-    args = parser().parse_args(argv)
-    if args.command == "demo":
-        return demo(args.n, args.nlist, args.nprobe, args.queries, [w for w in args.words.split(",") if w])
-    if args.command == "notebooks":
-        return notebooks_command(args)
-    if args.command == "app":
-        return app_command(args)
-    return 2
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    if extra and not getattr(args, "passes_on", False):
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    # the words after the command, as typed (the report quotes them; the server command parses its own)
+    args.command_argv = argv[argv.index(args.command) + 1:]
+    return args.func(args, extra)
 
 
 if __name__ == "__main__":

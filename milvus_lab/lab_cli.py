@@ -24,7 +24,7 @@ DEFAULT_OUT = "lab_output"
 DEFAULT_GLOVE_ROWS = 100_000
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows each option's default; options whose default is None or a flag's False say in their help
     what happens when they are omitted (no "(default: None)")."""
 
@@ -39,14 +39,18 @@ def _plain(text: str | None) -> str:
     return (text or "").replace("``", "")
 
 
+#: the description ``milvus-lab compare --help`` opens with
+COMPARE_DESCRIPTION = _plain(__doc__)
+
+
 def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
     from .lab.sweeps import BUDGETS
     from .lab.timing import DEFAULT_LATENCY_QUERIES, DEFAULT_REPEATS
 
     if parser is None:
-        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=_plain(__doc__),
-                                         formatter_class=_HelpFormatter)
+        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=COMPARE_DESCRIPTION,
+                                         formatter_class=HelpFormatter)
     parser.add_argument("--data", help="vectors file: .npy, .fvecs, .bvecs, .hdf5/.h5 (ann-benchmarks), .csv or "
                         ".parquet (default: the bundled GloVe 6B 50-d words)")
     parser.add_argument("--queries", help="query vectors file (default: hold out --nq rows of --data)")
