@@ -57,8 +57,12 @@ TOP_K = (1, 16384)
 NAME_MAX_LENGTH = 255
 #: rows a segment needs before any index is built on it (Milvus 0.10's build_index_threshold)
 DEFAULT_BUILD_THRESHOLD = 4096
+#: the largest value of the C integer types the libraries keep our numbers in (IntParam.cap, IndexSpec.max_rows)
+C_INT_MAX = 2**31 - 1  # int / int32_t: annoy's search_k and item ids, faiss NSG's node ids
+C_UINT_MAX = 2**32 - 1  # unsigned int: hnswlib's internal node ids (tableint)
+INT64_MAX = 2**63 - 1  # int64_t: faiss idx_t, Milvus ids
 #: int64 ids, non-negative (-1 pads missing hits)
-ID_RANGE = (0, 2**63 - 1)
+ID_RANGE = (0, INT64_MAX)
 #: the profile of the in-memory engine, and the profile of a Milvus 2.x server target
 DEFAULT_PROFILE = "milvus-0.10"
 SERVER_PROFILE = "milvus-2.3"
@@ -253,6 +257,12 @@ class IntParam:
     sweep_stop: Any = None
     #: the library searches with at least this (int or Ref): faiss NSG uses max(search_length, top_k)
     used_at_least: Any = None
+    #: the largest value the library behind the parameter can hold, where the reference sets no upper bound
+    #: (ANNOY search_k: annoy keeps it in a C int). :func:`check_value` refuses a larger value and
+    #: :func:`describe_allowed` states the cap with ``cap_help``; :func:`bounds` stays the reference's range
+    #: (sweeps and sliders choose their own span below the cap)
+    cap: int | None = None
+    cap_help: str = ""
 
     @property
     def used_help(self) -> str:
@@ -322,10 +332,21 @@ class IndexSpec:
     recommend: bool = True
     #: the index type this one is identical to on this target (IVF_SQ8H -> "IVF_SQ8")
     same_as: str | None = None
+    #: most rows one segment's index can hold, where the library numbers rows in a C integer narrower than
+    #: Milvus's int64 (None: no such limit); a larger segment stays raw with ``max_rows_help`` as the reason
+    max_rows: int | None = None
+    max_rows_help: str = ""
 
     @property
     def is_flat(self) -> bool:
         return self.name == "FLAT"
+
+    def too_many_rows(self, rows: int) -> str | None:
+        """Why a segment of ``rows`` rows is more than this index can number (None: it is not)."""
+        if self.max_rows is None or rows <= self.max_rows:
+            return None
+        return (f"{_count(rows)} rows is more than {self.name} can hold in one segment (at most "
+                f"{_count(self.max_rows)}: {self.max_rows_help}); a smaller segment_rows splits the data")
 
     @property
     def min_rows_help(self) -> str:
@@ -510,6 +531,7 @@ INDEXES: dict[str, IndexSpec] = {
         description="navigating spreading-out graph (faiss NSG), one search list per query",
         min_rows=MinRows(("knng", "search_length"), more=1, why="to build the k-NN graph", distinct=True),
         advice=_rnsg_advice,
+        max_rows=C_INT_MAX, max_rows_help="faiss NSG numbers the graph's nodes with a C int",
     ),
     "HNSW": IndexSpec(
         name="HNSW", backend="hnswlib", metrics=FLOAT_METRICS,
@@ -518,6 +540,7 @@ INDEXES: dict[str, IndexSpec] = {
         search={"ef": IntParam("ef", Ref("top_k"), 4096, 64,
                                "candidate list while searching (more: higher recall, slower)")},
         description="hierarchical navigable small-world graph (hnswlib)",
+        max_rows=C_UINT_MAX, max_rows_help="hnswlib numbers the graph's nodes with an unsigned C int",
     ),
     "ANNOY": IndexSpec(
         name="ANNOY", backend="annoy", metrics=FLOAT_METRICS,
@@ -527,8 +550,10 @@ INDEXES: dict[str, IndexSpec] = {
                                      "tree nodes inspected per query (more: higher recall, slower)",
                                      special=(-1,), special_help="-1 means n_trees * top_k",
                                      sweep_start=Ref("top_k", factor="n_trees"),
-                                     sweep_stop=Ref("rows", factor="n_trees"))},
+                                     sweep_stop=Ref("rows", factor="n_trees"),
+                                     cap=C_INT_MAX, cap_help="annoy keeps search_k in a C int")},
         description="forest of random-projection trees (annoy)",
+        max_rows=C_INT_MAX, max_rows_help="annoy numbers its items with a C int",
     ),
 }
 
@@ -558,7 +583,7 @@ def _milvus23_indexes() -> dict[str, IndexSpec]:
             INDEXES["HNSW"],
             build={"M": IntParam("M", 2, 2048, 16, "graph degree (edges per node per layer); M=1 never "
                                  "finishes building on the server, so it is refused"),
-                   "efConstruction": IntParam("efConstruction", 1, 2**31 - 1, 200,
+                   "efConstruction": IntParam("efConstruction", 1, C_INT_MAX, 200,
                                               "candidate list while building")},
             search={"ef": IntParam("ef", Ref("top_k"), 32768, 64,
                                    "candidate list while searching (more: higher recall, slower)")}),
@@ -713,19 +738,22 @@ def describe_allowed(param: IntParam, ctx: Mapping[str, Any] | None = None) -> s
     low, high = bounds(param, ctx)
     low_s = show_value(low) if low is not None else _describe_bound(param.low)
     if param.high is None:
-        text = f"{param.name} >= {low_s}"
+        text = f"{param.name} >= {low_s}" if param.cap is None else f"{low_s} <= {param.name} <= {param.cap}"
     else:
         high_s = show_value(high) if high is not None else _describe_bound(param.high)
         text = f"{low_s} <= {param.name} <= {high_s}"
         if low is not None and high is not None and low > high:
             text = f"no value ({param.name} must satisfy {low_s} <= {param.name} <= {high_s})"
+    notes = []
     if param.special:
         text = " or ".join([f"{param.name} = {s}" for s in param.special] + [text])
-        if param.special_help:
-            text += f" ({param.special_help})"
-    elif param.rule_help:
-        text += f" ({param.rule_help})"
-    return text
+        notes.append(param.special_help)
+    else:
+        notes.append(param.rule_help)
+    if param.cap is not None:
+        notes.append(param.cap_help)
+    notes = [note for note in notes if note]
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def check_value(index_name: str, param: IntParam, value: Any, ctx: Mapping[str, Any] | None) -> int:
@@ -746,7 +774,8 @@ def check_value(index_name: str, param: IntParam, value: Any, ctx: Mapping[str, 
     if number in param.special:
         return number
     low, high = bounds(param, ctx)
-    if (low is not None and number < low) or (high is not None and number > high):
+    if (low is not None and number < low) or (high is not None and number > high) or \
+            (param.cap is not None and number > param.cap):
         raise refuse(f"{param.name}={show_value(number)} is out of range; "
                      + (_nothing_allowed(param, ctx, name or "") or f"allowed: {describe_allowed(param, ctx)}"))
     problem = param.allowed_if(number, ctx) if param.allowed_if is not None else None
@@ -949,7 +978,8 @@ def _nearest_dim(param: IntParam, dim: int, metric: str, step: int) -> int | Non
 def segment_raw_reason(index_type: Any, params: Mapping[str, Any] | None, rows: Any, *, build_threshold: Any,
                        profile: Any = DEFAULT_PROFILE) -> str | None:
     """Will a segment of ``rows`` rows be indexed with these build params? None: yes (and always for FLAT);
-    otherwise why it stays raw (below the build threshold, or too few rows to train)."""
+    otherwise why it stays raw (below the build threshold, too few rows to train, or more rows than the
+    library can number: ``IndexSpec.max_rows``)."""
     index_spec = get_index(index_type, profile=profile)
     count, threshold = as_int(rows), as_int(build_threshold)
     if count is None or count < 0:
@@ -964,7 +994,7 @@ def segment_raw_reason(index_type: Any, params: Mapping[str, Any] | None, rows: 
     if count < need:
         return (f"{_count(count)} rows is fewer than {index_spec.name} needs to train "
                 f"({index_spec.min_rows_help}: {_count(need)})")
-    return None
+    return index_spec.too_many_rows(count)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1033,6 +1063,8 @@ def sweep_range(param: IntParam, ctx: Mapping[str, Any] | None = None) -> tuple[
     ctx = _as_ctx(ctx)
     start = _tightest(param.sweep_start, ctx, max)
     stop = _tightest(param.sweep_stop, ctx, min)
+    if stop is not None and param.cap is not None:
+        stop = min(stop, param.cap)
     if start is not None and stop is not None:
         stop = max(stop, start)
     return start, stop
@@ -1057,6 +1089,8 @@ def sweep_values(param: IntParam, ctx: Mapping[str, Any] | None = None, *, start
         hi = lo * 2 ** (points - 1)
     if high is not None:
         hi = min(hi, high)
+    if param.cap is not None:
+        hi = min(hi, param.cap)
     if hi < lo:
         return []
     if param.sweep == "log2":

@@ -4,8 +4,13 @@ The forest is built from the whole segment at once, so annoy's "no add after bui
 with a fixed seed (``set_seed``) on :func:`~milvus_lab.backends.base.build_threads` threads: annoy seeds
 each thread's trees from the index seed, so a rebuild gives the same forest. L2 uses annoy's
 ``'euclidean'`` metric, whose distances (not squared) are squared here; IP uses ``'dot'`` (results are dot
-products, descending). ``search_k=-1`` is passed through: annoy then inspects n_trees * k nodes, where k
-is what the engine asks for (top_k, or more when it over-fetches).
+products, descending). ``search_k=-1`` inspects n_trees * k nodes, as annoy's own ``-1`` does, where k is
+what the engine asks for (top_k, or more when it over-fetches).
+
+annoy keeps ``search_k`` and item ids in a C int. The spec caps ``search_k`` at that int's largest value
+(``IntParam.cap``) and keeps a segment of more rows than it can number raw (``IndexSpec.max_rows``); this
+adapter resolves ``-1`` itself (``get_n_trees() * k``, what annoy computes, in Python) and passes at most
+the cap, so the product never wraps around inside annoy when a large over-fetch meets many trees.
 
 Files: annoy's ``save`` and ``load`` switch the live index to an mmap of the file. Each index therefore
 lives in a private temporary file that this module owns (removed when the index is garbage-collected);
@@ -32,7 +37,8 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex as Forest
 
-from ..errors import BuildIndexError
+from .. import spec
+from ..errors import BuildIndexError, UntrainableSegmentError
 from .base import SEED, BuiltIndex, build_threads, refuse
 
 _METRICS = {"L2": "euclidean", "IP": "dot"}
@@ -45,6 +51,8 @@ _WORKERS = max(1, min(8, os.cpu_count() or 1))
 _NODE_HEAD = 16
 #: where the children array starts in a node: after n_descendants and a (euclidean), after n_descendants (dot)
 _CHILDREN_AT = {"L2": 8, "IP": 4}
+#: the most nodes a search may be asked to inspect: annoy's C int, declared once in the spec
+SEARCH_K_CAP: int = spec.INDEXES["ANNOY"].search["search_k"].cap
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -85,7 +93,7 @@ class AnnoyIndex(BuiltIndex):
         labels = np.full((nq, k), -1, np.int64)
         dist = np.zeros((nq, k), np.float32)
         rows = queries.tolist()
-        search_k = int(search_params["search_k"])
+        search_k = self.search_k_used(int(search_params["search_k"]), k)
         if nq < _POOL_MIN_QUERIES or _WORKERS == 1:
             self._fill(rows, 0, k, search_k, labels, dist)
         else:
@@ -97,6 +105,12 @@ class AnnoyIndex(BuiltIndex):
         if self.metric == "L2":
             np.square(dist, out=dist)
         return dist, labels
+
+    def search_k_used(self, search_k: int, k: int) -> int:
+        """The search_k passed to annoy for ``k`` results: ``-1`` resolved as annoy does (n_trees * k),
+        then at most :data:`SEARCH_K_CAP` (annoy's C int would wrap around above it)."""
+        wanted = self.index.get_n_trees() * k if search_k == -1 else search_k
+        return min(wanted, SEARCH_K_CAP)
 
     def _fill(self, rows: list[list[float]], first: int, k: int, search_k: int, labels: np.ndarray,
               dist: np.ndarray) -> None:
@@ -122,8 +136,12 @@ def deterministic(index_type: str, threads: int) -> bool:
 
 
 def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str) -> AnnoyIndex:
-    """Build a forest of ``n_trees`` trees from all rows (item ids are row positions)."""
+    """Build a forest of ``n_trees`` trees from all rows (item ids are row positions, a C int in annoy:
+    a segment of more rows than that is refused as untrainable before annoy sees a row)."""
     n, dim = vectors.shape
+    too_many = spec.INDEXES["ANNOY"].too_many_rows(n)
+    if too_many:
+        raise UntrainableSegmentError(f"ANNOY: {too_many}")
     index = Forest(dim, _METRICS[metric])
     index.set_seed(SEED)
     add = index.add_item

@@ -27,6 +27,8 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from .. import spec
+from ..errors import UntrainableSegmentError
 from .base import SEED, BuiltIndex, SharedSetting, build_threads, refuse
 
 _SPACES = {"L2": "l2", "IP": "ip"}
@@ -96,8 +98,12 @@ def deterministic(index_type: str, threads: int) -> bool:
 
 
 def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str) -> HnswIndex:
-    """Build an HNSW graph from all rows at once (``max_elements`` = row count)."""
+    """Build an HNSW graph from all rows at once (``max_elements`` = row count). hnswlib numbers nodes with
+    an unsigned C int: a segment of more rows than that is refused as untrainable before hnswlib sees it."""
     n, dim = vectors.shape
+    too_many = spec.INDEXES["HNSW"].too_many_rows(n)
+    if too_many:
+        raise UntrainableSegmentError(f"HNSW: {too_many}")
     threads = build_threads()
     index = hnswlib.Index(space=_SPACES[metric], dim=dim)
     index.init_index(max_elements=n, M=params["M"], ef_construction=params["efConstruction"], random_seed=SEED)

@@ -3,7 +3,8 @@ a value is refused.
 
 Typed values are never clamped: a number field is a ``Text`` box (ipywidgets' ``BoundedIntText`` would
 silently pull 70000 back to 65536), checked with :func:`milvus_lab.spec.check_value` in the context of the
-other fields, and a refused value stays on screen with the reason. Parameters with a finite set of values
+other fields (so a library's cap, such as ANNOY ``search_k`` above annoy's C int, is refused like any range),
+and a refused value stays on screen with the reason. Parameters with a finite set of values
 (IVF_PQ ``m``) are a dropdown of exactly the values :func:`milvus_lab.spec.allowed_values` allows.
 """
 
@@ -28,10 +29,10 @@ def parse_int(text: Any) -> int | None:
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     if isinstance(text, str) and _INT.fullmatch(text.strip()):
-        digits = text.strip()
-        if len(digits.lstrip("+-")) > 30:  # far beyond any rule's range (and int() refuses > 4300 digits)
+        try:  # any length Python reads, so a huge number is refused as out of range (the spec's cap), not
+            return int(text.strip())  # as "not an integer"
+        except ValueError:  # more digits than int() reads (sys.get_int_max_str_digits)
             return None
-        return int(digits)
     return None
 
 
