@@ -15,6 +15,7 @@ search goes through a :class:`~milvus_lab.protocol.Target`: the in-memory engine
 Milvus server (``target=milvus_lab.server.connect(uri)``).
 """
 
+from .concurrency import plot_concurrency
 from .datasets import (
     Dataset,
     as_vectors,
@@ -35,7 +36,7 @@ from .datasets import (
     write_ivecs,
     write_vecs,
 )
-from .forecast import Forecast, build_rule, forecast, ladder
+from .forecasting import Forecast, build_rule, forecast, ladder
 from .measurements import Build, LabMemoryError, LabWarning, Session, measure
 from .metrics import (
     latency_percentiles,
@@ -66,7 +67,8 @@ __all__ = [
     "Forecast", "Setting", "build_rule", "compare", "default_plan", "forecast", "ladder",
     "from_array", "from_dataframe", "from_files", "interleaved", "latency_percentiles",
     "load", "load_glove_dataset", "load_hdf5", "markdown_report", "measure", "pareto_frontier", "pareto_mask",
-    "plot_all", "plot_build_memory", "plot_parameter", "plot_recall_latency", "plot_recall_qps", "read_bvecs",
+    "plot_all", "plot_concurrency", "plot_build_memory", "plot_parameter", "plot_recall_latency", "plot_recall_qps",
+    "read_bvecs",
     "read_fvecs", "read_ivecs", "read_matrix", "read_vecs", "recall_at_k", "recall_bounds", "recall_per_query",
     "round_robin", "save_figure", "save_hdf5", "save_plots", "search_grid", "smallest_passing", "summary",
     "tied_with_best", "tune", "winner_table", "write_bvecs", "write_fvecs", "write_ivecs", "write_vecs",

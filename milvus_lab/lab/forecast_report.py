@@ -15,7 +15,7 @@ from .setting import Setting
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .forecast import Forecast
+    from .forecasting import Forecast
 
 #: (column, axis label, measured column of Forecast.points) of each panel
 PANELS = [
@@ -79,16 +79,19 @@ def markdown(fc: Forecast) -> str:
         lines.append(f"- {index_type} `{figure}` = {fit_.describe()} (from {fit_.points} sizes, "
                      f"{fit_.rows_min:,}-{fit_.rows_max:,} rows)")
     lines += ["", "## Memory formulas and Milvus sizing", "",
-              f"`formula` is the published per-vector formula (faiss's index guidelines; see milvus_lab.lab.sizing); "
-              f"loading memory is {sizing.LOADING_FACTOR:g} x the upper end of the forecast memory, and a Milvus 2.x "
-              f"query node loads while its memory stays below {sizing.QUERY_NODE_MEMORY_THRESHOLD:.0%} of its total "
-              f"({fc.query_node_gb:g} GB nodes here).", ""]
+              f"`formula` is the published formula (milvus_lab.lab.sizing names its source: the Milvus sizing tool, "
+              f"or faiss). Loading memory follows the sizing tool's rule, (index + {sizing.LOADING_SEGMENTS} x "
+              f"{sizing.DEFAULT_SEGMENT_MB} MB segments) x {sizing.LOADING_EXPANSION:g}, applied to the upper end of "
+              f"the forecast memory; a Milvus 2.x query node loads while its predicted memory stays below "
+              f"{sizing.QUERY_NODE_MEMORY_THRESHOLD:.0%} of its total ({fc.query_node_gb:g} GB nodes here); the sizing "
+              f"tool's own node table is given beside it.", ""]
     for _, row in fc.table.iterrows():
         if row["status"] == "ok" and isinstance(row["formula"], str):
             gap = row["formula_gap"]
             lines.append(f"- {row['index_type']}: {row['formula']} = {row['formula_memory_mb']:,.0f} MB"
                          + (f" (measured growth {gap:+.1%})" if gap == gap else "")
-                         + f"; loading {row['loading_memory_mb']:,.0f} MB -> {row['query_nodes']} query node(s)")
+                         + f"; loading {row['loading_memory_mb']:,.0f} MB -> {row['query_nodes']} query node(s) of "
+                         f"{fc.query_node_gb:g} GB (sizing tool's table: {row['sizing_tool_nodes']})")
     if fc.machine_memory_gb:
         fits = [r["index_type"] for _, r in fc.table.iterrows() if r["fits_machine"] is True]
         lines += ["", f"This machine ({fc.machine_memory_gb:,.1f} GB) holds in memory: "

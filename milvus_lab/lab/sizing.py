@@ -1,16 +1,18 @@
 """Published memory formulas, and how many machines or query nodes a memory figure needs.
 
-These are the formulas people read on sizing pages, written once here so the forecast can print them beside
-what it measured (and say where the two disagree), and a server target can fill an index-memory column with a
-labelled *estimate* where the server reports none:
+Written once here so the forecast can print them beside what it measured (and say where the two disagree),
+and a server target can fill an index-memory column with a labelled *estimate* where the server reports none.
 
-* **index bytes**: faiss's per-vector costs (its wiki's "Guidelines to choose an index": a flat vector is
-  ``4·d`` bytes, an IVF list entry adds an 8-byte id, SQ8 keeps ``d`` bytes, PQ keeps ``m`` bytes, HNSW adds
-  ``2·M`` 4-byte links) plus the coarse centroids (``nlist·d`` floats) and PQ codebooks (``256·d`` floats);
-  RNSG (faiss NSG) keeps the vectors and ``out_degree`` 4-byte links. ANNOY has no published formula.
-* **raw data**: ``rows·d·4`` bytes, the "raw file size" of the Milvus sizing tool.
-* **loading memory** on a Milvus 2.x query node: the index plus the segment loader's headroom, and the
-  query node's memory threshold (:data:`QUERY_NODE_MEMORY_THRESHOLD`) above which Milvus refuses to load.
+* **The Milvus sizing tool** (milvus.io/tools/sizing, the 2.5/2.6 pages; its source is the milvus.io website
+  repository): raw data ``rows·d·4`` bytes; index memory FLAT = raw, IVF_FLAT = raw + ``nlist·4d``,
+  IVF_SQ8 = raw/4 + ``nlist·4d``, HNSW = ``(1 + 2M/d)·raw``; **loading memory** = (index memory + 2 segments)
+  x 1.15; query nodes from a table of memory bands (:func:`sizing_tool_nodes`). It has no IVF_PQ: for IVF_PQ
+  the tool's 1.x version is used (``m`` bytes per row, ``nlist·4d`` centroids and ``256·4d`` codebooks).
+* **faiss's per-vector costs** ("Faiss indexes" wiki) for the types the tool never had: RNSG (faiss NSG) keeps
+  the vectors and ``out_degree`` 4-byte links. ANNOY has no published formula.
+* **Milvus 2.3's load rule**: a query node refuses to load once its predicted memory passes
+  :data:`QUERY_NODE_MEMORY_THRESHOLD` of its total (``queryCoord.overloadedMemoryThresholdPercentage: 90``,
+  read by the query node's segment loader), so a node of G GB holds at most 0.9·G GB of loaded segments.
 """
 
 from __future__ import annotations
@@ -23,21 +25,23 @@ from .. import spec
 from ..units import MIB
 
 F32 = 4
-ID_BYTES = 8
-LINK_BYTES = 4
-#: Milvus 2.x refuses to load more once a query node's memory would pass this share of its total
-#: (``queryNode``/``queryCoord.overloadedMemoryThresholdPercentage: 90`` in milvus.yaml)
+GIB = 1024 * MIB
+#: Milvus 2.x refuses to load more once a query node's predicted memory passes this share of its total
 QUERY_NODE_MEMORY_THRESHOLD = 0.90
-#: memory the Milvus segment loader reserves beyond an index's size while it loads it (the index is read into
-#: a buffer and then deserialised, so a loading segment briefly needs about twice its index)
-LOADING_FACTOR = 2.0
+#: the sizing tool's loading memory: (index memory + LOADING_SEGMENTS segments) x LOADING_EXPANSION
+LOADING_SEGMENTS = 2
+LOADING_EXPANSION = 1.15
+#: the sizing tool's default segment size (MB)
+DEFAULT_SEGMENT_MB = 1024
 #: default query-node size for the cluster advice (GB); the forecast takes ``query_node_gb=``
 DEFAULT_QUERY_NODE_GB = 16.0
+#: the sizing tool's query-node table: (loading memory below this many GB, GB per node); nodes = ceil(m / size)
+SIZING_TOOL_NODE_BANDS = ((8, 8), (16, 16), (96, 16), (512, 32), (2048, 64), (math.inf, 128))
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A formula's figure: bytes, and the formula in words with the numbers put in."""
+    """A formula's figure: bytes, and the formula with its source and the numbers put in."""
 
     bytes: int
     formula: str
@@ -48,51 +52,57 @@ class Estimate:
 
 
 def raw_bytes(rows: int, dim: int) -> int:
-    """``rows`` float32 vectors of ``dim``: the raw data a collection holds."""
+    """``rows`` float32 vectors of ``dim``: the raw data a collection holds (the tool's "raw data size")."""
     return int(rows) * int(dim) * F32
 
 
 def index_estimate(index_type: str, params: Mapping[str, int], rows: int, dim: int) -> Estimate | None:
-    """The published formula's index size for ``rows`` vectors of ``dim`` with these build parameters (None for
-    an index type no formula is published for)."""
+    """The published formula's index memory for ``rows`` vectors of ``dim`` with these build parameters (None
+    for an index type no formula is published for: ANNOY)."""
     name = spec.get_index(index_type).name
     n, d = int(rows), int(dim)
+    raw = raw_bytes(n, d)
     nlist = int(params.get("nlist", 0))
     centroids = nlist * d * F32
+    tool = "Milvus sizing tool"
     if name == "FLAT":
-        return Estimate(n * d * F32, f"rows x dim x 4 = {n:,} x {d} x 4")
+        return Estimate(raw, f"{tool}: raw = rows x dim x 4 = {n:,} x {d} x 4")
     if name == "IVF_FLAT":
-        return Estimate(n * (d * F32 + ID_BYTES) + centroids,
-                        f"rows x (4·dim + 8) + nlist x dim x 4 = {n:,} x {4 * d + 8} + {nlist:,} x {d} x 4")
+        return Estimate(raw + centroids, f"{tool}: raw + nlist x 4·dim = {n:,} x {4 * d} + {nlist:,} x {4 * d}")
     if name in ("IVF_SQ8", "IVF_SQ8H"):
-        return Estimate(n * (d + ID_BYTES) + centroids,
-                        f"rows x (dim + 8) + nlist x dim x 4 = {n:,} x {d + 8} + {nlist:,} x {d} x 4")
+        return Estimate(raw // 4 + centroids,
+                        f"{tool}: raw / 4 + nlist x 4·dim = {n:,} x {4 * d} / 4 + {nlist:,} x {4 * d}")
+    if name == "HNSW":
+        links = int(params.get("M", 16))
+        return Estimate(round(raw * (1 + 2 * links / d)),
+                        f"{tool}: (1 + 2·M / dim) x raw = (1 + {2 * links} / {d}) x {n:,} x {4 * d}")
     if name == "IVF_PQ":
         m = int(params.get("m", 1))
         books = spec.PQ_MIN_TRAIN_ROWS * d * F32
-        return Estimate(n * (m + ID_BYTES) + centroids + books,
-                        f"rows x (m + 8) + nlist x dim x 4 + 256 x dim x 4 = {n:,} x {m + 8} + {nlist:,} x {d} x 4 "
-                        f"+ 256 x {d} x 4")
-    if name == "HNSW":
-        links = int(params.get("M", 16))
-        return Estimate(n * (d * F32 + 2 * links * LINK_BYTES),
-                        f"rows x (4·dim + 2·M·4) = {n:,} x ({4 * d} + {8 * links})")
+        return Estimate(n * m + centroids + books,
+                        f"{tool} 1.x: rows x m + nlist x 4·dim + 256 x 4·dim = {n:,} x {m} + {nlist:,} x {4 * d} + "
+                        f"256 x {4 * d}")
     if name == "RNSG":
         degree = int(params.get("out_degree", 50))
-        return Estimate(n * (d * F32 + degree * LINK_BYTES),
-                        f"rows x (4·dim + out_degree·4) = {n:,} x ({4 * d} + {4 * degree})")
-    return None  # ANNOY: no published formula (annoy documents none; Milvus 2.x has no ANNOY)
+        return Estimate(n * (d * F32 + degree * F32),
+                        f"faiss NSG: rows x (4·dim + 4·out_degree) = {n:,} x ({4 * d} + {4 * degree})")
+    return None  # ANNOY: annoy documents no formula, and Milvus 2.x has no ANNOY
 
 
-def loading_estimate(index_type: str, params: Mapping[str, int], rows: int, dim: int) -> Estimate | None:
-    """Memory a Milvus 2.x query node needs while it loads the index (see :data:`LOADING_FACTOR`)."""
-    index = index_estimate(index_type, params, rows, dim)
-    if index is None:
-        return None
-    return Estimate(int(index.bytes * LOADING_FACTOR), f"{LOADING_FACTOR:g} x index ({index.mb:,.0f} MB)")
+def loading_bytes(index_bytes: float, segment_mb: float = DEFAULT_SEGMENT_MB) -> float:
+    """The sizing tool's loading memory for an index of ``index_bytes``: (index + 2 segments) x 1.15."""
+    return (index_bytes + LOADING_SEGMENTS * segment_mb * MIB) * LOADING_EXPANSION
 
 
-def query_nodes(loading_bytes: float, node_gb: float) -> int:
-    """Query nodes of ``node_gb`` GB that hold ``loading_bytes`` below Milvus's load threshold."""
-    usable = node_gb * 1024 * MIB * QUERY_NODE_MEMORY_THRESHOLD
-    return max(1, math.ceil(loading_bytes / usable))
+def query_nodes(loading: float, node_gb: float) -> int:
+    """Query nodes of ``node_gb`` GB that hold ``loading`` bytes under Milvus's load threshold (90 %)."""
+    return max(1, math.ceil(loading / (node_gb * GIB * QUERY_NODE_MEMORY_THRESHOLD)))
+
+
+def sizing_tool_nodes(loading: float) -> tuple[int, int]:
+    """(nodes, GB per node) the sizing tool's table recommends for ``loading`` bytes of loading memory."""
+    gb = loading / GIB
+    for below, size in SIZING_TOOL_NODE_BANDS:
+        if gb < below:
+            return max(1, math.ceil(gb / size)), size
+    raise AssertionError("the last band is unbounded")  # pragma: no cover

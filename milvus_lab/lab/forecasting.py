@@ -22,8 +22,10 @@ forecast need; its interval follows the interval of the need. Beyond :data:`MAX_
 sample a figure is not printed (the note says why); beyond :data:`STRETCH_FACTOR` the note says the forecast is
 stretching.
 
-Beside the memory forecast: the published formula (:mod:`.sizing`) and where the measured growth differs from
-it; Milvus's loading memory and the query nodes of ``query_node_gb`` it needs; whether this machine (or
+Beside the memory forecast: the published formula (:mod:`.sizing`: the Milvus sizing tool's, or faiss's) and
+where the measured growth differs from it by more than 5 %; the loading memory by the sizing tool's rule,
+applied to the upper end of the forecast memory; the query nodes of ``query_node_gb`` that hold it under
+Milvus's 90 % load threshold, and the sizing tool's own node table; whether this machine (or
 ``machine_memory_gb``) holds the collection and the index in memory.
 """
 
@@ -83,7 +85,8 @@ TABLE_COLUMNS = [
     "index_type", "rows", "build_params", "search_params", "recall", "recall_lo", "recall_hi",
     "memory_mb", "memory_mb_lo", "memory_mb_hi", "build_s", "build_s_lo", "build_s_hi", "qps", "qps_lo", "qps_hi",
     "p99_ms", "p99_ms_lo", "p99_ms_hi", "search_value", "search_value_lo", "search_value_hi", "formula_memory_mb",
-    "formula", "formula_gap", "loading_memory_mb", "query_nodes", "machine_need_mb", "fits_machine",
+    "formula", "formula_gap", "loading_memory_mb", "query_nodes", "sizing_tool_nodes", "machine_need_mb",
+    "fits_machine",
     "extrapolation", "busy", "status", "note",
 ]
 POINT_COLUMNS = ["index_type", "rows", "build_params", "search_params", "phase", "recall", "recall_lo", "recall_hi",
@@ -150,11 +153,16 @@ def needed_value(curve: Sequence[tuple[int, float]], target: float, floor: float
     v1, r1 = above[0]
     below = [(v, r) for v, r in points if v < v1 and r < target]
     if not below:
+        # the sweep's first value already reaches the target: the curve through it and the next value,
+        # extended below it, says where the target would have been reached
         later = [(v, r) for v, r in points if v > v1]
-        if later:  # at the sweep's first value already: the slope from the next one, the value as measured
-            v2, r2 = later[0]
-            return float(v1), (_deficit(r2, floor) - _deficit(r1, floor)) / (math.log(v2) - math.log(v1))
-        return float(v1), float("nan")
+        if not later:
+            return float(v1), float("nan")
+        v2, r2 = later[0]
+        slope = (_deficit(r2, floor) - _deficit(r1, floor)) / (math.log(v2) - math.log(v1))
+        if not slope < 0:
+            return float(v1), float("nan")
+        return float(math.exp(math.log(v1) + (_deficit(target, floor) - _deficit(r1, floor)) / slope)), slope
     v0, r0 = below[-1]
     d0, d1, dt = _deficit(r0, floor), _deficit(r1, floor), _deficit(target, floor)
     slope = (d1 - d0) / (math.log(v1) - math.log(v0))
@@ -344,6 +352,9 @@ class _Run:
                 return float(per_value[value].mean())
 
             value, tried = smallest_passing(recall, values, target, tolerance=0.01)
+            if value is not None and value == values[0] and len(values) > 1:
+                # met at the sweep's first value: one more value gives the curve's slope there
+                tried.append((values[1], recall(values[1]), "slope"))
             for v, r, phase in tried:
                 lo, hi = recall_bounds(per_value[v])
                 self.point(ds, setting.with_search({name: v}), phase, recall=r, recall_lo=lo, recall_hi=hi,
@@ -420,12 +431,16 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
         if high is not None and need.hi > high:
             notes.append(f"the interval of the {name} needed reaches past its maximum {high:,}")
         search = {name: value}
-        slope = largest.slope if largest.slope == largest.slope else np.nanmedian([s.slope for s in sizes])
+        slopes = [s.slope for s in sizes if s.slope == s.slope]
+        slope = largest.slope if largest.slope == largest.slope else (float(np.median(slopes)) if slopes else math.nan)
         floor = largest.floor
+        measured = float(largest.timed.get("recall", math.nan))
 
         def recall_at(needed: float) -> float:
-            if not (slope == slope) or needed != needed:
+            if needed != needed:
                 return float("nan")
+            if slope != slope:  # a flat curve (recall 1 at the lowest values): the largest sample's own figure
+                return measured
             return 1.0 - math.exp(_deficit(target, floor) + slope * (math.log(value) - math.log(max(needed, 1e-9))))
 
         half = largest.half_width if largest.half_width == largest.half_width else 0.0
@@ -487,8 +502,10 @@ def _sizing(row: dict[str, Any], dim: int, machine_bytes: float | None, node_gb:
         if estimate is None:
             return
         basis = estimate.mb
-    loading = basis * MIB * sizing.LOADING_FACTOR
-    row.update(loading_memory_mb=loading / MIB, query_nodes=sizing.query_nodes(loading, node_gb))
+    loading = sizing.loading_bytes(basis * MIB)
+    nodes, node_size = sizing.sizing_tool_nodes(loading)
+    row.update(loading_memory_mb=loading / MIB, query_nodes=sizing.query_nodes(loading, node_gb),
+               sizing_tool_nodes=f"{nodes} x {node_size} GB")
     raw = sizing.raw_bytes(row["rows"], dim) if in_memory else 0
     need = raw + (0 if row["index_type"] == "FLAT" else basis * MIB)
     row["machine_need_mb"] = need / MIB
@@ -563,8 +580,7 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
     skipped: dict[str, str] = {}
     measured: list[str] = []
     for index_type in types:
-        reason = rules.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile,
-                                          rows=sizes[0])
+        reason = rules.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
         if reason:
             skipped[index_type] = reason
         elif not rules.recommended(index_type):
