@@ -32,6 +32,8 @@ import numpy as np
 from .. import spec
 from ..errors import BuildIndexError, MilvusLabError, ParamError, RawSegmentWarning, RecommendationWarning
 from . import rules
+from .concurrency import DEFAULT_SECONDS as DEFAULT_CONCURRENCY_SECONDS
+from .concurrency import ConcurrencyPlan, check_concurrency, client_searches, interleaved_clients
 from .datasets import Dataset, check_dataset
 from .metrics import recall_bounds, recall_per_query
 from .timing import (
@@ -346,8 +348,15 @@ class Session:
 
     def measure_settings(self, dataset: Dataset, build: Build, settings: Sequence[Mapping[str, int]], *, k: int = 10,
                          latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int | None = None,
-                         recalls: Sequence[np.ndarray | None] | None = None) -> list[dict[str, Any]]:
-        """One row per search setting of one build: recall, then every setting timed round-robin."""
+                         recalls: Sequence[np.ndarray | None] | None = None, concurrency: Any = None,
+                         concurrency_seconds: float = DEFAULT_CONCURRENCY_SECONDS,
+                         concurrency_batch: int = 1) -> list[dict[str, Any]]:
+        """One row per search setting of one build: recall, then every setting timed round-robin.
+
+        ``concurrency`` (e.g. ``(1, 10, 20)``; None: off) adds the concurrent-client columns ``qps_c{N}``,
+        ``p50_ms_c{N}``, ``p99_ms_c{N}`` with their spread (:mod:`.concurrency`), the settings interleaved
+        again and the busy-machine check covering those timings too."""
+        plan = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
         settings = [dict(s) for s in settings]
         rows = [build_row(dataset, build, s, k, self) for s in settings]
         if not build.ok:
@@ -364,26 +373,52 @@ class Session:
                                   latency_queries=latency_queries)
         for row, timing in zip(rows, timings):
             row.update(timing, **load)
+        if plan is not None:
+            self._measure_clients(dataset, build, settings, rows, k, plan, repeats or self.repeats)
         return rows
+
+    def _measure_clients(self, dataset: Dataset, build: Build, settings: list[dict[str, int]],
+                         rows: list[dict[str, Any]], k: int, plan: ConcurrencyPlan, rounds: int) -> None:
+        """Concurrent-client columns for every setting of a build (one connection per client on a server)."""
+        if build.collection is None:
+            self.search_fn(build, k, {})  # raises, naming the build that was replaced
+        with client_searches(build.collection, k, settings, max(plan.levels)) as searches, \
+                self.monitor.watch() as load:
+            timed = interleaved_clients(searches, dataset.queries, plan, rounds=rounds)
+        for row, extra in zip(rows, timed):
+            note = extra.pop("concurrency_note")
+            row.update(extra)
+            row["note"] = "; ".join(t for t in (row["note"], note) if t)
+            row["busy"] = bool(row.get("busy") or load["busy"])
+            row["other_cpu"] = float(np.nanmax([row.get("other_cpu", np.nan), load["other_cpu"]]))
+            row["drift"] = float(np.nanmax([row.get("drift", np.nan), load["drift"]]))
 
     def measure_setting(self, dataset: Dataset, build: Build, search_params: Mapping[str, int] | None, *,
                         k: int = 10, latency_queries: int = DEFAULT_LATENCY_QUERIES,
-                        repeats: int | None = None) -> dict[str, Any]:
+                        repeats: int | None = None, concurrency: Any = None,
+                        concurrency_seconds: float = DEFAULT_CONCURRENCY_SECONDS,
+                        concurrency_batch: int = 1) -> dict[str, Any]:
         """One row: search ``dataset.queries`` with ``search_params`` on a build (no rebuild)."""
         return self.measure_settings(dataset, build, [dict(search_params or {})], k=k,
-                                     latency_queries=latency_queries, repeats=repeats)[0]
+                                     latency_queries=latency_queries, repeats=repeats, concurrency=concurrency,
+                                     concurrency_seconds=concurrency_seconds,
+                                     concurrency_batch=concurrency_batch)[0]
 
     def measure(self, dataset: Dataset, index_type: str, build_params: Mapping[str, Any] | None = None,
                 search_params: Any = None, *, k: int = 10, latency_queries: int = DEFAULT_LATENCY_QUERIES,
-                repeats: int | None = None) -> pd.DataFrame:
+                repeats: int | None = None, concurrency: Any = None,
+                concurrency_seconds: float = DEFAULT_CONCURRENCY_SECONDS,
+                concurrency_batch: int = 1) -> pd.DataFrame:
         """Build once, then time every search setting interleaved; one row per setting.
 
         ``search_params``: a dict, a list of dicts, or a dict of lists (``{"nprobe": [1, 8, 64]}``);
         None uses the spec's default. Recall is k-recall@k against the exact ground truth.
+        ``concurrency``: see :meth:`measure_settings`.
         """
         check_dataset(dataset)
         latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
         repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
+        plan = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
         index_spec, clean = resolve_build_params(dataset, index_type, build_params, self.profile)
         k = dataset.check_k(k)
         settings = expand_search_params(index_spec.name, search_params, k, clean, self.profile)
@@ -393,7 +428,7 @@ class Session:
             if not build.ok:
                 warnings.warn(build.note, LabWarning, stacklevel=2)
             rows = self.measure_settings(dataset, build, settings, k=k, latency_queries=latency_queries,
-                                         repeats=repeats)
+                                         repeats=repeats, concurrency=plan)
         df = results_frame(rows)
         df.attrs.update(self.run_attrs())
         return df
@@ -496,22 +531,31 @@ def base_row(dataset: Dataset, index_type: str, build_params: Mapping[str, int],
 
 def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] | None = None,
             search_params: Any = None, *, k: int = 10, session: Session | None = None, target: Target | None = None,
-            latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int | None = None) -> pd.DataFrame:
+            latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int | None = None, concurrency: Any = None,
+            concurrency_seconds: float = DEFAULT_CONCURRENCY_SECONDS, concurrency_batch: int = 1) -> pd.DataFrame:
     """Measure one index type and build on ``dataset`` for each search setting (see :meth:`Session.measure`).
 
     ``target``: where to build (default: a new in-memory engine); ``session`` reuses one across calls.
     Columns: index_type, build_params, search_params, recall (k-recall@k) with recall_lo / recall_hi,
     qps (median of interleaved rounds) with qps_lo / qps_hi, p50_ms / p95_ms / p99_ms (single-query calls)
     with the per-round spread, build_s, memory_mb, one column per parameter, threads, busy, status, note.
+
+    ``concurrency=(1, 10, 20)`` (default None: off) also times N client threads per level, each sending
+    ``concurrency_batch`` queries per call back to back for ``concurrency_seconds`` per setting and level (split
+    over the ``repeats`` rounds, after a warm-up; one connection per client on a server): columns
+    ``qps_c{N}`` (median of the rounds), ``p50_ms_c{N}`` / ``p99_ms_c{N}`` (all calls pooled), each with
+    ``_lo`` / ``_hi`` (the lowest and highest round), ``calls_c{N}`` and ``clients_failed_c{N}`` (a client whose
+    connection dropped; the note says which and why). See :mod:`milvus_lab.lab.concurrency`.
     """
     check_dataset(dataset)
     check_session(session)
     rules.check_target(target)
+    plan = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
     own = session is None
     session = session or Session(target=target)
     try:
         return session.measure(dataset, index_type, build_params, search_params, k=k,
-                               latency_queries=latency_queries, repeats=repeats)
+                               latency_queries=latency_queries, repeats=repeats, concurrency=plan)
     finally:
         if own:
             session.close()

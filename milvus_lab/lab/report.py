@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import rules
+from .concurrency import concurrency_section
 from .measurements import STATUS_OK
 from .metrics import tied_with_best
 from .timing import busy_warning
@@ -260,6 +261,7 @@ def markdown_report(results: pd.DataFrame, target_recall: float = 0.95, *, title
         lines += ["", f"Command: `{command}`"]
     lines += ["", f"## Fastest setting per index type at recall >= {target_recall:g}", "", _md_table(shown), "",
               table.attrs["verdict"] + ".", ""]
+    lines += concurrency_section(results, table)
     winner = table[table["rank"] == "winner"]
     if len(winner):
         w = winner.iloc[0]

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from .. import spec
 from ..errors import InvalidParameterError, ParamError, ServerError
 from . import memory, rules
+from .concurrency import DEFAULT_SECONDS as DEFAULT_CONCURRENCY_SECONDS
+from .concurrency import ConcurrencyPlan, check_concurrency
 from .datasets import Dataset, check_dataset
 from .measurements import (
     STATUS_SERVER_ERROR,
@@ -357,7 +359,8 @@ class Progress:
 
 def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: StopRule,
              latency_queries: int = DEFAULT_LATENCY_QUERIES, progress: bool = True, time_limit: float | None = None,
-             accept_build: Callable[[Build], str | None] | None = None, desc: str = "lab") -> list[dict[str, Any]]:
+             accept_build: Callable[[Build], str | None] | None = None, desc: str = "lab",
+             concurrency: ConcurrencyPlan | None = None) -> list[dict[str, Any]]:
     """Build each planned index and walk its search settings (recall only) until ``stop`` says so, then
     time the settings walked round-robin.
 
@@ -384,7 +387,7 @@ def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: St
                 continue
             try:
                 rows += _run_build(session, dataset, item, k, stop, latency_queries, bar, started, time_limit,
-                                   accept_build, desc)
+                                   accept_build, desc, concurrency)
             except ServerError as exc:
                 row = base_row(dataset, item.index_type, item.build_params, {}, k, session)
                 row.update(status=STATUS_SERVER_ERROR, note=str(exc))
@@ -398,7 +401,8 @@ def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: St
 
 def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop: StopRule, latency_queries: int,
                bar: Progress, started: float, time_limit: float | None,
-               accept_build: Callable[[Build], str | None] | None, desc: str) -> list[dict[str, Any]]:
+               accept_build: Callable[[Build], str | None] | None, desc: str,
+               concurrency: ConcurrencyPlan | None = None) -> list[dict[str, Any]]:
     label = f"{item.index_type} {rules.format_params(item.build_params)}"
     bar.describe(f"{desc}: building {label}")
     build = session.build(dataset, item.measured_on or item.index_type, item.build_params)
@@ -427,7 +431,8 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
     else:
         over_time = False
     bar.describe(f"{desc}: timing {label}")
-    rows = session.measure_settings(dataset, build, walked, k=k, latency_queries=latency_queries, recalls=per_query)
+    rows = session.measure_settings(dataset, build, walked, k=k, latency_queries=latency_queries, recalls=per_query,
+                                    concurrency=concurrency)
     for row in rows:
         row["index_type"] = item.index_type
         row["note"] = "; ".join(t for t in (row["note"], item.note) if t)
@@ -447,7 +452,8 @@ def _split_budget(budget: Any, time_limit: float | None) -> tuple[str | Budget, 
 def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: int = 10,
             budget: str | float = "default", session: Session | None = None, target: Target | None = None,
             latency_queries: int = DEFAULT_LATENCY_QUERIES, time_limit: float | None = None,
-            repeats: int | None = None, threads: int | None = None, progress: bool = True) -> pd.DataFrame:
+            repeats: int | None = None, threads: int | None = None, progress: bool = True, concurrency: Any = None,
+            concurrency_seconds: float = DEFAULT_CONCURRENCY_SECONDS, concurrency_batch: int = 1) -> pd.DataFrame:
     """Compare index types on ``dataset`` with default sweeps from the spec; one row per measured setting.
 
     ``target``: where to build (default: a new in-memory engine; a Milvus server target works the same,
@@ -457,7 +463,8 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     truth; QPS is the median of ``repeats`` interleaved rounds with ``qps_lo`` / ``qps_hi``; ``busy`` flags
     timings taken while other processes used the machine. ``pareto`` marks each type's recall–QPS frontier.
     The plan's memory is checked before anything is built. A server error mid-run returns the rows measured
-    so far, the last one saying what failed (``df.attrs["error"]``).
+    so far, the last one saying what failed (``df.attrs["error"]``). ``concurrency=(1, 10, 20)`` adds
+    concurrent-client QPS and latency per setting (see :func:`~milvus_lab.lab.measure`; default None: off).
     """
     check_dataset(dataset)
     budget, time_limit = _split_budget(budget, time_limit)
@@ -467,6 +474,7 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
     repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
     progress = rules.check_bool("progress", progress)
+    clients = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
     check_session(session)
     rules.check_target(target)
     own = session is None
@@ -478,7 +486,7 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
         with session.running():
             rows = run_plan(session, dataset, plan, k=k, stop=saturation_rule(budget_obj),
                             latency_queries=latency_queries, progress=progress, time_limit=time_limit,
-                            desc="compare")
+                            desc="compare", concurrency=clients)
         df = results_frame(rows)
         df["pareto"] = pareto_frontier(df)
         df.attrs.update(session.run_attrs(), dataset=dataset.name, k=k, budget=budget_obj.name,

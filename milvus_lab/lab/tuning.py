@@ -38,6 +38,8 @@ import numpy as np
 from ..codegen import pymilvus2_index_code
 from ..errors import ParamError, ServerError
 from . import rules
+from .concurrency import DEFAULT_SECONDS as DEFAULT_CONCURRENCY_SECONDS
+from .concurrency import ConcurrencyPlan, check_concurrency, level_columns, levels_of
 from .datasets import Dataset, check_dataset
 from .measurements import STATUS_OK, Session, base_row, check_session, results_frame
 from .metrics import recall_bounds, tied_with_best
@@ -234,6 +236,7 @@ class _Tuner:
     max_p99_ms: float | None
     latency_queries: int
     bar: Progress
+    concurrency: ConcurrencyPlan | None = None
     points: list[dict[str, Any]] = field(default_factory=list)
     trials: list[dict[str, Any]] = field(default_factory=list)
     holdout: list[dict[str, Any]] = field(default_factory=list)
@@ -312,7 +315,8 @@ class _Tuner:
             return trial
         self.bar.describe(f"tune: timing {label}")
         row = self.session.measure_settings(self.hold_ds, build, [search], k=self.k,
-                                            latency_queries=self.latency_queries, recalls=[per_query])[0]
+                                            latency_queries=self.latency_queries, recalls=[per_query],
+                                            concurrency=self.concurrency)[0]
         row["tuning_recall"] = tune_recall
         self.holdout.append(row)
         trial.update(qps=row["qps"], row=row)
@@ -411,14 +415,17 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
          time_budget_s: float | None = None, max_builds: int = DEFAULT_MAX_BUILDS,
          min_gain: float = DEFAULT_MIN_GAIN, session: Session | None = None, target: Target | None = None,
          latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int | None = None, threads: int | None = None,
-         progress: bool = True, seed: int = 0) -> TuneResult:
+         progress: bool = True, seed: int = 0, concurrency: Any = None,
+         concurrency_seconds: float = DEFAULT_CONCURRENCY_SECONDS, concurrency_batch: int = 1) -> TuneResult:
     """Per index type, the setting with the highest held-out QPS whose held-out k-recall@k reaches
     ``target_recall`` (and, if given, p99 latency <= ``max_p99_ms`` and index memory <= ``memory_budget_mb``).
 
     ``holdout``: the fraction of the queries kept aside to verify and time the choice. ``time_budget_s``:
     seconds for the whole call, shared evenly by the index types still to tune (the build search stops when
     its share is spent; each type's default build always runs). ``target``: where to build (default: a new
-    in-memory engine). See the module docstring for the search.
+    in-memory engine). See the module docstring for the search. ``concurrency=(1, 10, 20)`` adds concurrent-client
+    QPS and latency of each verified setting on the held-out queries (see :func:`~milvus_lab.lab.measure`;
+    default None: off); ``concurrency_batch`` is at most the number of held-out queries.
     """
     target_recall = _check_fraction("target_recall", target_recall)
     memory_budget_mb = _check_positive("memory_budget_mb", memory_budget_mb)
@@ -439,6 +446,7 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     own = session is None
     session = session or Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
     tune_ds, hold_ds = dataset.split_queries(holdout, seed)
+    clients = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=hold_ds.nq)
     tune_ds.ground_truth(k)
     hold_ds.ground_truth(k)
     profile = session.profile
@@ -447,7 +455,8 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     stopped: dict[str, str] = {}
     error = None
     bar = Progress(len(types) * max_builds, progress, "tune")
-    tuner = _Tuner(session, tune_ds, hold_ds, target_recall, k, memory_budget_mb, max_p99_ms, latency_queries, bar)
+    tuner = _Tuner(session, tune_ds, hold_ds, target_recall, k, memory_budget_mb, max_p99_ms, latency_queries, bar,
+                   clients)
     try:
         with session.running():
             for pos, index_type in enumerate(types):
@@ -492,7 +501,8 @@ def _result(tuner: _Tuner, best_rows: list[dict[str, Any]], stopped: dict[str, s
             error: str | None) -> TuneResult:
     import pandas as pd
 
-    best = pd.DataFrame(best_rows).reindex(columns=BEST_COLUMNS).reset_index(drop=True)
+    frame = pd.DataFrame(best_rows)  # concurrent-client columns (when measured) follow the fixed ones
+    best = frame.reindex(columns=BEST_COLUMNS + level_columns(levels_of(frame))).reset_index(drop=True)
     ok = best[(best["status"] == STATUS_OK) & best["index_type"].map(rules.recommended)]
     winner, ties = None, []
     if not ok.empty:

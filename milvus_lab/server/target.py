@@ -570,6 +570,16 @@ class ServerCollection:
     def search(self, query_records: Any, top_k: int = 10, params: Mapping[str, Any] | None = None
                ) -> ServerSearchResult:
         """Search the server; search params are checked against the index and top_k first (server profile)."""
+        return self._search_on(self._handle, query_records, top_k, params)
+
+    def open_client(self) -> ServerClient:
+        """A new connection to this collection for one concurrent client (the lab's concurrency timing gives
+        each client its own, as real clients have); ``close()`` it when done."""
+        self._check_alive()
+        return ServerClient(self)
+
+    def _search_on(self, handle: Any, query_records: Any, top_k: int, params: Mapping[str, Any] | None
+                   ) -> ServerSearchResult:
         top_k = spec.validate_top_k(top_k, profile=self.profile)
         clean = spec.validate_search(self._index_type, params, top_k=top_k, build_params=self._params,
                                      profile=self.profile)
@@ -580,7 +590,7 @@ class ServerCollection:
             # Strong consistency waits for the server's next time tick (~200 ms a query): needed only while rows
             # inserted after the load may not be searchable yet; a loaded, flushed collection answers at once
             consistency = "Strong" if self._fresh_rows else "Eventually"
-        hits = self._call("search", self._handle.search, self._payload(queries), VECTOR_FIELD,
+        hits = self._call("search", handle.search, self._payload(queries), VECTOR_FIELD,
                           {"metric_type": self.metric, "params": clean}, limit=top_k, consistency_level=consistency,
                           **self.target._rpc)
         nq = len(queries)
@@ -609,3 +619,34 @@ class ServerCollection:
             rows = self.count()
             return {"row_count": rows, "index_type": self._index_type, "loaded": self._loaded,
                     "partitions": [{"tag": "_default", "row_count": rows, "segments": segments}]}
+
+
+class ServerClient:
+    """One more pymilvus connection (its own alias and channel) to a collection a target created: one concurrent
+    client. ``search`` is the collection's (same checks, same result); ``close()`` disconnects."""
+
+    def __init__(self, collection: ServerCollection):
+        pymilvus = _pymilvus()
+        target = collection.target
+        self.collection = collection
+        self.alias = f"{target.alias}_client_{next(_aliases)}"
+        kwargs: dict[str, Any] = {"uri": target.uri, "timeout": target.timeout}
+        if target._token:
+            kwargs["token"] = target._token
+        target.call("connect a client", pymilvus.connections.connect, self.alias, **kwargs)
+        try:
+            self._handle = collection._call("open for a client", pymilvus.Collection, collection.name,
+                                            using=self.alias)
+        except ServerError:
+            self.close()
+            raise
+
+    def search(self, query_records: Any, top_k: int = 10, params: Mapping[str, Any] | None = None
+               ) -> ServerSearchResult:
+        return self.collection._search_on(self._handle, query_records, top_k, params)
+
+    def close(self) -> None:
+        try:
+            _pymilvus().connections.disconnect(self.alias)
+        except Exception:  # noqa: BLE001 - disconnecting a dead connection is not an error worth raising
+            pass
