@@ -182,7 +182,7 @@ def test_a_client_failing_in_the_warm_up_is_reported():
     ({"concurrency": (1,), "concurrency_seconds": 0}, "concurrency_seconds"),
     ({"concurrency": (1,), "concurrency_seconds": -1}, "concurrency_seconds"),
     ({"concurrency": (1,), "concurrency_seconds": math.nan}, "concurrency_seconds"),
-    ({"concurrency": (1,), "concurrency_seconds": cc.MAX_SECONDS + 1}, "concurrency_seconds"),
+    ({"concurrency": (1,), "concurrency_seconds": cc.MAX_CONCURRENCY_SECONDS + 1}, "concurrency_seconds"),
     ({"concurrency": (1,), "concurrency_seconds": "3"}, "concurrency_seconds"),
     ({"concurrency_seconds": 0}, "concurrency_seconds"),
     ({"concurrency": (1,), "concurrency_batch": 0}, "concurrency_batch"),

@@ -32,17 +32,20 @@ import numpy as np
 from .. import spec
 from ..errors import BuildIndexError, MilvusLabError, ParamError, RawSegmentWarning, RecommendationWarning
 from . import rules
-from .concurrency import DEFAULT_SECONDS as DEFAULT_CONCURRENCY_SECONDS
-from .concurrency import ConcurrencyPlan, check_concurrency, client_searches, interleaved_clients
 from .datasets import Dataset, check_dataset
 from .metrics import recall_bounds, recall_per_query
 from .timing import (
+    DEFAULT_CONCURRENCY_SECONDS,
     DEFAULT_LATENCY_QUERIES,
     DEFAULT_REPEATS,
     TIMING_COLUMNS,
+    ConcurrencyPlan,
     Monitor,
+    check_concurrency,
+    client_searches,
     fixed_threads,
     interleaved,
+    interleaved_clients,
 )
 
 if TYPE_CHECKING:

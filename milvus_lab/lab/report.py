@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import rules
-from .concurrency import concurrency_section
 from .measurements import STATUS_OK
 from .metrics import tied_with_best
-from .timing import busy_warning
+from .timing import busy_warning, concurrency_section
 
 if TYPE_CHECKING:
     import pandas as pd

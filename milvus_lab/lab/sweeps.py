@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING, Any
 from .. import spec
 from ..errors import InvalidParameterError, ParamError, ServerError
 from . import memory, rules
-from .concurrency import DEFAULT_SECONDS as DEFAULT_CONCURRENCY_SECONDS
-from .concurrency import ConcurrencyPlan, check_concurrency
 from .datasets import Dataset, check_dataset
 from .measurements import (
     STATUS_SERVER_ERROR,
@@ -45,7 +43,13 @@ from .measurements import (
     results_frame,
 )
 from .metrics import pareto_frontier
-from .timing import DEFAULT_LATENCY_QUERIES, busy_warning
+from .timing import (
+    DEFAULT_CONCURRENCY_SECONDS,
+    DEFAULT_LATENCY_QUERIES,
+    ConcurrencyPlan,
+    busy_warning,
+    check_concurrency,
+)
 
 if TYPE_CHECKING:
     import pandas as pd

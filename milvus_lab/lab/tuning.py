@@ -38,13 +38,18 @@ import numpy as np
 from ..codegen import pymilvus2_index_code
 from ..errors import ParamError, ServerError
 from . import rules
-from .concurrency import DEFAULT_SECONDS as DEFAULT_CONCURRENCY_SECONDS
-from .concurrency import ConcurrencyPlan, check_concurrency, level_columns, levels_of
 from .datasets import Dataset, check_dataset
 from .measurements import STATUS_OK, Session, base_row, check_session, results_frame
 from .metrics import recall_bounds, tied_with_best
 from .sweeps import Progress, build_grid, center_build_params, search_values, valid_build
-from .timing import DEFAULT_LATENCY_QUERIES
+from .timing import (
+    DEFAULT_CONCURRENCY_SECONDS,
+    DEFAULT_LATENCY_QUERIES,
+    ConcurrencyPlan,
+    check_concurrency,
+    level_columns,
+    levels_of,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
