@@ -8,7 +8,7 @@ import time
 from typing import Sequence
 
 from ..errors import ServerError
-from . import embedded
+from . import credentials, embedded
 
 #: exit status of ``status`` when no server runs (the LSB convention for "program is not running")
 NOT_RUNNING = 3
@@ -17,7 +17,10 @@ DESCRIPTION = """\
 start, stop or check an embedded Milvus 2.3 server (PyPI 'milvus', needs: pip install 'milvus-lab[server]').
 
 Its data lives in a folder under your cache (default: $MILVUS_LAB_CACHE_DIR/server or ~/.cache/milvus_lab/server);
-'start' returns once the server answers and prints its URI; 'stop' ends it by its process id."""
+'start' returns once the server answers and prints its URI; 'stop' ends it by its process id.
+Milvus 2.3 listens on every network interface, so the server always requires a user: root, with a random
+password made at the first start and kept (mode 0600) in your milvus_lab config folder; milvus_lab.server.connect
+finds it, so you never type it."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,8 +30,6 @@ def _parser() -> argparse.ArgumentParser:
     folder_help = f"the server's data folder (default: {embedded.default_folder()})"
     start = sub.add_parser("start", help="start the server in the background and print its URI")
     start.add_argument("--folder", help=folder_help)
-    start.add_argument("--authorization", action="store_true",
-                       help=f"require a user: connect with token={embedded.DEFAULT_TOKEN!r}")
     start.add_argument("--timeout", type=float, default=embedded.START_TIMEOUT,
                        help="seconds to wait for the server to answer (default: %(default).0f)")
     stop = sub.add_parser("stop", help="stop the server (by its process id)")
@@ -40,15 +41,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _describe(info: embedded.ServerInfo) -> str:
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.started)) if info.started else "?"
-    auth = f", authorization on (token {info.token!r})" if info.authorization else ""
+    if info.authorization:
+        token = info.token
+        auth = (f", authorization on (token {credentials.mask(token)}, kept in "
+                f"{credentials.credentials_path(info.folder)})" if token else
+                ", authorization on (its root password is not in this user's config folder)")
+    else:
+        auth = ", authorization OFF (started by an older milvus_lab: stop and start it again)"
     return (f"Milvus {info.version} (pid {info.pid}) at {info.uri}{auth}\n"
-            f"  data: {info.folder}\n  running since {since}")
+            f"  data: {info.folder}\n  running since {since}\n"
+            f"  note: {embedded.NETWORK_NOTE.format(port=info.port, path=credentials.credentials_path(info.folder))}")
 
 
 def _snippet(info: embedded.ServerInfo) -> str:
-    token = f", token={info.token!r}" if info.token else ""
     return ("  use it: from milvus_lab import server; target = server.connect("
-            f"{info.uri!r}{token})\n  stop it: milvus-lab server stop"
+            f"{info.uri!r})  # finds the password itself\n  stop it: milvus-lab server stop"
             + (f" --folder {info.folder}" if info.folder != str(embedded.default_folder().resolve()) else ""))
 
 
@@ -66,7 +73,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
             where = folder or embedded.default_folder()
             print(f"starting Milvus in {where} (about 10 s; the first start also unpacks its binaries) ...",
                   flush=True)
-            info = embedded.start(folder, authorization=args.authorization, timeout=args.timeout)
+            info = embedded.start(folder, timeout=args.timeout)
             print("started: " + _describe(info))
             print(_snippet(info))
             return 0

@@ -4,7 +4,9 @@
 ``milvus.MilvusServer`` with its base folder in FOLDER, writes ``FOLDER/server.json`` (pids, port, URI) and
 waits; so the server outlives the command or notebook cell that started it. :func:`stop` reads that file and
 ends the server's process and the launcher by their process ids, never by a process name. The server is
-addressed on 127.0.0.1 only (Milvus 2.3 itself binds its ports on every interface).
+addressed on 127.0.0.1 only, but Milvus 2.3 binds its ports on every interface and cannot be told otherwise
+(milvus-io/milvus#26538): so it always runs with authorization on, and the launcher replaces root's well-known
+password by a random one (:mod:`.credentials`) before it records the server as running.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ServerError
+from . import credentials
 
 #: the file in the server's folder that records who runs it
 STATE_FILE = "server.json"
@@ -33,13 +36,20 @@ CACHE_ENV = "MILVUS_LAB_CACHE_DIR"
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
 #: the user and password of a Milvus server with authorization enabled, until someone changes them
-DEFAULT_TOKEN = "root:Milvus"
+DEFAULT_TOKEN = f"{credentials.ROOT_USER}:{credentials.DEFAULT_PASSWORD}"
+#: seconds the launcher tries to change root's default password once the server answers
+SECURE_TIMEOUT = 60.0
+#: what a person starting the server should know about who else can reach it
+NETWORK_NOTE = ("Milvus 2.3 listens on every network interface (ports {port}, 9091 and others), so it is "
+                "reachable from the network; it requires a user, and root's password is random, kept in {path}")
 INSTALL_HINT = "pip install 'milvus-lab[server]'"
 
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """A running embedded server: its folder, the milvus process id, the launcher's, the port and the URI."""
+    """A running embedded server: its folder, the milvus process id, the launcher's, the port and the URI.
+
+    ``authorization`` is True for every server this version starts (False: one recorded by an older version)."""
 
     folder: str
     pid: int
@@ -55,8 +65,14 @@ class ServerInfo:
 
     @property
     def token(self) -> str | None:
-        """The token to pass to :func:`milvus_lab.server.connect` (None: the server has no authorization)."""
-        return DEFAULT_TOKEN if self.authorization else None
+        """``root:<password>`` of this server, read from its credentials file (None: no authorization).
+
+        :func:`milvus_lab.server.connect` finds it by itself for a server of this user on 127.0.0.1."""
+        return credentials.token(self.folder) if self.authorization else None
+
+    def __repr__(self) -> str:  # the dataclass repr, without anything secret (the token is not a field)
+        return (f"ServerInfo(folder={self.folder!r}, pid={self.pid}, launcher_pid={self.launcher_pid}, "
+                f"port={self.port}, version={self.version!r}, authorization={self.authorization})")
 
 
 def default_folder() -> Path:
@@ -128,13 +144,13 @@ def _require_milvus() -> None:
         raise ServerError(f"the embedded Milvus server needs the 'milvus' package: {INSTALL_HINT} ({exc})") from exc
 
 
-def start(folder: str | os.PathLike | None = None, *, authorization: bool = False,
-          timeout: float = START_TIMEOUT) -> ServerInfo:
+def start(folder: str | os.PathLike | None = None, *, timeout: float = START_TIMEOUT) -> ServerInfo:
     """Start an embedded Milvus server with its data in ``folder`` (default: :func:`default_folder`) and return
     its :class:`ServerInfo` once it answers; a server already running in that folder is returned as it is.
 
-    ``authorization=True`` turns Milvus's user authentication on (user ``root``, password ``Milvus``).
-    Raises ServerError naming the folder and the log to read when it does not come up within ``timeout`` s.
+    Authorization is on: user ``root`` with a random password made at the folder's first start and kept in
+    :func:`credentials.credentials_path` (mode 0600); ``root:Milvus`` is refused. Raises ServerError naming the
+    folder and the log to read when it does not come up within ``timeout`` s.
     """
     _require_milvus()
     folder = Path(folder) if folder is not None else default_folder()
@@ -146,8 +162,6 @@ def start(folder: str | os.PathLike | None = None, *, authorization: bool = Fals
     (folder / STATE_FILE).unlink(missing_ok=True)
     log = folder / LAUNCHER_LOG
     cmd = [sys.executable, "-m", "milvus_lab.server.launcher", str(folder)]
-    if authorization:
-        cmd.append("--authorization")
     with open(log, "wb") as out:
         launcher = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True, close_fds=True)
@@ -263,19 +277,81 @@ def _own_etcd_ports(server: Any, folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The launcher's work (python -m milvus_lab.server.launcher FOLDER [--authorization])
+# The launcher's work (python -m milvus_lab.server.launcher FOLDER)
 # --------------------------------------------------------------------------------------------------
-def serve(folder: Path, authorization: bool = False) -> int:
-    """Start Milvus in ``folder``, record it in ``server.json``, wait until it exits or SIGTERM arrives."""
+def _root_session(uri: str, password: str, alias: str) -> bool | None:
+    """Connect ``alias`` as root with ``password`` and make one request that needs a user: True if it is served,
+    False if the server refuses the password, None if it cannot tell yet (not ready, no answer)."""
+    from pymilvus import connections, utility
+
+    try:
+        connections.connect(alias, uri=uri, token=f"{credentials.ROOT_USER}:{password}", timeout=10)
+        utility.list_collections(timeout=10, using=alias)
+        return True
+    except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors
+        try:
+            connections.disconnect(alias)
+        except Exception:  # noqa: BLE001
+            pass
+        text = str(exc)
+        return False if "UNAUTHENTICATED" in text or "auth check failure" in text else None
+
+
+def secure_root(folder: Path, port: int, timeout: float = SECURE_TIMEOUT) -> None:
+    """Make sure root's password on the server at ``port`` is the one kept for ``folder``.
+
+    At a folder's first start the server has root's default password: a random one is kept first (mode 0600),
+    then set on the server, so a failure in between leaves a password the next start sets again. Raises
+    ServerError when the server refuses both the kept and the default password, or cannot say within
+    ``timeout`` s."""
+    from pymilvus import connections, utility
+
+    uri = f"http://127.0.0.1:{port}"
+    alias = f"milvus_lab_launcher_{os.getpid()}"
+    kept = credentials.load(folder)
+    deadline = time.monotonic() + timeout
+    while True:
+        with_kept = None if kept is None else _root_session(uri, kept, alias)
+        if with_kept:
+            connections.disconnect(alias)
+            return
+        with_default = _root_session(uri, credentials.DEFAULT_PASSWORD, alias)
+        if with_default:
+            password = kept or credentials.new_password()
+            path = credentials.save(folder, password)
+            try:
+                utility.reset_password(credentials.ROOT_USER, credentials.DEFAULT_PASSWORD, password, using=alias,
+                                       timeout=10)
+            except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and grpc errors
+                raise ServerError(f"could not change root's default password on the embedded server in {folder}: "
+                                  f"{exc}; the password kept in {path} is set at the next start") from None
+            finally:
+                connections.disconnect(alias)
+            kept = password
+            continue  # check that the new password is the one the server now asks for
+        if with_default is False and (kept is None or with_kept is False):
+            raise ServerError(
+                f"the embedded server in {folder} refuses root's default password and "
+                + (f"the one kept in {credentials.credentials_path(folder)}" if kept is not None else
+                   f"no password is kept for it in {credentials.credentials_path(folder)}")
+                + ": its root password was changed elsewhere or its kept password was lost; start a server in a "
+                  f"new folder (--folder), or delete {folder} to start afresh")
+        if time.monotonic() >= deadline:
+            raise ServerError(f"the embedded server in {folder} did not answer a login within {timeout:.0f} s")
+        time.sleep(1.0)
+
+
+def serve(folder: Path) -> int:
+    """Start Milvus in ``folder`` with authorization on, give root its kept random password (made at the
+    first start), record the server in ``server.json``, wait until it exits or SIGTERM arrives."""
     from milvus import MilvusServer, __version__
 
     server = MilvusServer()
     server.set_base_dir(str(folder))
-    if authorization:
-        server.config.set("authorization_enabled", True)
+    server.config.set("authorization_enabled", True)
     _own_etcd_ports(server, folder)
 
-    def on_term(signum: int, frame: object) -> None:
+    def shut_down() -> None:
         if server.server_proc is not None:  # give Milvus time to shut down cleanly before the hard kill
             server.server_proc.terminate()
             try:
@@ -284,13 +360,22 @@ def serve(folder: Path, authorization: bool = False) -> int:
                 pass
         server.stop()
         (folder / STATE_FILE).unlink(missing_ok=True)
+
+    def on_term(signum: int, frame: object) -> None:
+        shut_down()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     server.start()  # blocks until /healthz answers
+    try:
+        secure_root(folder, server.listen_port)
+    except ServerError as exc:  # never leave a server running that someone else may log in to
+        print(f"error: {exc}", flush=True)
+        shut_down()
+        return 1
     info = ServerInfo(folder=str(folder), pid=server.server_proc.pid, launcher_pid=os.getpid(),
-                      port=server.listen_port, version=__version__, authorization=authorization, started=time.time())
+                      port=server.listen_port, version=__version__, authorization=True, started=time.time())
     tmp = folder / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(asdict(info)))
     os.replace(tmp, folder / STATE_FILE)

@@ -328,7 +328,13 @@ class ServerTarget:
 def connect(uri: str = "http://127.0.0.1:19530", *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
             build_timeout: float = DEFAULT_BUILD_TIMEOUT) -> ServerTarget:
     """Connect to a Milvus 2.x server (standalone or cluster) at ``uri``; ``token`` is 'user:password' when the
-    server has authorization on. Raises ServerError naming the URI and the step when it cannot be used."""
+    server has authorization on. Without ``token``, an embedded server of this user on 127.0.0.1
+    (``milvus-lab server start``) is given its kept root password. Raises ServerError naming the URI and the
+    step when it cannot be used."""
+    if token is None:
+        from .credentials import token_for_uri
+
+        token = token_for_uri(_normalise_uri(uri))
     target = ServerTarget(uri, token=token, timeout=timeout, build_timeout=build_timeout)
     try:
         target._connect()
