@@ -387,7 +387,7 @@ def run_window(calls: Sequence[Callable[[np.ndarray], Any]], batches: Sequence[n
     n = len(calls)
     nb = len(batches)
     latencies: list[list[float]] = [[] for _ in range(n)]
-    answered = [0] * n
+    sizes: list[list[int]] = [[] for _ in range(n)]  # queries of each answered call (appended after its latency)
     last_end: list[float | None] = [None] * n
     failures: dict[int, str] = {}
     warmed = [False] * n
@@ -417,11 +417,11 @@ def run_window(calls: Sequence[Callable[[np.ndarray], Any]], batches: Sequence[n
             try:
                 calls[c](batch)
             except Exception as exc:  # noqa: BLE001
-                failures[c] = f"failed after {answered[c]:,} timed calls: {_reason(exc)}"
+                failures[c] = f"failed after {len(sizes[c]):,} timed calls: {_reason(exc)}"
                 return
             now = clock()
             latencies[c].append(now - t)
-            answered[c] += len(batch)
+            sizes[c].append(len(batch))
             last_end[c] = t = now
             if now >= deadline:
                 return
@@ -443,11 +443,11 @@ def run_window(calls: Sequence[Callable[[np.ndarray], Any]], batches: Sequence[n
     if not start:
         return Window(0, float("nan"), np.empty(0), failures)
     # a client left behind inside a call still delivered its earlier answers in the window: they count
-    counts = list(answered)
+    calls = [len(sizes[c]) for c in range(n)]
     ends = [e for e in list(last_end) if e is not None]
-    pooled = np.asarray([x for c in range(n) for x in list(latencies[c])[:counts[c]]], dtype=float)
-    return Window(sum(counts), (max(ends) - start[0]) if ends else float("nan"), pooled,
-                  dict(sorted(failures.items())))
+    pooled = np.asarray([x for c in range(n) for x in latencies[c][:calls[c]]], dtype=float)
+    return Window(sum(sum(sizes[c][:calls[c]]) for c in range(n)), (max(ends) - start[0]) if ends else float("nan"),
+                  pooled, dict(sorted(failures.items())))
 
 
 # --------------------------------------------------------------------------------------------------
