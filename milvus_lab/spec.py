@@ -827,6 +827,9 @@ def validate_build(index_type: Any, params: Mapping[str, Any] | None, *, dim: An
         if number is None:
             check_value(spec.name, spec.build[name], value, ctx)
         ctx[name] = number
+    own = {"dim": dim, "metric": metric}
+    for name, param in spec.build.items():  # each value in its own range before the rules between them, so
+        check_value(spec.name, param, given[name], own)  # candidate_pool_size=-2**31 is blamed, not search_length
     clean = {name: check_value(spec.name, param, given[name], ctx) for name, param in spec.build.items()}
     if warn:
         for text in recommendation_warnings(spec, clean):
