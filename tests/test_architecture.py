@@ -207,6 +207,8 @@ ALLOWED_LITERALS = {
 #: a bound's value used in one module for an unrelated reason: value -> (module name part, why)
 ALLOWED_IN_MODULE = {
     65536: ("hnsw", "hnswlib's fixed label-operation lock table (MAX_LABEL_OPERATION_LOCKS), counted in memory"),
+    96: ("sizing", "a memory band (GB) of the Milvus sizing tool's query-node table"),
+    2048: ("sizing", "a memory band (GB) of the Milvus sizing tool's query-node table"),
 }
 
 

@@ -300,3 +300,45 @@ def test_bad_arguments_leave_no_collection_behind(small):
 def test_max_factors_are_ordered():
     assert fc_mod.MAX_FACTOR["search"] <= fc_mod.MAX_FACTOR["timing"] <= fc_mod.MAX_FACTOR["memory"]
     assert fc_mod.STRETCH_FACTOR < fc_mod.MAX_FACTOR["search"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the command line
+# --------------------------------------------------------------------------------------------------
+def _npy(tmp_path, small):
+    path = tmp_path / "emb.npy"
+    np.save(path, np.concatenate([small.base, small.queries]))
+    return path
+
+
+def test_cli_forecast_writes_table_points_report_and_plot(tmp_path, small, capsys):
+    from milvus_lab.cli import main
+
+    out = tmp_path / "out"
+    code = main(["forecast", "--data", str(_npy(tmp_path, small)), "--nq", "200", "--rows", "40000",
+                 "--index-types", "FLAT,HNSW", "--repeats", "2", "--latency-queries", "5", "--formats", "png",
+                 "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert sorted(p.name for p in out.iterdir()) == ["forecast.csv", "forecast.md", "forecast.png",
+                                                      "forecast_points.csv"]
+    import pandas as pd
+
+    table = pd.read_csv(out / "forecast.csv")
+    assert list(table["index_type"]) == ["FLAT", "HNSW"] and (table["rows"] == 40_000).all()
+    assert "forecast at 40,000 rows" in printed
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--rows", "100"], "rows must be at least the sample's"),
+    (["--rows", "40000", "--index-types", "NOPE"], "NOPE"),
+    (["--rows", "40000", "--target-recall", "1.2"], "target_recall must be a number"),
+])
+def test_cli_forecast_refuses_bad_values_with_exit_status_2(tmp_path, small, capsys, args, message):
+    from milvus_lab.cli import main
+
+    code = main(["forecast", "--data", str(_npy(tmp_path, small)), "--nq", "200", "--out", str(tmp_path / "o"),
+                 *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,10 +1,11 @@
 """A forecast as a Markdown report and as a figure: each figure against rows, measured points, the fitted law,
-the forecast with its band, the target size marked."""
+the forecast with its band, the target size marked. Each function takes a
+:class:`~milvus_lab.lab.forecasting.Forecast` (not imported here: forecasting imports this module)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,8 +15,6 @@ from .setting import Setting
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from .forecasting import Forecast
 
 #: (column, axis label, measured column of Forecast.points) of each panel
 PANELS = [
@@ -42,7 +41,7 @@ def _interval(row: object, col: str, fmt: str) -> str:
     return f"{format(value, fmt)} [{format(lo, fmt)}, {format(hi, fmt)}]"
 
 
-def markdown(fc: Forecast) -> str:
+def markdown(fc: Any) -> str:
     """``forecast.md``: what was measured, the forecast table with intervals, the laws, the formulas, notes."""
     lines = [
         f"# Forecast at {fc.rows:,} rows",
@@ -108,7 +107,7 @@ def _short(rows: float) -> str:
     return f"{rows:.0f}"
 
 
-def plot(fc: Forecast, index_types: Iterable[str] | None = None) -> Figure:
+def plot(fc: Any, index_types: Iterable[str] | None = None) -> Figure:
     """Five panels on log axes (search need, memory, build time, QPS, p99) against rows."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
