@@ -68,6 +68,8 @@ DEFAULT_PROFILE = "milvus-0.10"
 SERVER_PROFILE = "milvus-2.3"
 #: a Milvus 2.3 server indexes no segment below this many rows (its minSegmentNumRowsToEnableIndex default)
 SERVER_MIN_INDEX_ROWS = 1024
+#: a Milvus 2.3 server answers at most this many query vectors per search request (quotaAndLimits.limits.nq)
+SERVER_MAX_NQ = 16384
 
 
 def is_binary_metric(metric: Any) -> bool:

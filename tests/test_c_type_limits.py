@@ -469,6 +469,36 @@ def test_server_search_top_k_and_ids_at_c_type_edges_are_checked_before_sending(
         assert outcome == ("sent" if 0 <= int(value) <= INT64_MAX else "refused"), ("ids", value)
 
 
+class _EchoServer(_NoServer):
+    """A server target whose requests run: the handle below answers them."""
+
+    def call(self, step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+
+def test_a_server_search_with_more_queries_than_milvus_takes_is_sent_in_parts_and_reassembled_in_order():
+    """Milvus 2.3 refuses more than 16,384 query vectors per request (quotaAndLimits.limits.nq): the target
+    sends at most that many at a time; each query's answer (its own row number, written into the query)
+    lands in its own row."""
+    from milvus_lab.server.target import ServerCollection
+
+    sent: list[int] = []
+
+    def search(payload: np.ndarray, *args: Any, **kwargs: Any) -> list[Any]:
+        sent.append(len(payload))
+        return [types.SimpleNamespace(ids=[int(q[0])], distances=[float(q[1])]) for q in payload]
+
+    handle = types.SimpleNamespace(search=search)
+    collection = ServerCollection(_EchoServer(), "stand_in", 2, "L2", handle=handle)
+    collection._loaded = collection._server_index = True
+    nq = 2 * 16384 + 5
+    queries = np.stack([np.arange(nq), np.full(nq, 0.5)], axis=1).astype(np.float32)
+    result = collection.search(queries, 3)
+    assert sent == [16384, 16384, 5]
+    assert (result.ids[:, 0] == np.arange(nq)).all() and (result.ids[:, 1:] == -1).all()
+    assert (result.distances[:, 0] == 0.5).all() and np.isinf(result.distances[:, 1:]).all()
+
+
 # --------------------------------------------------------------------------------------------------
 # Sweeps and views stay below the cap
 # --------------------------------------------------------------------------------------------------

@@ -596,18 +596,20 @@ class ServerCollection:
             # Strong consistency waits for the server's next time tick (~200 ms a query): needed only while rows
             # inserted after the load may not be searchable yet; a loaded, flushed collection answers at once
             consistency = "Strong" if self._fresh_rows else "Eventually"
-        hits = self._call("search", handle.search, self._payload(queries), VECTOR_FIELD,
-                          {"metric_type": self.metric, "params": clean}, limit=top_k, consistency_level=consistency,
-                          **self.target._rpc)
         nq = len(queries)
         ids = np.full((nq, top_k), -1, dtype=np.int64)
         pad = -np.inf if self.metric in spec.DESCENDING_METRICS else np.inf
         distances = np.full((nq, top_k), pad, dtype=np.float32)
-        for row, found in enumerate(hits):
-            got = len(found.ids)
-            if got:
-                ids[row, :got] = found.ids
-                distances[row, :got] = found.distances
+        step = spec.SERVER_MAX_NQ  # the server refuses a request with more query vectors: send them in parts
+        for first in range(0, nq, step):
+            hits = self._call("search", handle.search, self._payload(queries[first:first + step]), VECTOR_FIELD,
+                              {"metric_type": self.metric, "params": clean}, limit=top_k,
+                              consistency_level=consistency, **self.target._rpc)
+            for row, found in enumerate(hits, first):
+                got = len(found.ids)
+                if got:
+                    ids[row, :got] = found.ids
+                    distances[row, :got] = found.distances
         return ServerSearchResult(ids, distances)
 
     # ---------------------------------------------------------------- stats
