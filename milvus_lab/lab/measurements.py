@@ -548,7 +548,8 @@ def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] |
     over the ``repeats`` rounds, after a warm-up; one connection per client on a server): columns
     ``qps_c{N}`` (median of the rounds), ``p50_ms_c{N}`` / ``p99_ms_c{N}`` (all calls pooled), each with
     ``_lo`` / ``_hi`` (the lowest and highest round), ``calls_c{N}`` and ``clients_failed_c{N}`` (a client whose
-    connection dropped; the note says which and why). See :mod:`milvus_lab.lab.concurrency`.
+    connection dropped; the note says which and why). That adds about ``concurrency_seconds`` x the number of
+    levels per setting. See :mod:`milvus_lab.lab.concurrency`.
     """
     check_dataset(dataset)
     check_session(session)

@@ -468,7 +468,8 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     timings taken while other processes used the machine. ``pareto`` marks each type's recall–QPS frontier.
     The plan's memory is checked before anything is built. A server error mid-run returns the rows measured
     so far, the last one saying what failed (``df.attrs["error"]``). ``concurrency=(1, 10, 20)`` adds
-    concurrent-client QPS and latency per setting (see :func:`~milvus_lab.lab.measure`; default None: off).
+    concurrent-client QPS and latency per setting (see :func:`~milvus_lab.lab.measure`; default None: off); it
+    adds about ``concurrency_seconds`` x the number of levels to every measured setting.
     """
     check_dataset(dataset)
     budget, time_limit = _split_budget(budget, time_limit)
