@@ -24,8 +24,8 @@ def test_interval_covers_the_true_mean_95_percent_of_the_time_when_queries_are_a
     """Each query finds all its neighbours or none (the widest per-query spread): the Wilson interval is
     exact here, so a one-sided 1.645 quantile would cover only ~90 %."""
     rng = np.random.default_rng(11)
-    coverage = _coverage(lambda: (rng.random(500) < 0.9).astype(float), 0.9)
-    assert 0.93 <= coverage <= 0.97
+    coverage = _coverage(lambda: (rng.random(1_000) < 0.7).astype(float), 0.7)
+    assert 0.935 <= coverage <= 0.965  # z = 1.6449 (the one-sided quantile) covers 0.906 here
 
 
 def test_interval_is_never_narrower_than_the_mean_of_heterogeneous_queries_allows():
