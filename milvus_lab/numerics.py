@@ -75,13 +75,25 @@ def as_vectors(data: Any, what: str = "vectors", dim: int | None = None, *, bina
     return out
 
 
+def normalise_rows(x: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``x`` with every row scaled to unit length (a zero row stays zero): the rows COSINE
+    (``spec.NORMALISED_METRICS``) is the inner product of."""
+    out = np.array(x, dtype=np.float32, order="C", copy=True)
+    norms = np.linalg.norm(out.astype(np.float64), axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0, casting="unsafe")
+    return out
+
+
 def exact_knn(base: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` rows of ``base`` for each query: (ids int64 nq x k, distances float32 nq x k).
 
-    Squared L2 and binary distances ascend, IP descends; ``k`` larger than the rows pads with -1 / ±inf.
+    Squared L2 and binary distances ascend, IP and COSINE descend; ``k`` larger than the rows pads with -1 / ±inf.
     Large problems are cut into query blocks so the distance matrix stays bounded.
     """
     from .backends import exact_search  # the one brute-force kernel (faiss / binary popcounts)
+
+    if metric in spec.NORMALISED_METRICS:
+        base, queries, metric = normalise_rows(base), normalise_rows(queries), spec.library_metric(metric)
 
     n = max(1, len(base))
     step = max(1, _KNN_BLOCK_BYTES // (4 * n))
@@ -121,7 +133,10 @@ def pair_distances(base: np.ndarray, queries: np.ndarray, ids: Any, metric: str)
         valid = block >= 0
         rows = base[np.where(valid, block, 0)].astype(np.float64)
         q = queries[start:start + step, None, :].astype(np.float64)
-        d = (rows * q).sum(-1) if metric == "IP" else ((rows - q) ** 2).sum(-1)
+        if metric in spec.NORMALISED_METRICS:  # the inner product of the rows at unit length
+            rows = rows / np.where((n := np.linalg.norm(rows, axis=-1, keepdims=True)) > 0, n, 1.0)
+            q = q / np.where((n := np.linalg.norm(q, axis=-1, keepdims=True)) > 0, n, 1.0)
+        d = (rows * q).sum(-1) if metric in spec.DESCENDING_METRICS else ((rows - q) ** 2).sum(-1)
         out[start:start + step] = np.where(valid, d, np.nan)
     return out
 

@@ -23,6 +23,7 @@ import operator
 import warnings
 from dataclasses import dataclass, field, replace
 from numbers import Integral
+from types import MappingProxyType
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -42,11 +43,17 @@ from .errors import (
 # --------------------------------------------------------------------------------------------------
 # Metrics and collection-level limits
 # --------------------------------------------------------------------------------------------------
+#: Milvus 0.10's float metrics
 FLOAT_METRICS = ("L2", "IP")
 BINARY_METRICS = ("HAMMING", "JACCARD", "TANIMOTO", "SUBSTRUCTURE", "SUPERSTRUCTURE")
-ALL_METRICS = FLOAT_METRICS + BINARY_METRICS
+#: metrics computed as another one on unit-length rows, as Milvus 2.3 computes COSINE: the inner product of
+#: the normalised vectors (a zero vector stays zero); the in-memory engine under the milvus-2.3 profile does the same
+NORMALISED_METRICS: Mapping[str, str] = MappingProxyType({"COSINE": "IP"})
+#: every float metric some profile has (COSINE: Milvus 2.3 only, see PROFILES)
+ALL_FLOAT_METRICS = FLOAT_METRICS + tuple(NORMALISED_METRICS)
+ALL_METRICS = ALL_FLOAT_METRICS + BINARY_METRICS
 #: metrics whose best hit has the largest score (results descend); all others ascend.
-DESCENDING_METRICS = frozenset({"IP"})
+DESCENDING_METRICS = frozenset({"IP", "COSINE"})
 
 DIMENSION = (1, 32768)
 #: binary vectors are stored as bytes: a binary dimension is a multiple of the bits in a byte
@@ -74,6 +81,11 @@ SERVER_MAX_NQ = 16384
 
 def is_binary_metric(metric: Any) -> bool:
     return _name_of(metric) in BINARY_METRICS
+
+
+def library_metric(metric: str) -> str:
+    """The metric the libraries compute for ``metric`` (IP for COSINE, on rows normalised first)."""
+    return NORMALISED_METRICS.get(metric, metric)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -478,7 +490,7 @@ def _rnsg_advice(params: Mapping[str, int]) -> list[str]:
 
 INDEXES: dict[str, IndexSpec] = {
     "FLAT": IndexSpec(
-        name="FLAT", backend="faiss", metrics=ALL_METRICS, build={}, search={},
+        name="FLAT", backend="faiss", metrics=FLOAT_METRICS + BINARY_METRICS, build={}, search={},
         description="exact (brute-force) search; the default of every collection",
     ),
     "IVF_FLAT": IndexSpec(
@@ -569,20 +581,21 @@ INDEX_ALIASES = {"IVFLAT": "IVF_FLAT", "IVF_SQ8_H": "IVF_SQ8H", "NSG": "RNSG"}
 # --------------------------------------------------------------------------------------------------
 def _milvus23_indexes() -> dict[str, IndexSpec]:
     binary = ("HAMMING", "JACCARD")
+    floats = ALL_FLOAT_METRICS  # Milvus 2.3 has COSINE on every float index type
     nlist = _nlist()
     return {
-        "FLAT": replace(INDEXES["FLAT"], metrics=FLOAT_METRICS + binary),
-        "IVF_FLAT": replace(INDEXES["IVF_FLAT"], metrics=FLOAT_METRICS + binary, metric_notes={},
+        "FLAT": replace(INDEXES["FLAT"], metrics=floats + binary),
+        "IVF_FLAT": replace(INDEXES["IVF_FLAT"], metrics=floats + binary, metric_notes={},
                             build={"nlist": nlist}),
-        "IVF_SQ8": replace(INDEXES["IVF_SQ8"], build={"nlist": nlist}),
+        "IVF_SQ8": replace(INDEXES["IVF_SQ8"], metrics=floats, build={"nlist": nlist}),
         "IVF_PQ": replace(
-            INDEXES["IVF_PQ"],
+            INDEXES["IVF_PQ"], metrics=floats,
             build={"nlist": nlist,
                    "m": IntParam("m", 1, (DIMENSION[1], Ref("dim")), 8,
                                  "sub-quantizers: each vector is stored in m bytes", allowed_if=PQ_M_DIVIDES_RULE)},
             description="inverted file with product quantization: m codes of 8 bits per vector"),
         "HNSW": replace(
-            INDEXES["HNSW"],
+            INDEXES["HNSW"], metrics=floats,
             build={"M": IntParam("M", 2, 2048, 16, "graph degree (edges per node per layer); M=1 never "
                                  "finishes building on the server, so it is refused"),
                    "efConstruction": IntParam("efConstruction", 1, C_INT_MAX, 200,
@@ -615,16 +628,20 @@ class Profile:
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: the server's name prefix for binary index types (Milvus 2.x: BIN_FLAT, BIN_IVF_FLAT)
     binary_prefix: str = ""
+    #: metrics the target lacks, with why (shown wherever one is refused)
+    unavailable_metrics: Mapping[str, str] = field(default_factory=dict)
 
 
 PROFILES: dict[str, Profile] = {
     DEFAULT_PROFILE: Profile(
         name=DEFAULT_PROFILE, title="Milvus 0.10 (milvus_lab in memory)", indexes=INDEXES, unavailable={},
-        metrics=ALL_METRICS, top_k=TOP_K_PARAM, dimension=DIMENSION_PARAM, index_file_size=INDEX_FILE_SIZE_PARAM,
-        aliases=INDEX_ALIASES),
+        metrics=FLOAT_METRICS + BINARY_METRICS, top_k=TOP_K_PARAM, dimension=DIMENSION_PARAM,
+        index_file_size=INDEX_FILE_SIZE_PARAM, aliases=INDEX_ALIASES,
+        unavailable_metrics={"COSINE": "Milvus 0.10 has no COSINE (Milvus 2.3 added it); normalise the vectors to unit "
+                                       "length and use IP, which then ranks and scores as COSINE"}),
     SERVER_PROFILE: Profile(
         name=SERVER_PROFILE, title="Milvus 2.3", indexes=_milvus23_indexes(), unavailable=_UNAVAILABLE_23,
-        metrics=FLOAT_METRICS + ("HAMMING", "JACCARD"), top_k=TOP_K_PARAM, dimension=DIMENSION_PARAM,
+        metrics=ALL_FLOAT_METRICS + ("HAMMING", "JACCARD"), top_k=TOP_K_PARAM, dimension=DIMENSION_PARAM,
         index_file_size=INDEX_FILE_SIZE_PARAM,
         aliases={**INDEX_ALIASES, "BIN_FLAT": "FLAT", "BIN_IVF_FLAT": "IVF_FLAT"}, binary_prefix="BIN_"),
 }
@@ -678,9 +695,30 @@ def normalize_metric(metric: Any, *, profile: Any = DEFAULT_PROFILE) -> str:
         raise IllegalMetricError(f"unknown metric_type {show_value(metric)}; allowed: {', '.join(prof.metrics)}")
     name = name.upper()
     if name not in prof.metrics:
-        raise IllegalMetricError(f"metric_type {name} is not available on {prof.title}; allowed: "
-                                 f"{', '.join(prof.metrics)}")
+        raise IllegalMetricError(f"metric_type {name} is not available on {prof.title}{_metric_why(prof, name)}; "
+                                 f"allowed: {', '.join(prof.metrics)}")
     return name
+
+
+def metric_name(metric: Any) -> str:
+    """The upper-case name of a metric some profile has (COSINE: Milvus 2.3's); IllegalMetricError otherwise.
+    For data that is not on a target yet (a lab dataset): the target's profile checks it when it is."""
+    name = _name_of(metric)
+    if name is None or name.upper() not in ALL_METRICS:
+        raise IllegalMetricError(f"unknown metric_type {show_value(metric)}; allowed: {', '.join(ALL_METRICS)}")
+    return name.upper()
+
+
+def profile_for_metric(metric: Any) -> str:
+    """The default profile if it has ``metric``, else the first profile that does (COSINE: Milvus 2.3's): the
+    rules of an in-memory engine made for data of that metric."""
+    name = metric_name(metric)
+    return next((key for key, prof in PROFILES.items() if name in prof.metrics), DEFAULT_PROFILE)
+
+
+def _metric_why(prof: Profile, metric: str) -> str:
+    why = prof.unavailable_metrics.get(metric)
+    return f": {why}" if why else ""
 
 
 def index_types_for_metric(metric: Any, *, profile: Any = DEFAULT_PROFILE) -> list[str]:
@@ -944,7 +982,7 @@ def unavailable_reason(index_type: Any, *, dim: Any, metric: Any, profile: Any =
     index_spec = get_index(index_type, profile=prof)
     metric_name = _name_of(metric)
     if metric_name is not None and metric_name.upper() in ALL_METRICS and metric_name.upper() not in prof.metrics:
-        return f"metric {metric_name.upper()} is not available on {prof.title}"
+        return f"metric {metric_name.upper()} is not available on {prof.title}{_metric_why(prof, metric_name.upper())}"
     metric = normalize_metric(metric, profile=prof)
     dim = validate_dimension(dim, metric, profile=prof)
     if metric not in index_spec.metrics:

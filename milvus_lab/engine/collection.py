@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .. import backends, spec
+from .. import backends, numerics, spec
 from ..errors import (
     AlreadyExistsError,
     BuildIndexError,
@@ -36,7 +36,7 @@ from ..protocol import IndexInfo
 from . import validation
 from .html import collection_html, format_bytes
 from .indexer import BackgroundIndexer
-from .persist import save_collection
+from .persist import PersistError, save_collection
 from .segment import Segment, SegmentView, return_freed_memory
 from .state import DEFAULT_PARTITION, CollectionState, PendingDelete, row_layout, validate_segment_rows
 
@@ -128,17 +128,19 @@ class Collection:
     ``segment_rows`` is how many rows a segment holds before it seals (by default what ``index_file_size``
     MB of rows is); set it lower to see segments and background builds on small data."""
 
-    #: the spec profile whose rules apply (``spec.PROFILES``)
-    profile = spec.DEFAULT_PROFILE
-
     def __init__(self, engine: Host, name: str, dimension: int, index_file_size: int, metric: str, *,
                  segment_rows: int | None = None):
         self._engine = engine
+        #: the spec profile whose rules apply (``spec.PROFILES``): the engine's
+        self.profile: str = getattr(engine, "profile", spec.DEFAULT_PROFILE)
         self.name = name
         self.dimension = dimension
         self.index_file_size = index_file_size
         self.metric = metric
         self.binary = spec.is_binary_metric(metric)
+        #: COSINE: rows and queries are normalised to unit length and the libraries compute IP (as Milvus 2.3)
+        self._normalise = metric in spec.NORMALISED_METRICS
+        self._library_metric = spec.library_metric(metric)
         self._row_shape, self._dtype = row_layout(dimension, metric)
         row_bytes = int(np.prod(self._row_shape)) * self._dtype.itemsize
         self._segment_rows = (max(1, index_file_size * 2**20 // row_bytes) if segment_rows is None
@@ -246,7 +248,9 @@ class Collection:
 
     def save(self, path: Any) -> Any:
         """Write the collection (rows, partitions, deletes, built indexes) to the directory ``path``, signed
-        with this user's key: data only, no pickle (``Engine.load_collection`` reads it back)."""
+        with this user's key: data only, no pickle (``Engine.load_collection`` reads it back). Only a collection
+        of an engine of the default profile (the save format records Milvus 0.10 collections)."""
+        check_savable(self.profile)
         return save_collection(self, path)
 
     @property
@@ -330,7 +334,8 @@ class Collection:
     def _vectors(self, records: Any, what: str = "records") -> np.ndarray:
         if self.binary:
             return validation.binary_vectors(records, self.dimension, what)
-        return validation.float_vectors(records, self.dimension, what)
+        vectors = validation.float_vectors(records, self.dimension, what)
+        return numerics.normalise_rows(vectors) if self._normalise else vectors
 
     def insert(self, records: Any, ids: Any = None, partition_tag: str | None = None) -> np.ndarray:
         """Append vectors; return their int64 ids (generated unless the collection uses user ids)."""
@@ -600,7 +605,7 @@ class Collection:
                      progress: ProgressCallback | None, warn: bool) -> IndexReport:
         self._check_alive()
         index_spec, clean = spec.validate_build(index_type, params, dim=self.dimension, metric=self.metric,
-                                                warn=warn)
+                                                warn=warn, profile=self.profile)
         name = index_spec.name
         started = time.perf_counter()
         with self._write:
@@ -673,7 +678,7 @@ class Collection:
             progress(0, total)
         for done, seg in enumerate(segments, 1):
             try:  # all rows, deleted ones too: result positions are segment rows, deletes filtered at search
-                built[seg.segment_id] = backends.build(index_type, dict(params), seg.vectors, self.metric)
+                built[seg.segment_id] = backends.build(index_type, dict(params), seg.vectors, self._library_metric)
             except UntrainableSegmentError as exc:
                 untrainable[seg.segment_id] = str(exc)
             except BuildIndexError as exc:
@@ -715,7 +720,7 @@ class Collection:
             if self._dropped or version != self._index_version or seg.index is not None:
                 return
         try:
-            index = backends.build(index_type, params, seg.vectors, self.metric)
+            index = backends.build(index_type, params, seg.vectors, self._library_metric)
         except UntrainableSegmentError as exc:  # the data cannot train it: the segment stays raw, says why
             with self._state:
                 if version == self._index_version:
@@ -761,9 +766,11 @@ class Collection:
             key = (version, top_k, tuple(params.items()) if params else ())
             hit = self._search_checks.get(key)
         except Exception:  # noqa: BLE001 - unhashable (or hostile) values: validate (and refuse) without the memo
-            return spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
+            return spec.validate_search(index_type, params, top_k=top_k, build_params=build_params,
+                                        profile=self.profile)
         if hit is None:
-            hit = spec.validate_search(index_type, params, top_k=top_k, build_params=build_params)
+            hit = spec.validate_search(index_type, params, top_k=top_k, build_params=build_params,
+                                       profile=self.profile)
             if len(self._search_checks) > _SEARCH_MEMO_SIZE:
                 self._search_checks.clear()
             self._search_checks[key] = hit
@@ -771,7 +778,7 @@ class Collection:
 
     def _search(self, query_records: Any, top_k: Any, params: Mapping[str, Any] | None,
                 partition_tags: Sequence[str] | None, segment_ids: set[int] | None, warn: bool) -> SearchResult:
-        top_k = spec.validate_top_k(top_k)
+        top_k = spec.validate_top_k(top_k, profile=self.profile)
         if params is not None and type(params) is not dict and not isinstance(params, Mapping):
             raise ParamError(f"search params must be a dict or None; got {type(params).__name__}")
         if partition_tags is not None:
@@ -799,7 +806,15 @@ class Collection:
         if warn and index_type == "FLAT" and params:
             warnings.warn(f"collection {self.name!r} has no index (FLAT): search params {dict(params)!r} are "
                           f"ignored", IgnoredParameterWarning, stacklevel=3)
-        return merge_search(views, queries, top_k, search_params, self.metric)
+        return merge_search(views, queries, top_k, search_params, self._library_metric)
+
+
+def check_savable(profile: str) -> None:
+    """Refuse to save under a profile other than the default: a save records Milvus 0.10 collections, and
+    would come back under 0.10's rules (a COSINE collection not at all)."""
+    if profile != spec.DEFAULT_PROFILE:
+        raise PersistError(f"an engine under the {profile} profile cannot be saved (a save holds Milvus 0.10 "
+                           f"collections, profile {spec.DEFAULT_PROFILE}); rebuild it from your vectors instead")
 
 
 def _search_view(view: SegmentView, queries: np.ndarray, k: int, params: Mapping[str, int], metric: str,

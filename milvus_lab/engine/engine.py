@@ -8,7 +8,7 @@ from typing import Any
 from .. import spec
 from ..errors import AlreadyExistsError, CollectionNotFoundError, InvalidParameterError, MilvusLabError, ParamError
 from . import validation
-from .collection import Collection
+from .collection import Collection, check_savable
 from .indexer import BackgroundIndexer
 from .persist import load_collection, read_engine_state, save_engine
 from .state import CollectionState, EngineState, validate_segment_rows
@@ -25,12 +25,15 @@ class Engine:
 
     ``build_threshold`` is the fewest rows a segment needs before it is indexed (Milvus: 4096).
     ``segment_rows`` (optional) is the rows per segment of every new collection, instead of the size
-    derived from its ``index_file_size``; ``create_collection(segment_rows=...)`` sets it per collection."""
+    derived from its ``index_file_size``; ``create_collection(segment_rows=...)`` sets it per collection.
+    ``profile``: whose rules apply (``spec.PROFILES``): Milvus 0.10 (default), or ``"milvus-2.3"`` for the
+    server's index types, ranges and COSINE (computed as Milvus does: IP on rows normalised at insert and
+    search), so that in-memory results can be compared with a Milvus 2.3 server's. Only a 0.10 engine saves."""
 
-    #: the spec profile whose rules apply (``spec.PROFILES``)
-    profile = spec.DEFAULT_PROFILE
-
-    def __init__(self, build_threshold: int = spec.DEFAULT_BUILD_THRESHOLD, *, segment_rows: int | None = None):
+    def __init__(self, build_threshold: int = spec.DEFAULT_BUILD_THRESHOLD, *, segment_rows: int | None = None,
+                 profile: str = spec.DEFAULT_PROFILE):
+        #: the spec profile whose rules apply (``spec.PROFILES``)
+        self.profile = spec.get_profile(profile).name
         self.build_threshold = _check_build_threshold(build_threshold)
         self._segment_rows = None if segment_rows is None else validate_segment_rows(segment_rows)
         self._collections: dict[str, Collection] = {}
@@ -38,7 +41,8 @@ class Engine:
         self.indexer = BackgroundIndexer()
 
     def __repr__(self) -> str:
-        return f"Engine(collections={self.list_collections()}, build_threshold={self.build_threshold})"
+        shown = "" if self.profile == spec.DEFAULT_PROFILE else f", profile={self.profile!r}"
+        return f"Engine(collections={self.list_collections()}, build_threshold={self.build_threshold}{shown})"
 
     @property
     def segment_rows(self) -> int | None:
@@ -52,6 +56,8 @@ class Engine:
     def describe(self) -> str:
         """One line naming the target: what it is and which rules apply."""
         title = spec.get_profile(self.profile).title
+        if self.profile != spec.DEFAULT_PROFILE:
+            title = f"milvus_lab in memory under {title}'s rules"
         return (f"{title}: {len(self.list_collections())} collection(s), build threshold "
                 f"{self.build_threshold:,} rows")
 
@@ -123,7 +129,8 @@ class Engine:
     # ------------------------------------------------------------------ saving
     def save(self, path: Any) -> Any:
         """Write every collection and the settings to the directory ``path`` (JSON manifest with checksums,
-        signed with this user's key; .npy arrays; library index files)."""
+        signed with this user's key; .npy arrays; library index files). Only an engine of the default profile."""
+        check_savable(self.profile)
         return save_engine(self, path)
 
     @staticmethod

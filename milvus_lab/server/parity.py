@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import spec
+from ..engine import Engine
 from ..errors import InvalidParameterError, ServerError
 
 if TYPE_CHECKING:
@@ -29,9 +30,15 @@ STATUS_SERVER_ERROR = "server error"
 STATUS_NOT_RUN = "not run"
 
 
+def memory_profile(metric: str) -> str:
+    """The rules of parity's in-memory side: Milvus 0.10's, or Milvus 2.3's for a metric only it has (COSINE,
+    which the engine then computes as Milvus does: IP on normalised rows)."""
+    return spec.profile_for_metric(metric)
+
+
 def _both(index_type: str, dim: int, metric: str, rows: int) -> str | None:
     """Why ``index_type`` cannot be compared on this data (None: both targets have it)."""
-    for profile in (spec.DEFAULT_PROFILE, spec.SERVER_PROFILE):
+    for profile in (memory_profile(metric), spec.SERVER_PROFILE):
         why = spec.unavailable_reason(index_type, dim=dim, metric=metric, profile=profile, rows=rows)
         if why:
             return why
@@ -51,9 +58,11 @@ def default_settings(dataset: Dataset, index_types: Iterable[str] | None = None,
     out = []
     for index_type in index_types or common_index_types(dataset):
         build = spec.default_build_params(index_type, dataset.dim, profile=spec.SERVER_PROFILE)
-        spec.validate_build(index_type, build, dim=dataset.dim, metric=dataset.metric, warn=False)
+        spec.validate_build(index_type, build, dim=dataset.dim, metric=dataset.metric, warn=False,
+                            profile=memory_profile(dataset.metric))
         search = spec.default_search_params(index_type, k, build, profile=spec.SERVER_PROFILE)
-        spec.validate_search(index_type, search, top_k=k, build_params=build)
+        spec.validate_search(index_type, search, top_k=k, build_params=build,
+                             profile=memory_profile(dataset.metric))
         out.append((spec.get_index(index_type, profile=spec.SERVER_PROFILE).name, build, search))
     return out
 
@@ -106,8 +115,10 @@ def parity(dataset: Dataset, target: Target, settings: Iterable[Any] | None = No
     parts: list[pd.DataFrame] = []
     error: ServerError | None = None
     started = time.perf_counter()
-    memory_session = lab.Session()
     server_session = lab.Session(target=target)
+    rules = memory_profile(dataset.metric)
+    memory_engine = Engine(build_threshold=1, profile=rules)
+    memory_session = lab.Session(target=memory_engine)
     try:
         for step, (index_type, build, search) in enumerate(plan, 1):
             if progress:
@@ -130,6 +141,7 @@ def parity(dataset: Dataset, target: Target, settings: Iterable[Any] | None = No
             parts.append(part)
     finally:
         memory_session.close()
+        memory_engine.close()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a dead server cannot drop: the error below says what happened
             server_session.close()
@@ -141,7 +153,9 @@ def parity(dataset: Dataset, target: Target, settings: Iterable[Any] | None = No
         order += [f"{name}_memory", f"{name}_server"] + (["recall_diff"] if name == "recall" else [])
     df = df[[c for c in order if c in df] + [c for c in df if c not in order]]
     df.attrs.update(dataset=dataset.name, n=dataset.n, nq=dataset.nq, k=k, server=target.describe(),
-                    memory="milvus_lab in memory", seconds=time.perf_counter() - started)
+                    memory="milvus_lab in memory" + ("" if rules == spec.DEFAULT_PROFILE else
+                                                     f" ({spec.get_profile(rules).title} rules)"),
+                    seconds=time.perf_counter() - started)
     if error is not None:
         df.attrs["error"] = str(error)
         warnings.warn(f"parity stopped: {error}; the {len(df) - 1} row(s) measured before are kept",

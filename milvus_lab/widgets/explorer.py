@@ -301,7 +301,8 @@ def explorer(data: Any, words: Sequence[str] | None = None, *, vectors: np.ndarr
     from ..engine import Engine
 
     base = numerics.as_vectors(data, "vectors")
-    engine = Engine(build_threshold=1)
-    collection = engine.create_collection("explorer", base.shape[1], metric_type=kwargs.pop("metric", "L2"))
+    metric = kwargs.pop("metric", "L2")
+    engine = Engine(build_threshold=1, profile=spec.profile_for_metric(metric))  # COSINE: Milvus 2.3's rules
+    collection = engine.create_collection("explorer", base.shape[1], metric_type=metric)
     collection.insert(base)
     return Explorer(collection, base, words=words, **kwargs)

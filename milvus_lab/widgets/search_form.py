@@ -36,6 +36,8 @@ def distance_label(metric: str) -> str:
         return "squared L2 distance"
     if metric == "IP":
         return "inner product"
+    if metric == "COSINE":
+        return "cosine similarity"
     return f"{metric} distance"
 
 
@@ -283,7 +285,8 @@ class SearchForm(WatchedBox):
         ids, distances = found[keep], np.asarray(result.distances[0])[keep]
         recall, truth, exact_d = None, None, None
         metric = self.collection.metric
-        if self.vectors is not None and metric in spec.FLOAT_METRICS and len(self.vectors) == self.collection.count():
+        if (self.vectors is not None and metric in spec.ALL_FLOAT_METRICS
+                and len(self.vectors) == self.collection.count()):
             k = min(top_k, len(self.vectors))
             truth_rows, _ = numerics.exact_knn(self.vectors, query, k, metric)
             truth = self.vector_ids[truth_rows[0]]
