@@ -637,7 +637,8 @@ def saturation_sentences(results: pd.DataFrame, chosen: pd.DataFrame | None = No
         where = (f"QPS stops growing at {int(at)} client{'s' if at != 1 else ''}" if at == at and at is not None
                  else f"QPS still grows at {levels[-1]} clients")
         label = setting_label(r["index_type"], r["build_params"], r["search_params"])
-        out.append(f"{label}: {where} ({figures}; batch {r['qps']:,.0f} QPS).")
+        batch = f"; batch {r['qps']:,.0f} QPS" if r["qps"] == r["qps"] and r["qps"] is not None else ""
+        out.append(f"{label}: {where} ({figures}{batch}).")
     return out
 
 
