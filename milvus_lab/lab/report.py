@@ -147,10 +147,44 @@ def small_sample_warnings(results: pd.DataFrame) -> list[str]:
     return out
 
 
+def non_monotone_warnings(results: pd.DataFrame) -> list[str]:
+    """One sentence per build whose measured recall falls as its one search parameter grows, by more than
+    the recall intervals (a larger setting's ``recall_hi`` below a smaller setting's ``recall_lo``): its
+    curve must not be read as "more is better". Rows without intervals make no claim."""
+    need = {"index_type", "build_params", "search_params", "recall", "recall_lo", "recall_hi"}
+    if not need <= set(results.columns):
+        return []
+    ok = results[results["recall"].notna() & results["recall_lo"].notna() & results["recall_hi"].notna()]
+    if "status" in ok:
+        ok = ok[ok["status"] == STATUS_OK]
+    out = []
+    for (index_type, build), rows in ok.groupby(["index_type", "build_params"], sort=False):
+        points = []
+        for _, r in rows.iterrows():
+            search = json.loads(r["search_params"]) if isinstance(r["search_params"], str) else {}
+            if len(search) == 1:
+                (name, value), = search.items()
+                points.append((int(value), name, float(r["recall"]), float(r["recall_lo"]), float(r["recall_hi"])))
+        points.sort()
+        worst = None  # the largest fall beyond the intervals: (fall, earlier point, later point)
+        for i, early in enumerate(points):
+            for late in points[i + 1:]:
+                if late[0] > early[0] and late[4] < early[3] and (worst is None or early[2] - late[2] > worst[0]):
+                    worst = (early[2] - late[2], early, late)
+        if worst is not None:
+            _, (v1, name, r1, lo1, hi1), (v2, _, r2, lo2, hi2) = worst
+            out.append(f"Recall falls as {name} grows: {index_type} {_params(build)} measured recall {r1:.3f} "
+                       f"({lo1:.3f}-{hi1:.3f}) at {name}={v1} but {r2:.3f} ({lo2:.3f}-{hi2:.3f}) at {name}={v2}, "
+                       f"beyond the 95% intervals; its curve is not monotone (the index's own behaviour), so a "
+                       f"larger {name} is not always better: choose from the measured points, not between them.")
+    return out
+
+
 def warnings_of(results: pd.DataFrame) -> list[str]:
     """The run's caveats: a small measurement (few queries, small data), a busy machine, builds that are
-    not deterministic."""
+    not deterministic, recall that falls as a search parameter grows."""
     out = small_sample_warnings(results)
+    out += non_monotone_warnings(results)
     busy = results["busy"].fillna(False).astype(bool) if "busy" in results else None
     if busy is not None and busy.any():
         text = results.attrs.get("busy_warning")
