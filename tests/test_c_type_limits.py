@@ -499,6 +499,37 @@ def test_a_server_search_with_more_queries_than_milvus_takes_is_sent_in_parts_an
     assert (result.distances[:, 0] == 0.5).all() and np.isinf(result.distances[:, 1:]).all()
 
 
+def seconds(value: Any) -> float:
+    """The oracle's reading of a wait: a number as a float; a bool or an int too big for a float is no wait."""
+    if isinstance(value, bool):
+        return float("nan")
+    try:
+        return float(value)
+    except OverflowError:
+        return float("nan")
+
+
+def test_server_timeouts_beyond_pythons_longest_wait_are_refused_naming_them():
+    """pymilvus waits on Python locks, whose longest wait is threading.TIMEOUT_MAX (a C time type): a larger
+    timeout failed deep inside the connect, NaN waited forever, 10**400 raised OverflowError."""
+    import threading
+
+    from milvus_lab.server.target import ServerTarget
+
+    for value in VALUES + [0.5, 0.0, float("nan"), float("inf"), threading.TIMEOUT_MAX, 1e10, True]:
+        for name, low_ok in (("timeout", False), ("build_timeout", True)):
+            try:
+                target = ServerTarget("http://stand-in:19530", **{name: value})
+            except ParamError as exc:
+                assert name in str(exc) and "TIMEOUT_MAX" in str(exc)
+                ok = False
+            else:
+                ok = True
+                assert getattr(target, name) == float(value)
+            number = seconds(value)
+            assert ok == ((0 <= number if low_ok else 0 < number) and number <= threading.TIMEOUT_MAX), (name, value)
+
+
 # --------------------------------------------------------------------------------------------------
 # Sweeps and views stay below the cap
 # --------------------------------------------------------------------------------------------------
@@ -513,11 +544,18 @@ def test_annoy_sweeps_stop_at_the_cap_on_data_too_large_for_it():
         spec.validate_search("ANNOY", {"search_k": value}, top_k=10, build_params={"n_trees": 1024})
 
 
-def test_the_annoy_view_refuses_search_k_beyond_the_cap(base, queries):
+def test_the_annoy_view_refuses_search_k_beyond_the_cap_and_seeds_beyond_annoys_c_int(base, queries):
     from milvus_lab import views
 
     with pytest.raises(InvalidParameterError, match="search_k"):
         views.annoy_search_k_curve(base, queries, n_trees=2, search_ks=[10, SEARCH_K_CAP + 1])
+    for value in VALUES:
+        curve, error = call(lambda value=value: views.annoy_search_k_curve(base[:200], queries, n_trees=2,
+                                                                           search_ks=[-1], seed=value))
+        if 0 <= int(value) <= INT32_MAX:
+            assert error is None and len(curve) == 1, error
+        else:
+            assert isinstance(error, ParamError) and "seed" in str(error) and shown(value) in str(error), error
 
 
 # --------------------------------------------------------------------------------------------------

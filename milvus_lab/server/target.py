@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
+import numbers
 import os
 import threading
 import time
@@ -24,7 +26,7 @@ import numpy as np
 
 from .. import numerics, spec
 from ..engine import validation
-from ..errors import AlreadyExistsError, BuildIndexError, InvalidParameterError, ServerError
+from ..errors import AlreadyExistsError, BuildIndexError, InvalidParameterError, ParamError, ServerError
 from ..protocol import IndexInfo
 
 #: seconds one request may take (pymilvus retries a failing request until then)
@@ -157,6 +159,23 @@ class ServerSearchResult:
 # --------------------------------------------------------------------------------------------------
 # The target
 # --------------------------------------------------------------------------------------------------
+def _seconds(name: str, value: Any, *, zero_ok: bool = False) -> float:
+    """A wait in seconds: a finite number > 0 (>= 0 with ``zero_ok``) and at most ``threading.TIMEOUT_MAX``, the
+    longest wait Python's locks (and pymilvus's waits on them) take; ParamError naming ``name`` otherwise (NaN
+    waited forever, a larger value failed deep inside the connect, an int too big for a float raised
+    OverflowError)."""
+    try:
+        real = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+        seconds = float(value) if real else math.nan
+    except Exception:  # noqa: BLE001 - too big for a float, or a hostile __float__: not a wait we can use
+        seconds = math.nan
+    if not (0 <= seconds if zero_ok else 0 < seconds) or not seconds <= threading.TIMEOUT_MAX:
+        raise ParamError(f"{name} must be a number of seconds {'>=' if zero_ok else '>'} 0 and at most "
+                         f"{threading.TIMEOUT_MAX:.0f} (Python's longest wait, threading.TIMEOUT_MAX); got "
+                         f"{spec.show_value(value)}")
+    return seconds
+
+
 def _normalise_uri(uri: Any) -> str:
     if not isinstance(uri, str) or not uri.strip():
         raise ServerError(f"a Milvus server URI must be a non-empty string like 'http://127.0.0.1:19530'; "
@@ -175,8 +194,8 @@ class ServerTarget:
     def __init__(self, uri: str, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  build_timeout: float = DEFAULT_BUILD_TIMEOUT):
         self.uri = _normalise_uri(uri)
-        self.timeout = float(timeout)
-        self.build_timeout = float(build_timeout)
+        self.timeout = _seconds("timeout", timeout)
+        self.build_timeout = _seconds("build_timeout", build_timeout, zero_ok=True)
         self.alias = f"milvus_lab_{os.getpid()}_{next(_aliases)}"
         self.server_version = ""
         self._token = token

@@ -63,6 +63,11 @@ def annoy_search_k_curve(vectors: Any, queries: Any, n_trees: int, search_ks: Se
     metric = check_metric(metric)
     _, build = spec.validate_build(INDEX_TYPE, {"n_trees": n_trees}, dim=x.shape[1], metric=metric)
     k = check_k(k, len(x))
+    number = spec.as_int(seed)
+    if number is None or not 0 <= number <= spec.C_INT_MAX:
+        raise ParamError(f"seed must be an int in [0, {spec.C_INT_MAX}] (annoy keeps its seed in a C int); got "
+                         f"{spec.show_value(seed)}")
+    seed = number
     param = spec.get_index(INDEX_TYPE).search["search_k"]
     if search_ks is None:
         search_ks = [-1] + spec.sweep_values(param, spec.search_context(k, build), points=10)
