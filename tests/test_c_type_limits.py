@@ -269,7 +269,7 @@ def test_int64_ids_round_trip_at_their_edges_and_beyond_is_refused(base):
             assert c.count() == before
             _, error = call(lambda v=value: c.insert(base[5:6], ids=np.array([v], dtype=np.uint64))
                             if 0 <= int(v) < 2**64 else c.insert(base[5:6], ids=[v]))
-            assert isinstance(error, ParamError)
+            assert isinstance(error, ParamError) and shown(value) in str(error), error
         c.delete([INT64_MAX])
         c.flush()
         assert c.get_entity_by_id([INT64_MAX]) == [None] and c.count() == 4

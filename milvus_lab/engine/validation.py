@@ -141,9 +141,10 @@ def id_list(ids: Any, what: str = "ids", *, allow_empty: bool = False) -> np.nda
     if isinstance(ids, np.ndarray):
         if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer)):
             raise ParamError(f"{what} must be a 1-D integer array; got {ids.dtype} {ids.shape}")
+        if ids.dtype == np.uint64 and ids.size and ids.max() > spec.ID_RANGE[1]:  # would wrap to negative int64
+            raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}] (int64); got "
+                             f"{int(ids.max())}")
         values = ids.astype(np.int64, copy=False)
-        if ids.dtype == np.uint64 and ids.size and ids.max() > spec.ID_RANGE[1]:
-            raise ParamError(f"{what} must be in [{spec.ID_RANGE[0]}, {spec.ID_RANGE[1]}]")
     elif isinstance(ids, (list, tuple)):
         numbers = [spec.as_int(v) for v in ids]
         first_bad = next((i for i, n in enumerate(numbers) if n is None), None)
