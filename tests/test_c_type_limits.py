@@ -385,13 +385,18 @@ def test_facade_top_k_ids_and_collection_settings_at_c_type_edges(engine, base, 
 # --------------------------------------------------------------------------------------------------
 @given(value=INTEGERS, top_k=st.integers(1, 64))
 def test_any_integer_search_k_or_ef_is_accepted_exactly_when_documented(engine, queries, value, top_k):
+    client = Milvus(engine=engine)
     for index_type in ("ANNOY", "HNSW"):
         name = SEARCH_PARAM[index_type]
         collection = engine[index_type.lower()]
+        allowed = search_allowed(name, int(value), top_k, {})
         _, error = call(lambda collection=collection, name=name: collection.search(queries[:1], top_k, {name: value}))
-        assert (error is None) == search_allowed(name, int(value), top_k, {}), (index_type, value, top_k, error)
+        assert (error is None) == allowed, (index_type, value, top_k, error)
         if error is not None:
             assert error.code == StatusCode.ILLEGAL_ARGUMENT and name in str(error)
+        status, raised = facade_outcome(lambda index_type=index_type, name=name: client.search(
+            index_type.lower(), top_k, queries[:1].tolist(), params={name: value}))
+        assert raised is None and status.OK() == allowed, (index_type, value, status, raised)
 
 
 # --------------------------------------------------------------------------------------------------
