@@ -226,3 +226,13 @@ def test_cosine_parity_on_glove_recall_equal_within_a_hundredth(milvus_server, n
                                                         "recall_server"]]
     assert (df["recall_server"] > 0.6).all() and df["recall_server"].iloc[1] > df["recall_server"].iloc[0]
     assert df.attrs["memory"] == "milvus_lab in memory (Milvus 2.3 rules)"
+
+
+def test_compare_and_tune_know_the_cosine_index_types_and_010_skips_them_with_the_reason(scaled_data):
+    from milvus_lab.lab import rules
+
+    base, queries = scaled_data
+    assert rules.index_types("COSINE") == list(SERVER.indexes) and rules.index_types("L2") == list(OLD.indexes)
+    dataset = lab.from_array(base, queries, metric="COSINE")
+    df = lab.compare(dataset, index_types=["IVF_FLAT", "HNSW"])
+    assert set(df["status"]) == {"skipped"} and df["note"].str.contains("Milvus 0.10 has no COSINE").all()

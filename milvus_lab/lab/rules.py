@@ -33,8 +33,9 @@ def get_index(index_type: Any, profile: str | None = None) -> spec.IndexSpec:
 
 
 def index_types(metric: str) -> list[str]:
-    """Every index type the lab knows for ``metric`` (the default profile's), in the spec's order."""
-    return spec.index_types_for_metric(metric)
+    """Every index type the lab knows for ``metric`` (the default profile's, or for COSINE Milvus 2.3's: the
+    first profile that has the metric), in the spec's order; the target's profile then says which it lacks."""
+    return spec.index_types_for_metric(metric, profile=spec.profile_for_metric(metric))
 
 
 def unavailable_reason(index_type: str, *, dim: int, metric: str, profile: str, rows: int | None = None
