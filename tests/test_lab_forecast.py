@@ -342,3 +342,17 @@ def test_cli_forecast_refuses_bad_values_with_exit_status_2(tmp_path, small, cap
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_forecast_with_concurrent_clients_forecasts_each_level(small):
+    result = lab.forecast(small, 16_000, ["HNSW"], progress=False, repeats=2, latency_queries=5,
+                          concurrency=(1, 2), concurrency_seconds=0.2)
+    row = result.table.iloc[0]
+    for col in ("qps_c1", "qps_c2", "p99_ms_c1", "p99_ms_c2"):
+        assert row[col] > 0, col
+        assert row[f"{col}_lo"] <= row[col] <= row[f"{col}_hi"], col
+    timed = result.points[result.points["phase"] == "timed"]
+    assert timed["qps_c2"].notna().all() and len(timed) == len(result.sizes)
+    assert ("HNSW", "qps_c2") in result.fits
+    with pytest.raises(ParamError, match="concurrency"):
+        lab.forecast(small, 16_000, ["HNSW"], concurrency=(0,))

@@ -50,7 +50,13 @@ from .measurements import STATUS_OK, LabWarning, Session
 from .metrics import recall_bounds
 from .setting import Setting, params_json
 from .sweeps import NLIST_PER_SQRT_ROWS, Progress, search_values
-from .timing import DEFAULT_LATENCY_QUERIES, busy_warning
+from .timing import (
+    DEFAULT_CONCURRENCY_SECONDS,
+    DEFAULT_LATENCY_QUERIES,
+    ConcurrencyPlan,
+    busy_warning,
+    check_concurrency,
+)
 from .tuning import CODE_TARGETS, code_lines, smallest_passing
 
 if TYPE_CHECKING:
@@ -243,8 +249,10 @@ class Forecast:
                 lines.append(f"  {row['index_type']:<9} {row['note']}")
                 continue
             setting = Setting.from_columns(row["index_type"], row["build_params"], row["search_params"])
+            formula = row["formula_memory_mb"]
+            formula = f" (formula {formula:,.0f} MB)" if formula == formula else ""
             lines.append(f"  {setting.label()}: recall {_fmt(row, 'recall', '.3f')}, memory "
-                         f"{_fmt(row, 'memory_mb', ',.0f')} MB (formula {row['formula_memory_mb']:,.0f} MB), build "
+                         f"{_fmt(row, 'memory_mb', ',.0f')} MB{formula}, build "
                          f"{_fmt(row, 'build_s', ',.3g')} s, {_fmt(row, 'qps', ',.0f')} QPS, p99 "
                          f"{_fmt(row, 'p99_ms', '.3g')} ms; {row['query_nodes']} query node(s) of "
                          f"{self.query_node_gb:g} GB" + (f"; {row['note']}" if row["note"] else ""))
@@ -326,6 +334,7 @@ class _Run:
     target_recall: float
     k: int
     latency_queries: int
+    concurrency: ConcurrencyPlan | None = None
     points: list[dict[str, Any]] = field(default_factory=list)
 
     def point(self, ds: Dataset, setting: Setting, phase: str, **values: Any) -> None:
@@ -373,13 +382,14 @@ class _Run:
         lo, hi = recall_bounds(per_query)
         size.half_width = (hi - lo) / 2
         timed = session.measure_settings(ds, build, [search], k=k, latency_queries=self.latency_queries,
-                                         recalls=[per_query])[0]
+                                         recalls=[per_query], concurrency=self.concurrency)[0]
         size.timed = timed
         self.point(ds, setting.with_search(search), "timed", recall=timed["recall"], recall_lo=lo, recall_hi=hi,
                    search_value=size.value, needed_value=size.need, qps=timed["qps"], qps_lo=timed["qps_lo"],
                    qps_hi=timed["qps_hi"], p99_ms=timed["p99_ms"], p99_lo=timed["p99_lo"], p99_hi=timed["p99_hi"],
                    build_s=build.build_s, memory_mb=build.memory_bytes / MIB, busy=timed.get("busy"),
-                   status=STATUS_OK, note=timed.get("note", ""))
+                   status=STATUS_OK, note=timed.get("note", ""),
+                   **{c: v for c, v in timed.items() if c.startswith(("qps_c", "p99_ms_c", "p50_ms_c"))})
         return size
 
 
@@ -391,7 +401,8 @@ def _predict(fit_: growth.Fit, rows: int, factor: float, kind: str) -> growth.Pr
 
 
 def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, metric: str, target: float, k: int,
-                   profile: str, fits: dict[tuple[str, str], growth.Fit]) -> dict[str, Any]:
+                   profile: str, fits: dict[tuple[str, str], growth.Fit], levels: Sequence[int] = ()
+                   ) -> dict[str, Any]:
     """The table row of one index type from its measurements at every size."""
     row: dict[str, Any] = {"index_type": index_type, "rows": rows, "status": STATUS_OK}
     factor = rows / max(s.rows for s in sizes)
@@ -460,10 +471,16 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
         fits[(index_type, "build_s")] = build_fit
         build = _predict(build_fit, rows, factor, "timing")
         row.update(build_s=build.value, build_s_lo=build.lo, build_s_hi=build.hi)
-    for col, lo_col, hi_col, out in (("qps", "qps_lo", "qps_hi", "qps"), ("p99_ms", "p99_lo", "p99_hi", "p99_ms")):
+    timed_figures = [("qps", "qps_lo", "qps_hi", "qps"), ("p99_ms", "p99_lo", "p99_hi", "p99_ms")]
+    for level in levels:
+        timed_figures += [(f"qps_c{level}", f"qps_c{level}_lo", f"qps_c{level}_hi", f"qps_c{level}"),
+                          (f"p99_ms_c{level}", f"p99_ms_c{level}_lo", f"p99_ms_c{level}_hi", f"p99_ms_c{level}")]
+    for col, lo_col, hi_col, out in timed_figures:
         values = [s.timed.get(col, float("nan")) for s in sizes]
-        spread = [_range_sd(s.timed.get(lo_col, float("nan")), s.timed.get(hi_col, float("nan")),
-                            int(s.timed.get("repeats") or 0)) for s in sizes]
+        rounds = [int(s.timed.get("repeats") or 0) if col in ("qps", "p99_ms") else
+                  int(s.timed.get("concurrency_rounds") or s.timed.get("repeats") or 0) for s in sizes]
+        spread = [_range_sd(s.timed.get(lo_col, float("nan")), s.timed.get(hi_col, float("nan")), r)
+                  for s, r in zip(sizes, rounds)]
         if not all(v == v and v > 0 for v in values):
             continue
         f = growth.fit(n, values, "power", spread=spread)
@@ -535,7 +552,8 @@ def forecast(dataset: Dataset, rows: int, index_types: Iterable[str] | None = No
              machine_memory_gb: float | None = None, query_node_gb: float = sizing.DEFAULT_QUERY_NODE_GB,
              session: Session | None = None, target: Target | None = None,
              latency_queries: int = DEFAULT_LATENCY_QUERIES, repeats: int | None = None, threads: int | None = None,
-             progress: bool = True, seed: int = 0) -> Forecast:
+             progress: bool = True, seed: int = 0, concurrency: Any = None,
+             concurrency_seconds: float = DEFAULT_CONCURRENCY_SECONDS, concurrency_batch: int = 1) -> Forecast:
     """Forecast, for each index type, the setting that keeps ``target_recall`` at ``rows`` rows and what it
     costs there (memory, build time, QPS, p99), from measurements on nested random subsets of ``dataset``
     (the module docstring says how). ``dataset.base`` is taken as a random sample of the data to deploy;
@@ -544,7 +562,9 @@ def forecast(dataset: Dataset, rows: int, index_types: Iterable[str] | None = No
     ``steps``: sample sizes measured (the sample and its halves, each >= ``min_rows``). ``machine_memory_gb``:
     the memory to check the setting against (default: this machine's). ``query_node_gb``: the size of a Milvus
     2.x query node for the cluster advice. ``target``: where to measure (default: a new in-memory engine; on a
-    server target the timings are the server's).
+    server target the timings are the server's). ``concurrency`` (e.g. ``(1, 10, 20)``): each size's setting is
+    also timed with that many concurrent clients (:meth:`Session.measure_settings`), and ``qps_c{N}`` /
+    ``p99_ms_c{N}`` are forecast like the batch figures.
     """
     check_dataset(dataset)
     rows = check("rows", rows)
@@ -557,6 +577,7 @@ def forecast(dataset: Dataset, rows: int, index_types: Iterable[str] | None = No
     index_types = rules.check_index_types(index_types)
     rules.check_target(target)
     k = dataset.check_k(k)
+    plan = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
     if rows < dataset.n:
         raise ParamError(f"rows must be at least the sample's {dataset.n:,} base rows (a forecast extrapolates from "
                          f"the sample; for the sample's own size use compare() or tune()); got {rows:,}")
@@ -568,12 +589,12 @@ def forecast(dataset: Dataset, rows: int, index_types: Iterable[str] | None = No
         sizes = ladder(dataset.n, steps, min_rows)
         types = rules.index_types(dataset.metric) if index_types is None else index_types
         return _run(run_session, dataset, rows, types, sizes, target_recall, k, latency_queries, progress, seed,
-                    machine_memory_gb, query_node_gb, started)
+                    machine_memory_gb, query_node_gb, started, plan)
 
 
 def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes: list[int], target_recall: float,
          k: int, latency_queries: int, progress: bool, seed: int, machine_memory_gb: float | None,
-         query_node_gb: float, started: float) -> Forecast:
+         query_node_gb: float, started: float, plan: ConcurrencyPlan | None = None) -> Forecast:
     import pandas as pd
 
     profile = session.profile
@@ -588,7 +609,8 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
             skipped[index_type] = f"not forecast: the same index as {other} on the CPU here; see {other}"
         else:
             measured.append(index_type)
-    run = _Run(session, target_recall, k, latency_queries)
+    run = _Run(session, target_recall, k, latency_queries, plan)
+    levels = plan.levels if plan is not None else ()
     results: dict[str, list[_Size]] = {t: [] for t in measured}
     order = np.random.default_rng(seed).permutation(dataset.n)
     bar = Progress(sum(sizes) * len(measured) // sizes[0], progress, "forecast")
@@ -623,7 +645,8 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
             table_rows.append({"index_type": index_type, "rows": rows, "status": STATUS_NO_FORECAST,
                                "note": f"measured at {len(got)} of {len(sizes)} sizes before the run stopped"})
             continue
-        row = _forecast_type(index_type, got, rows, dataset.dim, dataset.metric, target_recall, k, profile, fits)
+        row = _forecast_type(index_type, got, rows, dataset.dim, dataset.metric, target_recall, k, profile, fits,
+                             levels)
         row.setdefault("_notes", [])
         _sizing(row, dataset.dim, machine, query_node_gb, in_memory)
         if not in_memory and row.get("status") == STATUS_OK:
@@ -632,11 +655,13 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
         extra = "; ".join(row.pop("_notes"))
         row["note"] = "; ".join(t for t in (row.get("note", ""), extra) if t)
         table_rows.append(row)
-    table = pd.DataFrame(table_rows).reindex(columns=TABLE_COLUMNS)
+    extra = [f"{fig}_c{n}{end}" for n in levels for fig in ("qps", "p99_ms") for end in ("", "_lo", "_hi")]
+    table = pd.DataFrame(table_rows).reindex(columns=TABLE_COLUMNS + extra)
     table["query_nodes"] = pd.array(table["query_nodes"].tolist(), dtype="Int64")
     table["fits_machine"] = pd.array(table["fits_machine"].tolist(), dtype="boolean")
     table["busy"] = pd.array(table["busy"].tolist(), dtype="boolean")
-    points = pd.DataFrame(run.points).reindex(columns=POINT_COLUMNS)
+    points = pd.DataFrame(run.points)
+    points = points.reindex(columns=POINT_COLUMNS + [c for c in points.columns if c not in POINT_COLUMNS])
     summary = session.monitor.summary()
     warning = busy_warning(**summary) if summary["busy_groups"] else ""
     return Forecast(rows, target_recall, k, dataset.metric, dataset.dim, dataset.n, sizes, table, points, fits,
