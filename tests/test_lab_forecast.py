@@ -356,3 +356,20 @@ def test_forecast_with_concurrent_clients_forecasts_each_level(small):
     assert ("HNSW", "qps_c2") in result.fits
     with pytest.raises(ParamError, match="concurrency"):
         lab.forecast(small, 16_000, ["HNSW"], concurrency=(0,))
+
+
+def test_a_target_that_reports_no_index_memory_gets_the_formula_marked_as_an_estimate(small):
+    """A Milvus server reports no index memory: the lab fills memory_mb from the sizing tool's formula and says
+    it is an estimate; the in-memory engine's count is never marked so."""
+    from types import SimpleNamespace
+
+    from milvus_lab.lab.measurements import index_memory
+
+    server_like = SimpleNamespace()  # no memory_bytes()
+    report = SimpleNamespace(index_bytes=None)
+    got = index_memory(small, server_like, report, "HNSW", {"M": 16, "efConstruction": 200})
+    assert got == (sizing.index_estimate("HNSW", {"M": 16, "efConstruction": 200}, small.n, small.dim).bytes, True)
+    assert index_memory(small, server_like, report, "FLAT", {}) == (small.base.nbytes, True)
+    assert index_memory(small, server_like, report, "ANNOY", {"n_trees": 8}) == (0, False)
+    measured = lab.measure(small, "HNSW", repeats=2, latency_queries=5)
+    assert not measured["memory_estimated"].any()

@@ -650,8 +650,8 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
         row.setdefault("_notes", [])
         _sizing(row, dataset.dim, machine, query_node_gb, in_memory)
         if not in_memory and row.get("status") == STATUS_OK:
-            row["_notes"].append("memory counted by the server target as it reports it; build time, QPS and p99 "
-                                 "are the server's")
+            row["_notes"].append("memory is the Milvus sizing tool's estimate at each size (the server reports no "
+                                 "index memory); build time, QPS and p99 are the server's")
         extra = "; ".join(row.pop("_notes"))
         row["note"] = "; ".join(t for t in (row.get("note", ""), extra) if t)
         table_rows.append(row)

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import spec
 from ..errors import BuildIndexError, MilvusLabError, ParamError, RawSegmentWarning, RecommendationWarning
-from . import rules
+from . import rules, sizing
 from .datasets import Dataset, check_dataset
 from .metrics import recall_bounds, recall_per_query
 from .timing import (
@@ -59,11 +59,15 @@ STATUS_NOT_INDEXED = "not indexed"
 STATUS_FAILED = "build failed"
 STATUS_SKIPPED = "skipped"
 STATUS_SERVER_ERROR = "server error"
+#: the note of a row whose memory_mb is the published formula's estimate
+ESTIMATED_MEMORY_NOTE = ("memory_mb is an estimate from the Milvus sizing tool's formula for this type and these "
+                         "parameters: the server reports no index memory")
 
 METRIC_COLUMNS = ["recall", "qps", "p50_ms", "p95_ms", "p99_ms", "build_s", "memory_mb"]
 SPREAD_COLUMNS = ["recall_lo", "recall_hi", *TIMING_COLUMNS[:6]]
 INFO_COLUMNS = ["status", "note", "latency_calls", "repeats", "threads", "busy", "other_cpu", "drift",
-                "deterministic", "k", "nq", "n", "dim", "metric", "dataset", "indexed_rows", "target"]
+                "deterministic", "memory_estimated", "k", "nq", "n", "dim", "metric", "dataset", "indexed_rows",
+                "target"]
 
 
 #: numbers the collections the lab creates (process-wide, so sessions sharing a target never clash)
@@ -118,7 +122,7 @@ def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         df[col] = pd.array(df[col].tolist(), dtype="Int64") if len(df) else pd.array([], dtype="Int64")
     for col in METRIC_COLUMNS + SPREAD_COLUMNS + ["other_cpu", "drift"]:
         df[col] = df[col].astype(float)
-    for col in ("busy", "deterministic"):
+    for col in ("busy", "deterministic", "memory_estimated"):
         df[col] = pd.array(df[col].tolist(), dtype="boolean") if len(df) else pd.array([], dtype="boolean")
     return df
 
@@ -148,6 +152,8 @@ class Build:
     collection: IndexedCollection | None = None
     report: Any = None
     deterministic: bool | None = None
+    #: ``memory_bytes`` is the published formula's estimate (the target reports no index memory), not a count
+    memory_estimated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -321,7 +327,9 @@ class Session:
                          f"{index_type} recall/QPS not reported: {report.raw_rows:,} of {dataset.n:,} rows were not "
                          f"indexed" + (f" ({why})" if why else "") + f". Target: {report.message()}",
                          build_s=build_s, indexed_rows=report.indexed_rows, report=report)
-        memory = index_memory(dataset, collection, report, index_type)
+        memory, estimated = index_memory(dataset, collection, report, index_type, params)
+        if estimated:
+            advice.append(ESTIMATED_MEMORY_NOTE)
         reused = float(getattr(report, "reused_training_s", 0.0) or 0.0)
         if reused:  # a build from scratch would have trained it: count it, and say so
             build_s += reused
@@ -330,7 +338,8 @@ class Session:
         note = "; ".join(advice)
         return Build(index_type, params, STATUS_OK, note, build_s=build_s, memory_bytes=int(memory),
                      indexed_rows=report.indexed_rows if index_type != "FLAT" else dataset.n,
-                     collection=collection, report=report, deterministic=deterministic)
+                     collection=collection, report=report, deterministic=deterministic,
+                     memory_estimated=estimated)
 
     # ---------------------------------------------------------------- measuring
     def search_fn(self, build: Build, k: int, search_params: Mapping[str, int]) -> Callable[[np.ndarray], Any]:
@@ -442,15 +451,21 @@ class Session:
                 **self.monitor.summary()}
 
 
-def index_memory(dataset: Dataset, collection: Any, report: Any, index_type: str) -> int:
-    """Bytes the index holds to answer queries (FLAT: the raw vectors), as the target reports them."""
-    if index_type == "FLAT":
-        return dataset.base.nbytes
+def index_memory(dataset: Dataset, collection: Any, report: Any, index_type: str,
+                 params: Mapping[str, int] | None = None) -> tuple[int, bool]:
+    """(bytes the index holds to answer queries, whether that is an estimate). In memory the engine counts its
+    structures (FLAT: the raw vectors); a target that reports no index memory (a Milvus server) gets the
+    published formula's figure for the type and parameters (:mod:`.sizing`), marked as an estimate."""
     held = getattr(report, "index_bytes", None)
-    if held:
-        return int(held)
     memory = getattr(collection, "memory_bytes", None)
-    return int(memory()["index_bytes"]) if callable(memory) else 0
+    if index_type == "FLAT" and callable(memory):
+        return dataset.base.nbytes, False
+    if held:
+        return int(held), False
+    if callable(memory):
+        return int(memory()["index_bytes"]), False
+    estimate = sizing.index_estimate(index_type, params or {}, dataset.n, dataset.dim)
+    return (0, False) if estimate is None else (estimate.bytes, True)
 
 
 def resolve_build_params(dataset: Dataset, index_type: str, params: Mapping[str, Any] | None,
@@ -510,7 +525,7 @@ def build_row(dataset: Dataset, build: Build, search_params: Mapping[str, int], 
     row = base_row(dataset, build.index_type, build.params, search_params, k, session)
     row.update(status=build.status, note=build.note, build_s=build.build_s,
                memory_mb=build.memory_bytes / 2**20 if build.ok else float("nan"), indexed_rows=build.indexed_rows,
-               deterministic=build.deterministic)
+               deterministic=build.deterministic, memory_estimated=build.memory_estimated if build.ok else None)
     return row
 
 
