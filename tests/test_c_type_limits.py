@@ -305,13 +305,13 @@ def test_a_segment_stays_raw_beyond_the_rows_its_library_can_number(index_type):
             assert "segment_rows" in reason
 
 
-@pytest.mark.parametrize("module_name, cap", [("annoy", INT32_MAX), ("hnsw", UINT32_MAX)])
+@pytest.mark.parametrize("module_name, cap", [("annoy", INT32_MAX), ("hnsw", UINT32_MAX), ("nsg", INT32_MAX)])
 def test_the_adapters_refuse_a_segment_beyond_their_c_ints_before_the_library_sees_a_row(module_name, cap):
     """A stand-in with only a shape: the adapter refuses it before reading any row (or asking for memory)."""
     import importlib
 
     module = importlib.import_module(f"milvus_lab.backends.{module_name}")
-    index_type = "ANNOY" if module_name == "annoy" else "HNSW"
+    index_type = {"annoy": "ANNOY", "hnsw": "HNSW", "nsg": "RNSG"}[module_name]
     rows = types.SimpleNamespace(shape=(cap + 1, DIM))
     with pytest.raises(UntrainableSegmentError, match=f"{cap:,}"):
         module.build(index_type, BUILD[index_type], rows, "L2")

@@ -33,6 +33,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from .. import spec
 from ..errors import UntrainableSegmentError
 from . import kmeans
 from .base import (FAISS_METRIC, BuiltIndex, SharedSetting, build_threads, check_faiss_header, refuse,
@@ -256,7 +257,11 @@ def deterministic(index_type: str, threads: int) -> bool:
 def build(index_type: str, params: Mapping[str, int], vectors: np.ndarray, metric: str, *,
           builder: str | None = None) -> NSGIndex:
     """NSG on the distinct rows; the k-NN graph builder is :func:`graph_builder`'s choice unless given
-    (EXACT_KNN, NN_DESCENT or IVF_PROBED: for measurements)."""
+    (EXACT_KNN, NN_DESCENT or IVF_PROBED: for measurements). faiss NSG numbers nodes with a C int: a segment
+    of more rows than that is refused as untrainable before faiss sees a row."""
+    too_many = spec.INDEXES["RNSG"].too_many_rows(vectors.shape[0])
+    if too_many:
+        raise UntrainableSegmentError(f"RNSG: {too_many}")
     distinct, groups = group_duplicates(vectors)
     need = max(params["knng"], params["search_length"]) + 1
     if len(distinct) < need:
