@@ -141,7 +141,7 @@ def test_rnsg_parameter_plot_names_the_build_and_the_search_search_length(result
     fig = lab.plot_parameter(results, "RNSG")
     recall_ax, qps_ax = fig.axes
     assert qps_ax.get_xlabel() == "search_length (search parameter of RNSG)"
-    [legend] = [t.get_text() for t in recall_ax.get_legend().get_texts()]
+    [legend] = [t.get_text().replace("\n", " ") for t in recall_ax.get_legend().get_texts()]  # wrapped to fit
     assert legend.startswith("build search_length=45, out_degree=50")
     assert "search_length=10" in {t.get_text() for t in recall_ax.texts}
 

@@ -296,7 +296,7 @@ def test_quantization_refuses_pq_on_50d_with_the_spec_message():
 def test_quantization_plot(errors):
     fig = views.plot_quantization_error(errors)
     assert_figure(fig)
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]  # one legend under the axes
     assert any("16 B/vector" in t for t in legend) and any("4 B/vector" in t for t in legend)
 
 

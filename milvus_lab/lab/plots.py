@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,7 +61,7 @@ def _recall_label(results: pd.DataFrame) -> str:
     return f"Recall ({int(ks[0])}-recall@{int(ks[0])})" if len(ks) == 1 else "Recall (k-recall@k)"
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (8, 5.5)) -> tuple[Figure, Axes]:
+def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (10, 5.5)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
     from ..figures import NotebookFigure
@@ -69,26 +70,34 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (8, 5.5)) -> tuple
     return fig, fig.add_subplot()
 
 
+def _repeats_text(results: pd.DataFrame) -> str:
+    reps = results["repeats"].dropna().unique() if "repeats" in results else []
+    return f"the {int(reps[0])} timing rounds" if len(reps) == 1 else "the timing rounds"
+
+
 def _frontier_plot(results: pd.DataFrame, y: str, y_higher: bool, ylabel: str, title: str,
                    ax: Axes | None, all_points: bool) -> Figure:
+    from ..figures import legend_outside, place_labels
+
     ok = _measured(results)
     fig, ax = _new_axes(ax)
+    labelled: list[tuple[float, float, str, Any]] = []
+    has_bars = False
     for index_type, group in ok.groupby("index_type", sort=False):
         style = type_style(index_type)
         mask = pareto_mask(group["recall"], group[y], x_higher=True, y_higher=y_higher)
         front = group[mask].sort_values("recall")
         if all_points:
-            ax.scatter(group["recall"], group[y], color=style["color"], marker=style["marker"], alpha=0.25, s=18)
+            rest = group[~mask]
+            ax.scatter(rest["recall"], rest[y], color=style["color"], marker=style["marker"], alpha=0.25, s=18)
         ax.plot(front["recall"], front[y], color=style["color"], marker=style["marker"], label=index_type,
                 linewidth=1.8, markersize=5)
         several_builds = group["build_params"].nunique() > 1
-        for _, point in front.iterrows():
-            label = point_label(point, with_build=several_builds)
-            if label:
-                ax.annotate(label, (point["recall"], point[y]), xytext=(4, 3), textcoords="offset points",
-                            fontsize="xx-small", color=style["color"])
+        labelled += [(p["recall"], p[y], point_label(p, with_build=several_builds), style["color"])
+                     for _, p in front.iterrows()]
         lo, hi = SPREAD.get(y, (None, None))
         if lo in front and front[lo].notna().any():
+            has_bars = True
             pts = group if all_points else front
             err = np.vstack([(pts[y] - pts[lo]).clip(lower=0), (pts[hi] - pts[y]).clip(lower=0)])
             ax.errorbar(pts["recall"], pts[y], yerr=err, fmt="none", ecolor=style["color"], alpha=0.6, capsize=2,
@@ -99,8 +108,19 @@ def _frontier_plot(results: pd.DataFrame, y: str, y_higher: bool, ylabel: str, t
     context = _context(ok)
     ax.set_title(title + (f"\n{context}" if context else ""))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="index type (Pareto frontier; bars: range over the repetitions)", fontsize="small")
-    _warn(fig, results)
+    legend_outside(ax, title="index type", fontsize="small")
+    better = "faster" if y_higher else "lower in latency"
+    caption = (f"Lines join each index type's Pareto frontier: the settings no other setting of that type beats on "
+               f"both recall and being {better}; labels name their parameters where there is room.")
+    if all_points:
+        caption += " Faded points are the type's other settings (dominated)."
+    if has_bars:
+        caption += (f" Bars span the lowest to the highest {'QPS' if y == 'qps' else 'latency'} over "
+                    f"{_repeats_text(ok)}.")
+    _write_notes(fig, results, caption=caption)
+    labelled.sort(key=lambda p: -p[0])
+    place_labels(ax, [p[0] for p in labelled], [p[1] for p in labelled], [p[2] for p in labelled],
+                 colors=[p[3] for p in labelled], fontsize=6.5)
     return fig
 
 
@@ -119,19 +139,18 @@ def missing_reasons(results: pd.DataFrame, index_types: Iterable[str] | None = N
     return out
 
 
-def _warn(fig: Figure, results: pd.DataFrame, index_types: Iterable[str] | None = None) -> None:
-    """Write under the figure why index types are missing, and the run's warnings (small measurement,
-    busy machine, reproducibility)."""
-    import textwrap
+def _write_notes(fig: Figure, results: pd.DataFrame, index_types: Iterable[str] | None = None, *,
+                 caption: str = "", extra: Sequence[str] = ()) -> None:
+    """Write under the figure, in a strip the layout keeps free: the caption (what lines, faded points and
+    bars mean), ``extra`` findings, why index types are missing, and the run's warnings (small
+    measurement, busy machine, reproducibility)."""
+    from ..figures import add_notes
 
-    missing = [f"Not shown: {reason}" for reason in missing_reasons(results, index_types).values()]
-    warn = warnings_of(results)
-    y = 0.0
-    for lines, color in ((missing, "dimgray"), (warn, "firebrick")):
-        if lines:
-            fig.text(0.01, y, "\n".join(textwrap.fill(t, 140) for t in lines), fontsize="x-small", color=color,
-                     va="top")
-            y -= 0.025 * sum(len(textwrap.wrap(t, 140)) for t in lines) + 0.01
+    notes = [(caption, "0.25")] if caption else []
+    notes += [(text, "darkorange") for text in extra]
+    notes += [(f"Not shown: {reason}", "dimgray") for reason in missing_reasons(results, index_types).values()]
+    notes += [(text, "firebrick") for text in warnings_of(results)]
+    add_notes(fig, notes)
 
 
 def plot_recall_qps(results: pd.DataFrame, ax: Axes | None = None, *, all_points: bool = True) -> Figure:
@@ -221,7 +240,8 @@ def plot_build_memory(results: pd.DataFrame) -> Figure:
     axes[1].set_xlabel("Build (index type and build parameters); FLAT's memory is the raw vectors")
     context = _context(ok)
     axes[0].set_title("Build time and memory per build" + (f"\n{context}" if context else ""))
-    _warn(fig, results)
+    _write_notes(fig, results, caption="Each bar is one build, coloured by index type: the seconds it took (top) "
+                                       "and the memory its index holds (bottom).")
     return fig
 
 
@@ -229,7 +249,7 @@ def plot_parameter(results: pd.DataFrame, index_type: str, param: str | None = N
     """Recall (top panel) and QPS (bottom panel, log) against one search parameter of ``index_type``, one
     line per build, the panels sharing the x axis. ``param`` defaults to the index type's search parameter
     in the spec."""
-    from ..figures import NotebookFigure
+    from ..figures import NotebookFigure, legend_outside, place_labels
 
     index_spec = spec.get_index(index_type)
     if param is None:
@@ -244,23 +264,26 @@ def plot_parameter(results: pd.DataFrame, index_type: str, param: str | None = N
         raise ValueError(f"no measured rows for {index_spec.name}" + (f" ({why})" if why else ""))
     if column not in mine or mine[column].isna().all():
         raise ValueError(f"{index_spec.name} rows have no values for {param!r}")
-    fig = NotebookFigure(figsize=(8, 7.5), layout="constrained")
+    fig = NotebookFigure(figsize=(10, 7.5), layout="constrained")
     ax, qps_ax = fig.subplots(2, 1, sharex=True)
     builds = list(dict.fromkeys(mine["build_params"]))
     style = type_style(index_spec.name)
+    labelled: list[tuple[float, float, str, str]] = []
+    falls: list[str] = []
     for i, build in enumerate(builds):
         rows = mine[mine["build_params"] == build].sort_values(column)
         x = rows[column].astype(float)
         label = _build_params_text(rows.iloc[0]) or "default build"
-        ax.plot(x, rows["recall"], marker=style["marker"], color=f"C{i}", label=label)
+        ax.plot(x, rows["recall"], marker=style["marker"], color=f"C{i}", label=textwrap.fill(label, 32))
         qps_ax.plot(x, rows["qps"], marker=style["marker"], color=f"C{i}", label=label)
         lo, hi = SPREAD["qps"]
         if lo in rows and rows[lo].notna().any():
             err = np.vstack([(rows["qps"] - rows[lo]).clip(lower=0), (rows[hi] - rows["qps"]).clip(lower=0)])
             qps_ax.errorbar(x, rows["qps"], yerr=err, fmt="none", ecolor=f"C{i}", alpha=0.6, capsize=2, linewidth=1)
-        for xv, rv in zip(x, rows["recall"]):
-            ax.annotate(f"{param}={xv:g}", (xv, rv), xytext=(3, -9), textcoords="offset points",
-                        fontsize="xx-small", color=f"C{i}")
+        labelled += [(xv, rv, f"{param}={xv:g}", f"C{i}") for xv, rv in zip(x, rows["recall"])]
+        fall = recall_fall(rows, column, param)
+        if fall:
+            falls.append(f"{index_spec.name} {label}: {fall}")
     sweep = index_spec.search[param].sweep if param in index_spec.search else "linear"
     if sweep == "log2":
         from matplotlib.ticker import NullFormatter, ScalarFormatter
@@ -280,9 +303,38 @@ def plot_parameter(results: pd.DataFrame, index_type: str, param: str | None = N
         a.grid(True, which="both", alpha=0.3)
     context = _context(mine)
     ax.set_title(f"{index_spec.name}: recall and QPS vs {param}" + (f"\n{context}" if context else ""))
-    ax.legend(title="build", fontsize="small", loc="lower right")
-    _warn(fig, results, [index_spec.name])
+    legend_outside(ax, title="build", fontsize="small")
+    caption = f"One line per build; labels name the {param} of a point where there is room."
+    if SPREAD["qps"][0] in mine and mine[SPREAD["qps"][0]].notna().any():
+        caption += f" Bars span the lowest to the highest QPS over {_repeats_text(mine)}."
+    _write_notes(fig, results, [index_spec.name], caption=caption, extra=falls)
+    place_labels(ax, [p[0] for p in labelled], [p[1] for p in labelled], [p[2] for p in labelled],
+                 colors=[p[3] for p in labelled], fontsize=6.5)
     return fig
+
+
+def recall_fall(rows: pd.DataFrame, column: str, param: str) -> str:
+    """A sentence when recall falls as ``column`` grows along one build's ``rows`` (the largest drop below an
+    earlier, smaller setting's recall, at least one hit in a thousand), saying whether the two measurements'
+    95% intervals overlap; empty when recall never falls."""
+    rows = rows.sort_values(column)
+    recall = rows["recall"].to_numpy(float)
+    if len(recall) < 2:
+        return ""
+    drop = np.maximum.accumulate(recall) - recall
+    j = int(np.argmax(drop))
+    if drop[j] < 1e-3:
+        return ""
+    i = int(np.argmax(recall[: j + 1]))
+    x = rows[column].to_numpy(float)
+    text = (f"recall falls as {param} grows, from {recall[i]:.3f} at {param}={x[i]:g} to {recall[j]:.3f} at "
+            f"{param}={x[j]:g}: a larger {param} is not always better here")
+    if {"recall_lo", "recall_hi"} <= set(rows.columns):
+        lo, hi = rows["recall_lo"].to_numpy(float), rows["recall_hi"].to_numpy(float)
+        if np.isfinite([lo[i], hi[j]]).all():
+            text += (" (the two 95% intervals overlap, so the fall may be noise)" if hi[j] >= lo[i]
+                     else " (beyond both measurements' 95% intervals)")
+    return text + "."
 
 
 def plot_all(results: pd.DataFrame) -> dict[str, Figure]:

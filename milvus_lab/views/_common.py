@@ -181,8 +181,16 @@ def new_figure(ncols: int = 1, figsize: tuple[float, float] = (8, 5.5), *, nrows
     return fig, axes
 
 
-def label_points(ax: Axes, xs: Any, ys: Any, name: str, fmt: str = "{:g}") -> None:
-    """Write ``name=value`` beside each point, so a reader sees which setting gave it."""
-    for x, y in zip(xs, ys):
-        ax.annotate(f"{name}={fmt.format(x)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
-                    color="0.3")
+def label_points(ax: Axes, xs: Any, ys: Any, name: str, fmt: str = "{:g}") -> int:
+    """Write ``name=value`` beside each point where it overlaps no other label (call it once the figure's
+    layout is final), so a reader sees which setting gave it; returns how many labels found no room."""
+    from ..figures import place_labels
+
+    xs, ys = list(xs), list(ys)
+    return place_labels(ax, xs, ys, [f"{name}={fmt.format(x)}" for x in xs])
+
+
+def legend_below(fig: Figure, ax: Axes, ncols: int = 3) -> None:
+    """``ax``'s legend entries in one legend under the whole figure, where it covers no panel."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize="small", markerscale=1.5)

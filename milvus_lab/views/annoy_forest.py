@@ -113,11 +113,9 @@ def plot_annoy_search_k_curve(curve: pd.DataFrame) -> Figure:
     row = curve.iloc[0]
     default = int(row["n_trees"]) * k
     ax.plot(curve["search_k_used"], curve["recall"], marker="o", color="tab:blue")
-    label_points(ax, curve["search_k_used"], curve["recall"], "search_k")
     ax.set_ylabel(f"recall ({k}-recall@{k})")
     ax.set_ylim(0, 1.08)
     bx.plot(curve["search_k_used"], curve["candidates"], marker="s", color="tab:orange")
-    label_points(bx, curve["search_k_used"], curve["candidates"], "search_k")
     bx.set_ylabel("distinct candidates per query\n(distances computed)")
     bx.set_ylim(bottom=0)
     bx.set_xscale("log")
@@ -127,7 +125,9 @@ def plot_annoy_search_k_curve(curve: pd.DataFrame) -> Figure:
         axis.grid(True, which="both", alpha=0.3)
         axis.axvline(default, color="0.4", linestyle=":", linewidth=1.2,
                      label=f"search_k=-1 (= n_trees*top_k = {default})")
-    ax.legend(loc="lower right", fontsize="small")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize="small")
     ax.set_title(f"ANNOY n_trees={int(row['n_trees'])}: search_k trades nodes inspected for recall\n"
                  f"n={int(row['n']):,}, {int(row['nq']):,} queries, {row['metric']}")
+    label_points(ax, curve["search_k_used"], curve["recall"], "search_k")
+    label_points(bx, curve["search_k_used"], curve["candidates"], "search_k")
     return fig

@@ -30,6 +30,7 @@ import faiss
 import numpy as np
 
 from .. import spec
+from ..figures import place_labels
 from ..numerics import as_vectors, exact_knn, recall_per_query
 from ._common import (
     FAISS_METRIC,
@@ -375,17 +376,12 @@ def plot_hnsw_trace(trace: HnswTrace, labels: Sequence[str] | None = None) -> Fi
     ax.barh(y + 0.2, table["nodes"], height=0.4, color=[layer_color(v) for v in y], edgecolor="black",
             linewidth=0.4, label="nodes on the layer")
     ax.barh(y - 0.2, table["distance_evaluations"], height=0.4, color="0.6", label="distances computed there")
-    for yy, nodes, evals, hops in zip(y, table["nodes"], table["distance_evaluations"], table["hops"]):
-        ax.annotate(f"{nodes:,} nodes", (nodes, yy + 0.2), textcoords="offset points", xytext=(3, -3), fontsize=7)
-        ax.annotate(f"{evals:,} dist., {hops} hop{'s' if hops != 1 else ''}", (max(evals, 1), yy - 0.2),
-                    textcoords="offset points", xytext=(3, -3), fontsize=7)
     ax.set_xscale("log")
     ax.set_xlim(right=table["nodes"].max() * 12)
     ax.set_yticks(y, [f"layer {v}" for v in y])
     ax.set_xlabel("count (log scale)")
     ax.set_ylabel("layer (the search starts at the top)")
     ax.set_title(f"{len(trace.vectors):,} nodes; about 1 in {trace.M} climbs each layer", fontsize=10)
-    ax.legend(fontsize="x-small", loc="lower right")
     ax.grid(True, axis="x", alpha=0.3)
 
     proj = fit_projection(trace.vectors)
@@ -415,14 +411,32 @@ def plot_hnsw_trace(trace: HnswTrace, labels: Sequence[str] | None = None) -> Fi
                zorder=6, label="answer (nearest found)")
     qxy = proj(trace.query)
     bx.scatter(qxy[:, 0], qxy[:, 1], marker="*", s=260, color="red", edgecolors="black", zorder=7, label="query")
-    if labels is not None:
-        for node in dict.fromkeys(nodes.tolist()):
-            p = proj(trace.vectors[node])[0]
-            bx.annotate(str(labels[node]), p, textcoords="offset points", xytext=(4, 4), fontsize=7)
     proj.label_axes(bx)
     bx.set_title(f"The search path: {trace.hops} hops, {trace.distance_evaluations:,} distances computed",
                  fontsize=10)
-    bx.legend(fontsize="x-small", loc="best")
+    handles, names = ax.get_legend_handles_labels()
+    more, more_names = bx.get_legend_handles_labels()
+    fig.legend(handles + more, names + more_names, loc="outside lower center", ncols=4, fontsize="small",
+               markerscale=1.2)
     fig.suptitle(f"HNSW {spec.format_params({'M': trace.M, 'efConstruction': trace.efConstruction})}, ef={trace.ef}: "
                  f"layers and the path of one search (recall@{trace.k} = {trace.recall:.2f})")
+    # last, in the final layout: the bar counts, then the words of the path
+    for yy, nodes_on, evals, hops in zip(y, table["nodes"], table["distance_evaluations"], table["hops"]):
+        place_labels(ax, [nodes_on], [yy + 0.2], [f"{nodes_on:,} nodes"], colors="black", leader=False)
+        place_labels(ax, [max(evals, 1)], [yy - 0.2], [f"{evals:,} dist., {hops} hop{'s' if hops != 1 else ''}"],
+                     colors="black", leader=False)
+    if labels is not None:
+        path_nodes = list(dict.fromkeys(nodes.tolist()))
+        at = proj(trace.vectors[path_nodes])
+        place_labels(bx, at[:, 0], at[:, 1], [str(labels[node]) for node in path_nodes], colors="black",
+                     avoid=[(qxy[:, 0], qxy[:, 1]), (axy[:, 0], axy[:, 1]), *_arrow_points(pxy)])
     return fig
+
+
+def _arrow_points(pxy: np.ndarray, per_hop: int = 6) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Points along each hop of the drawn path, for labels to keep clear of the arrows."""
+    if len(pxy) < 2:
+        return []
+    t = np.linspace(0.15, 0.85, per_hop)[:, None, None]
+    along = (pxy[:-1][None] * (1 - t) + pxy[1:][None] * t).reshape(-1, 2)
+    return [(along[:, 0], along[:, 1])]

@@ -27,6 +27,7 @@ import numpy as np
 from .. import spec
 from ..numerics import as_vectors, exact_knn, recall_per_query
 from ..errors import ParamError
+from ..figures import place_labels
 from ._common import (
     as_query,
     background_rows,
@@ -38,6 +39,7 @@ from ._common import (
     fit_projection,
     inverted_lists,
     label_points,
+    legend_below,
     new_figure,
 )
 
@@ -232,9 +234,6 @@ def plot_ivf_probe(probe: IvfProbe, labels: Sequence[str] | None = None) -> Figu
     ax.scatter(cxy[others, 0], cxy[others, 1], marker="x", s=18, color="0.45", label="centroids (not probed)")
     ax.scatter(cxy[probe.probed, 0], cxy[probe.probed, 1], marker="X", s=90, c=colors, edgecolors="black",
                label="probed centroids (numbered)")
-    for rank, cell in enumerate(probe.probed[:20]):
-        ax.annotate(str(rank + 1), cxy[cell], textcoords="offset points", xytext=(5, 5), fontsize=8,
-                    weight="bold")
     txy = proj(probe.vectors[probe.true_ids])
     hit = probe.true_probed
     ax.scatter(txy[hit, 0], txy[hit, 1], s=60, facecolors="none", edgecolors="green", linewidths=1.6,
@@ -244,12 +243,9 @@ def plot_ivf_probe(probe: IvfProbe, labels: Sequence[str] | None = None) -> Figu
                    label="true neighbours missed (cell not probed)")
     qxy = proj(probe.query)
     ax.scatter(qxy[:, 0], qxy[:, 1], marker="*", s=260, color="red", edgecolors="black", zorder=5, label="query")
-    if labels is not None:
-        for row, (px, py) in zip(probe.true_ids[:10], txy[:10]):
-            ax.annotate(str(labels[row]), (px, py), textcoords="offset points", xytext=(4, -9), fontsize=7)
     proj.label_axes(ax)
     ax.set_title("Cells on the two principal axes")
-    ax.legend(fontsize="x-small", loc="best")
+    legend_below(fig, ax)
 
     table = probe.cells()
     positions = np.arange(len(table))
@@ -268,6 +264,12 @@ def plot_ivf_probe(probe: IvfProbe, labels: Sequence[str] | None = None) -> Figu
     bx.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"IVF_FLAT nlist={probe.nlist}, nprobe={probe.nprobe}: which cells the query probes "
                  f"(recall@{probe.k} = {probe.recall:.2f})")
+    # last: labels are placed in the final layout, centroid numbers first
+    place_labels(ax, cxy[probe.probed[:20], 0], cxy[probe.probed[:20], 1],
+                 [str(rank + 1) for rank in range(min(20, len(probe.probed)))], colors="black", fontsize=8)
+    if labels is not None:
+        place_labels(ax, txy[:10, 0], txy[:10, 1], [str(labels[row]) for row in probe.true_ids[:10]],
+                     avoid=[(qxy[:, 0], qxy[:, 1]), (cxy[probe.probed, 0], cxy[probe.probed, 1])])
     return fig
 
 
@@ -277,11 +279,9 @@ def plot_ivf_recall_curve(curve: pd.DataFrame) -> Figure:
     fig, (ax, bx) = new_figure(1, figsize=(8, 6.5), nrows=2, sharex=True)
     k = int(curve["k"].iloc[0])
     ax.plot(curve["nprobe"], curve["recall"], marker="o", color="tab:blue")
-    label_points(ax, curve["nprobe"], curve["recall"], "nprobe")
     ax.set_ylabel(f"recall ({k}-recall@{k})")
     ax.set_ylim(0, 1.08)
     bx.plot(curve["nprobe"], 100 * curve["scanned_fraction"], marker="s", color="tab:orange")
-    label_points(bx, curve["nprobe"], 100 * curve["scanned_fraction"], "nprobe")
     bx.set_ylabel("vectors scanned per query\n(% of the database)")
     bx.set_ylim(0, 108)
     bx.set_xscale("log", base=2)
@@ -293,4 +293,6 @@ def plot_ivf_recall_curve(curve: pd.DataFrame) -> Figure:
     row = curve.iloc[0]
     ax.set_title(f"IVF_FLAT nlist={int(row['nlist'])}: recall grows with nprobe, and so does the work\n"
                  f"n={int(row['n']):,}, {int(row['nq']):,} queries, {row['metric']}")
+    label_points(ax, curve["nprobe"], curve["recall"], "nprobe")
+    label_points(bx, curve["nprobe"], 100 * curve["scanned_fraction"], "nprobe")
     return fig

@@ -118,6 +118,6 @@ def plot_quantization_error(errors: pd.DataFrame) -> Figure:
     raw = int(errors["raw_bytes_per_vector"].iloc[0])
     ax.set_title(f"Quantization error against the raw vectors ({raw} B/vector raw float32, "
                  f"{len(errors['row'].unique()):,} vectors)")
-    ax.legend(fontsize="x-small", loc="upper left")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize="small")  # under the axes
     ax.grid(True, which="both", alpha=0.3)
     return fig

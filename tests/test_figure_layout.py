@@ -1,0 +1,196 @@
+"""Every figure the lab and the teaching views draw, on realistic data (a small comparison on GloVe words with
+a busy-machine warning and a skipped type, the views on the words themselves), has no overlapping text, no
+legend over plotted data and no text past the figure's edge. The checker itself is tested on figures built
+to have each defect (it must find them) and to have none."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from milvus_lab import lab, views
+from milvus_lab.datasets import load_glove
+from milvus_lab.errors import ParamError
+from milvus_lab.lab.figure_check import (
+    LEGEND_OVER_DATA,
+    OUTSIDE_FIGURE,
+    TEXT_OVERLAP,
+    assert_clean_layout,
+    layout_problems,
+)
+from milvus_lab.lab.timing import busy_warning
+
+WORDS = 5000
+
+
+# --------------------------------------------------------------------------------------------------
+# The checker finds each defect, and nothing on a clean figure
+# --------------------------------------------------------------------------------------------------
+def kinds(fig: Figure) -> list[str]:
+    return [p.kind for p in layout_problems(fig)]
+
+
+def test_checker_finds_overlapping_text():
+    fig = Figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1])
+    ax.annotate("first label", (0.5, 0.5))
+    ax.annotate("second label", (0.5, 0.5), xytext=(3, 2), textcoords="offset points")
+    problems = layout_problems(fig)
+    assert [p.kind for p in problems] == [TEXT_OVERLAP]
+    assert "'first label' overlaps 'second label'" in str(problems[0])
+
+
+def test_checker_finds_a_note_over_the_axis_label_and_past_the_edge():
+    fig = Figure(figsize=(4, 3), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1])
+    ax.set_xlabel("the x label")
+    fig.text(0.3, 0.03, "a note written where the x label is", va="center")
+    fig.text(0.5, -0.05, "a note under the figure", va="top")
+    found = layout_problems(fig)
+    assert any(p.kind == TEXT_OVERLAP and "the x label" in p.detail for p in found)
+    assert any(p.kind == OUTSIDE_FIGURE and "under the figure" in p.detail for p in found)
+
+
+def test_checker_finds_a_legend_over_points_and_over_a_line():
+    fig = Figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    ax.scatter([0.05, 0.5], [0.95, 0.5], label="dots")
+    ax.legend(loc="upper left")
+    assert kinds(fig) == [LEGEND_OVER_DATA]
+    fig = Figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [1, 1.001], label="line")  # it crosses the legend, no vertex under it
+    ax.plot([0, 1], [0, 1.001], "o", label="points")
+    ax.set_xlim(-0.1, 1.1)
+    ax.legend(loc="upper center")
+    problems = layout_problems(fig)
+    assert [p.kind for p in problems] == [LEGEND_OVER_DATA] and "segment(s)" in problems[0].detail
+
+
+def test_checker_passes_a_clean_figure_and_a_legend_outside():
+    fig = Figure(figsize=(6, 3), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1, 2], [0, 1, 4], marker="o", label="curve")
+    ax.annotate("end", (2, 4), xytext=(-20, -12), textcoords="offset points")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title("a title")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    assert layout_problems(fig) == []
+    assert_clean_layout(fig)
+
+
+def test_checker_refuses_what_is_not_a_figure():
+    with pytest.raises(ParamError, match="fig must be a matplotlib Figure; got str"):
+        layout_problems("figure")
+    with pytest.raises(ParamError, match="tolerance must be a number of pixels in .0, 100.; got -1"):
+        layout_problems(Figure(), tolerance=-1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Every lab plot, on a real comparison with a crowded note area
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def comparison() -> pd.DataFrame:
+    """A comparison of six types on 4,000 GloVe words (most points at high recall), IVF_PQ skipped (no m for
+    50-d), the busy-machine warning forced on so every kind of note is drawn."""
+    ds = lab.load_glove_dataset(n=4000, n_queries=200)
+    with lab.Session() as session:
+        df = lab.compare(ds, ["FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "RNSG", "ANNOY"], budget="default",
+                         session=session, progress=False, latency_queries=20)
+    df["busy"] = True
+    df.attrs["busy_warning"] = busy_warning(12, 14, 0.92, 3.1)
+    return df
+
+
+@pytest.fixture(scope="module")
+def lab_figures(comparison) -> dict[str, Figure]:
+    return lab.plot_all(comparison)
+
+
+@pytest.mark.slow
+def test_the_comparison_exercises_every_note(comparison):
+    assert lab.plots.missing_reasons(comparison).keys() == {"IVF_PQ"}
+    warned = lab.report.warnings_of(comparison)
+    assert any(w.startswith("WARNING: busy machine") for w in warned) and len(warned) >= 2
+    assert (comparison["recall"] > 0.9).sum() >= 12  # crowded where the labels matter
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["recall_qps", "recall_p99", "build_memory", "param_IVF_FLAT", "param_IVF_SQ8",
+                                  "param_HNSW", "param_RNSG", "param_ANNOY"])
+def test_lab_figure_layout(lab_figures, name):
+    assert sorted(lab_figures) == sorted(["recall_qps", "recall_p99", "build_memory", "param_IVF_FLAT",
+                                          "param_IVF_SQ8", "param_HNSW", "param_RNSG", "param_ANNOY"])
+    assert_clean_layout(lab_figures[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plot", [lab.plot_recall_qps, lab.plot_recall_latency])
+def test_frontier_plots_say_what_faded_points_and_bars_are(comparison, plot):
+    fig = plot(comparison)
+    notes = " ".join(t.get_text() for t in fig.texts)
+    assert "faded points" in notes.lower() and "bars" in notes.lower()
+    assert "Not shown: IVF_PQ cannot index 50-dimensional vectors" in notes
+    assert "WARNING: busy machine" in notes
+    assert all(t.get_window_extent().y1 <= min(ax.get_tightbbox().y0 for ax in fig.axes) + 1 for t in fig.texts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Every teaching view, on GloVe words as the tutorials draw them
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def glove():
+    vectors, words = load_glove(WORDS)
+    return vectors, words
+
+
+@pytest.mark.slow
+def test_ivf_probe_layout(glove):
+    vectors, words = glove
+    probe = views.ivf_probe(vectors, vectors[words.index("king")], nlist=128, nprobe=4)
+    assert_clean_layout(views.plot_ivf_probe(probe, labels=words))
+
+
+@pytest.mark.slow
+def test_ivf_recall_curve_layout(glove):
+    vectors, _ = glove
+    assert_clean_layout(views.plot_ivf_recall_curve(views.ivf_recall_curve(vectors[200:], vectors[:200], nlist=128)))
+
+
+@pytest.mark.slow
+def test_hnsw_trace_layout(glove):
+    vectors, words = glove
+    trace = views.hnsw_trace(vectors, vectors[words.index("paris")], M=16, efConstruction=200, ef=64)
+    assert_clean_layout(views.plot_hnsw_trace(trace, labels=words))
+
+
+@pytest.mark.slow
+def test_quantization_layout(glove):
+    vectors, _ = glove
+    errors = pd.concat([views.quantization_error(vectors, "IVF_FLAT", {"nlist": 128}),
+                        views.quantization_error(vectors, "IVF_SQ8", {"nlist": 128})])
+    assert_clean_layout(views.plot_quantization_error(errors))
+    vectors48 = views.pca_project(vectors, 48)
+    errors48 = pd.concat([views.quantization_error(vectors48, "IVF_SQ8", {"nlist": 128}),
+                          views.quantization_error(vectors48, "IVF_PQ", {"nlist": 128, "m": 8})])
+    assert_clean_layout(views.plot_quantization_error(errors48))
+
+
+@pytest.mark.slow
+def test_annoy_search_k_layout(glove):
+    vectors, _ = glove
+    curve = views.annoy_search_k_curve(vectors[200:], vectors[:200], n_trees=16)
+    assert_clean_layout(views.plot_annoy_search_k_curve(curve))
+
+
+def test_the_views_data_is_the_tutorials(glove):
+    vectors, words = glove
+    assert vectors.shape == (WORDS, 50) and np.isfinite(vectors).all() and {"king", "paris"} <= set(words)
