@@ -600,6 +600,22 @@ def test_search_form_refuses_typed_edges_on_the_form_naming_the_parameter(engine
         form.close()
 
 
+def test_search_form_ids_at_c_type_edges_are_int64_ids_or_refused_naming_them(engine, base):
+    """The form's ``ids`` are Milvus ids: [0, 2**63 - 1], as the engine's own ids; others are a ParamError."""
+    from milvus_lab.widgets import SearchForm
+
+    for value in VALUES:
+        for vectors in (None, base[:1]):
+            form, error = call(lambda value=value, vectors=vectors: SearchForm(engine["flat"], vectors=vectors,
+                                                                               ids=[value], watch=False))
+            if 0 <= int(value) <= INT64_MAX:
+                assert error is None and form.vector_ids.tolist() == [int(value)], error
+                form.close()
+            else:
+                assert isinstance(error, ParamError), error
+                refused_naming(error, "ids", value)
+
+
 @pytest.mark.parametrize("index_type", ["IVF_FLAT", "RNSG", "HNSW", "ANNOY"])
 def test_index_form_refuses_typed_edges_and_leaves_the_index(engine, index_type):
     from milvus_lab.widgets import IndexForm

@@ -20,6 +20,8 @@ import ipywidgets as widgets
 import numpy as np
 
 from .. import numerics, spec
+from ..errors import ParamError
+from ..engine import validation
 from ..engine.html import table_html
 from ._common import Status, WatchedBox, Watcher, current_index, error_text, profile_of, small
 from .fields import ParamField, parse_int
@@ -71,9 +73,10 @@ class SearchForm(WatchedBox):
         self.vectors = None if vectors is None else numerics.as_vectors(
             vectors, "vectors", collection.dimension, binary=spec.is_binary_metric(collection.metric))
         self.vector_ids = (np.arange(len(self.vectors), dtype=np.int64) if ids is None and self.vectors is not None
-                           else (None if ids is None else np.asarray(ids, dtype=np.int64)))
+                           else (None if ids is None else validation.id_list(
+                               list(ids) if isinstance(ids, Sequence) else ids, "ids")))
         if self.vectors is not None and self.vector_ids is not None and len(self.vector_ids) != len(self.vectors):
-            raise ValueError(f"ids has {len(self.vector_ids)} entries but vectors has {len(self.vectors)} rows; "
+            raise ParamError(f"ids has {len(self.vector_ids)} entries but vectors has {len(self.vectors)} rows; "
                              f"give one id per row")
         self._row_of = ({int(i): r for r, i in enumerate(self.vector_ids)} if self.vector_ids is not None else {})
         self.errors: dict[str, str] = {}
