@@ -24,9 +24,12 @@ Milvus 0.10's index model in memory, for Jupyter.
 Run 'milvus-lab COMMAND --help' for a command's options."""
 #: where `milvus-lab notebooks` copies the tutorials unless told otherwise
 DEFAULT_NOTEBOOK_DIR = "milvus_lab_notebooks"
-#: seconds a Voila kernel may sit idle (tab closed) before it is shut down, and how often that is checked
-CULL_IDLE_SECONDS = 300
-CULL_INTERVAL_SECONDS = 60
+#: Voila starts a kernel per page load and cannot shut it down when the page goes (its shutdown request is refused
+#: for want of an _xsrf argument), so `milvus-lab app` culls: a kernel with no page connected (a closed or reloaded
+#: tab) is shut down once idle this many seconds, checked this often; a connected page's kernel is never culled
+#: (MappingKernelManager.cull_connected stays False) and neither is a busy one (cull_busy False)
+CULL_IDLE_SECONDS = 30
+CULL_INTERVAL_SECONDS = 10
 #: how often `serve` notes the server's kernels, and how long a kernel left behind gets to exit after SIGTERM
 CHILDREN_POLL_SECONDS = 2.0
 KERNEL_STOP_SECONDS = 10.0
@@ -231,11 +234,12 @@ def notebooks_command(args: argparse.Namespace, extra: list[str]) -> int:
 
 def app_argv(notebook: Path, port: int, *, cull_idle: int = CULL_IDLE_SECONDS,
              cull_interval: int = CULL_INTERVAL_SECONDS) -> list[str]:
-    """The Voila command of ``milvus-lab app``: 127.0.0.1 only, and a closed tab's kernel shut down after it
-    sat idle ``cull_idle`` seconds (Voila starts one kernel per page load and keeps it otherwise)."""
+    """The Voila command of ``milvus-lab app``: 127.0.0.1 only; the kernel of a page that closed or reloaded is
+    shut down once it sat idle ``cull_idle`` seconds with no page connected, and an open page's kernel is kept."""
     return [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
             f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
-            f"--MappingKernelManager.cull_interval={cull_interval}"]
+            f"--MappingKernelManager.cull_interval={cull_interval}",
+            "--MappingKernelManager.cull_connected=False", "--MappingKernelManager.cull_busy=False"]
 
 
 def app_command(args: argparse.Namespace, extra: list[str]) -> int:
@@ -306,7 +310,8 @@ def parser() -> argparse.ArgumentParser:
                        passes_on.format("Voila (e.g. --VoilaConfiguration.theme=dark)"))
     p.add_argument("--port", type=int, default=8866, help="Voila port")
     p.add_argument("--cull-idle", type=int, default=CULL_IDLE_SECONDS,
-                   help="seconds after which an idle kernel (a closed tab) is shut down")
+                   help="seconds after which the kernel of a closed or reloaded page is shut down (an open page's "
+                   "kernel is kept)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--dry-run", action="store_true", help="print the Voila command, do not start it")
     p.set_defaults(func=app_command, command_parser=p, passes_on=True)
