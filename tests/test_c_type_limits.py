@@ -616,6 +616,44 @@ def test_search_form_ids_at_c_type_edges_are_int64_ids_or_refused_naming_them(en
                 refused_naming(error, "ids", value)
 
 
+def test_explorer_seed_and_n_queries_at_c_type_edges_are_ints_or_refused_naming_them(engine, base):
+    """The explorer's seed only draws the query rows (NumPy takes any non-negative int) and n_queries is at
+    most the rows: a negative or a non-integer value is a ParamError naming it and the value, never NumPy's
+    ValueError or TypeError."""
+    from milvus_lab.widgets import Explorer
+
+    for value in VALUES + [True, 1.0]:
+        explorer, error = call(lambda value=value: Explorer(engine["flat"], base, n_queries=5, seed=value))
+        if not isinstance(value, (bool, float)) and int(value) >= 0:
+            assert error is None and len(explorer.queries) == 5, error
+            explorer.close()
+        else:
+            assert isinstance(error, ParamError) and "seed" in str(error), error
+            assert (str(value) if isinstance(value, (bool, float)) else shown(value)) in str(error), error
+        explorer, error = call(lambda value=value: Explorer(engine["flat"], base, n_queries=value))
+        if not isinstance(value, (bool, float)) and int(value) >= 1:
+            assert error is None and len(explorer.queries) == min(int(value), ROWS), error
+            explorer.close()
+        else:
+            assert isinstance(error, ParamError) and "n_queries" in str(error), error
+            assert (str(value) if isinstance(value, (bool, float)) else shown(value)) in str(error), error
+
+
+def test_explorer_annoy_slider_states_the_cap_and_stays_below_it(engine, base):
+    """search_k has no upper bound in Milvus but a cap in annoy (the spec's IntParam.cap): the slider's note
+    says so and the slider never offers more."""
+    from milvus_lab.widgets import Explorer
+
+    explorer = Explorer(engine["annoy"], base, n_queries=5)
+    try:
+        assert explorer.param == "search_k" and explorer.slider.max <= SEARCH_K_CAP
+        text = explorer.slider_help.value
+        assert "no upper bound" not in text and f"{SEARCH_K_CAP}" in text and "C int" in text, text
+        assert f"the slider stops at {explorer.slider.max:,}" in text, text
+    finally:
+        explorer.close()
+
+
 @pytest.mark.parametrize("index_type", ["IVF_FLAT", "RNSG", "HNSW", "ANNOY"])
 def test_index_form_refuses_typed_edges_and_leaves_the_index(engine, index_type):
     from milvus_lab.widgets import IndexForm

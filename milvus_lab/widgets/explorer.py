@@ -20,6 +20,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from .. import numerics, spec
+from ..errors import ParamError
 from ..engine.html import table_html
 from ._common import Status, WatchedBox, current_index, error_text, profile_of, small
 from .index_form import IndexForm
@@ -123,8 +124,15 @@ class Explorer(WatchedBox):
         self.vectors = numerics.as_vectors(vectors, "vectors", collection.dimension)
         self.words = list(words) if words is not None else None
         self.top_k = spec.validate_top_k(top_k)
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(len(self.vectors), size=min(n_queries, len(self.vectors)), replace=False))
+        number = spec.as_int(seed)
+        if number is None or number < 0:
+            raise ParamError(f"seed must be an int >= 0 (it draws the query rows); got {spec.show_value(seed)}")
+        rng = np.random.default_rng(number)
+        count = spec.as_int(n_queries)
+        if count is None or count < 1:
+            raise ParamError(f"n_queries must be an int >= 1 (at most the rows are used); got "
+                             f"{spec.show_value(n_queries)}")
+        rows = np.sort(rng.choice(len(self.vectors), size=min(count, len(self.vectors)), replace=False))
         self.queries = self.vectors[rows]
         self.truth, _ = numerics.exact_knn(self.vectors, self.queries, self.top_k, self.metric)
         self.points: dict[tuple, dict[int, tuple[float, float]]] = {}
@@ -210,7 +218,9 @@ class Explorer(WatchedBox):
         if high is None:
             trees = max(params.values(), default=1)
             high = max(low + 1, UNBOUNDED_SPAN * low * trees)
-            note = f" ({name} has no upper bound; the slider stops at {high:,})"
+            if param.cap is not None:  # no bound in Milvus, but the library's cap (stated by describe_allowed)
+                high = min(high, param.cap)
+            note = (f" ({name} has no upper bound; " if param.cap is None else " (") + f"the slider stops at {high:,})"
         default = spec.default_search_params(index_type, self.top_k, params, profile=self.profile)[name]
         self.param = name
         self.slider = self._new_slider(name, low, high, default if low <= default <= high else low)
