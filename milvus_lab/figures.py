@@ -54,6 +54,12 @@ def add_notes(fig: Figure, notes: Sequence[tuple[str, str]]) -> list[Text]:
     again on the same figure replaces the notes. Returns the Text artists (none for no notes)."""
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
+    from .errors import ParamError
+
+    if not isinstance(fig, Figure):
+        raise ParamError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
+    if isinstance(notes, str) or not all(isinstance(n, tuple) and len(n) == 2 for n in notes):
+        raise ParamError(f"notes must be a list of (text, colour) pairs; got {notes!r:.80}")
     old = getattr(fig, "_lab_notes", None)
     if old is not None:
         for text in old["texts"]:
@@ -112,8 +118,16 @@ def place_labels(ax: Axes, xs: Sequence[float], ys: Sequence[float], labels: Seq
     joins a label set further off); a label with no free place is left out. Call it after the figure's
     layout is final (legends, titles, notes drawn), as it reads positions in pixels. Returns how many labels
     were left out."""
+    from matplotlib.axes import Axes as MplAxes
     from matplotlib.text import Text
 
+    from .errors import ParamError
+
+    if not isinstance(ax, MplAxes):
+        raise ParamError(f"ax must be a matplotlib Axes; got {type(ax).__name__}")
+    if not len(xs) == len(ys) == len(labels):
+        raise ParamError(f"xs, ys and labels must have one entry per point; got {len(xs)}, {len(ys)} and "
+                         f"{len(labels)} entries")
     fig = ax.figure
     fig.draw_without_rendering()
     renderer = _measuring_renderer(fig)

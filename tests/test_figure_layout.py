@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from milvus_lab import lab, views
 from milvus_lab.datasets import load_glove
 from milvus_lab.errors import ParamError
+from milvus_lab.figures import NotebookFigure, add_notes, legend_outside, place_labels
 from milvus_lab.lab.figure_check import (
     LEGEND_OVER_DATA,
     OUTSIDE_FIGURE,
@@ -23,6 +24,7 @@ from milvus_lab.lab.figure_check import (
     assert_clean_layout,
     layout_problems,
 )
+from milvus_lab.lab.plots import recall_fall
 from milvus_lab.lab.timing import busy_warning
 
 WORDS = 5000
@@ -194,3 +196,79 @@ def test_annoy_search_k_layout(glove):
 def test_the_views_data_is_the_tutorials(glove):
     vectors, words = glove
     assert vectors.shape == (WORDS, 50) and np.isfinite(vectors).all() and {"king", "paris"} <= set(words)
+
+
+# --------------------------------------------------------------------------------------------------
+# The layout helpers the plots use
+# --------------------------------------------------------------------------------------------------
+def test_labels_on_a_dense_cluster_never_overlap_and_the_rest_are_counted():
+    fig = NotebookFigure(figsize=(5, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)
+    xs, ys = 0.99 + 0.01 * rng.random(40), 1000 + 500 * rng.random(40)
+    ax.plot(xs, ys, "o", markersize=3, label="points")
+    ax.set_xlim(0.9, 1.0)
+    legend_outside(ax)
+    left_out = place_labels(ax, xs, ys, [f"setting={i}" for i in range(40)])
+    drawn = [t for t in ax.texts if t.get_text()]
+    assert 0 < left_out < 40 and len(drawn) == 40 - left_out  # crowded: some placed, the rest counted
+    assert_clean_layout(fig)
+    with pytest.raises(ParamError, match="xs, ys and labels must have one entry per point; got 2, 2 and 1"):
+        place_labels(ax, [1, 2], [1, 2], ["a"])
+    with pytest.raises(ParamError, match="ax must be a matplotlib Axes; got NotebookFigure"):
+        place_labels(fig, [1], [1], ["a"])
+
+
+def test_notes_sit_under_the_axes_and_a_second_call_replaces_them():
+    fig = NotebookFigure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1])
+    ax.set_xlabel("x label")
+    add_notes(fig, [("a long note " * 30, "firebrick"), ("a second note", "0.3")])
+    grown = fig.get_size_inches()[1]
+    assert grown > 4
+    assert_clean_layout(fig)
+    add_notes(fig, [("only this note", "0.3")])
+    assert [t.get_text() for t in fig.texts] == ["only this note"] and 4 < fig.get_size_inches()[1] < grown
+    assert_clean_layout(fig)
+    with pytest.raises(ParamError, match="notes must be a list of .text, colour. pairs"):
+        add_notes(fig, "a note")
+
+
+def test_a_plot_drawn_into_the_users_axes_keeps_its_notes_clear():
+    df = lab.measurements.results_frame([
+        {"index_type": "HNSW", "build_params": '{"M": 16}', "search_params": f'{{"ef": {ef}}}', "recall": r,
+         "qps": q, "p99_ms": 1.0, "status": "ok", "note": "", "k": 10, "nq": 50, "n": 2000, "dim": 8}
+        for ef, r, q in ((10, 0.8, 9000.0), (20, 0.9, 6000.0), (40, 0.97, 3000.0))])
+    fig = Figure(figsize=(6, 4))
+    lab.plot_recall_qps(df, ax=fig.add_subplot())
+    assert any("Few queries" in t.get_text() for t in fig.texts)
+    assert_clean_layout(fig)
+
+
+def _rnsg_rows(recalls, lo_hi=None):
+    rows = []
+    for sl, r in zip((10, 40, 80, 160), recalls):
+        row = {"index_type": "RNSG", "build_params": '{"search_length": 45}', "search_params":
+               f'{{"search_length": {sl}}}', "search_length": sl, "recall": r, "qps": 1e5 / sl, "p99_ms": sl / 100,
+               "status": "ok", "note": "", "k": 10, "nq": 1000, "n": 20000, "dim": 50}
+        if lo_hi is not None:
+            row.update(recall_lo=r - lo_hi, recall_hi=r + lo_hi)
+        rows.append(row)
+    return lab.measurements.results_frame(rows)
+
+
+def test_the_parameter_plot_says_where_recall_falls_as_the_parameter_grows():
+    falling = _rnsg_rows([0.90, 0.97, 0.95, 0.94], lo_hi=0.005)
+    assert recall_fall(falling, "search_length", "search_length") == (
+        "recall falls as search_length grows, from 0.970 at search_length=40 to 0.940 at search_length=160: a "
+        "larger search_length is not always better here (beyond both measurements' 95% intervals).")
+    noisy = _rnsg_rows([0.90, 0.97, 0.965, 0.968], lo_hi=0.01)
+    assert "may be noise" in recall_fall(noisy, "search_length", "search_length")
+    assert recall_fall(_rnsg_rows([0.90, 0.97, 0.98, 0.98]), "search_length", "search_length") == ""
+    fig = lab.plot_parameter(falling, "RNSG")
+    notes = " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
+    assert "RNSG build search_length=45: recall falls as search_length grows, from 0.970" in notes
+    assert_clean_layout(fig)
+    rising = " ".join(t.get_text() for t in lab.plot_parameter(_rnsg_rows([0.9, 0.97, 0.98, 0.99]), "RNSG").texts)
+    assert "falls" not in rising

@@ -11,6 +11,7 @@ from conftest import clustered
 from matplotlib.figure import Figure
 
 from milvus_lab import lab
+from milvus_lab.lab.figure_check import assert_clean_layout
 from milvus_lab.lab.measurements import param_column, results_frame
 from milvus_lab.lab.plots import format_mb, format_seconds
 
@@ -107,6 +108,7 @@ def test_parameter_plot_has_two_panels_sharing_x_not_twin_axes(results):
         lab.plot_parameter(results, "FLAT")
 
 
+@pytest.mark.slow
 def test_plot_all_and_save(results, tmp_path):
     figs = lab.plot_all(results)
     assert set(figs) == {"recall_qps", "recall_p99", "build_memory", "param_IVF_FLAT", "param_HNSW", "param_RNSG"}
@@ -174,3 +176,10 @@ def test_the_figure_says_why_an_index_type_is_missing(results):
         "IVF_PQ": "IVF_PQ cannot index 50-dimensional vectors: no m is allowed for dimension 50"}
     notes = " ".join(t.get_text() for t in lab.plot_parameter(results, "HNSW").texts)
     assert "IVF_PQ" not in notes  # a type's own plot names only its own absence
+
+
+def test_every_plot_is_laid_out_without_overlaps(results):
+    for fig in lab.plot_all(results).values():
+        assert_clean_layout(fig)  # no text on text, no legend on data, nothing past the edge
+    notes = " ".join(t.get_text() for t in lab.plot_recall_qps(results).texts)
+    assert "Faded points are the type's other settings" in notes

@@ -421,10 +421,11 @@ def plot_hnsw_trace(trace: HnswTrace, labels: Sequence[str] | None = None) -> Fi
     fig.suptitle(f"HNSW {spec.format_params({'M': trace.M, 'efConstruction': trace.efConstruction})}, ef={trace.ef}: "
                  f"layers and the path of one search (recall@{trace.k} = {trace.recall:.2f})")
     # last, in the final layout: the bar counts, then the words of the path
-    for yy, nodes_on, evals, hops in zip(y, table["nodes"], table["distance_evaluations"], table["hops"]):
-        place_labels(ax, [nodes_on], [yy + 0.2], [f"{nodes_on:,} nodes"], colors="black", leader=False)
-        place_labels(ax, [max(evals, 1)], [yy - 0.2], [f"{evals:,} dist., {hops} hop{'s' if hops != 1 else ''}"],
-                     colors="black", leader=False)
+    counts = [(nodes_on, yy + 0.2, f"{nodes_on:,} nodes") for yy, nodes_on in zip(y, table["nodes"])]
+    counts += [(max(evals, 1), yy - 0.2, f"{evals:,} dist., {hops} hop{'s' if hops != 1 else ''}")
+               for yy, evals, hops in zip(y, table["distance_evaluations"], table["hops"])]
+    place_labels(ax, [c[0] for c in counts], [c[1] for c in counts], [c[2] for c in counts], colors="black",
+                 leader=False)
     if labels is not None:
         path_nodes = list(dict.fromkeys(nodes.tolist()))
         at = proj(trace.vectors[path_nodes])
