@@ -45,15 +45,42 @@ def _print_neighbours(query_words: list[str], vocabulary: list[str], result, tit
 _IVF_DEFAULTS = {**spec.default_build_params("IVF_FLAT"), **spec.default_search_params("IVF_FLAT")}
 
 
+def _demo_problem(n: object, nlist: object, nprobe: object, queries: object) -> str | None:
+    """The first refused demo option as '--option: why' (None: all are allowed): the counts as ints in
+    range, nlist and nprobe by the spec's IVF_FLAT rules (nprobe against that nlist, at top_k 10)."""
+    from .datasets import GLOVE_DIM, GLOVE_ROWS
+    from .errors import MilvusLabError
+
+    for option, value, high in (("n", n, GLOVE_ROWS), ("queries", queries, None)):
+        number = spec.as_int(value)
+        if number is None or number < 1 or (high is not None and number > high):
+            allowed = "an int >= 1" + ("" if high is None else f" and <= {high}")
+            return f"--{option} must be {allowed}; got {spec.show_value(value)}"
+    try:
+        _, build = spec.validate_build("IVF_FLAT", {"nlist": nlist}, dim=GLOVE_DIM, metric="L2", warn=False)
+    except MilvusLabError as exc:
+        return f"--nlist: {exc}"
+    try:
+        spec.validate_search("IVF_FLAT", {"nprobe": nprobe}, top_k=10, build_params=build)
+    except MilvusLabError as exc:
+        return f"--nprobe: {exc}"
+    return None
+
+
 def demo(n: int = 100_000, nlist: int = _IVF_DEFAULTS["nlist"], nprobe: int = _IVF_DEFAULTS["nprobe"],
          queries: int = 1000,
          words: Sequence[str] = DEMO_WORDS) -> int:
-    """Create a collection of GloVe words, search FLAT, build IVF_FLAT, search again, drop the index."""
+    """Create a collection of GloVe words, search FLAT, build IVF_FLAT, search again, drop the index.
+    Returns the exit status: 2, with one line on stderr naming the option, when an option is refused."""
     from tqdm.auto import tqdm
 
     from . import IndexType, MetricType, Milvus
     from .datasets import load_glove
 
+    problem = _demo_problem(n, nlist, nprobe, queries)
+    if problem:
+        print(f"milvus-lab demo: error: {problem}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     vectors, vocabulary = load_glove(n)
     word_ids = {w: i for i, w in enumerate(vocabulary)}
@@ -111,6 +138,9 @@ def demo(n: int = 100_000, nlist: int = _IVF_DEFAULTS["nlist"], nprobe: int = _I
     t = time.perf_counter()
     status, ivf = milvus.search("glove", 10, sample, params={"nprobe": nprobe})
     ivf_s = time.perf_counter() - t
+    if not status.OK():
+        print(f"milvus-lab demo: error: {status.message}", file=sys.stderr)
+        return 1
     recall = numerics.recall(ivf.id_array, flat.id_array, 10, base=vectors, queries=sample, metric="L2")
     print(f"\n5. search IVF_FLAT with params={{'nprobe': {nprobe}}}: {len(sample) / ivf_s:,.0f} queries/s "
           f"({flat_s / ivf_s:.1f}x FLAT), recall@10 against FLAT = {recall:.3f}")

@@ -675,6 +675,38 @@ def test_index_form_refuses_typed_edges_and_leaves_the_index(engine, index_type)
 
 
 # --------------------------------------------------------------------------------------------------
+# The command line: `milvus-lab demo`
+# --------------------------------------------------------------------------------------------------
+DEMO_SMALL = {"--n": "2000", "--nlist": "16", "--nprobe": "4", "--queries": "10"}
+DEMO_ALLOWED = {"--n": (1, 400_000), "--nlist": (1, 65536), "--nprobe": (1, 16), "--queries": (1, None)}
+
+
+@pytest.mark.parametrize("option", list(DEMO_SMALL))
+def test_demo_options_at_c_type_edges_print_one_line_naming_the_option_and_exit_2(capsys, option):
+    """A refused option is one line on stderr naming it and its value, exit status 2, before any data is
+    loaded (nothing on stdout); no traceback, whatever the C type the value overflows."""
+    from milvus_lab import cli
+
+    low, high = DEMO_ALLOWED[option]
+    for value in [int(v) for v in PY_INTS if not low <= int(v) <= (high or int(v))] + [0, high and high + 1]:
+        if value is None:
+            continue
+        argv = ["demo", "--words", "the,of",
+                *(a for o, v in DEMO_SMALL.items() for a in (o, str(value) if o == option else v))]
+        try:
+            status = cli.main(argv)
+        except SystemExit as exc:  # argparse itself
+            status = exc.code
+        except Exception as exc:  # noqa: BLE001 - the property under test
+            pytest.fail(f"milvus-lab {' '.join(argv)}: a {type(exc).__name__} escaped: {exc}")
+        out, err = capsys.readouterr()
+        assert status == 2, (argv, status, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and option in lines[0] and shown(value) in lines[0], err
+        assert out == "", out
+
+
+# --------------------------------------------------------------------------------------------------
 # The lab: measure / compare / tune and the dataset's own counts
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
