@@ -3,24 +3,20 @@
 Every public lab call (``measure``, ``compare``, ``tune``, ``forecast``, ``Session``) checks its arguments
 against :data:`ARGUMENTS`: one table of kinds and bounds, one validator (:func:`check`), one message format
 (``<name> must be <what is allowed>; got <value>``, always a :class:`~milvus_lab.errors.ParamError`). A bound
-that two calls share (``repeats``, ``latency_queries``) is written here only. :func:`session_scope` is the
-"use the caller's session, or make one and close it afterwards" pattern of every entry point.
+that two calls share (``repeats``, ``latency_queries``) is written here only. (The "use the caller's session,
+or make one and close it afterwards" pattern is :func:`milvus_lab.lab.measurements.session_scope`.)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Real
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import spec
 from ..errors import ParamError
-
-if TYPE_CHECKING:
-    from .measurements import Session
 
 
 @dataclass(frozen=True)
@@ -137,20 +133,3 @@ def check(name: str, value: Any, kind: Kind | None = None) -> Any:
 def check_all(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every ``name: value`` checked (:func:`check`), in order; the first bad one raises."""
     return {name: check(name, value) for name, value in values.items()}
-
-
-@contextmanager
-def session_scope(session: Session | None, *, target: Any = None, threads: int | None = None,
-                  repeats: int | None = None) -> Iterator[Session]:
-    """The caller's ``session``, or a new one on ``target`` that is closed (its collections dropped) on exit."""
-    from .measurements import Session, check_session
-
-    check_session(session)
-    if session is not None:
-        yield session
-        return
-    own = Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
-    try:
-        yield own
-    finally:
-        own.close()

@@ -44,9 +44,9 @@ from .. import spec
 from ..errors import ParamError, ServerError
 from ..units import MIB
 from . import growth, rules, sizing
-from .arguments import check, session_scope
+from .arguments import check
 from .datasets import Dataset, check_dataset
-from .measurements import STATUS_OK, LabWarning, Session
+from .measurements import STATUS_OK, LabWarning, Session, session_scope
 from .metrics import recall_bounds
 from .setting import Setting, params_json
 from .sweeps import NLIST_PER_SQRT_ROWS, Progress, search_values

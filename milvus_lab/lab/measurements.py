@@ -17,7 +17,6 @@ section 1) is not measured: its row says why (``status="not indexed"``), and rec
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import time
 import warnings
@@ -32,6 +31,8 @@ import numpy as np
 from .. import spec
 from ..errors import BuildIndexError, MilvusLabError, ParamError, RawSegmentWarning, RecommendationWarning
 from . import rules, sizing
+from .arguments import ARGUMENTS, Int, check
+from .setting import params_json
 from .datasets import Dataset, check_dataset
 from .metrics import recall_bounds, recall_per_query
 from .timing import (
@@ -127,9 +128,8 @@ def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def format_params(params: Mapping[str, int]) -> str:
-    """Parameters as compact JSON, the form the ``build_params`` / ``search_params`` columns hold."""
-    return json.dumps({k: int(v) for k, v in params.items()})
+#: kept for code that imported it from here: the lab's one serialiser of parameters is setting.params_json
+format_params = params_json
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,14 +188,14 @@ class Session:
 
     def __post_init__(self) -> None:
         rules.check_target(self.target)
-        self.threads = rules.check_int("threads", self.threads, 1, 4096, none_ok=True)
-        self.max_datasets = rules.check_int("max_datasets", self.max_datasets, 1)
+        self.threads = check("threads", self.threads)
+        self.max_datasets = check("max_datasets", self.max_datasets)
         if self.target is None:
             from ..engine import Engine
 
             self.target = Engine(build_threshold=1)
             self._own_target = True
-        self.repeats = rules.check_int("repeats", self.repeats, 1, 10_000)
+        self.repeats = check("repeats", self.repeats, Int(1, ARGUMENTS["repeats"].high))
 
     def __repr__(self) -> str:
         return f"Session(target={self.describe_target()}, datasets: {len(self._data)}, builds: {len(self._builds)})"
@@ -428,8 +428,7 @@ class Session:
         ``concurrency``: see :meth:`measure_settings`.
         """
         check_dataset(dataset)
-        latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
-        repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
+        latency_queries, repeats = check("latency_queries", latency_queries), check("repeats", repeats)
         plan = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
         index_spec, clean = resolve_build_params(dataset, index_type, build_params, self.profile)
         k = dataset.check_k(k)
@@ -533,8 +532,8 @@ def base_row(dataset: Dataset, index_type: str, build_params: Mapping[str, int],
              k: int, session: Session | None = None) -> dict[str, Any]:
     """A result row with the identifying columns filled and the measurements empty."""
     row: dict[str, Any] = {
-        "index_type": index_type, "build_params": format_params(build_params),
-        "search_params": format_params(search_params), "k": k, "nq": dataset.nq, "n": dataset.n,
+        "index_type": index_type, "build_params": params_json(build_params),
+        "search_params": params_json(search_params), "k": k, "nq": dataset.nq, "n": dataset.n,
         "dim": dataset.dim, "metric": dataset.metric, "dataset": dataset.name, "status": STATUS_OK, "note": "",
         **{col: float("nan") for col in METRIC_COLUMNS + SPREAD_COLUMNS},
     }
@@ -570,14 +569,24 @@ def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] |
     check_session(session)
     rules.check_target(target)
     plan = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
-    own = session is None
-    session = session or Session(target=target)
+    with session_scope(session, target=target) as run:
+        return run.measure(dataset, index_type, build_params, search_params, k=k, latency_queries=latency_queries,
+                           repeats=repeats, concurrency=plan)
+
+
+@contextmanager
+def session_scope(session: Session | None, *, target: Any = None, threads: int | None = None,
+                  repeats: int | None = None) -> Iterator[Session]:
+    """The caller's ``session``, or a new one on ``target`` that is closed (its collections dropped) on exit."""
+    check_session(session)
+    if session is not None:
+        yield session
+        return
+    own = Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
     try:
-        return session.measure(dataset, index_type, build_params, search_params, k=k,
-                               latency_queries=latency_queries, repeats=repeats, concurrency=plan)
+        yield own
     finally:
-        if own:
-            session.close()
+        own.close()
 
 
 def check_session(value: Any) -> Session | None:

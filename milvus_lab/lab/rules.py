@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import spec
+from .arguments import ARGUMENTS, Bool, Int, Number, Str, check
 
 
 def profile_of(target: Any) -> str:
@@ -66,63 +67,29 @@ def recommended(index_type: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# Argument checks of the lab's entry points: a hostile value gets a ParamError naming the argument
+# Argument checks of the lab's entry points, for arguments not in the table of :mod:`.arguments` (their
+# bounds depend on the call): the same validator and message format
 # --------------------------------------------------------------------------------------------------
-def check_int(name: str, value: Any, low: int, high: int | None = None, *, none_ok: bool = False) -> int | None:
-    """``value`` as an int in [low, high]; ParamError naming ``name`` otherwise (never a foreign exception)."""
-    from ..errors import ParamError
+__all__ = ["ARGUMENTS"]  # the lab's argument table, re-exported for the modules that check through rules
 
-    if value is None and none_ok:
-        return None
-    number = spec.as_int(value)
-    if number is None or number < low or (high is not None and number > high):
-        upper = "" if high is None else f", at most {high:,}"
-        raise ParamError(f"{name} must be an int >= {low}{upper}" + (" or None" if none_ok else "")
-                         + f"; got {spec.show_value(value)}")
-    return number
+
+def check_int(name: str, value: Any, low: int, high: int | None = None, *, none_ok: bool = False) -> int | None:
+    """``value`` as an int in [low, high]; ParamError naming ``name`` otherwise (:func:`.arguments.check`)."""
+    return check(name, value, Int(low, high, none_ok))
 
 
 def check_number(name: str, value: Any, *, none_ok: bool = True, low: float = 0.0, high: float | None = None,
                  low_open: bool = True) -> float | None:
     """``value`` as a finite float > low (>= when not ``low_open``) and <= high; ParamError naming ``name``."""
-    import math
-    from numbers import Real
-
-    from ..errors import ParamError
-
-    if value is None and none_ok:
-        return None
-    number = None
-    try:
-        if isinstance(value, Real) and not isinstance(value, bool) and type(value).__name__ != "bool_":
-            number = float(value)
-    except Exception:  # noqa: BLE001 - a hostile __float__
-        number = None
-    ok = number is not None and math.isfinite(number) and (number > low if low_open else number >= low) and \
-        (high is None or number <= high)
-    if not ok:
-        rng = f"{'>' if low_open else '>='} {low:g}" + ("" if high is None else f" and <= {high:g}")
-        raise ParamError(f"{name} must be a number {rng}" + (" or None" if none_ok else "")
-                         + f"; got {spec.show_value(value)}")
-    return number
+    return check(name, value, Number(low, high, low_open, none_ok))
 
 
 def check_bool(name: str, value: Any) -> bool:
-    from ..errors import ParamError
-
-    if value is True or value is False or type(value).__name__ == "bool_":
-        return bool(value)
-    raise ParamError(f"{name} must be True or False; got {spec.show_value(value)}")
+    return check(name, value, Bool())
 
 
 def check_str(name: str, value: Any, *, none_ok: bool = False) -> str | None:
-    from ..errors import ParamError
-
-    if value is None and none_ok:
-        return None
-    if isinstance(value, str):
-        return str.__str__(value)
-    raise ParamError(f"{name} must be a str" + (" or None" if none_ok else "") + f"; got {spec.show_value(value)}")
+    return check(name, value, Str(none_ok))
 
 
 def check_index_types(value: Any, profile: str | None = None) -> list[str] | None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .. import spec
 from ..errors import InvalidParameterError, ParamError, ServerError
 from . import memory, rules
+from .arguments import check
 from .datasets import Dataset, check_dataset
 from .measurements import (
     STATUS_SERVER_ERROR,
@@ -37,10 +38,11 @@ from .measurements import (
     LabMemoryError,
     LabWarning,
     Session,
-    check_session,
     base_row,
     build_row,
+    check_session,
     results_frame,
+    session_scope,
 )
 from .metrics import pareto_frontier
 from .timing import (
@@ -447,7 +449,7 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
 
 
 def _split_budget(budget: Any, time_limit: float | None) -> tuple[str | Budget, float | None]:
-    time_limit = rules.check_number("time_limit", time_limit)
+    time_limit = check("time_limit", time_limit)
     if isinstance(budget, Real) and not isinstance(budget, bool):
         return "default", rules.check_number("budget", budget, none_ok=False)
     return budget, time_limit
@@ -476,15 +478,12 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     budget_obj = get_budget(budget)
     k = dataset.check_k(k)
     index_types = rules.check_index_types(index_types)
-    latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
-    repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
-    progress = rules.check_bool("progress", progress)
+    latency_queries, repeats = check("latency_queries", latency_queries), check("repeats", repeats)
+    progress = check("progress", progress)
     clients = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
     check_session(session)
     rules.check_target(target)
-    own = session is None
-    session = session or Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
-    try:
+    with session_scope(session, target=target, threads=threads, repeats=repeats) as session:
         plan = default_plan(dataset, index_types, k=k, budget=budget_obj, profile=session.profile)
         check_memory(dataset, plan, session)
         started = time.perf_counter()
@@ -502,6 +501,4 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
             df.attrs["error"] = failed["note"].iloc[-1]
             warnings.warn(df.attrs["error"], LabWarning, stacklevel=2)
         return df
-    finally:
-        if own:
-            session.close()
+

@@ -217,7 +217,7 @@ def round_robin(n_settings: int, repeats: int) -> list[list[int]]:
     from . import rules
 
     n_settings = rules.check_int("n_settings", n_settings, 0, 10**6)
-    repeats = rules.check_int("repeats", repeats, 1, 10**6)
+    repeats = rules.check_int("repeats", repeats, 1, rules.ARGUMENTS["repeats"].high)
     return [[(r + i) % n_settings for i in range(n_settings)] for r in range(repeats)] if n_settings else []
 
 

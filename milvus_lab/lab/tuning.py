@@ -39,7 +39,9 @@ from ..codegen import pymilvus2_index_code
 from ..errors import ParamError, ServerError
 from . import rules
 from .datasets import Dataset, check_dataset
-from .measurements import STATUS_OK, Session, base_row, check_session, results_frame
+from .arguments import check, check_all
+from .setting import Setting, params_json
+from .measurements import STATUS_OK, Session, base_row, check_session, results_frame, session_scope
 from .metrics import recall_bounds, tied_with_best
 from .sweeps import Progress, build_grid, center_build_params, search_values, valid_build
 from .timing import (
@@ -166,8 +168,9 @@ class TuneResult:
         row = self.winner if index_type is None else self._best_row(index_type)
         if row is None:
             raise ValueError("no setting met the target" + (f" for {index_type}" if index_type else ""))
-        return code_lines(row["index_type"], json.loads(row["build_params"]), json.loads(row["search_params"]),
-                           self.k, self.metric, target)
+        chosen = Setting.from_columns(row["index_type"], row["build_params"], row["search_params"])
+        return code_lines(chosen.index_type, chosen.build_params, chosen.search_params, self.k, self.metric,
+                          target)
 
     def _best_row(self, index_type: str) -> pd.Series | None:
         rows = self.best[(self.best["index_type"] == index_type) & (self.best["status"] == STATUS_OK)]
@@ -219,14 +222,6 @@ def _fmt_params(text: Any) -> str:
     return rules.format_params(json.loads(text)) if isinstance(text, str) and text else "-"
 
 
-def _check_fraction(name: str, value: Any) -> float:
-    return rules.check_number(name, value, none_ok=False, low=0.0, high=1.0)
-
-
-def _check_positive(name: str, value: Any) -> float | None:
-    return rules.check_number(name, value)
-
-
 # --------------------------------------------------------------------------------------------------
 # The tuner
 # --------------------------------------------------------------------------------------------------
@@ -258,7 +253,7 @@ class _Tuner:
         label = f"{index_type} {rules.format_params(params)}"
         self.bar.describe(f"tune: building {label}")
         build = self.session.build(ds, index_type, params)
-        trial = {"index_type": index_type, "build_params": json.dumps(params), "search_params": "",
+        trial = {"index_type": index_type, "build_params": params_json(params), "search_params": "",
                  "build_s": build.build_s, "memory_mb": build.memory_bytes / 2**20, "qps": float("nan"),
                  "recall": float("nan"), "tuning_recall": float("nan"), "status": build.status, "reason": build.note,
                  "score": -np.inf}
@@ -303,13 +298,13 @@ class _Tuner:
             pooled = float(np.concatenate([tune_per_query, per_query]).mean())
             low, high = recall_bounds(per_query)
             self.point(index_type, params, search, held, "verify", "held-out")
-            trial.update(search_params=json.dumps(search), tuning_recall=tune_recall, recall=held)
+            trial.update(search_params=params_json(search), tuning_recall=tune_recall, recall=held)
             if pooled >= self.target and high >= self.target:
                 if found is not None:
                     search, tune_per_query, per_query = self.refine(index_type, params, build, found[0], tried,
                                                                     search, tune_per_query, per_query)
                     tune_recall, held = float(tune_per_query.mean()), float(per_query.mean())
-                    trial.update(search_params=json.dumps(search), tuning_recall=tune_recall, recall=held)
+                    trial.update(search_params=params_json(search), tuning_recall=tune_recall, recall=held)
                 break
             if attempt == 0:  # aim higher by the shortfall, once
                 required = min(1.0, required + 2 * (self.target - min(pooled, held)))
@@ -378,7 +373,7 @@ class _Tuner:
             return best, "no build parameters to explore"
         if best["status"] not in (STATUS_OK, STATUS_NO_SETTING):
             return best, "the default build could not be measured"
-        tried = {json.dumps(current)}
+        tried = {Setting.of(index_type, current)}
         for name in names:
             for direction in (-1, 1):  # smaller values build faster: try them first
                 moved = False
@@ -388,14 +383,14 @@ class _Tuner:
                     if not side:
                         break
                     candidate = {**current, name: side[-1] if direction < 0 else side[0]}
-                    if json.dumps(candidate) in tried or not valid_build(index_type, candidate, ds.n, ds.dim,
-                                                                         ds.metric, profile, advice=False):
+                    if Setting.of(index_type, candidate) in tried or \
+                            not valid_build(index_type, candidate, ds.n, ds.dim, ds.metric, profile, advice=False):
                         break
                     if builds >= max_builds:
                         return best, f"tried {builds} builds (max_builds)"
                     if deadline is not None and time.perf_counter() > deadline:
                         return best, f"time budget spent after {builds} builds"
-                    tried.add(json.dumps(candidate))
+                    tried.add(Setting.of(index_type, candidate))
                     trial = self.evaluate(index_type, candidate)
                     builds += 1
                     # builds are timed at different moments: move only when the new median beats the best's
@@ -432,30 +427,40 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     QPS and latency of each verified setting on the held-out queries (see :func:`~milvus_lab.lab.measure`;
     default None: off); ``concurrency_batch`` is at most the number of held-out queries.
     """
-    target_recall = _check_fraction("target_recall", target_recall)
-    memory_budget_mb = _check_positive("memory_budget_mb", memory_budget_mb)
-    max_p99_ms = _check_positive("max_p99_ms", max_p99_ms)
-    time_budget_s = _check_positive("time_budget_s", time_budget_s)
-    max_builds = rules.check_int("max_builds", max_builds, 1, 10_000)
-    min_gain = rules.check_number("min_gain", min_gain, none_ok=False, low=0.0, low_open=False)
+    args = check_all({"target_recall": target_recall, "memory_budget_mb": memory_budget_mb, "max_p99_ms": max_p99_ms,
+                      "time_budget_s": time_budget_s, "max_builds": max_builds, "min_gain": min_gain})
+    target_recall, memory_budget_mb, max_p99_ms = args["target_recall"], args["memory_budget_mb"], args["max_p99_ms"]
+    time_budget_s, max_builds, min_gain = args["time_budget_s"], args["max_builds"], args["min_gain"]
     check_dataset(dataset)
-    latency_queries = rules.check_int("latency_queries", latency_queries, 0, 10**6)
-    repeats = rules.check_int("repeats", repeats, 1, 10_000, none_ok=True)
-    progress = rules.check_bool("progress", progress)
-    seed = rules.check_int("seed", seed, 0)
+    latency_queries, repeats = check("latency_queries", latency_queries), check("repeats", repeats)
+    progress, seed = check("progress", progress), check("seed", seed)
     index_types = rules.check_index_types(index_types)
     check_session(session)
     rules.check_target(target)
     started = time.perf_counter()
     k = dataset.check_k(k)
-    own = session is None
-    session = session or Session(target=target, threads=threads, **({"repeats": repeats} if repeats else {}))
-    tune_ds, hold_ds = dataset.split_queries(holdout, seed)
+    tune_ds, hold_ds = dataset.split_queries(holdout, seed)  # a bad holdout is refused before any session exists
     clients = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=hold_ds.nq)
+    with session_scope(session, target=target, threads=threads, repeats=repeats) as run:
+        return _tune(run, dataset, tune_ds, hold_ds, types_or_all(index_types, dataset.metric), target_recall, k,
+                     memory_budget_mb, max_p99_ms, time_budget_s, max_builds, min_gain, latency_queries, progress,
+                     clients, started)
+
+
+def types_or_all(index_types: list[str] | None, metric: str) -> list[str]:
+    """The index types asked for, or every one the lab knows for ``metric``."""
+    return rules.index_types(metric) if index_types is None else index_types
+
+
+def _tune(session: Session, dataset: Dataset, tune_ds: Dataset, hold_ds: Dataset, types: list[str],
+          target_recall: float, k: int, memory_budget_mb: float | None, max_p99_ms: float | None,
+          time_budget_s: float | None, max_builds: int, min_gain: float, latency_queries: int, progress: bool,
+          clients: Any, started: float) -> TuneResult:
+    """tune()'s search once its arguments are checked and its session is open: type by type, the coordinate
+    search over build parameters, each build's search value found, verified and timed (see the module doc)."""
     tune_ds.ground_truth(k)
     hold_ds.ground_truth(k)
     profile = session.profile
-    types = rules.index_types(dataset.metric) if index_types is None else index_types
     best_rows: list[dict[str, Any]] = []
     stopped: dict[str, str] = {}
     error = None
@@ -495,8 +500,6 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
                                       "status": best["status"] if best else STATUS_NO_SETTING, "note": note})
     finally:
         bar.close()
-        if own:
-            session.close()
     return _result(tuner, best_rows, stopped, target_recall, k, dataset.metric, memory_budget_mb, max_p99_ms,
                    time.perf_counter() - started, error)
 
