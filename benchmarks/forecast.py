@@ -71,6 +71,8 @@ def main() -> int:
     parser.add_argument("--types", default=",".join(TYPES))
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--skip-tune", action="store_true")
+    parser.add_argument("--only-tune", action="store_true", help="time tune() on the full data only (the forecast's "
+                        "wall time is compared in a separate run)")
     args = parser.parse_args()
     types = args.types.split(",")
     if args.data == "glove":
@@ -82,6 +84,12 @@ def main() -> int:
     print(f"{name}: sample {len(sample):,}, full {len(full):,} x {full.shape[1]}, {len(queries):,} queries; "
           f"target recall {args.target}")
 
+    if args.only_tune:
+        started = time.perf_counter()
+        tuned = lab.tune(full_ds, args.target, types, progress=True)
+        print(tuned.summary())
+        print(f"tune() on all {len(full):,} rows: {time.perf_counter() - started:,.0f} s")
+        return 0
     started = time.perf_counter()
     fc = lab.forecast(sample_ds, len(full), types, target_recall=args.target)
     forecast_wall = time.perf_counter() - started
