@@ -34,30 +34,49 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
-def _plain(text: str | None) -> str:
+def plain_text(text: str | None) -> str:
     """``text`` without reST markup (double backticks), for the terminal."""
     return (text or "").replace("``", "")
 
 
 #: the description ``milvus-lab compare --help`` opens with
-COMPARE_DESCRIPTION = _plain(__doc__)
+COMPARE_DESCRIPTION = plain_text(__doc__)
 
 
-def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
-    from .lab.sweeps import BUDGETS
-    from .lab.timing import DEFAULT_LATENCY_QUERIES, DEFAULT_REPEATS
+def _names(text: str) -> list[str]:
+    """A comma-separated list of column names."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"give comma-separated column names; got {text!r}")
+    return names
 
-    if parser is None:
-        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=COMPARE_DESCRIPTION,
-                                         formatter_class=HelpFormatter)
-    parser.add_argument("--data", help="vectors file: .npy, .fvecs, .bvecs, .hdf5/.h5 (ann-benchmarks), .csv or "
-                        ".parquet (default: the bundled GloVe 6B 50-d words)")
+
+def _budget_help(budgets: dict) -> str:
+    """What each sweep budget measures and costs, from the budgets' own numbers."""
+    parts = []
+    for i, (name, b) in enumerate(budgets.items()):
+        steps = "a step gains" if b.patience == 1 else f"{b.patience} steps in a row gain"
+        parts.append(f"{name}{' (used when not given)' if name == 'default' else ''}: "
+                     f"{'raise each search parameter ' if i == 0 else ''}until recall {b.max_recall:g} or "
+                     f"until {steps} < {b.min_gain:g}"
+                     + (" (fewest settings, fastest)" if i == 0 else "")
+                     + ("; plus builds around each type's default build (several times the builds and the time)"
+                        if b.neighbour_builds else ""))
+    return "how much to measure. " + ". ".join(parts)
+
+
+def data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options that say which data a command measures (``compare`` and ``forecast`` share them)."""
+    parser.add_argument("--data", help="vectors file: .npy, .fvecs, .ivecs, .bvecs, .hdf5/.h5 (ann-benchmarks), "
+                        ".csv or .parquet (default: the bundled GloVe 6B 50-d words)")
     parser.add_argument("--queries", help="query vectors file (default: hold out --nq rows of --data)")
     parser.add_argument("--groundtruth", help="known neighbour ids (.ivecs or .npy) for --queries (default: "
                         "computed exactly)")
     parser.add_argument("--column", help="for .csv/.parquet: the column holding one vector per row (default: "
-                        "the only column of vectors, or every numeric column as one dimension)")
+                        "the only column of vectors, whatever scalar columns sit beside it; with no column of "
+                        "vectors, every numeric column as one dimension)")
+    parser.add_argument("--columns", type=_names, help="for .csv/.parquet: comma-separated numeric columns, one per "
+                        "dimension (default: see --column)")
     parser.add_argument("--n", type=int, default=DEFAULT_GLOVE_ROWS, help="GloVe base words (ignored with --data)")
     parser.add_argument("--nq", type=int, default=None, help="held-out queries (default: 1000 for GloVe; for a "
                         "file, min(1000, rows/10))")
@@ -68,7 +87,19 @@ def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
                         "(default: vectors used as they are)")
     parser.add_argument("--index-types", default=None,
                         help=f"comma-separated (default: all of {','.join(spec.index_types_for_metric('L2'))})")
-    parser.add_argument("--budget", choices=list(BUDGETS), default="default", help="sweep size")
+    return parser
+
+
+def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
+    from .lab.sweeps import BUDGETS
+    from .lab.timing import DEFAULT_LATENCY_QUERIES, DEFAULT_REPEATS
+
+    if parser is None:
+        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=COMPARE_DESCRIPTION,
+                                         formatter_class=HelpFormatter)
+    data_arguments(parser)
+    parser.add_argument("--budget", choices=list(BUDGETS), default="default", help=_budget_help(BUDGETS))
     parser.add_argument("--time-limit", type=float, default=None, help="seconds after which extra builds and "
                         "search points are skipped (default: no limit)")
     parser.add_argument("--target-recall", type=float, default=0.95, help="recall target of the winner table")
@@ -85,22 +116,25 @@ def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
                         f"(default: a new folder under {DEFAULT_OUT}/)")
     parser.add_argument("--formats", default="png,svg", help="plot formats, comma-separated")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: a progress bar "
-                        "on stderr)")
+                        "on stderr when it is a terminal; none in a log file)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the query split")
     return parser
 
 
-def _load(args: argparse.Namespace):
+def load_dataset(args: argparse.Namespace):
+    """The dataset the data options name (the bundled GloVe words by default)."""
     from . import lab
+    from .lab.datasets import cli_spelling
 
     if args.data is None:
-        if args.queries or args.groundtruth or args.column:
-            raise SystemExit("--queries/--groundtruth/--column need --data")
+        if args.queries or args.groundtruth or args.column or args.columns:
+            raise SystemExit("--queries/--groundtruth/--column/--columns need --data")
         return lab.load_glove_dataset(args.n, args.nq or lab.datasets.DEFAULT_QUERIES, metric=args.metric or "L2",
                                       normalize=args.normalize, seed=args.seed)
-    return lab.load(args.data, queries=args.queries, groundtruth=args.groundtruth, column=args.column,
-                    n_queries=args.nq if args.queries is None else None, metric=args.metric,
-                    normalize=args.normalize, seed=args.seed)
+    with cli_spelling():  # messages name --column, --nq, ... rather than Python keywords
+        return lab.load(args.data, queries=args.queries, groundtruth=args.groundtruth, column=args.column,
+                        columns=args.columns, n_queries=args.nq if args.queries is None else None,
+                        metric=args.metric, normalize=args.normalize, seed=args.seed)
 
 
 def run_folder(out: str | os.PathLike | None, dataset_name: str) -> Path:
@@ -148,7 +182,7 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
 
     started = time.perf_counter()
     try:
-        dataset = _load(args)
+        dataset = load_dataset(args)
         types = None if args.index_types is None else [t.strip() for t in args.index_types.split(",") if t.strip()]
         if types is not None:
             types = [spec.get_index(t).name for t in types]
@@ -163,7 +197,7 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
               file=sys.stderr)
         return 2
     try:
-        target = None if args.milvus_uri is None else _connect(args.milvus_uri)
+        target = None if args.milvus_uri is None else connect_target(args.milvus_uri)
         # skipped and unindexed types are stated once, in the winner table and the report: the lines the
         # sweep writes above its progress bar are held back and only those the results do not say are shown
         held = io.StringIO()
@@ -172,7 +206,7 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
             warnings.simplefilter("ignore", lab.LabWarning)
             results = lab.compare(dataset, types, k=args.k, budget=args.budget, session=session,
                                   latency_queries=args.latency_queries, time_limit=args.time_limit,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress and sys.stderr.isatty())
     except (MilvusLabError, MemoryError, ImportError, ValueError) as exc:
         print(f"milvus-lab compare: error: {exc}", file=sys.stderr)
         if not any(out.iterdir()):
@@ -203,7 +237,7 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     return 0
 
 
-def _connect(uri: str):
+def connect_target(uri: str):
     """A Target for the Milvus server at ``uri`` (the optional server extra)."""
     try:
         from .server import connect

@@ -45,6 +45,9 @@ def as_vectors(data: Any, what: str = "vectors", dim: int | None = None, *, bina
     if array.dtype == object:
         raise IllegalRecordError(f"{what}: rows of different lengths or non-numeric values (dtype object); "
                                  f"give a 2-D array of shape (rows, dim)")
+    # the kind of values first: fixing the shape of an array of text would only lead to this next
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
+        raise IllegalRecordError(f"{what} must hold real numbers; got dtype {array.dtype}")
     width = None if dim is None else (dim // 8 if binary else dim)
     if array.ndim == 1 and array.size and width is not None and array.shape[0] == width:
         array = array[None, :]
@@ -53,8 +56,6 @@ def as_vectors(data: Any, what: str = "vectors", dim: int | None = None, *, bina
         raise IllegalRecordError(f"{what} must be a 2-D array of shape (rows, dim); got shape {array.shape}{hint}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise IllegalRecordError(f"{what} is empty: shape {array.shape}; give at least one row of dim >= 1")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
-        raise IllegalRecordError(f"{what} must hold real numbers; got dtype {array.dtype}")
     if width is not None and array.shape[1] != width:
         unit = f" bytes ({dim} bits)" if binary else ""
         raise IllegalDimensionError(f"{what} have {array.shape[1]} columns but {width}{unit} are expected; "

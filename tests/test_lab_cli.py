@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import shlex
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from milvus_lab.lab_cli import command_line, compare_main, compare_parser, run_f
 FAST = ["--no-progress", "--latency-queries", "3", "--formats", "png"]
 
 
+@pytest.mark.slow
 def test_compare_on_a_file_writes_csv_plots_and_report(tmp_path, capsys):
     np.save(tmp_path / "vectors.npy", clustered(1500, 16, seed=3))
     out = tmp_path / "out"
@@ -57,7 +60,9 @@ def test_compare_on_glove_states_why_ivf_pq_is_skipped_once(tmp_path, capsys):
     (["--data", "/nonexistent/x.fvecs"], "no such file"),
     (["--data", "README.md"], "unsupported file type"),
     (["--n", "3000", "--nq", "50", "--index-types", "FLAT,BOGUS"], "'BOGUS'"),
-    (["--n", "3000", "--nq", "50", "--milvus-uri", "http://127.0.0.1:1"], "127.0.0.1:1"),
+    # slow: the client retries a closed port for about half a minute before it gives up
+    pytest.param(["--n", "3000", "--nq", "50", "--milvus-uri", "http://127.0.0.1:1"], "127.0.0.1:1",
+                 marks=pytest.mark.slow),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert compare_main([*args, "--out", str(tmp_path / "o"), *FAST]) == 2
@@ -124,3 +129,69 @@ def test_report_names_the_command_as_typed(tmp_path):
     # a caller that passes parsed arguments only gets them back from the namespace
     parsed = compare_parser().parse_args(["--data", "a b.npy", "--k", "5", "--no-progress"])
     assert command_line(parsed) == "milvus-lab compare --data 'a b.npy' --k 5 --no-progress"
+
+
+def test_a_vector_column_beside_scalar_columns_is_used_without_asking(tmp_path, capsys):
+    """A parquet file of `id` and `emb` (one vector per row) is unambiguous: the vectors are `emb`."""
+    rows = clustered(300, 8, seed=4)
+    pd.DataFrame({"id": np.arange(300), "emb": list(rows), "word": [f"w{i}" for i in range(300)]}).to_parquet(
+        tmp_path / "emb.parquet")
+    out = tmp_path / "out"
+    assert compare_main(["--data", str(tmp_path / "emb.parquet"), "--nq", "20", "--index-types", "FLAT",
+                         "--out", str(out), *FAST]) == 0, capsys.readouterr().err
+    results = pd.read_csv(out / "results.csv")
+    assert (results["dim"] == 8).all() and (results["n"] == 280).all()
+
+
+def test_messages_name_the_cli_options_not_python_keywords(tmp_path, capsys):
+    rows = clustered(50, 4, seed=5)
+    pd.DataFrame({"a": list(rows), "b": list(rows)}).to_parquet(tmp_path / "two.parquet")
+    assert compare_main(["--data", str(tmp_path / "two.parquet"), "--out", str(tmp_path / "o"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "--column NAME" in err and "--columns A,B,..." in err and "2 columns hold vectors (a, b)" in err
+    assert "column=" not in err and "columns=[" not in err
+    assert compare_main(["--data", str(tmp_path / "two.parquet"), "--columns", "a", "--out", str(tmp_path / "o"),
+                         *FAST]) == 2
+    assert "column(s) ['a'] are not numeric" in capsys.readouterr().err
+    np.save(tmp_path / "few.npy", rows[:10])
+    assert compare_main(["--data", str(tmp_path / "few.npy"), "--nq", "10", "--out", str(tmp_path / "o"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "--nq 10 must be in [1, 9]" in err and "n_queries" not in err
+
+
+def test_a_folder_given_as_data_is_called_a_folder(tmp_path, capsys):
+    (tmp_path / "some_folder").mkdir()
+    assert compare_main(["--data", str(tmp_path / "some_folder"), "--out", str(tmp_path / "o"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "--data" in err and "is a folder, not a data file" in err and "unsupported file type" not in err
+
+
+def test_an_array_of_text_is_told_its_dtype_first(tmp_path, capsys):
+    np.save(tmp_path / "words.npy", np.array(["king", "queen", "paris"] * 10))
+    assert compare_main(["--data", str(tmp_path / "words.npy"), "--out", str(tmp_path / "o"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "must hold real numbers; got dtype <U5" in err and "2-D" not in err
+
+
+def test_help_says_what_each_budget_measures_and_shows_no_empty_defaults(capsys):
+    from milvus_lab.cli import parser
+    from milvus_lab.lab.sweeps import BUDGETS
+
+    top = parser()
+    [sub] = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in sub.choices.items():
+        text = " ".join(command.format_help().split())
+        assert "(default: False)" not in text and "(default: default)" not in text, name
+        assert not re.search(r"default\)? \(default: ", text), (name, text)
+    text = " ".join(sub.choices["compare"].format_help().split())
+    for name, budget in BUDGETS.items():
+        assert f"{name}" in text and f"until recall {budget.max_recall:g}" in text
+    assert ".ivecs" in text.split("--data DATA", 2)[-1].split("--queries")[0]
+
+
+def test_no_progress_frames_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    np.save(tmp_path / "v.npy", clustered(400, 8, seed=1))
+    args = ["--data", str(tmp_path / "v.npy"), "--nq", "20", "--index-types", "FLAT,IVF_FLAT", "--out",
+            str(tmp_path / "o"), "--latency-queries", "3", "--formats", "png"]  # no --no-progress
+    assert compare_main(args) == 0
+    assert "\r" not in capsys.readouterr().err

@@ -169,9 +169,11 @@ def test_dataframe_errors(gauss):
         lab.from_dataframe(ragged, column="emb", n_queries=1)
     with pytest.raises(ParamError, match="no column 'nope'"):
         lab.from_dataframe(pd.DataFrame({"a": [1.0, 2.0]}), column="nope")
-    mixed = pd.DataFrame({"emb": list(gauss[:4]), "x": [1.0, 2, 3, 4]})
-    with pytest.raises(ParamError, match="say which data"):
-        lab.from_dataframe(mixed)
+    mixed = pd.DataFrame({"emb": list(gauss[:4]), "x": [1.0, 2, 3, 4]})  # one vector column: unambiguous
+    assert lab.from_dataframe(mixed, n_queries=1).dim == gauss.shape[1]
+    two = pd.DataFrame({"emb": list(gauss[:4]), "other": list(gauss[4:8])})
+    with pytest.raises(ParamError, match=r"say which data.*column='name'.*columns=\[...\]"):
+        lab.from_dataframe(two)
     with pytest.raises(ParamError, match="DataFrame"):
         lab.from_dataframe(gauss)
 

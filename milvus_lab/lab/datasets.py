@@ -10,10 +10,12 @@ independent of the index under test. It is computed for the largest ``k`` asked 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -36,6 +38,30 @@ class DataFileError(IllegalRecordError, FileNotFoundError):
     """A data file that is missing or is a folder (still a FileNotFoundError for older callers)."""
 
 
+#: the options of ``milvus-lab compare`` that set the loaders' arguments, for messages shown on the command line
+CLI_OPTIONS = {"path": "--data", "queries": "--queries", "groundtruth": "--groundtruth", "column": "--column",
+               "columns": "--columns", "n_queries": "--nq", "metric": "--metric", "normalize": "--normalize"}
+_CLI_SPELLING: ContextVar[bool] = ContextVar("milvus_lab_cli_spelling", default=False)
+
+
+@contextlib.contextmanager
+def cli_spelling() -> Iterator[None]:
+    """Within it, the loaders' messages name their arguments as ``milvus-lab compare``'s options
+    (``--column NAME``) instead of Python keywords (``column='name'``)."""
+    token = _CLI_SPELLING.set(True)
+    try:
+        yield
+    finally:
+        _CLI_SPELLING.reset(token)
+
+
+def _arg(name: str, python_value: str = "", cli_value: str = "") -> str:
+    """How a message names argument ``name`` (with an example value): ``column='name'`` or ``--column NAME``."""
+    if _CLI_SPELLING.get() and name in CLI_OPTIONS:
+        return CLI_OPTIONS[name] + (f" {cli_value}" if cli_value else "")
+    return f"{name}={python_value}" if python_value else name
+
+
 def _path(name: str, value: Any) -> Path:
     """``value`` as a Path (a str or an os.PathLike giving a str); ParamError naming ``name`` otherwise."""
     try:
@@ -43,15 +69,15 @@ def _path(name: str, value: Any) -> Path:
     except Exception:  # noqa: BLE001 - a hostile __fspath__
         text = None
     if not isinstance(text, str) or not text.strip() or "\x00" in text:
-        raise ParamError(f"{name} must be a file path (a str or pathlib.Path); got {spec.show_value(value)}")
+        raise ParamError(f"{_arg(name)} must be a file path (a str or pathlib.Path); got {spec.show_value(value)}")
     return Path(text)
 
 
 def _existing_file(name: str, path: Path) -> Path:
     if path.is_dir():
-        raise DataFileError(f"{name} {path} is a folder, not a data file")
+        raise DataFileError(f"{_arg(name)} {path} is a folder, not a data file; give one file of vectors")
     if not path.is_file():
-        raise DataFileError(f"{name}: no such file: {path}")
+        raise DataFileError(f"{_arg(name)}: no such file: {path}")
     return path
 
 
@@ -59,6 +85,40 @@ def cache_dir() -> Path:
     """The user's cache folder for the lab ($MILVUS_LAB_CACHE_DIR, else ~/.cache/milvus_lab)."""
     configured = os.environ.get(CACHE_ENV)
     return Path(configured) if configured else Path.home() / ".cache" / "milvus_lab"
+
+
+def _mapped_file(array: np.ndarray) -> tuple[str, int] | None:
+    """(file name, byte offset of row 0) when ``array`` is exactly the float32 rows of a memory-mapped file."""
+    mapped = array
+    while mapped is not None and not isinstance(mapped, np.memmap):
+        mapped = getattr(mapped, "base", None)
+    if mapped is None or getattr(mapped, "filename", None) is None or mapped.dtype != np.float32 or \
+            mapped.shape != array.shape or not mapped.flags.c_contiguous or \
+            mapped.__array_interface__["data"][0] != array.__array_interface__["data"][0]:
+        return None
+    return str(mapped.filename), int(mapped.offset)
+
+
+def _released_ranges(array: np.ndarray, mapped_bytes: int, private_rows: np.ndarray | None) -> list[tuple[int, int]]:
+    """(start, length) ranges of a mapping of ``mapped_bytes`` holding ``array`` (at the end of its first
+    allocation unit, as numpy maps it) that may be dropped: every page but those of ``private_rows``, whose
+    copy-on-write contents exist nowhere else."""
+    if private_rows is None or not len(private_rows):
+        return [(0, mapped_bytes)]
+    source = _mapped_file(array)
+    delta = 0 if source is None else source[1] % mmap.ALLOCATIONGRANULARITY
+    row_bytes = array.shape[1] * array.itemsize
+    rows = np.asarray(private_rows, dtype=np.int64)
+    first = (delta + rows * row_bytes) // mmap.PAGESIZE
+    last = (delta + (rows + 1) * row_bytes - 1) // mmap.PAGESIZE
+    kept = np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(first.tolist(), last.tolist())]))
+    ranges, page = [], 0
+    for keep in kept.tolist() + [-(-mapped_bytes // mmap.PAGESIZE)]:
+        if keep > page:
+            start = page * mmap.PAGESIZE
+            ranges.append((start, min(keep * mmap.PAGESIZE, mapped_bytes) - start))
+        page = keep + 1
+    return ranges
 
 
 # --------------------------------------------------------------------------------------------------
@@ -117,6 +177,9 @@ class Dataset:
     _fingerprint: str | None = field(default=None, repr=False)
     #: keep exact neighbours on disk between runs (the bundled GloVe words; see :func:`cache_dir`)
     disk_cache: bool = field(default=False, repr=False)
+    #: base rows that differ from the file under a copy-on-write mapped base (rows moved in place of
+    #: held-out queries by :func:`from_array`); they are never read from the file nor released
+    _private_rows: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.metric = _metric(self.metric)
@@ -153,15 +216,8 @@ class Dataset:
         return self._fingerprint
 
     def _file_rows(self) -> tuple[str, int] | None:
-        """(file name, byte offset of row 0) when the base vectors are exactly a memory-mapped file's rows."""
-        mapped = self.base
-        while mapped is not None and not isinstance(mapped, np.memmap):
-            mapped = getattr(mapped, "base", None)
-        if mapped is None or getattr(mapped, "filename", None) is None or mapped.dtype != np.float32 or \
-                mapped.shape != self.base.shape or not mapped.flags.c_contiguous or \
-                mapped.__array_interface__["data"][0] != self.base.__array_interface__["data"][0]:
-            return None
-        return str(mapped.filename), int(mapped.offset)
+        """(file name, byte offset of row 0) when the base vectors are a memory-mapped file's rows."""
+        return _mapped_file(self.base)
 
     def rows(self, ids: Any) -> np.ndarray:
         """Base rows ``ids`` (float32). A memory-mapped base is read from its file without mapping pages into
@@ -176,6 +232,9 @@ class Dataset:
             fd = f.fileno()
             for j, i in enumerate(ids.tolist()):
                 os.preadv(fd, [memoryview(out[j]).cast("B")], source[1] + i * row_bytes)
+        if self._private_rows is not None and len(self._private_rows):
+            moved = np.isin(ids, self._private_rows)
+            out[moved] = self.base[ids[moved]]
         return out
 
     @property
@@ -193,7 +252,8 @@ class Dataset:
         if mapped is None or not hasattr(mapped, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
             return False
         try:
-            mapped.madvise(mmap.MADV_DONTNEED)
+            for start, length in _released_ranges(self.base, len(mapped), self._private_rows):
+                mapped.madvise(mmap.MADV_DONTNEED, start, length)
         except (OSError, ValueError):
             return False
         return True
@@ -288,6 +348,7 @@ class Dataset:
         out = Dataset(self.base, queries, self.metric, name, self.labels, query_labels)
         out._fingerprint = self._fingerprint
         out.base = self.base  # the same array: builds in a session are shared
+        out._private_rows = self._private_rows
         if gt is not None:
             out._gt_ids = gt
         return out
@@ -331,10 +392,14 @@ class Dataset:
 # --------------------------------------------------------------------------------------------------
 # From arrays and DataFrames
 # --------------------------------------------------------------------------------------------------
-def _split(vectors: np.ndarray, n_queries: Any, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _split(vectors: np.ndarray, n_queries: Any,
+           seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(base, queries, base rows' positions in ``vectors``, query rows' positions, base rows that hold a moved
+    row under a copy-on-write mapping or None): ``n_queries`` rows drawn at random with ``seed``."""
     n = len(vectors)
     if n < 2:
-        raise IllegalRecordError(f"holding out queries needs at least 2 rows; got {n}; pass queries= explicitly")
+        raise IllegalRecordError(f"holding out queries needs at least 2 rows; got {n}; give the queries "
+                                 f"({_arg('queries', '...', 'FILE')})")
     seed = rules.check_int("seed", seed, 0)
     fraction = None
     if not isinstance(n_queries, Integral) and isinstance(n_queries, Real) and not isinstance(n_queries, bool):
@@ -349,15 +414,29 @@ def _split(vectors: np.ndarray, n_queries: Any, seed: int) -> tuple[np.ndarray, 
     elif fraction is not None and 0 < fraction < 1:
         count = max(1, round(n * fraction))
     else:
-        raise ParamError(f"n_queries must be an int or a fraction in (0, 1); got {spec.show_value(n_queries)}")
+        raise ParamError(f"{_arg('n_queries')} must be an int or a fraction in (0, 1); got "
+                         f"{spec.show_value(n_queries)}")
     if not 1 <= count < n:
-        raise ParamError(f"n_queries={spec.show_value(count)} must be in [1, {n - 1}] for {n:,} rows (the rest is "
-                         f"the base)")
+        raise ParamError(f"{_arg('n_queries', spec.show_value(count), spec.show_value(count))} must be in "
+                         f"[1, {n - 1}] for {n:,} rows (the rest is the base)")
     rng = np.random.default_rng(seed)
     chosen = np.zeros(n, dtype=bool)
     chosen[rng.choice(n, size=count, replace=False)] = True
     q_rows, b_rows = np.flatnonzero(chosen), np.flatnonzero(~chosen)
-    return vectors[b_rows], vectors[q_rows], b_rows, q_rows
+    source = _mapped_file(vectors)
+    if source is None:
+        return vectors[b_rows], vectors[q_rows], b_rows, q_rows, None
+    # a memory-mapped file is not copied: the base is a copy-on-write mapping of its first n - count rows in
+    # which each held-out query row is overwritten by one of the base rows of the last count rows (the
+    # queries, a small copy, keep their random draw; only the pages of the moved rows become private memory)
+    head = n - count
+    queries = vectors[q_rows]
+    holes, fillers = q_rows[q_rows < head], b_rows[b_rows >= head]
+    base = np.memmap(source[0], dtype=np.float32, mode="c", offset=source[1], shape=(head, vectors.shape[1]))
+    base[holes] = vectors[fillers]
+    order = np.arange(head)
+    order[holes] = fillers
+    return base, queries, order, q_rows, holes
 
 
 def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = None, metric: str = "L2",
@@ -384,8 +463,9 @@ def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = N
             raise ParamError("labels must be a list of names, one per row of vectors")
         if len(labels) != len(base):
             raise ParamError(f"labels has {len(labels)} entries but vectors has {len(base)} rows")
+    private = None
     if queries is None:
-        base, q, b_rows, q_rows = _split(base, n_queries, seed)
+        base, q, b_rows, q_rows, private = _split(base, n_queries, seed)
         if labels is not None:
             labels, query_labels = [labels[i] for i in b_rows], [labels[i] for i in q_rows]
     else:
@@ -393,8 +473,21 @@ def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = N
             raise ParamError("give either queries or n_queries, not both")
         q = as_vectors(queries, "query vectors", base.shape[1])
     if normalize:
-        base, q = _normalise_rows(base), _normalise_rows(q)
-    return Dataset(base, q, metric, name, labels, query_labels)
+        base, q, private = _normalise_rows(base), _normalise_rows(q), None
+    return Dataset(base, q, metric, name, labels, query_labels, _private_rows=private)
+
+
+def _holds_vectors(series: Any) -> bool:
+    """Does a DataFrame column hold one vector per row (arrays or lists, or text such as "[0.1, 0.2]")?"""
+    if series.dtype != object or not len(series):
+        return False
+    first = series.dropna()
+    if not len(first):
+        return False
+    cell = first.iloc[0]
+    if isinstance(cell, str):
+        return cell.lstrip().startswith(("[", "("))
+    return isinstance(cell, (list, tuple, np.ndarray))
 
 
 def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None, what: str) -> np.ndarray:
@@ -409,18 +502,22 @@ def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None
             raise ParamError(f"columns must be a non-empty list of column names; got {spec.show_value(columns)}")
         columns = [str.__str__(c) for c in columns]
     if column is not None and columns is not None:
-        raise ParamError("give column= (one column of vectors) or columns= (numeric columns), not both")
+        raise ParamError(f"give {_arg('column', '...', 'NAME')} (one column of vectors) or "
+                         f"{_arg('columns', '...', 'A,B,...')} (numeric columns), not both")
     if column is None and columns is None:
-        vector_cols = [c for c in df.columns if df[c].dtype == object]
+        vector_cols = [c for c in df.columns if _holds_vectors(df[c])]
         numeric = [c for c in df.columns
                    if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
-        if len(vector_cols) == 1 and not numeric:
+        if len(vector_cols) == 1:  # scalar columns beside it (ids, prices) are not part of the vectors
             column = vector_cols[0]
         elif numeric and not vector_cols:
             columns = numeric
         else:
-            raise ParamError(f"{what}: say which data to use: column='name' for a column of vectors, or "
-                             f"columns=[...] for numeric columns; columns are {list(df.columns)}")
+            found = (f"{len(vector_cols)} columns hold vectors ({', '.join(map(str, vector_cols))})" if vector_cols
+                     else "no column holds vectors or numbers")
+            raise ParamError(f"{what}: say which data to use: {_arg('column', repr('name'), 'NAME')} for a column "
+                             f"of vectors, or {_arg('columns', '[...]', 'A,B,...')} for numeric columns, one per "
+                             f"dimension; {found}; the columns are {list(df.columns)}")
     if column is not None:
         if column not in df.columns:
             raise ParamError(f"{what}: no column {column!r}; columns are {list(df.columns)}")
@@ -436,7 +533,7 @@ def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None
         if matrix.ndim != 2:
             raise IllegalRecordError(f"{what}: column {column!r} must hold one vector per row; it holds "
                                      f"{'scalars' if matrix.ndim == 1 else f'{matrix.ndim - 1}-D arrays'} (for "
-                                     f"numeric columns, one per dimension, use columns=[...])")
+                                     f"numeric columns, one per dimension, use {_arg('columns', '[...]', 'A,B,...')})")
         return matrix
     missing = [c for c in columns if c not in df.columns]
     if missing:
@@ -606,7 +703,9 @@ def _read_matrix(path: Any, what: str = "path") -> np.ndarray:
         except (ValueError, OSError, EOFError) as exc:
             raise IllegalRecordError(f"cannot read {path} as a NumPy .npy array (truncated or damaged: "
                                      f"{str(exc).split(';')[0][:160]})") from None
-    raise ParamError(f"{what} {path}: unsupported file type {suffix!r}; use .npy, .fvecs, .bvecs, .ivecs, "
+    if path.is_dir():
+        _existing_file(what, path)
+    raise ParamError(f"{_arg(what)} {path}: unsupported file type {suffix!r}; use .npy, .fvecs, .bvecs, .ivecs, "
                      f".hdf5/.h5, .csv or .parquet")
 
 
@@ -711,21 +810,24 @@ def load_glove_dataset(n: int = 100_000, n_queries: int = DEFAULT_QUERIES, *, me
     return ds
 
 
-def _read_table(path: Path, column: str | None, columns: Sequence[str] | None) -> np.ndarray:
+def _read_table(path: Path, column: str | None, columns: Sequence[str] | None, what: str = "path") -> np.ndarray:
     """Vectors from a .csv / .parquet table (a column of vectors, possibly written as text, or numeric columns)."""
     import pandas as pd
 
-    _existing_file("path", path)
+    _existing_file(what, path)
     try:
         df = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many kinds for a broken file
         raise IllegalRecordError(f"cannot read {path}: {exc}") from None
-    if column is not None and column in df.columns and len(df) and isinstance(df[column].iloc[0], str):
+    if column is not None:
+        text = [column] if column in df.columns and len(df) and isinstance(df[column].iloc[0], str) else []
+    else:  # vectors written as text ("[0.1, 0.2]") are read as vectors
+        text = [c for c in df.columns if _holds_vectors(df[c]) and isinstance(df[c].dropna().iloc[0], str)]
+    for name in text:
         try:
-            df[column] = [np.array(s.strip("[]()").replace(",", " ").split(), dtype=np.float32)
-                          for s in df[column]]
-        except ValueError as exc:
-            raise IllegalRecordError(f"{path}: column {column!r} holds text that is not a list of numbers "
+            df[name] = [np.array(s.strip("[]()").replace(",", " ").split(), dtype=np.float32) for s in df[name]]
+        except (ValueError, AttributeError) as exc:
+            raise IllegalRecordError(f"{path}: column {name!r} holds text that is not a list of numbers "
                                      f"({exc})") from None
     return _dataframe_matrix(df, column, columns, str(path))
 
@@ -734,8 +836,10 @@ def read_matrix(path: str | os.PathLike, *, column: str | None = None,
                 columns: Sequence[str] | None = None, what: str = "path") -> np.ndarray:
     """A 2-D array from .npy, .fvecs / .bvecs / .ivecs, .csv or .parquet."""
     path = _path(what, path)
+    if path.is_dir():  # said before its (missing) suffix
+        _existing_file(what, path)
     if path.suffix.lower() in (".csv", ".parquet"):
-        return _read_table(path, column, columns)
+        return _read_table(path, column, columns, what)
     return _read_matrix(path, what)
 
 
@@ -751,10 +855,11 @@ def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
     path = _path("path", path)
     if path.suffix.lower() in (".hdf5", ".h5"):
         if queries is not None or groundtruth is not None:
-            raise ParamError("an HDF5 file carries its own queries and ground truth; do not pass queries/groundtruth")
+            raise ParamError(f"an HDF5 file carries its own queries and ground truth; do not pass "
+                             f"{_arg('queries')} or {_arg('groundtruth')}")
         ds = load_hdf5(path)
         if metric is not None and _metric(metric) != ds.metric:
-            raise ParamError(f"{path} declares metric {ds.metric}; got metric={metric}")
+            raise ParamError(f"{path} declares metric {ds.metric}; got {_arg('metric', str(metric), str(metric))}")
         return ds
     data = read_matrix(path, column=column, columns=columns)
     q = None if queries is None else read_matrix(queries, column=column, columns=columns, what="queries")
@@ -765,9 +870,11 @@ def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
         raise type(exc)(f"{path}: {exc}") from None
     if groundtruth is not None:
         if queries is None:
-            raise ParamError("groundtruth needs the queries file it was computed for (queries=...)")
+            raise ParamError(f"{_arg('groundtruth')} needs the queries file it was computed for "
+                             f"({_arg('queries', '...', 'FILE')})")
         if normalize:
-            raise ParamError("groundtruth from a file is for the raw vectors; do not combine it with normalize")
+            raise ParamError(f"{_arg('groundtruth')} from a file is for the raw vectors; do not combine it with "
+                             f"{_arg('normalize')}")
         ds.set_ground_truth(_read_matrix(groundtruth, "groundtruth"))
     return ds
 
