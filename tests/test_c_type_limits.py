@@ -235,9 +235,9 @@ def test_segment_rows_and_build_threshold_are_python_counts_any_positive_size_wo
         if int(value) < 1:
             assert error is not None and ("build_threshold" in str(error) or "segment_rows" in str(error))
             continue
-        if engine is None:  # a NumPy build_threshold is refused as not a Python int: ours, and it says so
-            assert isinstance(value, np.integer) and "build_threshold" in str(error)
-            continue
+        assert error is None, f"{value!r}: {error}"  # NumPy integers too, for both settings alike
+        assert type(engine.build_threshold) is int and engine.build_threshold == int(value)
+        assert type(engine.segment_rows) is int and engine.segment_rows == int(value)
         try:
             c = engine.create_collection("rows", DIM)
             c.insert(base[:50])
@@ -284,6 +284,36 @@ def test_segment_names_and_file_ids_at_c_type_edges_are_not_found(engine, querie
         assert isinstance(error, NotFoundError), error
         _, error = call(lambda value=value: collection.list_id_in_segment(str(int(value))))
         assert isinstance(error, (NotFoundError, ParamError)), error
+
+
+def test_build_threshold_takes_numpy_integers_like_segment_rows_and_refuses_others_naming_it():
+    engine = Engine(build_threshold=np.int64(5), segment_rows=np.int64(7))
+    try:
+        assert (engine.build_threshold, engine.segment_rows) == (5, 7)
+        engine.set_build_threshold(np.uint32(9))
+        assert type(engine.build_threshold) is int and engine.build_threshold == 9
+        for value in (0, np.int64(-1), 2.0, np.float64(5), True, np.bool_(True), "5", -(2**63) - 1):
+            _, error = call(lambda value=value: engine.set_build_threshold(value))
+            assert isinstance(error, InvalidParameterError) and "build_threshold" in str(error), error
+            assert engine.build_threshold == 9
+    finally:
+        engine.close()
+
+
+def test_search_in_segment_refuses_segment_ids_that_are_not_integers_naming_them(engine, queries):
+    """1.7 is not segment 1: a float, a bool or a string that is not plain decimal digits is refused (a
+    ParamError naming segment_ids and the value); ints, NumPy ints and decimal strings find the segment."""
+    collection = engine["flat"]
+    name = collection.segments()[0]["name"]
+    expected = collection.search(queries, 3).ids
+    for good in (int(name), np.int64(name), np.uint64(name), name):
+        result, error = call(lambda good=good: collection.search_in_segment([good], queries, 3))
+        assert error is None and (result.ids == expected).all(), (good, error)
+    for bad in (float(name), int(name) + 0.7, np.float64(name), True, np.bool_(True), f"{name}.0", f" {name}",
+                f"{name}_0", "", "-" + name, None, [int(name)], complex(int(name))):
+        _, error = call(lambda bad=bad: collection.search_in_segment([bad], queries, 3))
+        assert isinstance(error, ParamError), (bad, error)
+        assert "segment_ids" in str(error) and repr(bad) in str(error), str(error)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ failed call leaves the collection as it was.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import warnings
@@ -750,13 +751,18 @@ class Collection:
                           params: Mapping[str, Any] | None = None, *, warn: bool = True) -> SearchResult:
         """Search only the named segments (names or their integer ids)."""
         if not isinstance(segment_ids, (list, tuple)) or not segment_ids:
-            raise ParamError(f"file_ids must be a non-empty list of segment ids; got {segment_ids!r}")
+            raise ParamError(f"segment_ids must be a non-empty list of segment ids; got "
+                             f"{spec.show_value(segment_ids)}")
         wanted = set()
         for sid in segment_ids:
-            try:
-                wanted.add(int(sid))
-            except (TypeError, ValueError):
-                raise ParamError(f"file_ids must be segment ids (ints or decimal strings); got {sid!r}") from None
+            number = spec.as_int(sid)  # an int or a NumPy int; 1.7 is not segment 1, nor is True
+            if number is None and isinstance(sid, str) and sid.isascii() and sid.isdigit():
+                with contextlib.suppress(ValueError):  # beyond Python's int digit limit: no such segment either
+                    number = int(sid)
+            if number is None:
+                raise ParamError(f"segment_ids must be segment ids (ints or strings of decimal digits such as "
+                                 f"'1'); got {spec.show_value(sid)}")
+            wanted.add(number)
         return self._search(query_records, top_k, params, None, wanted, warn=warn)
 
     def _checked_search_params(self, version: int, index_type: str, build_params: Mapping[str, int],

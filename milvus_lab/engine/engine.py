@@ -15,9 +15,11 @@ from .state import CollectionState, EngineState, validate_segment_rows
 
 
 def _check_build_threshold(rows: Any) -> int:
-    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
-        raise InvalidParameterError(f"build_threshold={rows!r} is invalid; allowed: an int >= 1")
-    return rows
+    """``rows`` as a plain int >= 1 (NumPy integers too, as ``segment_rows``; bools and floats refused)."""
+    number = spec.as_int(rows)
+    if number is None or number < 1:
+        raise InvalidParameterError(f"build_threshold={spec.show_value(rows)} is invalid; allowed: an int >= 1")
+    return number
 
 
 class Engine:
