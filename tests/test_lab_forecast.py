@@ -247,6 +247,7 @@ def test_forecast_code_plot_and_report(small_forecast):
     assert repr(small_forecast).startswith("forecast at 32,000 rows")
 
 
+@pytest.mark.slow
 def test_forecast_beyond_what_the_sample_supports_says_so(small):
     far = lab.forecast(small, 8_000 * 200, ["FLAT", "HNSW"], progress=False, repeats=2, latency_queries=5)
     table = far.table.set_index("index_type")
@@ -283,6 +284,8 @@ def test_forecast_beyond_what_the_sample_supports_says_so(small):
     ({"rows": 10**6, "repeats": 0}, "repeats must be an int >= 1"),
     ({"rows": 10**6, "progress": "yes"}, "progress must be True or False"),
     ({"rows": 10**6, "session": object()}, "session must be a lab Session"),
+    ({"rows": 10**6, "k": 2_000}, "k=2000 is larger than the smallest sample size 1,000"),
+    ({"rows": 10**6, "concurrency": [0]}, "concurrency"),
 ])
 def test_bad_arguments_are_refused_naming_them(small, kwargs, message):
     with pytest.raises(ParamError, match=message):
@@ -311,6 +314,7 @@ def _npy(tmp_path, small):
     return path
 
 
+@pytest.mark.slow
 def test_cli_forecast_writes_table_points_report_and_plot(tmp_path, small, capsys):
     from milvus_lab.cli import main
 
@@ -344,6 +348,7 @@ def test_cli_forecast_refuses_bad_values_with_exit_status_2(tmp_path, small, cap
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_forecast_with_concurrent_clients_forecasts_each_level(small):
     result = lab.forecast(small, 16_000, ["HNSW"], progress=False, repeats=2, latency_queries=5,
                           concurrency=(1, 2), concurrency_seconds=0.2)
@@ -373,3 +378,14 @@ def test_a_target_that_reports_no_index_memory_gets_the_formula_marked_as_an_est
     assert index_memory(small, server_like, report, "ANNOY", {"n_trees": 8}) == (0, False)
     measured = lab.measure(small, "HNSW", repeats=2, latency_queries=5)
     assert not measured["memory_estimated"].any()
+
+
+def test_a_forecast_that_cannot_fit_in_free_memory_is_refused_before_anything_is_built(small, monkeypatch):
+    from milvus_lab.lab import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1024)
+    session = lab.Session()
+    with pytest.raises(lab.LabMemoryError, match="this forecast needs about .* MB more"):
+        lab.forecast(small, 10**6, ["HNSW"], session=session, progress=False)
+    assert session.target.list_collections() == [] and session.builds == []
+    session.close()

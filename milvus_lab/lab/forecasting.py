@@ -43,10 +43,10 @@ import numpy as np
 from .. import spec
 from ..errors import ParamError, ServerError
 from ..units import MIB
-from . import growth, rules, sizing
+from . import growth, memory, rules, sizing
 from .arguments import check
 from .datasets import Dataset, check_dataset
-from .measurements import STATUS_OK, LabWarning, Session, session_scope
+from .measurements import STATUS_OK, LabMemoryError, LabWarning, Session, session_scope
 from .metrics import recall_bounds
 from .setting import Setting, params_json
 from .sweeps import NLIST_PER_SQRT_ROWS, Progress, search_values
@@ -587,9 +587,37 @@ def forecast(dataset: Dataset, rows: int, index_types: Iterable[str] | None = No
         if profile != spec.DEFAULT_PROFILE:
             min_rows = max(min_rows, spec.SERVER_MIN_INDEX_ROWS)
         sizes = ladder(dataset.n, steps, min_rows)
+        if k > sizes[0]:
+            raise ParamError(f"k={k} is larger than the smallest sample size {sizes[0]:,} (min_rows={min_rows:,}); "
+                             f"raise min_rows to at least {k:,} or lower k")
         types = rules.index_types(dataset.metric) if index_types is None else index_types
+        _check_memory(dataset, sizes, types, profile)
         return _run(run_session, dataset, rows, types, sizes, target_recall, k, latency_queries, progress, seed,
                     machine_memory_gb, query_node_gb, started, plan)
+
+
+def _check_memory(dataset: Dataset, sizes: list[int], types: list[str], profile: str) -> None:
+    """Refuse up front, with the estimate, a forecast whose subsets, collection copy and largest index cannot fit
+    in the memory the machine has free (in memory only; a server holds its own)."""
+    if profile != spec.DEFAULT_PROFILE:
+        return
+    row_bytes = dataset.dim * 4
+    subsets = sum(s for s in sizes if s < dataset.n) * row_bytes
+    largest = 0
+    for index_type in types:
+        try:
+            params, _ = build_rule(index_type, dataset.n, dataset.dim, profile)
+        except Exception:  # noqa: BLE001 - a type that cannot be built here is skipped later with its reason
+            continue
+        largest = max(largest, memory.index_bytes(index_type, params, dataset.n, dataset.dim))
+    need = subsets + dataset.n * row_bytes + largest
+    free = memory.available_bytes()
+    if free is not None and need > free:
+        raise LabMemoryError(
+            f"this forecast needs about {need / MIB:,.0f} MB more ({subsets / MIB:,.0f} MB for the smaller subsets, "
+            f"{dataset.n * row_bytes / MIB:,.0f} MB for the collection's copy of the sample, {largest / MIB:,.0f} MB "
+            f"for the largest index) but only {free / MIB:,.0f} MB are free; forecast from a smaller sample (the "
+            f"intervals widen), fewer index types, or on a server target")
 
 
 def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes: list[int], target_recall: float,
