@@ -1,4 +1,5 @@
-"""Shared test data: clustered vectors with exact ground truth."""
+"""Shared fixtures and test data: clustered vectors with exact ground truth, an engine, a signing-key folder, the
+hypothesis profiles and the rule that puts server, browser and notebook tests in the slow set."""
 
 from __future__ import annotations
 
@@ -6,8 +7,39 @@ import os
 
 import numpy as np
 import pytest
+from helpers import DEV_EXAMPLES, HYPOTHESIS_PROFILE, make_hostile_files
+from hypothesis import HealthCheck, settings
 
 import milvus_lab  # noqa: F401  (first: sets the OpenMP wait policy before any test imports faiss)
+from milvus_lab import Engine
+
+# No wall-clock deadline anywhere (a loaded machine is not a failure); `ci` runs each test's full example count,
+# `dev` (the default) at most DEV_EXAMPLES (tests with their own count scale it with helpers.examples)
+_COMMON = {"deadline": None, "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", **_COMMON)
+settings.register_profile("dev", max_examples=DEV_EXAMPLES, **_COMMON)
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+#: markers whose tests are slow by nature (a server, a browser, a kernel): they also get `slow`
+SLOW_BY_NATURE = ("server", "browser", "notebook")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``-m "not slow"`` leaves out every server, browser and notebook test as well as those marked slow."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_BY_NATURE):
+            item.add_marker(pytest.mark.slow)
+
+
+#: Playwright's expect() waits 5 s by default, too short after a build on a loaded machine: a failure bound only
+BROWSER_EXPECT_MS = 60_000
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("browser"):
+        from playwright.sync_api import expect
+
+        expect.set_options(timeout=BROWSER_EXPECT_MS)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -23,6 +55,29 @@ def _signing_key_folder(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def key_folder(tmp_path, monkeypatch):
+    """This test's own signing-key folder (not created yet): saves sign with a key found there."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("MILVUS_LAB_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def engine(request):
+    """A fresh Engine, closed after the test; a module sets ``ENGINE_BUILD_THRESHOLD`` to build indexes sooner."""
+    threshold = getattr(request.module, "ENGINE_BUILD_THRESHOLD", None)
+    e = Engine() if threshold is None else Engine(build_threshold=threshold)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_files(tmp_path_factory):
+    """Files a user may hand the lab by mistake, or damaged ones (helpers.make_hostile_files), 8 columns."""
+    return make_hostile_files(tmp_path_factory.mktemp("hostile_files"))
 
 
 def clustered(n: int, dim: int, clusters: int = 50, seed: int = 0, spread: float = 0.15) -> np.ndarray:

@@ -25,6 +25,7 @@ TRIES = int(os.environ.get("MILVUS_LAB_TAMPER_TRIES", "20"))
 BAD = ("crash", "hang", "foreign", "bad-ids", "memory")
 
 
+@pytest.mark.slow
 def test_tampered_files_are_refused_or_load_safely():
     done = subprocess.run([sys.executable, str(SCRIPT), "--tries", str(TRIES), "--json"], capture_output=True,
                           text=True, timeout=600, check=True)

@@ -10,6 +10,7 @@ import pytest
 from conftest import clustered
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import examples
 
 from milvus_lab import Engine, lab, numerics
 from milvus_lab.backends import annoy as annoy_backend
@@ -157,7 +158,7 @@ def exact_groups(vectors: np.ndarray) -> list[int]:
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5]), min_size=3, max_size=3), min_size=1, max_size=40))
 def test_duplicate_groups_match_brute_force(rows):
     vectors = np.array(rows, dtype=np.float32)

@@ -27,6 +27,7 @@ def test_demo_walks_the_story_on_glove(capsys):
     assert "index now FLAT" in out
 
 
+@pytest.mark.slow
 def test_demo_piped_prints_no_progress_lines():
     """Piped (not a terminal), the build's elapsed-time bar is off: no line per tick in the output."""
     done = subprocess.run([sys.executable, "-m", "milvus_lab.cli", "demo", "--n", "20000", "--queries", "100",

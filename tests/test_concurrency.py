@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -237,9 +237,13 @@ def _check(res: Any, queries: np.ndarray, top_k: int, shared: Shared, committed_
     return None
 
 
-def run_workload(seconds: float, seed: int = 0, rows_per_inserter: int = 4_000,
-                 segment_rows: int = 96, build_threshold: int = 32) -> dict[str, Any]:
-    """Run every thread for ``seconds`` on one collection and check the end state; return the counts."""
+def run_workload(seconds: float | None = None, seed: int = 0, rows_per_inserter: int = 4_000,
+                 segment_rows: int = 96, build_threshold: int = 32,
+                 until: Callable[[dict[str, int]], bool] | None = None) -> dict[str, Any]:
+    """Run every thread on one collection until ``until(counts)`` holds (the tests: an amount of work, whatever
+    the machine's speed) or for ``seconds`` (scripts/soak.py), then check the end state; return the counts."""
+    if (seconds is None) == (until is None):
+        raise ValueError("run_workload needs exactly one of seconds= and until=")
     rng = random.Random(seed)
     table = np.random.default_rng(seed).normal(size=(rows_per_inserter * INSERTERS, DIM)).astype(np.float32)
     shared = Shared(table)
@@ -259,7 +263,11 @@ def run_workload(seconds: float, seed: int = 0, rows_per_inserter: int = 4_000,
         started = time.perf_counter()
         for t in threads:
             t.start()
-        while time.perf_counter() - started < seconds and not shared.errors:
+        while not shared.errors:
+            with shared.lock:
+                counts = dict(shared.counts)
+            if (until(counts) if until else time.perf_counter() - started >= seconds) or not any_alive(threads):
+                break
             time.sleep(0.05)
         stop.set()
         for t in threads:
@@ -299,8 +307,18 @@ def run_workload(seconds: float, seed: int = 0, rows_per_inserter: int = 4_000,
         engine.close()
 
 
+def enough_work(counts: dict[str, int]) -> bool:
+    """The amount of work the test waits for: rows inserted into many segments, searches, index changes."""
+    return (counts.get("inserted rows", 0) > 500 and counts.get("index changes", 0) >= 3
+            and counts.get("searches checked", 0) + counts.get("exact searches checked", 0) > 20)
+
+
+def any_alive(threads: list[threading.Thread]) -> bool:
+    return any(t.is_alive() for t in threads)
+
+
 def test_threads_insert_delete_search_and_churn_indexes():
-    result = run_workload(8.0, seed=1)
+    result = run_workload(seed=1, until=enough_work)
     assert not result["errors"], result["errors"]
     assert result.get("inserted rows", 0) > 500
     assert result.get("searches checked", 0) + result.get("exact searches checked", 0) > 20

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import clustered, exact_topk, recall
 
-from milvus_lab import Engine, backends, spec
+from milvus_lab import backends, spec
 from milvus_lab.errors import (
     BuildIndexError,
     CollectionNotFoundError,
@@ -42,13 +42,6 @@ def state(c):
     """Everything observable about a collection, to compare before and after a refused call."""
     return (c.count(), c.index_type, c.index_params, [(s["name"], s["row_count"], s["index_name"], s["sealed"])
                                                       for s in c.segments()], c.list_partitions())
-
-
-@pytest.fixture
-def engine():
-    e = Engine()
-    yield e
-    e.close()
 
 
 @pytest.mark.parametrize("metric", ["L2", "IP"])

@@ -20,11 +20,8 @@ def _vectors(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
 
 
-@pytest.fixture
-def engine():
-    e = Engine(build_threshold=16)
-    yield e
-    e.close()
+#: the shared `engine` fixture (conftest) builds an index once a segment holds this many rows
+ENGINE_BUILD_THRESHOLD = 16
 
 
 def _same_search(a, b, queries, k, params=None):

@@ -108,6 +108,7 @@ def run_child(code: str, *args: str, env: dict | None = None, timeout: float = 2
                           env=full_env, cwd=ROOT, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["faiss,hnswlib,annoy", "annoy,hnswlib,faiss", "hnswlib,annoy,faiss"])
 def test_all_three_libraries_build_and_search_in_one_process(order):
     proc = run_child(WORKLOAD, order)
@@ -195,6 +196,7 @@ NOTEBOOK_CELLS = [
 ]
 
 
+@pytest.mark.slow
 def test_a_real_jupyter_kernel_survives_all_three_libraries():
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -9,7 +9,8 @@ import pytest
 from conftest import clustered
 
 from milvus_lab import lab, numerics
-from milvus_lab.errors import IllegalDimensionError, IllegalRecordError, ParamError
+from milvus_lab.errors import IllegalDimensionError, IllegalRecordError, MilvusLabError, ParamError
+from milvus_lab.lab import datasets as lab_datasets
 
 
 def exact_ids_f64(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "L2") -> np.ndarray:
@@ -298,3 +299,67 @@ def test_glove_dataset():
     assert ds.name == "glove-3k"
     with pytest.raises(ParamError, match="exceeds"):
         lab.load_glove_dataset(400_000, 1000)
+
+
+# ------------------------------------------------------------------ refusals of damaged files (conftest's hostile_files)
+@pytest.fixture(scope="module")
+def tiny_rows() -> np.ndarray:
+    return np.random.default_rng(3).normal(size=(120, 8)).astype(np.float32)
+
+
+def test_a_text_file_named_npy_gets_no_pickle_advice(hostile_files):
+    path = next(p for p in hostile_files if p.name == "text.npy")
+    with pytest.raises(MilvusLabError) as refused:
+        lab.load(path)
+    text = str(refused.value)
+    assert "not a NumPy .npy file" in text and "allow_pickle" not in text and "pickle" not in text.lower()
+
+
+def test_an_object_npy_is_refused_without_loading_pickles(hostile_files):
+    path = next(p for p in hostile_files if p.name == "object.npy")
+    with pytest.raises(MilvusLabError) as refused:
+        lab.read_matrix(path)
+    text = str(refused.value)
+    assert "pickled objects are never loaded" in text and "allow_pickle" not in text
+
+
+def test_a_missing_file_or_a_folder_is_refused_naming_it(hostile_files):
+    for name in ("missing.npy", "folder.npy", "folder.fvecs", "folder.hdf5"):
+        path = next(p for p in hostile_files if p.name == name)
+        with pytest.raises(MilvusLabError) as refused:
+            lab.load(path)
+        assert name in str(refused.value)
+        assert isinstance(refused.value, OSError)  # still a FileNotFoundError / OSError for older callers
+
+
+def test_dataset_repr_speaks_plainly(tiny_rows):
+    d = lab.from_array(tiny_rows, n_queries=10)
+    assert "exact neighbours: not computed yet" in repr(d) and "ground truth cached" not in repr(d)
+    d.ground_truth(5)
+    assert "exact neighbours: computed for k <= 5" in repr(d)
+
+
+def test_exact_neighbours_are_cached_on_disk_and_a_bad_cache_file_is_rewritten(tiny_rows, tmp_path, monkeypatch):
+    monkeypatch.setenv("MILVUS_LAB_CACHE_DIR", str(tmp_path))
+    d = lab.from_array(tiny_rows, n_queries=10)
+    first = d.ground_truth(7, cache=True)
+    files = list(tmp_path.rglob("*.npy"))
+    assert len(files) == 1
+    again = lab.from_array(tiny_rows, n_queries=10)
+    calls = []
+    real = lab_datasets.numerics.exact_knn
+    monkeypatch.setattr(lab_datasets.numerics, "exact_knn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert np.array_equal(again.ground_truth(7, cache=True), first) and not calls  # read, not recomputed
+    assert np.array_equal(again.ground_truth(3, cache=True), first[:, :3]) and not calls
+    for bad in (b"junk", None):
+        if bad is None:
+            np.save(files[0], np.full_like(first, 10**6))  # ids out of range
+        else:
+            files[0].write_bytes(bad)
+        fresh = lab.from_array(tiny_rows, n_queries=10)
+        assert np.array_equal(fresh.ground_truth(7, cache=True), first) and calls  # recomputed
+        calls.clear()
+        assert np.array_equal(np.load(files[0], allow_pickle=False), first)  # and rewritten
+    other = lab.from_array(tiny_rows, n_queries=10, metric="IP")
+    other.ground_truth(7, cache=True)
+    assert len(list(tmp_path.rglob("*.npy"))) == 2  # keyed by the metric too

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import clustered
+from helpers import numpy_recall
 
 from milvus_lab import Engine, lab, spec
 from milvus_lab.errors import InvalidParameterError
@@ -21,13 +22,6 @@ REQUIRED = ["index_type", "build_params", "search_params", "recall", "qps", "p50
             "build_s", "memory_mb", "nlist", "nprobe", "M", "efConstruction", "ef", "n_trees", "search_k", "m",
             "out_degree", "candidate_pool_size", "knng", "search_length", "build_search_length", "status", "note"]
 FAST = {"latency_queries": 10, "repeats": 1}
-
-
-def numpy_recall(found: np.ndarray, base: np.ndarray, queries: np.ndarray, k: int) -> float:
-    """k-recall@k against float64 NumPy ground truth (no ties in continuous random data)."""
-    d = ((queries[:, None, :].astype(np.float64) - base[None, :, :]) ** 2).sum(-1)
-    truth = np.argsort(d, axis=1)[:, :k]
-    return float(np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found.tolist(), truth.tolist())]))
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +275,7 @@ def test_progress_bar_reaches_its_total(ds, monkeypatch):
 
 
 # ------------------------------------------------------------------ every float index type
+@pytest.mark.slow
 @pytest.mark.parametrize("dim", [48])
 def test_compare_all_eight_types_on_small_data(dim):
     data = lab.from_array(clustered(2000, dim, seed=21, spread=0.5), n_queries=100)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import clustered
 
 from milvus_lab import lab
@@ -42,6 +43,7 @@ def test_few_queries_and_small_data_are_stated_with_the_recall_interval():
     assert "> **Few queries" in report and "> **Small data" in report
 
 
+@pytest.mark.slow
 def test_a_50_row_file_warns_in_the_cli_and_the_report(tmp_path, capsys):
     np.save(tmp_path / "tiny.npy", clustered(50, 8, seed=4))
     out = tmp_path / "out"

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from conftest import clustered
+from helpers import numpy_recall
 
 from milvus_lab import Engine, lab, spec
 from milvus_lab.errors import IllegalIndexTypeError, ParamError
@@ -14,12 +15,6 @@ from milvus_lab.lab.tuning import smallest_passing
 
 TARGET = 0.9
 FAST = {"progress": False, "latency_queries": 5}
-
-
-def numpy_recall(found: np.ndarray, base: np.ndarray, queries: np.ndarray, k: int) -> float:
-    d = ((queries[:, None, :].astype(np.float64) - base[None, :, :]) ** 2).sum(-1)
-    truth = np.argsort(d, axis=1)[:, :k]
-    return float(np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found.tolist(), truth.tolist())]))
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +32,12 @@ def session():
 
 @pytest.fixture(scope="module")
 def tuned(data, session):
+    """One tune() of three types (tens of seconds on 2 cores): the tests that read it are marked slow."""
     ds, _ = data
     return lab.tune(ds, TARGET, ["IVF_FLAT", "IVF_SQ8", "HNSW"], session=session, **FAST)
 
 
+@pytest.mark.slow
 def test_each_type_meets_the_target_on_held_out_queries(tuned):
     best = tuned.best
     assert best["index_type"].tolist() == ["IVF_FLAT", "IVF_SQ8", "HNSW"]
@@ -50,6 +47,7 @@ def test_each_type_meets_the_target_on_held_out_queries(tuned):
     assert len(tuned.holdout) >= 3 and (tuned.holdout["nq"] == 150).all()
 
 
+@pytest.mark.slow
 def test_choice_meets_the_target_on_fresh_queries(data, tuned):
     ds, fresh = data
     engine = Engine(build_threshold=1)
@@ -62,6 +60,7 @@ def test_choice_meets_the_target_on_fresh_queries(data, tuned):
     engine.close()
 
 
+@pytest.mark.slow
 def test_every_point_is_kept_and_the_search_value_is_the_smallest_passing_one(tuned):
     points, trials = tuned.points, tuned.trials
     assert set(points["phase"]) >= {"bracket", "verify"}
@@ -86,6 +85,7 @@ def test_every_point_is_kept_and_the_search_value_is_the_smallest_passing_one(tu
     assert tuned.winner["index_type"] in tuned.ties
 
 
+@pytest.mark.slow
 def test_build_parameters_are_explored_from_the_spec_defaults(tuned):
     hnsw = tuned.trials[tuned.trials["index_type"] == "HNSW"]
     first = json.loads(hnsw["build_params"].iloc[0])
@@ -138,6 +138,7 @@ def test_code_for_a_type_milvus_2_lacks_names_the_reason(data, session):
         res.code(target="pymilvus-2")
 
 
+@pytest.mark.slow
 def test_code_lines_and_summary(tuned):
     code = tuned.code()
     assert code.startswith(f"collection.create_index({tuned.winner['index_type']!r}, ")
@@ -154,6 +155,7 @@ def test_code_lines_and_summary(tuned):
         tuned.code(target="pymilvus-9")
 
 
+@pytest.mark.slow
 def test_memory_budget_rules_out_bigger_indexes(data, session, tuned):
     ds, _ = data
     flat_mb = tuned.best.set_index("index_type").loc["IVF_FLAT", "memory_mb"]

@@ -124,6 +124,7 @@ def child(code: str, *args: str, tmp: Path | None = None) -> dict:
 MB = 2**20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index_type,rows,dim", [("HNSW", 15000, 64), ("IVF_FLAT", 60000, 64),
                                                  ("IVF_SQ8", 60000, 64), ("ANNOY", 30000, 64)])
 def test_drop_index_and_drop_collection_release_index_memory(index_type, rows, dim):
@@ -143,6 +144,7 @@ def test_drop_index_and_drop_collection_release_index_memory(index_type, rows, d
         assert grew >= 0.5 * m["index_bytes"], m
 
 
+@pytest.mark.slow
 def test_fifty_create_drop_cycles_do_not_grow_the_process(tmp_path):
     m = child(CYCLES, 50, "IVF_FLAT,HNSW,ANNOY,IVF_SQ8,RNSG", tmp=tmp_path)
     samples = m["raw"]  # as the process is, without a trim by the test: the engine trims after each drop

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import examples
 
 from milvus_lab import backends, numerics, spec
 
@@ -52,7 +53,7 @@ cases = st.tuples(st.integers(0, 10_000), st.integers(1, 60), st.integers(1, 8),
                   st.sampled_from(ALL_METRICS))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(cases)
 def test_exact_answer_has_recall_one(case):
     seed, n, nq, k, metric = case
@@ -64,7 +65,7 @@ def test_exact_answer_has_recall_one(case):
     assert np.all(recall == 1.0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(cases)
 def test_exact_knn_matches_the_definition(case):
     seed, n, nq, k, metric = case
@@ -85,7 +86,7 @@ def test_exact_knn_matches_the_definition(case):
     assert np.isnan(pairs[~valid]).all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(cases)
 def test_any_row_tied_with_the_kth_counts_as_found(case):
     seed, n, nq, k, metric = case
@@ -109,7 +110,7 @@ def test_any_row_tied_with_the_kth_counts_as_found(case):
         assert r[0] == 1.0, (metric, kth, descending)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(cases, st.integers(1, 12))
 def test_wrong_ids_lower_recall(case, wrong):
     seed, n, nq, k, metric = case

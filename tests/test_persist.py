@@ -28,6 +28,9 @@ BUILD = {
     "ANNOY": ({"n_trees": 4}, {"search_k": -1}),
 }
 
+#: the signing key lives in this test's own folder (conftest's key_folder), never in the real home
+pytestmark = pytest.mark.usefixtures("key_folder")
+
 
 # the engine's Collection.save / Engine.save / engine.load_collection / Engine.load are these calls
 save_collection, save_engine, load_collection = persist.save_collection, persist.save_engine, persist.load_collection
@@ -37,19 +40,8 @@ def load_engine(path, *, trust=False):
     return Engine.restore(persist.read_engine_state(path, trust=trust))
 
 
-@pytest.fixture(autouse=True)
-def key_folder(tmp_path, monkeypatch):
-    """The signing key lives in tmp_path, never in the real home."""
-    folder = tmp_path / "config"
-    monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(folder))
-    return folder
-
-
-@pytest.fixture
-def engine():
-    e = Engine(build_threshold=32)
-    yield e
-    e.close()
+#: the shared `engine` fixture (conftest) builds an index once a segment holds this many rows
+ENGINE_BUILD_THRESHOLD = 32
 
 
 def quiet(call, *args, **kwargs):
@@ -359,6 +351,15 @@ def test_foreign_index_file_is_rebuilt_by_default_and_refused_when_trusted(saved
         assert observable(loaded) == original
     finally:
         target.close()
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"format": "milvus_lab", "format_version": 2e0}',
+                                  '{"format": NaN}', "\ufeff{}", '"string"', "null", "1e999999"])
+def test_a_manifest_that_is_not_a_save_is_refused(saved, text):
+    path, _ = saved
+    (path / "manifest.json").write_text(text)
+    with pytest.raises(PersistError):
+        persist.read_collection_state(path)
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))

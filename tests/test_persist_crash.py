@@ -18,20 +18,12 @@ from milvus_lab.engine.persist import PersistError
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-@pytest.fixture(autouse=True)
-def key_folder(tmp_path, monkeypatch):
-    """The signing key lives in tmp_path, never in the real home."""
-    folder = tmp_path / "config"
-    monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(folder))
-    return folder
+#: the signing key lives in this test's own folder (conftest's key_folder), never in the real home
+pytestmark = pytest.mark.usefixtures("key_folder")
 
 
-@pytest.fixture
-def engine():
-    e = Engine(build_threshold=32)
-    yield e
-    e.close()
+#: the shared `engine` fixture (conftest) builds an index once a segment holds this many rows
+ENGINE_BUILD_THRESHOLD = 32
 
 
 def collection(engine, rows=400):
@@ -171,6 +163,7 @@ def test_kill_after_commit_leaves_the_new_save_and_a_stale_folder_that_goes_next
     assert not stale.exists()
 
 
+@pytest.mark.slow
 def test_kill_during_save_never_leaves_a_mix(tmp_path):
     """SIGKILL a process saving in a loop, 15 times; every load gives the previous or the new save."""
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "kill_during_save.py"), "--kills", "15",
@@ -184,6 +177,7 @@ def test_kill_during_save_never_leaves_a_mix(tmp_path):
     assert out.returncode == 0
 
 
+@pytest.mark.slow
 def test_two_processes_saving_to_one_path_take_turns(engine, tmp_path):
     """Saves from several processes to one path, loads in between: every load is a complete save."""
     c = collection(engine)

@@ -17,20 +17,12 @@ from milvus_lab import Engine, backends
 from milvus_lab.engine import persist
 from milvus_lab.engine.persist import PersistError, UnsignedSaveWarning
 
-
-@pytest.fixture(autouse=True)
-def key_folder(tmp_path, monkeypatch):
-    """The signing key lives in tmp_path, never in the real home."""
-    folder = tmp_path / "me"
-    monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(folder))
-    return folder
+#: the signing key lives in this test's own folder (conftest's key_folder), never in the real home
+pytestmark = pytest.mark.usefixtures("key_folder")
 
 
-@pytest.fixture
-def engine():
-    e = Engine(build_threshold=32)
-    yield e
-    e.close()
+#: the shared `engine` fixture (conftest) builds an index once a segment holds this many rows
+ENGINE_BUILD_THRESHOLD = 32
 
 
 def quiet(call, *args, **kwargs):

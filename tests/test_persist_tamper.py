@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_tampered_index_files_never_reach_a_library_and_signed_ones_load_exactly(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "tamper_saves.py"), "--tries", "3", "--json",
                           "--workdir", str(tmp_path / "work"), "--seed", "5"],

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import EvilIndex, EvilIntSubclass, examples
 
 from milvus_lab import IndexType, MetricType, Milvus, spec
+from milvus_lab.engine import validation
 from milvus_lab.errors import (
     IllegalDimensionError,
     IllegalIndexTypeError,
     IllegalMetricError,
     IllegalTopKError,
     InvalidParameterError,
+    MilvusLabError,
     ParamError,
     StatusCode,
 )
@@ -171,7 +175,7 @@ def test_hnsw_ef_at_least_top_k(top_k, ef):
 
 
 @given(st.integers(1, 16384), st.integers(-3, 40000))
-@settings(max_examples=200)
+@settings(max_examples=examples(200), deadline=None)
 def test_annoy_search_k_minus_one_or_at_least_top_k(top_k, search_k):
     valid = search_k == -1 or search_k >= top_k
     if valid:
@@ -453,3 +457,19 @@ def test_effective_value_and_notes_for_metric():
     assert ivf.notes_for("L2") == "" and "JACCARD" in ivf.notes_for("JACCARD")
     assert "Hamming" in ivf.notes_for("TANIMOTO") and "JACCARD" not in ivf.notes_for("TANIMOTO")
     assert spec.INDEXES["IVF_SQ8H"].notes_for("L2") == spec.INDEXES["IVF_SQ8H"].notes
+
+
+def test_huge_values_are_refused_with_a_short_message():
+    """A refusal, unlike the robustness checks of test_hostile_spec.py: it fails when the value is accepted."""
+    with pytest.raises(MilvusLabError, match="(?i)top_k") as refused:
+        spec.validate_top_k(10**5000)
+    assert len(str(refused.value)) < 300 and "bits" in str(refused.value)
+    with pytest.raises(MilvusLabError, match="(?i)ids") as refused:
+        validation.id_list([10**5000])
+    assert len(str(refused.value)) < 300
+    reason = spec.segment_raw_reason("IVF_FLAT", {"nlist": 16}, 5, build_threshold=10**5000)
+    assert "build threshold" in reason and len(reason) < 300
+    assert spec.as_int(np.int64(16)) == 16 and type(spec.as_int(np.int64(16))) is int
+    assert spec.as_int(EvilIntSubclass(3)) == 3 and type(spec.as_int(EvilIntSubclass(3))) is int
+    for not_an_int in (True, 16.0, np.array(16), "16", EvilIndex(), math.nan):
+        assert spec.as_int(not_an_int) is None

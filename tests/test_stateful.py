@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from helpers import examples
 
 from milvus_lab import Engine, spec
 from milvus_lab.engine import DEFAULT_PARTITION
@@ -44,11 +45,12 @@ from milvus_lab.errors import (
 _COMMON = {"deadline": None, "print_blob": True,
            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much,
                                      HealthCheck.data_too_large]}
-# CI replays the same sequences every run (no flaky red builds); the long profile explores at random
-settings.register_profile("ci", max_examples=int(os.environ.get("MILVUS_LAB_FUZZ_EXAMPLES", "60")),
+# CI replays the same sequences every run (no flaky red builds; a quick local run replays fewer: helpers.examples);
+# the long profile explores at random (scripts/fuzz_long.py). fuzz_ci never replaces conftest's suite-wide "ci".
+settings.register_profile("fuzz_ci", max_examples=int(os.environ.get("MILVUS_LAB_FUZZ_EXAMPLES", examples(60))),
                           stateful_step_count=40, derandomize=True, **_COMMON)
 settings.register_profile("long", max_examples=10_000, stateful_step_count=50, derandomize=False, **_COMMON)
-PROFILE = os.environ.get("MILVUS_LAB_FUZZ_PROFILE", "ci")
+PROFILE = {"ci": "fuzz_ci", "long": "long"}[os.environ.get("MILVUS_LAB_FUZZ_PROFILE", "ci")]
 
 NAMES = ("c0", "c1", "c2")
 TAGS = ("p1", "p2")
@@ -758,11 +760,8 @@ TestEngineMachine = EngineMachine.TestCase
 # ------------------------------------------------------------------------------------------------------
 # Minimal reproductions of what the fuzzer found (kept as plain tests)
 # ------------------------------------------------------------------------------------------------------
-@pytest.fixture
-def engine():
-    e = Engine(build_threshold=4)
-    yield e
-    e.close()
+#: the shared `engine` fixture (conftest) builds an index once a segment holds this many rows
+ENGINE_BUILD_THRESHOLD = 4
 
 
 @pytest.mark.parametrize("mode", ["auto", "user"])

@@ -12,6 +12,7 @@ import pytest
 from conftest import clustered
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import examples
 
 from milvus_lab import Engine, spec
 from milvus_lab.errors import BuildIndexError, InvalidParameterError, RawSegmentWarning
@@ -29,11 +30,8 @@ def base() -> np.ndarray:
     return clustered(ROWS, DIM, clusters=30, seed=5)
 
 
-@pytest.fixture
-def engine():
-    eng = Engine(build_threshold=1)
-    yield eng
-    eng.close()
+#: the shared `engine` fixture (conftest) builds an index once a segment holds this many rows
+ENGINE_BUILD_THRESHOLD = 1
 
 
 @pytest.fixture
@@ -161,7 +159,7 @@ def test_out_of_range_nlist_is_refused_with_the_reason_never_clamped(form, coll,
     assert form.errors == {} and not form.create_button.disabled
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(text=st.one_of(st.integers(-10, 70000).map(str), st.text(max_size=6)))
 def test_the_form_accepts_exactly_what_the_spec_accepts(text):
     eng = Engine(build_threshold=1)
@@ -300,7 +298,7 @@ def test_form_follows_an_index_created_elsewhere(coll):
     f = IndexForm(coll, watch=True, interval=0.05)
     try:
         coll.create_index("HNSW", {"M": 8, "efConstruction": 40})
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # a failure bound only: the loop ends on the change
         while "HNSW" not in f.current.text and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "Current index: HNSW (M=8, efConstruction=40)" in f.current.text
@@ -309,7 +307,7 @@ def test_form_follows_an_index_created_elsewhere(coll):
         g.close()
     finally:
         f.close()
-    f.watcher.thread.join(2)
+    f.watcher.thread.join(60)
     assert not f.watcher.thread.is_alive()
 
 
@@ -477,7 +475,7 @@ def test_panel_refreshes_while_a_background_build_runs(engine):
     try:
         assert panel.html.value.count("IVF_FLAT") >= 1
         c.insert(clustered(c.segment_rows + 10, DIM, seed=9))  # seals a segment: built in the background
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a failure bound only
         while time.monotonic() < deadline:
             sealed = [s for s in c.segments() if s["sealed"]]
             if all(s["index_name"] == "IVF_FLAT" for s in sealed) and panel.html.value == panel.render():
@@ -487,7 +485,7 @@ def test_panel_refreshes_while_a_background_build_runs(engine):
         assert "sealed" in panel.html.value and "reached index_file_size" in panel.html.value
     finally:
         panel.close()
-    panel.watcher.thread.join(2)
+    panel.watcher.thread.join(60)
     assert not panel.watcher.thread.is_alive()
 
 
