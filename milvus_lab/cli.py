@@ -299,6 +299,12 @@ def compare_command(args: argparse.Namespace, extra: list[str]) -> int:
     return run_compare(args, args.command_argv)
 
 
+def forecast_command(args: argparse.Namespace, extra: list[str]) -> int:
+    from .forecast_cli import run_forecast
+
+    return run_forecast(args)
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``milvus-lab`` parser: one sub-parser per command, each with ``func(args, extra) -> exit status``
     (``extra``: the options the command passes on to JupyterLab / Voila; empty for the others)."""
@@ -321,6 +327,13 @@ def parser() -> argparse.ArgumentParser:
                        "Markdown report", description=COMPARE_DESCRIPTION, formatter_class=HelpFormatter)
     compare_parser(p)
     p.set_defaults(func=compare_command, command_parser=p)
+    from .forecast_cli import FORECAST_DESCRIPTION, forecast_parser
+
+    p = sub.add_parser("forecast", help="forecast the setting each index type needs at --rows rows, and its "
+                       "memory, build time, QPS and p99, from your sample", description=FORECAST_DESCRIPTION,
+                       formatter_class=HelpFormatter)
+    forecast_parser(p)
+    p.set_defaults(func=forecast_command, command_parser=p)
     passes_on = "\nOptions it does not know are passed on to {}."
     p = sub.add_parser("notebooks", help="copy the tutorial notebooks into a working folder and open them in "
                        "JupyterLab on 127.0.0.1", formatter_class=HelpFormatter, allow_abbrev=False,
