@@ -111,13 +111,14 @@ def _boxes_overlap(box: np.ndarray, boxes: np.ndarray) -> bool:
 
 def place_labels(ax: Axes, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], *,
                  colors: Sequence[Any] | Any = "0.3", fontsize: float | str = 7,
-                 avoid: Sequence[tuple[Sequence[float], Sequence[float]]] = (), leader: bool = True) -> int:
+                 avoid: Sequence[tuple[Sequence[float], Sequence[float]]] = (), avoid_lines: bool = True,
+                 leader: bool = True) -> int:
     """Label the points (``xs``, ``ys``) of ``ax`` (data coordinates), each beside its point where the label
-    touches no text already in the axes, no point of ``avoid`` or of the labelled set, no legend and no edge of
-    the axes. The first place free is taken among a few directions at growing distances (a thin leader line
-    joins a label set further off); a label with no free place is left out. Call it after the figure's
-    layout is final (legends, titles, notes drawn), as it reads positions in pixels. Returns how many labels
-    were left out."""
+    touches no text already in the axes, no point of ``avoid`` or of the labelled set, no drawn line (unless
+    ``avoid_lines`` is False), no legend and no edge of the axes. The first place free is taken among a few
+    directions at growing distances (a thin leader line joins a label set further off); a label with no free
+    place is left out. Call it after the figure's layout is final (legends, titles, notes drawn), as it reads
+    positions in pixels. Returns how many labels were left out."""
     from matplotlib.axes import Axes as MplAxes
     from matplotlib.text import Text
 
@@ -142,6 +143,14 @@ def place_labels(ax: Axes, xs: Sequence[float], ys: Sequence[float], labels: Seq
     markers = markers[np.isfinite(markers).all(axis=1)]
     r = 2.5 * fig.dpi / 72
     taken = [np.column_stack([markers - r, markers + r])]
+    if avoid_lines:  # points every few pixels along each drawn line, so that no label crosses one
+        for line in ax.get_lines():
+            if line.get_visible() and line.get_linestyle() not in ("None", "none", "", " "):
+                xy = line.get_transform().transform(np.asarray(line.get_xydata(), float))
+                xy = xy[np.isfinite(xy).all(axis=1)]
+                for a, b in zip(xy[:-1], xy[1:]):
+                    along = a + (b - a) * np.linspace(0, 1, int(np.hypot(*(b - a)) // 3) + 2)[:, None]
+                    taken.append(np.column_stack([along - 1, along + 1]))
     for text in ax.texts:  # labels written before, by this function or not
         if text.get_visible() and text.get_text().strip():
             b = Text.get_window_extent(text, renderer)
