@@ -17,7 +17,6 @@ import numpy as np
 #: ``MILVUS_LAB_HYPOTHESIS=ci`` (what .ci/run sets) runs every property test with its full example count;
 #: the default ``dev`` profile runs at most DEV_EXAMPLES, so a local ``pytest -m "not slow"`` stays quick
 HYPOTHESIS_PROFILE = os.environ.get("MILVUS_LAB_HYPOTHESIS", "dev")
-HYPOTHESIS_PROFILES = ("dev", "ci")
 DEV_EXAMPLES = 10
 
 
