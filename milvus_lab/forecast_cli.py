@@ -15,7 +15,15 @@ import time
 from collections.abc import Sequence
 
 from .errors import MilvusLabError
-from .lab_cli import DEFAULT_OUT, HelpFormatter, data_arguments, load_dataset, plain_text, run_folder
+from .lab_cli import (
+    DEFAULT_OUT,
+    HelpFormatter,
+    concurrency_argument,
+    data_arguments,
+    load_dataset,
+    plain_text,
+    run_folder,
+)
 
 FORECAST_DESCRIPTION = plain_text(__doc__)
 
@@ -44,6 +52,7 @@ def forecast_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         help="single-query calls timed per setting")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed rounds per setting; QPS is "
                         "their median with its range")
+    concurrency_argument(parser)
     parser.add_argument("--threads", type=int, default=None, help="faiss/BLAS threads during the run (default: "
                         "one per core)")
     parser.add_argument("--milvus-uri", default=None, help="measure on a Milvus 2.x server at this URI (default: "
@@ -85,6 +94,7 @@ def run_forecast(args: argparse.Namespace) -> int:
                               steps=args.steps, min_rows=args.min_rows, machine_memory_gb=args.machine_memory_gb,
                               query_node_gb=args.query_node_gb, target=target,
                               latency_queries=args.latency_queries, repeats=args.repeats, threads=args.threads,
+                              concurrency=args.concurrency,
                               progress=progress, seed=args.seed)
     except (MilvusLabError, MemoryError, ImportError, ValueError) as exc:
         print(f"milvus-lab forecast: error: {exc}", file=sys.stderr)

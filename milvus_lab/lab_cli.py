@@ -90,6 +90,22 @@ def data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _levels(text: str) -> tuple[int, ...]:
+    """``1,10,20`` as a tuple of ints (the lab checks their range)."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give comma-separated client counts, e.g. 1,10,20; got {text!r}") from None
+
+
+def concurrency_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--concurrency 1,10,20``: also time each setting with that many concurrent clients."""
+    parser.add_argument("--concurrency", type=_levels, default=None, help="also time each setting with this many "
+                        "concurrent clients sending one query at a time, e.g. 1,10,20 (adds about 3 s per setting "
+                        "and level; default: not measured)")
+    return parser
+
+
 def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
     from .lab.sweeps import BUDGETS
@@ -107,6 +123,7 @@ def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
                         help="single-query calls timed per setting")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed rounds per setting, "
                         "interleaved; QPS is their median with its range")
+    concurrency_argument(parser)
     parser.add_argument("--threads", type=int, default=None, help="faiss/BLAS threads during the run (default: "
                         "one per core)")
     parser.add_argument("--milvus-uri", default=None, help="run on a Milvus 2.x server at this URI (e.g. "
@@ -206,6 +223,7 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
             warnings.simplefilter("ignore", lab.LabWarning)
             results = lab.compare(dataset, types, k=args.k, budget=args.budget, session=session,
                                   latency_queries=args.latency_queries, time_limit=args.time_limit,
+                                  concurrency=args.concurrency,
                                   progress=not args.no_progress and sys.stderr.isatty())
     except (MilvusLabError, MemoryError, ImportError, ValueError) as exc:
         print(f"milvus-lab compare: error: {exc}", file=sys.stderr)

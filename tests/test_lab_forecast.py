@@ -337,6 +337,7 @@ def test_cli_forecast_writes_table_points_report_and_plot(tmp_path, small, capsy
     (["--rows", "100"], "rows must be at least the sample's"),
     (["--rows", "40000", "--index-types", "NOPE"], "NOPE"),
     (["--rows", "40000", "--target-recall", "1.2"], "target_recall must be a number"),
+    (["--rows", "40000", "--concurrency", "0,10"], "concurrency must be a tuple of distinct ints in [1, 256]"),
 ])
 def test_cli_forecast_refuses_bad_values_with_exit_status_2(tmp_path, small, capsys, args, message):
     from milvus_lab.cli import main
