@@ -244,6 +244,7 @@ def test_forecast_code_plot_and_report(small_forecast):
     assert len(fig.axes) == 6
     text = small_forecast.to_markdown()
     assert "# Forecast at 32,000 rows" in text and "| HNSW |" in text
+    assert "## The forecast settings for Milvus 2.x" in text and "index_type='HNSW'" in text
     assert repr(small_forecast).startswith("forecast at 32,000 rows")
 
 

@@ -91,6 +91,18 @@ def markdown(fc: Any) -> str:
                          + (f" (measured growth {gap:+.1%})" if gap == gap else "")
                          + f"; loading {row['loading_memory_mb']:,.0f} MB -> {row['query_nodes']} query node(s) of "
                          f"{fc.query_node_gb:g} GB (sizing tool's table: {row['sizing_tool_nodes']})")
+    code = []
+    for _, row in fc.table.iterrows():
+        if row["status"] != "ok":
+            continue
+        try:
+            lines2 = fc.code(row["index_type"], target="pymilvus-2")
+        except Exception as exc:  # noqa: BLE001 - a type Milvus 2.x lacks: say why instead of the lines
+            code.append(f"- {row['index_type']}: no Milvus 2.x lines ({exc})")
+            continue
+        code += [f"- {row['index_type']}:", "", "```python", lines2, "```", ""]
+    if code:
+        lines += ["", "## The forecast settings for Milvus 2.x (pymilvus)", "", *code]
     if fc.machine_memory_gb:
         fits = [r["index_type"] for _, r in fc.table.iterrows() if r["fits_machine"] is True]
         lines += ["", f"This machine ({fc.machine_memory_gb:,.1f} GB) holds in memory: "
