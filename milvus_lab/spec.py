@@ -773,8 +773,12 @@ def describe_allowed(param: IntParam, ctx: Mapping[str, Any] | None = None) -> s
         nothing = _nothing_allowed(param, ctx)
         if nothing:
             return nothing
-        text = f"{param.name} in {{{', '.join(map(str, allowed_values(param, ctx)))}}}"
-        return text + (f" ({param.rule_help})" if param.rule_help else "")
+        values = allowed_values(param, ctx)
+        text = f"{param.name} in {{{', '.join(map(str, values))}}}"
+        rules = [param.rule_help] if param.rule_help else []
+        if sorted(values) != sorted(param.choices):  # narrowed by the context: say the set it was taken from
+            rules.insert(0, f"{param.name} in {{{', '.join(map(str, sorted(param.choices)))}}}")
+        return text + (f" (both: {'; and '.join(rules)})" if len(rules) > 1 else f" ({rules[0]})" if rules else "")
     low, high = bounds(param, ctx)
     low_s = show_value(low) if low is not None else _describe_bound(param.low)
     if param.high is None:

@@ -147,7 +147,7 @@ class IndexForm(WatchedBox):
         index_spec = self.index_spec
         if index_type not in self.unavailable:
             if values is None:
-                values = spec.default_build_params(index_type, self.dim, profile=self.profile)
+                values = self._fitting_defaults(index_type)
             base_ctx = {"dim": self.dim, "metric": self.metric}
             self.fields = {name: ParamField(index_type, param, values.get(name), base_ctx)
                            for name, param in index_spec.build.items()}
@@ -163,6 +163,29 @@ class IndexForm(WatchedBox):
         self.fields_box.children = [f.box for f in self.fields.values()]
         self.message.clear()
         self.validate()
+
+    def _fitting_defaults(self, index_type: str) -> dict[str, int]:
+        """The spec's teaching defaults, with ``nlist`` halved until every segment of the collection can be
+        trained, so the first screen shows one idea (an index on all the rows), not raw-segment advice; a
+        segment below the build threshold stays raw whatever nlist is, and then the default is kept."""
+        values = spec.default_build_params(index_type, self.dim, profile=self.profile)
+        if "nlist" not in values:
+            return values
+        try:
+            sizes = [s["row_count"] for s in segment_rows(self.collection) if s["row_count"]]
+        except Exception:  # noqa: BLE001 - a dropped collection: refresh() says so
+            return values
+        threshold = getattr(self.collection, "build_threshold", 0)
+        low = spec.bounds(self.index_spec.build["nlist"])[0] or 1
+
+        def raw(nlist: int) -> bool:
+            return any(spec.segment_raw_reason(index_type, {**values, "nlist": nlist}, rows,
+                                               build_threshold=threshold, profile=self.profile) for rows in sizes)
+
+        nlist = values["nlist"]
+        while raw(nlist) and nlist // 2 >= low:
+            nlist //= 2
+        return {**values, "nlist": nlist} if not raw(nlist) else values
 
     def select(self, index_type: str) -> None:
         """Choose an index type as a person would with the dropdown (aliases allowed); an unknown type is
