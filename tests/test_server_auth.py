@@ -70,7 +70,7 @@ def test_a_damaged_credentials_file_is_a_server_error(tmp_path):
 @pytest.mark.parametrize("uri", ["http://10.0.0.5:19530", "http://example.org:19530", "http://127.0.0.1:notaport",
                                  "http://127.0.0.1"])
 def test_no_token_is_given_to_another_host_or_an_unknown_port(uri):
-    assert credentials.token_for_uri(uri) is None
+    assert embedded.token_for_uri(uri) is None
 
 
 def test_the_server_info_repr_has_no_secret(tmp_path):

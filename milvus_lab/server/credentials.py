@@ -4,7 +4,8 @@ An embedded Milvus 2.3 server binds its ports on every interface and its authori
 is ``root:Milvus``. So the launcher starts it with authorization on and, before anyone is told it runs,
 changes root's password to a random one kept here: one file per server folder (mode 0600, in a folder of
 mode 0700) under ``credentials/`` beside milvus_lab's signing key (:func:`milvus_lab.engine.persist.config_dir`).
-:func:`token_for_uri` finds it again for :func:`milvus_lab.server.connect`, so nobody types it.
+:func:`milvus_lab.server.embedded.token_for_uri` finds it again for :func:`milvus_lab.server.connect`, so
+nobody types it.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def token(folder: str | os.PathLike) -> str | None:
     return None if password is None else f"{ROOT_USER}:{password}"
 
 
-def _loopback_port(uri: str) -> int | None:
+def loopback_port(uri: str) -> int | None:
+    """The port of ``uri`` when it names this machine (127.0.0.1, localhost, ::1), else None."""
     try:
         parts = urlsplit(uri if "://" in uri else "http://" + uri)
         port = parts.port
@@ -108,26 +110,18 @@ def _loopback_port(uri: str) -> int | None:
     return port if parts.hostname in LOOPBACK_HOSTS else None
 
 
-def token_for_uri(uri: str) -> str | None:
-    """The token of this user's embedded server that answers at ``uri`` (on this machine), or None.
-
-    Only running servers whose credentials file this user holds are considered; a URI of another host is
-    never given a token."""
-    from . import embedded
-
-    port = _loopback_port(uri)
-    if port is None:
-        return None
+def known_folders() -> list[str]:
+    """The server folders this user keeps a root password for (from the credentials files that can be read)."""
+    folders = []
     try:
         files = sorted((config_dir() / CREDENTIALS_DIR).glob("server_*.json"))
     except OSError:
-        return None
+        return []
     for path in files:
         try:
             folder = json.loads(path.read_text(encoding="utf-8"))["folder"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        info = embedded.read_state(folder)
-        if info is not None and info.port == port:
-            return token(folder)
-    return None
+        if isinstance(folder, str):
+            folders.append(folder)
+    return folders

@@ -137,6 +137,21 @@ def read_state(folder: str | os.PathLike | None = None) -> ServerInfo | None:
     return info
 
 
+def token_for_uri(uri: str) -> str | None:
+    """The token of this user's running embedded server that answers at ``uri`` on this machine, or None.
+
+    Only servers whose root password this user keeps (:mod:`.credentials`) are considered; a URI of another
+    host is never given a token."""
+    port = credentials.loopback_port(uri)
+    if port is None:
+        return None
+    for folder in credentials.known_folders():
+        info = read_state(folder)
+        if info is not None and info.port == port:
+            return credentials.token(folder)
+    return None
+
+
 def _require_milvus() -> None:
     try:
         import milvus  # noqa: F401
@@ -386,4 +401,3 @@ def serve(folder: Path) -> int:
     server.stop()
     (folder / STATE_FILE).unlink(missing_ok=True)
     return 0
-

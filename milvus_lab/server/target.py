@@ -351,7 +351,7 @@ def connect(uri: str = "http://127.0.0.1:19530", *, token: str | None = None, ti
     (``milvus-lab server start``) is given its kept root password. Raises ServerError naming the URI and the
     step when it cannot be used."""
     if token is None:
-        from .credentials import token_for_uri
+        from .embedded import token_for_uri
 
         token = token_for_uri(_normalise_uri(uri))
     target = ServerTarget(uri, token=token, timeout=timeout, build_timeout=build_timeout)
