@@ -104,6 +104,7 @@ def test_each_run_gets_a_new_folder(tmp_path, monkeypatch):
     assert inner.parent == fresh and inner.name.endswith("-a_b_c") and not any(inner.iterdir())
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_out_never_mixes_files(tmp_path, capsys):
     np.save(tmp_path / "v.npy", clustered(400, 8, seed=1))
     out = tmp_path / "out"

@@ -171,6 +171,7 @@ def test_memory_budget_rules_out_bigger_indexes(data, session, tuned):
     assert res.winner["index_type"] == "IVF_SQ8"
 
 
+@pytest.mark.slow
 def test_latency_limit_and_unreachable_targets(data, session):
     ds, _ = data
     res = lab.tune(ds, TARGET, ["IVF_FLAT"], max_p99_ms=1e-6, session=session, max_builds=2, **FAST)
