@@ -64,7 +64,7 @@ def _voila(tmp: Path, **cull: int):
     with open(log, "w") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, proc, log, timeout=30)
+        _wait_for_port(port, proc, log, timeout=120)
         yield f"http://127.0.0.1:{port}/", log, proc
     finally:
         proc.terminate()
@@ -166,7 +166,7 @@ def test_a_teachers_lesson_in_a_real_browser(voila_url, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.set_default_timeout(20_000)
+            page.set_default_timeout(60_000)  # failure bounds only: builds are slow on a loaded machine
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(url, wait_until="commit", timeout=30_000)
@@ -221,7 +221,7 @@ def test_a_teachers_lesson_in_a_real_browser(voila_url, tmp_path):
             m_select.select_option(label="8")
             expect(create).to_be_enabled()
             create.click()
-            expect(index_message).to_contain_text("Created IVF_PQ (nlist=32, m=8) in", timeout=30_000)
+            expect(index_message).to_contain_text("Created IVF_PQ (nlist=32, m=8) in")
             expect(panel).to_contain_text("all 5,000 rows indexed")
             app.locator(".milvus-query input").fill("king")
             search_button.click()
@@ -244,7 +244,7 @@ def test_a_teachers_lesson_in_a_real_browser(voila_url, tmp_path):
             app.locator(".milvus-param-efConstruction input").fill("400")
             create.dblclick()
             search_button.click()
-            expect(search_message).to_contain_text("being built", timeout=10_000)
+            expect(search_message).to_contain_text("being built")
             expect(table).to_have_count(0)
             expect(index_message).to_contain_text("Created HNSW (M=32, efConstruction=400) in", timeout=60_000)
             page.wait_for_timeout(1500)  # a queued second build would have started by now
@@ -268,7 +268,7 @@ def test_a_teachers_lesson_in_a_real_browser(voila_url, tmp_path):
             explorer.locator(".milvus-param-nlist input").fill("64")
             explorer.locator("button.milvus-create").click()
             readout = explorer.locator(".milvus-explorer-readout")
-            expect(readout).to_contain_text("IVF_FLAT (nlist=64) at nprobe=", timeout=30_000)
+            expect(readout).to_contain_text("IVF_FLAT (nlist=64) at nprobe=")
             expect(readout).to_contain_text("at nprobe=16: recall@10 = ")  # the spec's teaching default
             handle = explorer.locator(".milvus-explorer-slider .noUi-handle").bounding_box()
             track = explorer.locator(".milvus-explorer-slider .noUi-target").bounding_box()
