@@ -151,8 +151,8 @@ class IndexForm(WatchedBox):
             base_ctx = {"dim": self.dim, "metric": self.metric}
             self.fields = {name: ParamField(index_type, param, values.get(name), base_ctx)
                            for name, param in index_spec.build.items()}
-            for field in self.fields.values():
-                field.observe(lambda: self._guard(self.validate))
+            for name, field in self.fields.items():
+                field.observe(lambda name=name: self._guard(self.validate, name))
         text = escape(index_spec.description)
         notes = index_spec.notes_for(self.metric)  # only what applies to this metric (no JACCARD note on L2)
         if notes:
@@ -215,8 +215,10 @@ class IndexForm(WatchedBox):
                 ctx[name] = field.value
         return ctx
 
-    def validate(self) -> dict[str, str]:
-        """Check every field in context, show the reasons, enable Create only when all pass.
+    def validate(self, changed: str | None = None) -> dict[str, str]:
+        """Check every field in context, show the reasons, enable Create only when all pass. A value refused
+        only because of another field (RNSG search_length < candidate_pool_size) is also said under the
+        field ``changed`` by the person, when that one is fine on its own: the change is where they look.
 
         Returns {parameter: reason} for refused values ('' key: a form-level reason)."""
         errors: dict[str, str] = {}
@@ -225,6 +227,12 @@ class IndexForm(WatchedBox):
         else:
             ctx = self.context()
             errors = {name: reason for name, field in self.fields.items() if (reason := field.check(ctx))}
+            base_ctx = {"dim": self.dim, "metric": self.metric}
+            crossed = [reason for name, reason in errors.items()
+                       if name != changed and self.fields[name].own_error(base_ctx) is None]
+            if changed in self.fields and changed not in errors and crossed:
+                self.fields[changed].message.show(f"{changed}={self.fields[changed].value} conflicts with "
+                                                  f"another parameter: {crossed[0]}", "error")
             if not errors:
                 try:
                     spec.validate_build(self.index_type, self.values(), dim=self.dim, metric=self.metric,

@@ -82,6 +82,8 @@ class SearchForm(WatchedBox):
         self.errors: dict[str, str] = {}
         self.last: dict[str, Any] | None = None
         self.busy: str | None = None
+        #: the refusal on screen, kept until the next search (a build ending does not wipe it)
+        self.refusal: str | None = None
         self._shown_index: tuple | None = None
         self._refresh_lock = threading.RLock()
         self.index_type, self.build_params = "FLAT", {}
@@ -180,6 +182,16 @@ class SearchForm(WatchedBox):
         for name, field in self.fields.items():
             if (reason := field.check(ctx)):
                 errors[name] = reason
+        if "top_k" not in errors:
+            # a search value refused only because of top_k (ef >= top_k): said under top_k too, where the
+            # change that caused it may have been made
+            crossed = [reason for name, reason in errors.items()
+                       if self.fields[name].own_error(self.build_params) is None]
+            if crossed:
+                self.top_k.message.show(f"top_k={self.top_k.value} conflicts with a search parameter: "
+                                        f"{crossed[0]}", "error")
+            else:
+                self.top_k.message.clear()
         self.errors = errors
         self.search_button.disabled = bool(errors)
         return errors
@@ -197,6 +209,8 @@ class SearchForm(WatchedBox):
         else:
             self.message.clear()
             self.refresh()
+            if self.refusal is not None:
+                self.message.show(self.refusal, "error")
 
     def clear_results(self) -> None:
         """Remove the results table and what it said (after a refused search, a drop, a new index)."""
@@ -207,7 +221,8 @@ class SearchForm(WatchedBox):
     def refuse(self, reason: str) -> None:
         """Show why nothing was searched, with no older results under it."""
         self.clear_results()
-        self.message.show(f"Not searched: {reason}", "error")
+        self.refusal = f"Not searched: {reason}"
+        self.message.show(self.refusal, "error")
 
     # ---------------------------------------------------------------- the query
     def query_id(self) -> int:
@@ -241,6 +256,7 @@ class SearchForm(WatchedBox):
     # ---------------------------------------------------------------- search
     def search(self) -> dict[str, Any] | None:
         """Run the search; show the results table (or why it was refused) and return what was shown."""
+        self.refusal = None
         try:
             return self._search()
         except Exception as exc:  # noqa: BLE001 - a form never raises into the notebook
