@@ -106,7 +106,7 @@ def test_a_noisy_calibration_flags_the_timings_busy_everywhere(ds, tmp_path):
 
 
 def test_a_quiet_calibration_raises_no_warning(ds, monkeypatch):
-    monkeypatch.setattr(timing, "_cpu_jiffies", lambda: None)  # no /proc: fall back to the load average
+    monkeypatch.setattr(timing, "_cpu_seconds", lambda: None)  # no CPU times: fall back to the load average
     monkeypatch.setattr(timing.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monitor = timing.Monitor(kernel=lambda threads: 0.01)
     with lab.Session(monitor=monitor, repeats=2) as session:
@@ -115,11 +115,11 @@ def test_a_quiet_calibration_raises_no_warning(ds, monkeypatch):
     assert "busy machine" not in lab.winner_table(df)
 
 
-def test_other_processes_cpu_share_comes_from_proc_stat(monkeypatch):
-    jiffies = iter([(100, 1000), (700, 2000)])  # 600 busy of 1000 jiffies
-    own = iter([0, 100])  # of which 100 were ours
-    monkeypatch.setattr(timing, "_cpu_jiffies", lambda: next(jiffies))
-    monkeypatch.setattr(timing, "_own_jiffies", lambda: next(own))
+def test_other_processes_cpu_share_comes_from_the_cpu_times(monkeypatch):
+    cpu = iter([(1.0, 10.0), (7.0, 20.0)])  # 6 busy of 10 CPU seconds
+    own = iter([0.0, 1.0])  # of which 1 was ours
+    monkeypatch.setattr(timing, "_cpu_seconds", lambda: next(cpu))
+    monkeypatch.setattr(timing, "_own_cpu_seconds", lambda: next(own))
     monitor = timing.Monitor(kernel=lambda threads: 0.01)
     with monitor.watch() as load:
         pass

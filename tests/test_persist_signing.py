@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import stat
 import warnings
 from pathlib import Path
@@ -217,24 +216,6 @@ def test_unwritable_key_folder_is_a_clear_error(engine, tmp_path, monkeypatch):
     with pytest.raises(PersistError, match=persist.CONFIG_DIR_ENV):
         persist.save_collection(c.snapshot(), tmp_path / "s")
     assert not (tmp_path / "s").exists()
-
-
-def test_default_config_folder_follows_the_platform(monkeypatch, tmp_path):
-    monkeypatch.delenv(persist.CONFIG_DIR_ENV, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(persist.sys, "platform", "linux")
-    assert persist.config_dir() == tmp_path / "xdg" / "milvus_lab"
-    monkeypatch.delenv("XDG_CONFIG_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert persist.config_dir() == tmp_path / "home" / ".config" / "milvus_lab"
-    monkeypatch.setattr(persist.sys, "platform", "darwin")
-    assert persist.config_dir() == tmp_path / "home" / "Library" / "Application Support" / "milvus_lab"
-    monkeypatch.setattr(persist.sys, "platform", "win32")
-    monkeypatch.setenv("APPDATA", str(tmp_path / "appdata"))
-    assert persist.config_dir() == tmp_path / "appdata" / "milvus_lab"
-    monkeypatch.setenv(persist.CONFIG_DIR_ENV, str(tmp_path / "override"))
-    assert persist.config_dir() == tmp_path / "override"
-    assert os.environ.get("HOME") == str(tmp_path / "home")
 
 
 @pytest.mark.parametrize("what", ["a string", None, 3, object()])

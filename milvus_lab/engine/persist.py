@@ -11,10 +11,11 @@ name, fsynced and moved over the old one with ``os.replace`` (then the folder is
 error (a full disk) at any moment leaves the previous save in place and loadable; stale data folders go
 after the next commit. There is never a moment when the path holds no complete save (so, unlike a swap of
 whole directories by rename, nothing needs recovering after a crash). Saves to one path from several
-processes take turns, and a load waits for a save in progress (``flock`` on ``path/.lock``).
+processes or threads take turns, and so do loads, which wait for a save in progress (:mod:`filelock` on
+``path/.lock``, :func:`.files.folder_lock`).
 
 Each manifest is signed with an HMAC-SHA256 under a per-user secret key kept in the user's config folder
-(:func:`config_dir`); since the manifest lists every file's sha256, the signature covers every byte. On
+(:mod:`.keys`); since the manifest lists every file's sha256, the signature covers every byte. On
 load, the manifest's checksum, schema and every file's size and sha256 are checked before any file is
 parsed; arrays are read with ``np.load(allow_pickle=False)`` and the whole state is checked
 (:meth:`CollectionState.check`) before any index file is read. Index files are handed to faiss / hnswlib /
@@ -28,21 +29,16 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
-import hmac
 import importlib.metadata
 import io
 import json
 import os
 import re
-import secrets
 import shutil
-import sys
-import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,11 +46,15 @@ import numpy as np
 
 from .. import backends, spec
 from ..errors import MilvusLabError, PersistError, UnsignedSaveWarning
+from .files import folder_lock, fsync_dir, fsync_file, sha256_file
+from .keys import (CONFIG_DIR_ENV, KEY_FILE, SIGNATURE_ALGORITHM, config_dir, sign, signature_problem, signing_key,
+                   signing_key_path)
 from .state import CollectionState, EngineState, PendingDelete, SegmentState, row_layout
 
-__all__ = ["CONFIG_DIR_ENV", "FORMAT_NAME", "FORMAT_VERSION", "PersistError", "UnsignedSaveWarning", "config_dir",
-           "load_collection", "read_collection_state", "read_engine_state", "save_collection", "save_engine",
-           "signing_key_path"]
+#: CONFIG_DIR_ENV, KEY_FILE, SIGNATURE_ALGORITHM, config_dir and signing_key_path live in .keys (re-exported)
+__all__ = ["CONFIG_DIR_ENV", "FORMAT_NAME", "FORMAT_VERSION", "KEY_FILE", "SIGNATURE_ALGORITHM", "PersistError",
+           "UnsignedSaveWarning", "config_dir", "load_collection", "read_collection_state", "read_engine_state",
+           "save_collection", "save_engine", "signing_key_path"]
 
 FORMAT_NAME = "milvus_lab"
 FORMAT_VERSION = 2
@@ -66,59 +66,13 @@ MAX_MANIFEST_BYTES = 64 * 2**20
 LOCK_FILE = ".lock"
 _DATA_DIR = re.compile(r"data-[0-9a-f]{32}\Z")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
-_CHUNK = 1 << 20
 
 
 # ------------------------------------------------------------------------------------------------------
 # small helpers
 # ------------------------------------------------------------------------------------------------------
-_path_locks: dict[str, threading.Lock] = {}
-_path_locks_guard = threading.Lock()
-
-
-def _lock_for(path: Path) -> threading.Lock:
-    """One lock per save directory, so two saves to one path in this process do not interleave."""
-    key = str(path.resolve())
-    with _path_locks_guard:
-        return _path_locks.setdefault(key, threading.Lock())
-
-
 def _canonical(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(_CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _jsonable(value: Any) -> Any:
@@ -137,105 +91,6 @@ def _jsonable(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------------
-# signing: an HMAC-SHA256 of the manifest (which lists every file's sha256) with a per-user secret key
-# ------------------------------------------------------------------------------------------------------
-#: environment variable naming the folder that holds the signing key (default: the platform's config folder)
-CONFIG_DIR_ENV = "MILVUS_LAB_CONFIG_DIR"
-KEY_FILE = "signing_key"
-SIGNATURE_ALGORITHM = "hmac-sha256"
-_KEY_BYTES = 32
-_KEY_TEXT = re.compile(r"[0-9a-f]{64}\n?\Z")
-
-
-def config_dir() -> Path:
-    """The folder holding milvus_lab's per-user settings: ``$MILVUS_LAB_CONFIG_DIR`` if set, else the
-    platform's config folder (``$XDG_CONFIG_HOME`` or ``~/.config`` on Linux, ``~/Library/Application
-    Support`` on macOS, ``%APPDATA%`` on Windows) + ``milvus_lab``."""
-    override = os.environ.get(CONFIG_DIR_ENV)
-    if override:
-        return Path(override).expanduser()
-    if sys.platform.startswith("win"):
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "milvus_lab"
-
-
-def signing_key_path() -> Path:
-    """Where this user's signing key lives (created, mode 0600, by the first save)."""
-    return config_dir() / KEY_FILE
-
-
-def _read_key_file(path: Path) -> bytes:
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PersistError(f"the signing key {path} cannot be read ({exc}); fix or delete it (saves signed with "
-                           f"it will then load with their indexes rebuilt), or point {CONFIG_DIR_ENV} "
-                           f"at another folder") from None
-    if not _KEY_TEXT.match(text):
-        raise PersistError(f"the signing key {path} is not 64 hex digits; fix or delete it, or point "
-                           f"{CONFIG_DIR_ENV} at another folder")
-    return bytes.fromhex(text.strip())
-
-
-def _signing_key(create: bool) -> bytes | None:
-    """This user's key; created once with :mod:`secrets` when ``create`` (saving), else None when absent."""
-    path = signing_key_path()
-    if path.is_file():
-        return _read_key_file(path)
-    if not create:
-        return None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it meanwhile
-        return _read_key_file(path)
-    except OSError as exc:
-        raise PersistError(f"cannot create the signing key in {path.parent} ({exc}); set {CONFIG_DIR_ENV} to "
-                           f"a writable folder") from None
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_hex(_KEY_BYTES) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise PersistError(f"cannot write the signing key {path} ({exc}); set {CONFIG_DIR_ENV} to a writable "
-                           f"folder") from None
-    _fsync_dir(path.parent)
-    return _read_key_file(path)
-
-
-def _key_id(key: bytes) -> str:
-    return hashlib.sha256(b"milvus_lab signing key id\0" + key).hexdigest()[:16]
-
-
-def _signature(key: bytes, body: Mapping[str, Any]) -> dict[str, str]:
-    return {"algorithm": SIGNATURE_ALGORITHM, "key_id": _key_id(key),
-            "hmac": hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()}
-
-
-def _signature_problem(body: Mapping[str, Any], signature: Any) -> str | None:
-    """None when ``signature`` is valid for this user's key, else why not (for the warning)."""
-    if signature is None:
-        return "it carries no signature"
-    if not (isinstance(signature, dict) and signature.get("algorithm") == SIGNATURE_ALGORITHM
-            and isinstance(signature.get("hmac"), str) and isinstance(signature.get("key_id"), str)):
-        return "its signature is malformed"
-    key = _signing_key(create=False)
-    if key is None:
-        return f"this user has no signing key yet at {signing_key_path()}"
-    if not hmac.compare_digest(_signature(key, body)["hmac"], signature["hmac"]):
-        if signature["key_id"] != _key_id(key):
-            return "it was signed with another key (another user or machine)"
-        return "its signature does not match its content (edited after it was signed)"
-    return None
-
-
-# ------------------------------------------------------------------------------------------------------
 # save
 # ------------------------------------------------------------------------------------------------------
 def _write_npy(folder: Path, name: str, array: np.ndarray, files: dict[str, Any], root: Path) -> str:
@@ -249,7 +104,7 @@ def _write_npy(folder: Path, name: str, array: np.ndarray, files: dict[str, Any]
 
 def _record(path: Path, files: dict[str, Any], root: Path) -> str:
     rel = path.relative_to(root).as_posix()
-    digest, size = _sha256_file(path)
+    digest, size = sha256_file(path)
     files[rel] = {"sha256": digest, "bytes": size}
     return rel
 
@@ -289,7 +144,7 @@ def _write_collection(state: CollectionState, folder: Path, root: Path, files: d
             # an adapter may write companion files beside the index (faiss NSG: <path>.groups.npy)
             extra = sorted(p for p in folder.iterdir() if p.name.startswith(index_path.name + "."))
             for p in [index_path, *extra]:
-                _fsync_file(p)
+                fsync_file(p)
             entry["index"] = {"index_type": seg.index.index_type, "params": {k: int(v) for k, v in
                                                                              seg.index.params.items()},
                               "file": _record(index_path, files, root),
@@ -303,30 +158,6 @@ def _leftover(entry: Path) -> bool:
     """A file or folder an interrupted save of ours leaves behind (nothing a manifest names yet)."""
     return ((_DATA_DIR.match(entry.name) is not None and entry.is_dir() and not entry.is_symlink())
             or (entry.name.startswith(f".{MANIFEST}.") and entry.name.endswith(".tmp")))
-
-
-@contextmanager
-def _process_lock(path: Path, shared: bool = False) -> Iterator[None]:
-    """Saves to one path from several processes take turns, and a load waits for a save in progress
-    (POSIX advisory lock on ``path/.lock``: exclusive to save, shared to load), so a save's clean-up never
-    removes files another process is writing or reading."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock across processes (a load retries when a save overtakes it)
-        yield
-        return
-    try:
-        fd = os.open(path / LOCK_FILE, os.O_RDONLY if shared else os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        if not shared:
-            raise
-        yield  # an old or read-only save without a lock file: nobody saves there through us
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _prepare_target(path: Path) -> None:
@@ -345,11 +176,10 @@ def _commit(path: Path, kind: str, states: tuple[CollectionState, ...], extra: M
         if not isinstance(state, CollectionState):
             raise PersistError(f"save_collection / save_engine take the state from snapshot(); got "
                                f"{type(state).__name__}")
-    key = _signing_key(create=True)
-    with _lock_for(path):
-        _prepare_target(path)
-        with _process_lock(path):
-            return _commit_locked(path, kind, states, extra, key)
+    key = signing_key(create=True)
+    _prepare_target(path)
+    with folder_lock(path / LOCK_FILE):
+        return _commit_locked(path, kind, states, extra, key)
 
 
 def _commit_locked(path: Path, kind: str, states: tuple[CollectionState, ...], extra: Mapping[str, Any],
@@ -367,20 +197,20 @@ def _commit_locked(path: Path, kind: str, states: tuple[CollectionState, ...], e
         collections = [_write_collection(state, data_dir / f"c{i}", path, files)
                        for i, state in enumerate(states)]
         for i in range(len(states)):
-            _fsync_dir(data_dir / f"c{i}")
-        _fsync_dir(data_dir)
+            fsync_dir(data_dir / f"c{i}")
+        fsync_dir(data_dir)
         body = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
                 "milvus_lab_version": _package_version(),
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data_dir": data_name,
                 **extra, "collections": collections, "files": files}
-        manifest = dict(body, checksum={"sha256": hashlib.sha256(_canonical(body)).hexdigest()},
-                        signature=_signature(key, body))
+        payload = _canonical(body)
+        manifest = dict(body, checksum={"sha256": hashlib.sha256(payload).hexdigest()}, signature=sign(key, payload))
         with open(tmp_manifest, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=1, allow_nan=False)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp_manifest, path / MANIFEST)  # the commit point
-        _fsync_dir(path)
+        fsync_dir(path)
     except BaseException as exc:
         shutil.rmtree(data_dir, ignore_errors=True)
         tmp_manifest.unlink(missing_ok=True)
@@ -534,7 +364,7 @@ def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, A
         if size != entry["bytes"]:
             raise _bad(path, f"file {rel} has {size} bytes, the manifest says {entry['bytes']} "
                              f"(truncated or modified)")
-        digest, _ = _sha256_file(fpath)
+        digest, _ = sha256_file(fpath)
         if digest != entry["sha256"]:
             raise _bad(path, f"file {rel} fails its sha256 check (modified or damaged)")
     return files
@@ -712,7 +542,7 @@ class _Loader:
             self.listings[fpath.parent] = sorted(p.name for p in fpath.parent.iterdir())
         beside = {n for n in self.listings[fpath.parent] if n.startswith(fpath.name + ".")}
         self.require(beside == extra, f"{where}: unlisted files beside the index: {sorted(beside - extra)}")
-        digest, _ = _sha256_file(fpath)  # the file a library reads is the file the signature covers
+        digest, _ = sha256_file(fpath)  # the file a library reads is the file the signature covers
         self.require(digest == self.files[entry["file"]]["sha256"], f"file {entry['file']} changed while loading")
         try:
             return backends.load(state.index_type, dict(state.index_params), state.metric, state.dimension, fpath)
@@ -754,14 +584,14 @@ def _load(path: Any, trust: Any, kind: str, parse: Callable[[dict[str, Any], _Lo
                        "this is a single-collection save; load it with engine.load_collection")
         _require(isinstance(manifest.get("collections"), list), path, "manifest has no collection list")
         files = _verify_files(path, manifest)
-        problem = None if trust else _signature_problem(manifest, signature)
+        problem = None if trust else signature_problem(_canonical(manifest), signature)
         loader = _Loader(path, manifest, files, trusted=problem is None)
         return parse(manifest, loader), loader, problem
 
     for attempt in range(3):
         before = _manifest_identity(path)
         try:
-            with _process_lock(path, shared=True):
+            with folder_lock(path / LOCK_FILE, create=False):
                 result, loader, problem = _guarded(path, run)
             break
         except PersistError:

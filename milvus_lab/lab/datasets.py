@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from .. import numerics, spec
+from .. import folders, numerics, spec
 from ..errors import IllegalDimensionError, IllegalRecordError, InvalidParameterError, MilvusLabError, ParamError
 from . import rules
 
 #: queries held out when the user gives one array and no query count
 DEFAULT_QUERIES = 1000
 LAB_METRICS = spec.ALL_FLOAT_METRICS
-#: where exact neighbours of bundled data (GloVe) are kept between runs, unless MILVUS_LAB_CACHE_DIR says otherwise
-CACHE_ENV = "MILVUS_LAB_CACHE_DIR"
+#: the variable that moves the cache of exact neighbours of bundled data (GloVe), see :func:`cache_dir`
+CACHE_ENV = folders.CACHE_DIR_ENV
 
 
 class DataFileError(IllegalRecordError, FileNotFoundError):
@@ -82,9 +82,9 @@ def _existing_file(name: str, path: Path) -> Path:
 
 
 def cache_dir() -> Path:
-    """The user's cache folder for the lab ($MILVUS_LAB_CACHE_DIR, else ~/.cache/milvus_lab)."""
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured) if configured else Path.home() / ".cache" / "milvus_lab"
+    """The user's cache folder for the lab: :func:`milvus_lab.folders.cache_dir` ($MILVUS_LAB_CACHE_DIR, else
+    the platform's cache folder, ~/.cache/milvus_lab on Linux)."""
+    return folders.cache_dir()
 
 
 def _mapped_file(array: np.ndarray) -> tuple[str, int] | None:

@@ -6,10 +6,10 @@ or code, graph links, centroids), close enough to refuse a plan that cannot fit 
 
 from __future__ import annotations
 
-import os
-import resource
 import sys
 from collections.abc import Mapping
+
+import psutil
 
 from .. import spec
 from ..units import KIB
@@ -45,26 +45,21 @@ def index_bytes(index_type: str, params: Mapping[str, int], n: int, dim: int) ->
 
 
 def available_bytes() -> int | None:
-    """Memory the system can still give (MemAvailable), None when unknown."""
+    """Memory the system can still give without swapping (psutil's ``available``: MemAvailable on Linux),
+    None when unknown."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * KIB
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
+        return int(psutil.virtual_memory().available)
+    except (OSError, psutil.Error):
         return None
 
 
-def _status_bytes(field: str) -> int | None:
-    """A memory line of /proc/self/status (``VmHWM``, ``VmRSS``) in bytes; None where there is none."""
+def _vm_hwm_bytes() -> int | None:
+    """VmHWM of /proc/self/status in bytes (None off Linux). psutil reports no peak RSS on Linux, and
+    ru_maxrss survives exec (a child started by a larger parent reports the parent's peak), so this stays."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith(field + ":"):
+                if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * KIB
     except (OSError, ValueError, IndexError):
         pass
@@ -72,14 +67,22 @@ def _status_bytes(field: str) -> int | None:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (VmHWM on Linux, ru_maxrss elsewhere)."""
-    peak = _status_bytes("VmHWM")
+    """Peak resident memory of this process so far (VmHWM on Linux, the peak working set on Windows,
+    ru_maxrss elsewhere)."""
+    peak = _vm_hwm_bytes()
     if peak is not None:
         return peak
+    if sys.platform == "win32":
+        return int(psutil.Process().memory_info().peak_wset)
+    import resource  # POSIX only
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * KIB
 
 
 def rss_bytes() -> int:
-    """Resident memory of this process now (VmRSS), 0 when unknown."""
-    return _status_bytes("VmRSS") or 0
+    """Resident memory of this process now (psutil's RSS), 0 when unknown."""
+    try:
+        return int(psutil.Process().memory_info().rss)
+    except (OSError, psutil.Error):
+        return 0

@@ -12,7 +12,7 @@ A timing taken once on a shared machine says more about the neighbours than abou
   lowest and highest round), and latency percentiles pooled over its single-query calls with the spread of
   the per-round medians and p99s;
 * a :class:`Monitor` times a small calibration kernel before and after each group of timings and reads how
-  much CPU other processes used meanwhile (``/proc/stat``; elsewhere the load average). A group is flagged
+  much CPU other processes used meanwhile (psutil's CPU times; the load average if it cannot say). A group is flagged
   ``busy`` when other processes took at least a quarter of the machine or the kernel ran twice as slow as
   its best;
 * with ``concurrency=(1, 10, 20)``, N client threads per level send queries back to back for a fixed time per
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psutil
 
 from .. import spec
 from ..errors import ParamError
@@ -97,25 +98,24 @@ def fixed_threads(threads: int | None) -> Iterator[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------------
 # How busy is the machine?
 # --------------------------------------------------------------------------------------------------
-def _cpu_jiffies() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs since boot from /proc/stat (None off Linux)."""
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of all CPUs since boot (:func:`psutil.cpu_times`; None when it cannot say).
+    Idle includes iowait; guest time is already inside user time on Linux, so it is not counted twice."""
     try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
+        times = psutil.cpu_times()._asdict()
+    except (OSError, psutil.Error):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    total = sum(fields[:8])
-    return total - idle, total
+    total = sum(v for k, v in times.items() if k not in ("guest", "guest_nice"))
+    return total - times.get("idle", 0.0) - times.get("iowait", 0.0), total
 
 
-def _own_jiffies() -> int | None:
+def _own_cpu_seconds() -> float | None:
+    """User + system CPU seconds of this process, all its threads (None when psutil cannot say)."""
     try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime of all threads
-    except (OSError, ValueError, IndexError):
+        times = psutil.Process().cpu_times()
+    except (OSError, psutil.Error):
         return None
+    return times.user + times.system
 
 
 def calibration_kernel(threads: int) -> float:
@@ -140,8 +140,8 @@ def calibration_kernel(threads: int) -> float:
 @dataclass
 class Snapshot:
     wall: float
-    jiffies: tuple[int, int] | None
-    own: int | None
+    cpu: tuple[float, float] | None
+    own: float | None
     calibration: float
 
 
@@ -164,15 +164,15 @@ class Monitor:
         return seconds
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(time.perf_counter(), _cpu_jiffies(), _own_jiffies(), self.calibrate())
+        return Snapshot(time.perf_counter(), _cpu_seconds(), _own_cpu_seconds(), self.calibrate())
 
     def group(self, start: Snapshot, end: Snapshot) -> dict[str, Any]:
         """How busy the machine was between two snapshots: other processes' CPU share, kernel drift."""
         other = float("nan")
-        if start.jiffies and end.jiffies and start.own is not None and end.own is not None:
-            total = end.jiffies[1] - start.jiffies[1]
+        if start.cpu and end.cpu and start.own is not None and end.own is not None:
+            total = end.cpu[1] - start.cpu[1]
             if total > 0:
-                other = max(0.0, (end.jiffies[0] - start.jiffies[0] - (end.own - start.own)) / total)
+                other = max(0.0, (end.cpu[0] - start.cpu[0] - (end.own - start.own)) / total)
         elif hasattr(os, "getloadavg"):
             other = max(0.0, os.getloadavg()[0] - self.threads) / max(1, os.cpu_count() or 1)
         drift = max(start.calibration, end.calibration) / self.best_calibration

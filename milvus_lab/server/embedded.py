@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import folders
 from ..errors import ServerError
 from . import credentials
 
@@ -31,7 +32,7 @@ LAUNCHER_LOG = "launcher.log"
 #: the etcd ports a folder's server used last (reused when free, so etcd's stored member address stays valid)
 ETCD_PORTS_FILE = "etcd_ports.json"
 ETCD_FIRST_PORT = 2379
-CACHE_ENV = "MILVUS_LAB_CACHE_DIR"
+CACHE_ENV = folders.CACHE_DIR_ENV
 #: seconds to wait for the server to report healthy (it takes 7-10 s on 2 cores, more on a first start)
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
@@ -76,17 +77,10 @@ class ServerInfo:
 
 
 def default_folder() -> Path:
-    """``$MILVUS_LAB_CACHE_DIR/server`` if set, else the user's cache folder (``$XDG_CACHE_HOME`` or
-    ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows) + milvus_lab/server."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser() / "server"
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    elif os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "milvus_lab" / "server"
+    """``server`` in milvus_lab's cache folder (:func:`milvus_lab.folders.cache_dir`: ``$MILVUS_LAB_CACHE_DIR``
+    if set, else ``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%``
+    on Windows, + milvus_lab)."""
+    return folders.cache_dir() / "server"
 
 
 def _alive(pid: int) -> bool:
@@ -401,3 +395,4 @@ def serve(folder: Path) -> int:
     server.stop()
     (folder / STATE_FILE).unlink(missing_ok=True)
     return 0
+
