@@ -5,6 +5,8 @@ to have each defect (it must find them) and to have none."""
 
 from __future__ import annotations
 
+import json
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -17,6 +19,7 @@ from milvus_lab import lab, views
 from milvus_lab.datasets import load_glove
 from milvus_lab.errors import ParamError
 from milvus_lab.figures import NotebookFigure, add_notes, legend_outside, place_labels
+from milvus_lab.lab import concurrency as cc
 from milvus_lab.lab.figure_check import (
     LEGEND_OVER_DATA,
     OUTSIDE_FIGURE,
@@ -272,3 +275,48 @@ def test_the_parameter_plot_says_where_recall_falls_as_the_parameter_grows():
     assert_clean_layout(fig)
     rising = " ".join(t.get_text() for t in lab.plot_parameter(_rnsg_rows([0.9, 0.97, 0.98, 0.99]), "RNSG").texts)
     assert "falls" not in rising
+
+
+# --------------------------------------------------------------------------------------------------
+# Concurrent clients, parity with a server, the forecast
+# --------------------------------------------------------------------------------------------------
+def _concurrency_frame() -> pd.DataFrame:
+    """Five settings measured at 1..16 clients on a 2-core machine as the lab records them: QPS grows to 2
+    clients (4 for FLAT) and stays flat within a 5% spread, p99 grows with the queue beyond; four settings
+    stop growing at 2 clients, two of them 3% apart in QPS; batch QPS above every concurrent level; busy."""
+    levels = (1, 2, 4, 8, 16)
+    settings = [("FLAT", {}, {}, 1.0, 900.0, 4), ("IVF_FLAT", {"nlist": 128}, {"nprobe": 8}, 0.93, 9000.0, 2),
+                ("IVF_FLAT", {"nlist": 128}, {"nprobe": 32}, 0.99, 6800.0, 2),
+                ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 32}, 0.95, 12000.0, 2),
+                ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64}, 0.98, 7000.0, 2)]
+    rows = []
+    for index_type, build, search, recall, one_client, saturates in settings:
+        row = {"index_type": index_type, "build_params": json.dumps(build), "search_params": json.dumps(search),
+               **build, **search, "recall": recall, "qps": 2.6 * one_client, "p50_ms": 1e3 / one_client,
+               "p99_ms": 1.5e3 / one_client, "status": "ok", "note": "", "k": 10, "nq": 1000, "n": 20000,
+               "dim": 50, "busy": True, "concurrency_batch": 1}
+        for n in levels:
+            qps, p99 = one_client * min(n, saturates), 1.5e3 / one_client * max(1.0, n / saturates)
+            for stem, value, lo, hi in (("qps", qps, 0.95, 1.05), ("p99_ms", p99, 0.9, 1.2),
+                                        ("p50_ms", p99 / 2, 0.45, 0.6)):
+                row[cc.column(stem, n)], row[cc.column(stem, n, "lo")] = value, value * lo
+                row[cc.column(stem, n, "hi")] = value * hi
+            row[f"calls_c{n}"], row[f"clients_failed_c{n}"] = 1000, 0
+        rows.append(row)
+    df = lab.measurements.results_frame(rows)
+    df.attrs["busy_warning"] = busy_warning(5, 5, 0.92, 3.1)
+    return df
+
+
+def test_concurrency_layout():
+    df = _concurrency_frame()
+    assert cc.concurrency_table(df)["saturates_at"].tolist() == [4, 2, 2, 2, 2]
+    fig = lab.plot_concurrency(df)
+    assert_clean_layout(fig)
+    notes = " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
+    assert cc.SATURATION_RULE in notes and "WARNING: busy machine" in notes
+    rings = [line for line in fig.axes[0].get_lines() if line.get_markerfacecolor() == "none"]
+    assert sorted((float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in rings) == [
+        (2.0, 13600.0), (2.0, 14000.0), (2.0, 18000.0), (2.0, 24000.0), (4.0, 3600.0)]
+    assert 1 <= sum(t.get_text() == "stops growing" for t in fig.axes[0].texts) <= 5
+    assert_clean_layout(lab.plot_concurrency(df, target_recall=0.95))

@@ -73,9 +73,11 @@ __all__ = [
 def plot_concurrency(results: pd.DataFrame, *, target_recall: float | None = None, index_types: Any = None
                      ) -> Figure:
     """QPS (left) and p99 latency (right) against the number of concurrent clients, one line per setting
-    (bars: the range over the rounds; dotted line: the setting's batch QPS). ``target_recall``: only each
-    index type's fastest setting at that recall (the report's choice); ``index_types``: only these types."""
-    from ..figures import NotebookFigure
+    (bars: the range over the rounds; dotted line: the setting's batch QPS; ring: where its QPS stops
+    growing). ``target_recall``: only each index type's fastest setting at that recall (the report's
+    choice); ``index_types``: only these types. The legend sits beside the QPS panel, the saturation rule
+    and the run's warnings in a strip under both panels, so no text covers a line or another text."""
+    from ..figures import NotebookFigure, add_notes, legend_outside, place_labels
     from .plots import type_style
     from .report import summary, warnings_of
 
@@ -94,9 +96,10 @@ def plot_concurrency(results: pd.DataFrame, *, target_recall: float | None = Non
         table = table[table["index_type"].isin(wanted)]
     if table.empty:
         raise ValueError("no measured setting with concurrency columns matches the selection")
-    fig = NotebookFigure(figsize=(12, 5), layout="constrained")
+    fig = NotebookFigure(figsize=(13, 5), layout="constrained")
     ax_q, ax_p = fig.subplots(1, 2)
     lookup = results.set_index(["index_type", "build_params", "search_params"], drop=False)
+    saturated: list[tuple[float, float, Any]] = []
     for _, r in table.iterrows():
         source = lookup.loc[(r["index_type"], r["build_params"], r["search_params"])]
         source = source.iloc[0] if getattr(source, "ndim", 1) > 1 else source
@@ -112,8 +115,10 @@ def plot_concurrency(results: pd.DataFrame, *, target_recall: float | None = Non
             ax_q.axhline(r["qps"], color=style["color"], linestyle=":", linewidth=1)
         at = r["saturates_at"]
         if at == at and at is not None:
-            ax_q.annotate("stops growing", (at, source[column("qps", int(at))]), xytext=(4, -12),
-                          textcoords="offset points", fontsize="x-small", color=style["color"])
+            point = (float(at), float(source[column("qps", int(at))]), style["color"])
+            ax_q.plot(point[0], point[1], marker="o", markersize=13, markerfacecolor="none",
+                      markeredgecolor=style["color"], markeredgewidth=1.2, linestyle="none")
+            saturated.append(point)
     batch = results["concurrency_batch"].dropna() if "concurrency_batch" in results else []
     per_call = "one query per call"
     if len(batch) and int(batch.iloc[0]) > 1:
@@ -127,7 +132,11 @@ def plot_concurrency(results: pd.DataFrame, *, target_recall: float | None = Non
         ax.set_xlabel("concurrent clients")
         ax.set_xticks(levels)
         ax.grid(True, alpha=0.3)
-    ax_q.legend(title="setting (bars: range over the rounds)", fontsize="x-small")
-    notes = [SATURATION_RULE, *warnings_of(results)]
-    fig.text(0.01, 0.0, "\n".join(notes), fontsize="x-small", color="dimgray", va="top")
+    legend_outside(ax_q, title="setting (bars: range over the rounds)", fontsize="x-small")
+    caption = ("Lines: QPS and p99 per call at each number of clients; bars span the lowest to the highest round; "
+               "dotted lines: each setting's batch QPS. A ring marks where a setting's QPS stops growing ("
+               "labelled where there is room). " + SATURATION_RULE)
+    add_notes(fig, [(caption, "0.25"), *[(text, "firebrick") for text in warnings_of(results)]])
+    place_labels(ax_q, [p[0] for p in saturated], [p[1] for p in saturated], ["stops growing"] * len(saturated),
+                 colors=[p[2] for p in saturated], fontsize="x-small")
     return fig
