@@ -32,6 +32,33 @@ DEFAULT_QUERIES = 200
 UNBOUNDED_SPAN = 20
 
 
+#: values on the slider's track: evenly spaced in log scale (a linear track over ef 10..4096 spends all but a few
+#: pixels where recall no longer moves), plus the ends, the default and the powers of two people type
+SLIDER_POSITIONS = 48
+
+
+def slider_values(low: int, high: int, keep: Sequence[int] = ()) -> list[int]:
+    """The integers a slider from ``low`` to ``high`` stops at: log-spaced (every integer where they are that
+    dense), both ends, the powers of two in between and the values in ``keep`` that lie in the range."""
+    if high <= low:
+        return [low]
+    grid = np.unique(np.rint(np.geomspace(max(low, 1), high, SLIDER_POSITIONS)).astype(np.int64)).tolist()
+    twos = [2**i for i in range(int(math.log2(high)) + 1) if low <= 2**i <= high]
+    return sorted({low, high, *grid, *twos, *(k for k in keep if low <= k <= high)})
+
+
+class LogSlider(widgets.SelectionSlider):
+    """A slider over :func:`slider_values`: ``value`` is the integer, ``min`` / ``max`` the range's ends."""
+
+    @property
+    def min(self) -> int:
+        return int(self.options[0])
+
+    @property
+    def max(self) -> int:
+        return int(self.options[-1])
+
+
 #: size of the curve drawing and its margins, in pixels
 SVG_SIZE = (460, 280)
 SVG_MARGIN = (48, 16, 16, 40)  # left, right, top, bottom
@@ -164,12 +191,11 @@ class Explorer(WatchedBox):
             widgets.HBox([self.neighbours, self.plot], layout=widgets.Layout(flex_flow="row wrap"))]
         self._index_changed()
 
-    def _new_slider(self, name: str, low: int, high: int, value: int, *, enabled: bool = True
-                    ) -> widgets.IntSlider:
-        """A slider made with its range and value at once (changing min, max and value of a live slider lets
-        the browser clamp the value against the old range and send that back)."""
-        slider = widgets.IntSlider(min=low, max=high, value=value, description=name, continuous_update=True,
-                                   disabled=not enabled, layout=widgets.Layout(width="520px"))
+    def _new_slider(self, name: str, low: int, high: int, value: int, *, enabled: bool = True) -> LogSlider:
+        """A slider made with its range and value at once (changing the range and value of a live slider lets
+        the browser clamp the value against the old range and send that back); its stops are log-spaced."""
+        slider = LogSlider(options=slider_values(low, high, (value,)), value=value, description=name,
+                           continuous_update=True, disabled=not enabled, layout=widgets.Layout(width="520px"))
         slider.add_class("milvus-explorer-slider")
         slider.observe(lambda _c: self._guard(self.update), "value")
         old = getattr(self, "slider", None)
