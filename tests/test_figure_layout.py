@@ -320,3 +320,61 @@ def test_concurrency_layout():
         (2.0, 13600.0), (2.0, 14000.0), (2.0, 18000.0), (2.0, 24000.0), (4.0, 3600.0)]
     assert 1 <= sum(t.get_text() == "stops growing" for t in fig.axes[0].texts) <= 5
     assert_clean_layout(lab.plot_concurrency(df, target_recall=0.95))
+
+
+def _parity_frame(settings: list[tuple], error: str = "") -> pd.DataFrame:
+    """A frame with parity()'s columns and attrs: per setting (type, build, search, recall in memory / on the server,
+    build seconds, batch QPS); a NaN server recall is a row the server failed on (``error``), as parity() leaves it."""
+    rows = []
+    for index_type, build, search, recall_m, recall_s, build_m, build_s, qps_m, qps_s in settings:
+        failed = recall_s != recall_s
+        rows.append({"index_type": index_type, "build_params": json.dumps(build), "search_params": json.dumps(search),
+                     "recall_memory": recall_m, "recall_server": recall_s, "recall_diff": recall_s - recall_m,
+                     "build_s_memory": build_m, "build_s_server": build_s, "qps_memory": qps_m, "qps_server": qps_s,
+                     "p50_ms_memory": 1e3 / qps_m, "p50_ms_server": 1e3 / qps_s, "p99_ms_memory": 2e3 / qps_m,
+                     "p99_ms_server": 2e3 / qps_s, "status_memory": "ok",
+                     "status_server": "server error" if failed else "ok", "note": error if failed else ""})
+    df = pd.DataFrame(rows)
+    df.attrs.update(dataset="glove-50d", n=20000, nq=200, k=10, server="Milvus 2.3.5 at http://127.0.0.1:19530",
+                    memory="milvus_lab in memory", seconds=42.0, **({"error": error} if error else {}))
+    return df
+
+
+NAN = float("nan")
+PARITY_GLOVE = [("IVF_FLAT", {"nlist": 256}, {"nprobe": 32}, 0.962, 0.961, 0.41, 2.3, 5200.0, 1900.0),
+                ("IVF_SQ8", {"nlist": 256}, {"nprobe": 32}, 0.951, 0.949, 0.52, 2.1, 7400.0, 2300.0),
+                ("HNSW", {"M": 16, "efConstruction": 100}, {"ef": 64}, 0.987, 0.985, 3.4, 5.8, 9100.0, 2600.0)]
+PARITY_EVERY_TYPE = [("FLAT", {}, {}, 1.0, 1.0, 0.01, 1.2, 800.0, 700.0),
+                     ("IVF_FLAT", {"nlist": 1024}, {"nprobe": 8}, 0.81, 0.81, 0.9, 3.1, 12000.0, 2500.0),
+                     ("IVF_FLAT", {"nlist": 1024}, {"nprobe": 64}, 0.985, 0.984, 0.9, 3.1, 2500.0, 1500.0),
+                     ("IVF_SQ8", {"nlist": 1024}, {"nprobe": 16}, 0.88, 0.879, 1.0, 3.3, 9000.0, 2400.0),
+                     ("IVF_PQ", {"nlist": 1024, "m": 10, "nbits": 8}, {"nprobe": 16}, 0.52, 0.51, 4.2, 7.5, 8000.0,
+                      2300.0),
+                     ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64}, 0.987, 0.985, 3.4, 5.8, 9100.0, 2600.0),
+                     ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128}, 0.995, 0.995, 3.4, 5.8, 6000.0, 2400.0)]
+SERVER_DIED = ("Milvus server at http://127.0.0.1:19530 failed while building the index (create_index): "
+               "StatusCode.UNAVAILABLE failed to connect to all addresses; last error: UNKNOWN: "
+               "ipv4:127.0.0.1:19530: Failed to connect to remote host: Connection refused")
+
+
+@pytest.mark.parametrize("settings, error", [
+    (PARITY_GLOVE, ""),  # the server test's three settings: one decade of build time, QPS within a decade
+    (PARITY_EVERY_TYPE, ""),  # every type both targets have, two search settings for two of them
+    (PARITY_GLOVE[:1] + [PARITY_GLOVE[2][:4] + (NAN, 3.4, NAN, 9100.0, NAN)], SERVER_DIED),  # stopped mid-way
+], ids=["glove", "every_type", "server_died"])
+def test_parity_layout(settings, error):
+    from milvus_lab.server import plot_parity
+
+    df = _parity_frame(settings, error)
+    fig = plot_parity(df)
+    assert_clean_layout(fig)
+    assert len(fig.axes) == 3
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == [cc.setting_label(r.index_type, r.build_params, r.search_params) for r in df.itertuples()]
+    for ax, name in zip(fig.axes, ("recall", "build_s", "qps")):  # one bar per side and setting, its value
+        widths = [patch.get_width() for patch in ax.patches]
+        expected = df[f"{name}_memory"].tolist() + df[f"{name}_server"].tolist()
+        np.testing.assert_array_equal(widths, expected)
+    notes = " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
+    assert ("Parity stopped: " + SERVER_DIED in notes) == bool(error)
+    assert ("No server bars for HNSW M=16, efConstruction=100 ef=64" in notes) == bool(error)

@@ -181,30 +181,57 @@ def parity_markdown(df: pd.DataFrame) -> str:
 
 
 def plot_parity(df: pd.DataFrame) -> Figure:
-    """One figure, three panels: recall, build time (s, log) and QPS (log), in memory vs server per setting."""
+    """One figure, three panels sharing one row per setting: recall, build time (s, log; the server's includes
+    loading) and batch QPS (log), a bar in memory and one on the server for each setting. The legend sits beside
+    the panels, a setting not measured on a side is left without a bar and named with its reason in a note
+    under the figure (as is the run's error), so no text covers a bar or another text."""
     import numpy as np
 
-    from ..figures import NotebookFigure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    labels = [f"{r.index_type}\n{r.build_params}\n{r.search_params}" for r in df.itertuples()]
-    x = np.arange(len(df))
-    fig = NotebookFigure(figsize=(max(8.0, 1.6 * len(df) * 3), 4.8), layout="constrained")
-    axes = fig.subplots(1, 3)
-    panels = (("recall", "recall (k-recall@k)", False), ("build_s", "build time (s; server: incl. load)", True),
-              ("qps", "queries per second (batch)", True))
+    from ..figures import NotebookFigure, add_notes, legend_outside
+    from ..lab.timing import setting_label
+
+    labels = [setting_label(r.index_type, r.build_params, r.search_params) for r in df.itertuples()]
+    y = np.arange(len(df))
+    fig = NotebookFigure(figsize=(13.0, 1.6 + 0.45 * max(len(df), 3)), layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
+    panels = (("recall", "recall (k-recall@k)", False), ("build_s", "build time (s, log; server: incl. load)", True),
+              ("qps", "queries per second (batch, log)", True))
+    sides = (("memory", df.attrs.get("memory", "milvus_lab in memory"), "tab:blue", -0.2),
+             ("server", df.attrs.get("server", "server"), "tab:orange", 0.2))
     for ax, (name, title, log) in zip(axes, panels):
-        for shift, side, colour in ((-0.2, "memory", "tab:blue"), (0.2, "server", "tab:orange")):
+        for side, side_label, colour, shift in sides:
             col = f"{name}_{side}"
             values = df[col].astype(float).to_numpy() if col in df else np.full(len(df), np.nan)
-            ax.bar(x + shift, np.nan_to_num(values, nan=0.0), width=0.4, color=colour,
-                   label="milvus_lab in memory" if side == "memory" else df.attrs.get("server", "server"))
-        ax.set_title(title)
-        ax.set_xticks(x, labels, fontsize=7)
-        if log:
-            ax.set_yscale("log")
+            ax.barh(y + shift, np.where(np.isfinite(values), values, np.nan), height=0.4, color=colour,
+                    label=side_label)
+        ax.set_title(title, fontsize=10)
+        if log:  # plain ticks, at 1, 2 and 5 when the range is narrow, at each power of ten when it is wide
+            ax.set_xscale("log")
+            low, high = ax.get_xlim()
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if high / low < 30 else (1.0,)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         else:
-            ax.set_ylim(0, 1.05)
-    axes[0].legend(loc="lower left", fontsize=8)
+            ax.set_xlim(0, 1.02)
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(y, labels, fontsize=8)
+    axes[0].set_ylim(len(df) - 0.5, -0.5)  # the first setting on top, as in the table
+    legend_outside(axes[-1], fontsize=8)
+    error = df.attrs.get("error")
+    notes = []
+    for row, label in zip(df.itertuples(), labels):
+        for side, side_label, _, _ in sides:
+            status = getattr(row, f"status_{side}", "ok")
+            if status != "ok":
+                note = getattr(row, "note", "")
+                note = note if isinstance(note, str) and note and note != error else ""
+                notes.append((f"No {side} bars for {label} ({side_label}): {status}" + (f": {note}" if note else ""),
+                              "dimgray"))
+    if error:
+        notes.append((f"Parity stopped: {error}", "firebrick"))
+    add_notes(fig, notes)
     fig.suptitle(f"Parity on {df.attrs.get('dataset', 'the dataset')}: milvus_lab in memory vs "
                  f"{df.attrs.get('server', 'a Milvus server')}")
     return fig
