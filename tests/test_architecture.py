@@ -128,6 +128,96 @@ def test_no_module_imports_a_private_name_of_another_module():
     assert not offences, "\n".join(offences)
 
 
+# --------------------------------------------------------------------------------------------------
+# No reaching into a private attribute of another module's object, class or module
+# --------------------------------------------------------------------------------------------------
+#: private attributes of other libraries' objects that a module may read, and why it cannot do without
+ALLOWED_PRIVATE_ATTRIBUTES = {
+    ("milvus_lab.lab.timing", "_asdict"): "psutil's cpu_times() is a namedtuple: _asdict is its public API",
+    ("milvus_lab.server.target", "_fetch_handler"): "pymilvus's ORM has no call for an index's state with the "
+                                                   "failure reason; its connection handler does",
+    ("milvus_lab.lab_cli", "_actions"): "argparse has no public list of a parser's options (command_line "
+                                        "rebuilds the typed command from them)",
+}
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _own_private_names(tree: ast.AST) -> set[str]:
+    """Private names a module defines itself: functions, classes, assigned names and attributes, arguments."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            out.add(node.attr)
+        elif isinstance(node, ast.arg):
+            out.add(node.arg)
+    return {name for name in out if _is_private(name)}
+
+
+def _module_aliases(module: str, tree: ast.AST, is_package: bool) -> set[str]:
+    """Local names bound to a milvus_lab module (``from . import spec``, ``import milvus_lab.units as u``)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            target = _resolve(module, node, is_package)
+            out.update(a.asname or a.name for a in node.names if f"{target}.{a.name}" in MODULES)
+        elif isinstance(node, ast.Import):
+            out.update(a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith("milvus_lab"))
+    return out
+
+
+def _private_attribute_hits(modules: dict[str, Path] = MODULES) -> list[str]:
+    """``x._name`` where ``_name`` is private and not this module's own: another module's private attribute.
+
+    Reads through ``self`` / ``cls`` / ``super()`` are a class using what it or its bases define (the
+    underscore's "for subclasses" meaning), and are not counted; a read through a name bound to one of our
+    modules always is, even when this module happens to define a name of the same spelling."""
+    out = []
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        own = _own_private_names(tree)
+        aliases = _module_aliases(module, tree, path.name == "__init__.py")
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute) or not _is_private(node.attr):
+                continue
+            receiver = node.value
+            if isinstance(receiver, ast.Name) and receiver.id in ("self", "cls"):
+                continue
+            if isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name) and receiver.func.id == "super":
+                continue
+            via_module = isinstance(receiver, ast.Name) and receiver.id in aliases
+            if (via_module or node.attr not in own) and (module, node.attr) not in ALLOWED_PRIVATE_ATTRIBUTES:
+                out.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return out
+
+
+def test_no_module_reads_a_private_attribute_of_another_modules_object():
+    hits = _private_attribute_hits()
+    assert not hits, "private attributes of another module's objects:\n" + "\n".join(hits)
+
+
+def test_the_private_attribute_scan_would_catch_a_planted_reach(tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text("from milvus_lab import spec\n\n"
+                    "class Own:\n    def __init__(self):\n        self._mine = 1\n\n"
+                    "def f(dataset, other):\n"
+                    "    dataset._check_k(3)\n"          # another module's method
+                    "    spec._plain_str('x')\n"         # another module's function, through the module
+                    "    other._mine\n"                  # this module's own attribute: allowed
+                    "    other.__class__\n"              # a dunder: public\n
+                    "    return self._guard\n")          # through self: allowed
+    hits = _private_attribute_hits({"milvus_lab.fake": fake})
+    assert hits == ["fake.py:8: dataset._check_k", "fake.py:9: spec._plain_str"]
+    for (module, name), why in ALLOWED_PRIVATE_ATTRIBUTES.items():
+        assert module in MODULES and why, f"allow-list entry {module}.{name} names no module or gives no reason"
+
+
 #: modules that may not be imported by the named rooms (the house's arrows point one way)
 FORBIDDEN = {
     "milvus_lab.spec": ("milvus_lab.engine", "milvus_lab.backends", "milvus_lab.lab", "milvus_lab.widgets",
