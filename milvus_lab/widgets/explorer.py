@@ -59,6 +59,29 @@ class LogSlider(widgets.SelectionSlider):
         return int(self.options[-1])
 
 
+#: the latency readout times the query batch at least LATENCY_RUNS[0] and at most LATENCY_RUNS[1] times, until
+#: LATENCY_BUDGET_S seconds are spent; a batch slower than SLOW_BATCH_S is not repeated (the slider stays live)
+LATENCY_RUNS = (3, 9)
+LATENCY_BUDGET_S = 0.2
+SLOW_BATCH_S = 0.5
+#: the clock the latency readout reads (a test can replace it)
+_clock = time.perf_counter
+
+
+def time_batches(run: Any) -> tuple[Any, list[float]]:
+    """Call ``run()`` as :data:`LATENCY_RUNS` and :data:`LATENCY_BUDGET_S` say; (its last result, seconds of
+    each call)."""
+    seconds: list[float] = []
+    result = None
+    while len(seconds) < LATENCY_RUNS[1]:
+        started = _clock()
+        result = run()
+        seconds.append(_clock() - started)
+        if seconds[0] > SLOW_BATCH_S or (len(seconds) >= LATENCY_RUNS[0] and sum(seconds) >= LATENCY_BUDGET_S):
+            break
+    return result, seconds
+
+
 #: size of the curve drawing and its margins, in pixels
 SVG_SIZE = (460, 280)
 SVG_MARGIN = (48, 16, 16, 40)  # left, right, top, bottom
@@ -270,15 +293,15 @@ class Explorer(WatchedBox):
         index_type, params = self._key[0], dict(self._key[1])
         search = {} if self.param is None else {self.param: int(self.slider.value)}
         try:
-            started = time.perf_counter()
-            result = self.collection.search(self.queries, self.top_k, search)
-            ms = (time.perf_counter() - started) * 1000 / len(self.queries)
+            result, seconds = time_batches(lambda: self.collection.search(self.queries, self.top_k, search))
         except Exception as exc:  # noqa: BLE001 - shown, never raised
             self.readout.show(error_text(exc, "Search"), "error")
             return None
         recall = numerics.recall(result.ids, self.truth, self.top_k, base=self.vectors, queries=self.queries,
                                  metric=self.metric)
         value = search.get(self.param, 0) if self.param else 0
+        per_query = sorted(t * 1000 / len(self.queries) for t in seconds)
+        ms, ms_lo, ms_hi = float(np.median(per_query)), per_query[0], per_query[-1]
         self.points[self._key][value] = (recall, ms)
         where = f"{index_type} ({spec.format_params(params)})" if params else index_type
         at = f" at {spec.format_params(search)}" if search else ""
@@ -287,9 +310,20 @@ class Explorer(WatchedBox):
             used = spec.effective_value(param_spec, search[self.param], spec.search_context(self.top_k, params))
             if used != search[self.param]:
                 at += f" (searched as {self.param}={used}: {param_spec.used_help})"
+        if len(per_query) > 1:
+            spread = f"median of {len(per_query)} runs of {len(self.queries)} queries, {ms_lo:.3f}-{ms_hi:.3f}"
+        else:
+            spread = f"one run of {len(self.queries)} queries: too slow to repeat, so its spread is not known"
+        before = self.last if self.last and self.last.get("key") == self._key and self.param else None
+        same = ""
+        if before is not None and before["search"] != search and len(per_query) > 1 and \
+                before["ms_lo"] <= ms_hi and ms_lo <= before["ms_hi"]:
+            same = (f"; not measurably different from {self.param}={before['search'][self.param]} "
+                    f"({before['ms']:.3f} ms): the runs' ranges overlap")
         self.readout.show(f"{where}{at}: recall@{self.top_k} = {recall:.3f}, {ms:.3f} ms per query "
-                          f"({len(self.queries)} queries)", "ok")
+                          f"({spread}){same}", "ok")
         self.last = {"index_type": index_type, "params": params, "search": search, "recall": recall, "ms": ms,
+                     "ms_lo": ms_lo, "ms_hi": ms_hi, "runs": len(per_query), "key": self._key,
                      "neighbours": self._show_neighbours(search)}
         self._draw()
         return self.last
