@@ -106,8 +106,8 @@ def as_int(value: Any) -> int | None:
         return None
 
 
-def _plain_str(value: Any) -> str | None:
-    """A str (subclasses copied to a plain str, so their methods cannot interfere), else None."""
+def plain_str(value: Any) -> str | None:
+    """A str (a subclass copied to a plain str, so its methods cannot interfere), else None; never raises."""
     try:
         return str.__str__(value) if isinstance(value, str) else None
     except Exception:
@@ -116,11 +116,11 @@ def _plain_str(value: Any) -> str | None:
 
 def _name_of(value: Any) -> str | None:
     """The name of an enum member (IndexType.HNSW, MetricType.L2) or a str itself; None otherwise."""
-    text = _plain_str(value)
+    text = plain_str(value)
     if text is not None:
         return text
     try:
-        return _plain_str(getattr(value, "name", None))
+        return plain_str(getattr(value, "name", None))
     except Exception:
         return None
 
@@ -154,7 +154,7 @@ def _as_ctx(ctx: Any) -> dict[str, Any]:
         items = list(ctx.items())
     except Exception:
         raise ParamError(f"a parameter context must be a dict; got {show_value(ctx)}") from None
-    return {key: value for k, value in items if (key := _plain_str(k)) is not None}
+    return {key: value for k, value in items if (key := plain_str(k)) is not None}
 
 
 def _param_dict(params: Any, what: str) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def _param_dict(params: Any, what: str) -> dict[str, Any]:
         raise ParamError(f"{what} could not be read as a dict ({type(exc).__name__})") from None
     out: dict[str, Any] = {}
     for key, value in items:
-        name = _plain_str(key)
+        name = plain_str(key)
         if name is None:
             raise InvalidParameterError(f"{what}: parameter names must be str; got {show_value(key)}")
         out[name] = value
@@ -442,7 +442,7 @@ PQ_M_DIVIDES_RULE = CrossRule("dim % m == 0", _divides_dim_rule)
 
 
 def _binary_dimension_rule(dim: int, ctx: Mapping[str, Any]) -> str | None:
-    metric = _plain_str(ctx.get("metric"))
+    metric = plain_str(ctx.get("metric"))
     if metric in BINARY_METRICS and dim % BINARY_DIMENSION_MULTIPLE:
         return (f"dimension={dim} is not a multiple of {BINARY_DIMENSION_MULTIPLE}; binary metric {metric} "
                 f"stores bits in bytes, so dimension must be a multiple of {BINARY_DIMENSION_MULTIPLE}")
@@ -651,7 +651,7 @@ def get_profile(profile: Any = DEFAULT_PROFILE) -> Profile:
     """The Profile named ``profile`` (a Profile passes through); InvalidParameterError if there is none."""
     if isinstance(profile, Profile):
         return profile
-    name = _plain_str(profile)
+    name = plain_str(profile)
     if name is None or name not in PROFILES:
         raise InvalidParameterError(f"profile={show_value(profile)} is unknown; allowed: {', '.join(PROFILES)}")
     return PROFILES[name]
@@ -804,7 +804,7 @@ def check_value(index_name: str, param: IntParam, value: Any, ctx: Mapping[str, 
     """Validate one value; raise ``param.error`` naming the parameter, the value and what is allowed.
 
     Returns the value as a plain int. Never raises anything but a MilvusLabError."""
-    name = _plain_str(index_name)
+    name = plain_str(index_name)
     where = f"{name}: " if name else ""
     ctx = _as_ctx(ctx)
 

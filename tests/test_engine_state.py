@@ -173,3 +173,40 @@ def test_rnsg_on_a_segment_of_identical_rows_keeps_it_raw_and_searches_it_exactl
     assert reasons[0] is None and "distinct" in reasons[1]
     hits = c.search(np.ones((1, DIM), np.float32), 3, {"search_length": 40})
     assert (hits.ids[0] >= 200).all() and (hits.distances[0] == 0).all()  # the raw segment, searched exactly
+
+
+def test_numpy_integer_counters_are_integers_to_restore_save_and_load_alike(engine, tmp_path):
+    """State, save and load count integers one way (spec.as_int): NumPy integers yes, bools no."""
+    from milvus_lab.engine.persist import load_collection, save_collection
+
+    c = engine.create_collection("src", DIM, segment_rows=40)
+    c.insert(_vectors(50))
+    state = c.snapshot()
+    numpy_state = dataclasses.replace(state, next_auto_id=np.int64(state.next_auto_id),
+                                      next_segment_id=np.int32(state.next_segment_id),
+                                      segment_rows=np.int64(state.segment_rows))
+    restored = engine.restore_collection(numpy_state, name="np_counters")
+    assert restored.count() == 50 and restored.snapshot().next_auto_id == state.next_auto_id
+    loaded = load_collection(engine, save_collection(numpy_state, tmp_path / "save"), name="loaded")
+    _same_search(c, loaded, _vectors(3, 5), 4)
+    assert loaded.snapshot().next_segment_id == state.next_segment_id
+    for flag in (True, np.bool_(True)):
+        with pytest.raises(InvalidParameterError, match="next_segment_id"):
+            engine.restore_collection(dataclasses.replace(state, next_segment_id=flag), name="bad")
+    assert sorted(engine.list_collections()) == ["loaded", "np_counters", "src"]
+
+
+@pytest.mark.parametrize("array", [np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float64), np.zeros(3, np.int64),
+                                   np.zeros((3, 5), np.float32), np.zeros((2, 3, 4), np.float32),
+                                   np.zeros(3, np.bool_), np.empty(3, object)])
+@pytest.mark.parametrize("want_dtype, want_shape", [(np.float32, (3, 4)), (np.float32, (None, 4)),
+                                                    (np.int64, (None,)), (np.bool_, (3,))])
+def test_layout_problem_agrees_with_numpy_on_dtype_and_shape(array, want_dtype, want_shape):
+    from milvus_lab.engine.state import layout_problem
+
+    fits = array.dtype == want_dtype and array.ndim == len(want_shape) and all(
+        w is None or w == n for w, n in zip(want_shape, array.shape))
+    problem = layout_problem("rows", array.dtype, array.shape, np.dtype(want_dtype), want_shape)
+    assert (problem is None) == fits
+    if problem is not None:
+        assert problem.startswith("rows has ") and ("dtype" in problem) == (array.dtype != want_dtype)

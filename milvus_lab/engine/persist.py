@@ -49,7 +49,7 @@ from ..errors import MilvusLabError, PersistError, UnsignedSaveWarning
 from .files import folder_lock, fsync_dir, fsync_file, sha256_file
 from .keys import (CONFIG_DIR_ENV, KEY_FILE, SIGNATURE_ALGORITHM, config_dir, sign, signature_problem, signing_key,
                    signing_key_path)
-from .state import CollectionState, EngineState, PendingDelete, SegmentState, row_layout
+from .state import CollectionState, EngineState, PendingDelete, SegmentState, is_int, layout_problem, row_layout
 
 #: CONFIG_DIR_ENV, KEY_FILE, SIGNATURE_ALGORITHM, config_dir and signing_key_path live in .keys (re-exported)
 __all__ = ["CONFIG_DIR_ENV", "FORMAT_NAME", "FORMAT_VERSION", "KEY_FILE", "SIGNATURE_ALGORITHM", "PersistError",
@@ -315,8 +315,8 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], Any]:
     if manifest.get("format") != FORMAT_NAME:
         raise _bad(path, f"{MANIFEST} is not a milvus_lab manifest (format={manifest.get('format')!r})")
     version = manifest.get("format_version")
-    if not _is_int(version) or version not in READABLE_VERSIONS:
-        newer = " (saved by a newer milvus_lab?)" if _is_int(version) and version > FORMAT_VERSION else ""
+    if not is_int(version) or version not in READABLE_VERSIONS:
+        newer = " (saved by a newer milvus_lab?)" if is_int(version) and version > FORMAT_VERSION else ""
         raise _bad(path, f"format_version {version!r} is not supported; this milvus_lab reads versions "
                          f"{', '.join(map(str, READABLE_VERSIONS))}{newer}")
     checksum = manifest.pop("checksum", None)
@@ -337,10 +337,6 @@ def _require(cond: bool, path: Path, what: str) -> None:
         raise _bad(path, what)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Check every listed file's name, size and sha256 before anything is parsed."""
     files = manifest.get("files")
@@ -353,7 +349,7 @@ def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, A
         _require(len(parts) == 3 and parts[0] == data_dir and re.fullmatch(r"c\d+", parts[1]) is not None
                  and bool(_FILE_NAME.match(parts[2])) and parts[2] not in (".", ".."), path,
                  f"manifest names an invalid file path {rel!r}")
-        _require(isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and _is_int(entry.get("bytes")),
+        _require(isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and is_int(entry.get("bytes")),
                  path, f"manifest entry for {rel} is invalid")
         fpath = path / rel
         if fpath.is_symlink() or (path / parts[0]).is_symlink() or (path / parts[0] / parts[1]).is_symlink():
@@ -408,9 +404,8 @@ class _Loader:
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
             raise self.bad(f"{what} ({rel}) is not a readable .npy array: {type(exc).__name__}: {exc}") from None
         self.require(isinstance(array, np.ndarray), f"{what} ({rel}) is not an array")
-        self.require(array.dtype == dtype, f"{what} has dtype {array.dtype}, expected {np.dtype(dtype)}")
-        self.require(array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape)),
-                     f"{what} has shape {array.shape}, expected {tuple('n' if s is None else s for s in shape)}")
+        problem = layout_problem(what, array.dtype, array.shape, dtype, shape)
+        self.require(problem is None, str(problem))
         return np.ascontiguousarray(array)
 
     def npy_header(self, raw: bytes, rel: str, what: str, dtype: np.dtype, shape: tuple[int | None, ...]) -> None:
@@ -427,10 +422,8 @@ class _Loader:
                 raise ValueError(f"format version {version} is not one NumPy's np.save writes for us")
         except Exception as exc:  # noqa: BLE001 - any header failure is a bad file
             raise self.bad(f"{what} ({rel}) is not a readable .npy array: {type(exc).__name__}: {exc}") from None
-        self.require(found_dtype == dtype and not found_dtype.hasobject,
-                     f"{what} has dtype {found_dtype}, expected {np.dtype(dtype)}")
-        self.require(len(found_shape) == len(shape) and all(s is None or s == a for s, a in zip(shape, found_shape)),
-                     f"{what} has shape {found_shape}, expected {tuple('n' if s is None else s for s in shape)}")
+        problem = layout_problem(what, found_dtype, found_shape, dtype, shape)
+        self.require(problem is None, str(problem))  # an object dtype is never the layout wanted
         size = int(np.prod(found_shape, dtype=object)) * found_dtype.itemsize
         self.require(stream.tell() + size == len(raw), f"{what} ({rel}) holds {len(raw) - stream.tell()} data bytes, "
                                                        f"its header announces {size}")
@@ -450,7 +443,7 @@ class _Loader:
         except MilvusLabError as exc:
             raise self.bad(f"{where}: schema is invalid: {exc}") from None
         for key in ("index_file_size", "segment_rows", "next_auto_id", "next_segment_id"):
-            self.require(_is_int(meta[key]), f"{where}: {key} {meta[key]!r} is not an integer")
+            self.require(is_int(meta[key]), f"{where}: {key} {meta[key]!r} is not an integer")
         self.require(isinstance(meta["index_type"], str), f"{where}: index_type is not a string")
         for key in ("index_params", "index_params_given"):
             self.require(isinstance(meta[key], dict), f"{where}: {key} is not an object")
@@ -464,7 +457,7 @@ class _Loader:
             ids = self.array(batch["ids"], f"{where}: pending deletes", np.dtype(np.int64), (None,))
             extent = {}
             for key, value in batch["extent"].items():
-                self.require(re.fullmatch(r"[0-9]{1,19}", key) is not None and _is_int(value),
+                self.require(re.fullmatch(r"[0-9]{1,19}", key) is not None and is_int(value),
                              f"{where}: a pending delete extent is malformed")
                 extent[int(key)] = value
             pending.append(PendingDelete(ids=ids, extent=extent))
@@ -503,11 +496,11 @@ class _Loader:
                 "deleted", "index"}
         self.require(isinstance(entry, dict) and set(entry) == keys, f"{where}: a segment entry is malformed")
         sid = entry["id"]
-        self.require(_is_int(sid) and sid >= 1, f"{where}: segment id {sid!r} is invalid")
+        self.require(is_int(sid) and sid >= 1, f"{where}: segment id {sid!r} is invalid")
         where = f"{where}, segment {sid}"
         count = entry["count"]
-        self.require(_is_int(count) and count >= 0, f"{where}: count is invalid")
-        self.require(_is_int(entry["capacity_rows"]), f"{where}: capacity_rows is invalid")
+        self.require(is_int(count) and count >= 0, f"{where}: count is invalid")
+        self.require(is_int(entry["capacity_rows"]), f"{where}: capacity_rows is invalid")
         self.require(entry["index"] is None or isinstance(entry["index"], dict), f"{where}: index entry is malformed")
         vectors = self.array(entry["vectors"], f"{where}: vectors", dtype, (count, *row_shape))
         ids = self.array(entry["ids"], f"{where}: ids", np.dtype(np.int64), (count,))

@@ -24,9 +24,25 @@ DEFAULT_PARTITION = "_default"
 
 def validate_segment_rows(rows: Any) -> int:
     """Rows per segment: an int >= 1 (the public setting that replaces the size derived from index_file_size)."""
-    if not _is_int(rows) or rows < 1:
+    if not is_int(rows) or rows < 1:
         raise InvalidParameterError(f"segment_rows={rows!r} is invalid; allowed: an int >= 1 (rows per segment)")
     return int(rows)
+
+
+def is_int(value: Any) -> bool:
+    """An integer as spec counts one (Python and NumPy integers, never a bool)."""
+    return spec.as_int(value) is not None
+
+
+def layout_problem(what: str, dtype: np.dtype, shape: tuple[int, ...], want_dtype: np.dtype,
+                   want_shape: tuple[int | None, ...]) -> str | None:
+    """Why an array of ``dtype`` and ``shape`` is not the stored layout wanted (``None`` in ``want_shape``:
+    any length), or None when it is. One check for a state in memory and a .npy file's header and contents."""
+    if dtype != want_dtype:
+        return f"{what} has dtype {dtype}, expected {np.dtype(want_dtype)}"
+    if len(shape) != len(want_shape) or any(w is not None and w != a for w, a in zip(want_shape, shape)):
+        return f"{what} has shape {tuple(shape)}, expected {tuple('n' if w is None else w for w in want_shape)}"
+    return None
 
 
 def row_layout(dimension: int, metric: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -107,7 +123,7 @@ class EngineState:
     collections: tuple[CollectionState, ...] = ()
 
     def check(self) -> None:
-        if not _is_int(self.build_threshold) or self.build_threshold < 1:
+        if not is_int(self.build_threshold) or self.build_threshold < 1:
             raise InvalidParameterError(f"build_threshold={self.build_threshold!r} is invalid; allowed: an int >= 1")
         if self.segment_rows is not None:
             validate_segment_rows(self.segment_rows)
@@ -116,10 +132,6 @@ class EngineState:
             raise InvalidParameterError(f"a collection name appears twice in {names}")
         for c in self.collections:
             c.check()
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 class _Checker:
@@ -133,9 +145,8 @@ class _Checker:
 
     def array(self, value: Any, what: str, dtype: np.dtype, shape: tuple[int | None, ...]) -> None:
         self.require(isinstance(value, np.ndarray), f"{what} is not a NumPy array")
-        self.require(value.dtype == dtype, f"{what} has dtype {value.dtype}, expected {dtype}")
-        self.require(value.ndim == len(shape) and all(e is None or e == a for e, a in zip(shape, value.shape)),
-                     f"{what} has shape {value.shape}, expected {tuple('n' if e is None else e for e in shape)}")
+        problem = layout_problem(what, value.dtype, value.shape, dtype, shape)
+        self.require(problem is None, str(problem))
 
     def run(self) -> None:
         s = self.s
@@ -160,9 +171,9 @@ class _Checker:
         self.require(clean == dict(s.index_params), f"index parameters {dict(s.index_params)!r} are not canonical")
         self.require(isinstance(s.index_params_given, Mapping), "index_params_given is not a mapping")
         self.require(s.id_mode in (None, "auto", "user"), f"id_mode {s.id_mode!r} is invalid")
-        self.require(_is_int(s.next_auto_id) and 0 <= s.next_auto_id <= spec.ID_RANGE[1] + 1,
+        self.require(is_int(s.next_auto_id) and 0 <= s.next_auto_id <= spec.ID_RANGE[1] + 1,
                      f"next_auto_id {s.next_auto_id!r} is invalid")
-        self.require(_is_int(s.next_segment_id) and s.next_segment_id >= 1,
+        self.require(is_int(s.next_segment_id) and s.next_segment_id >= 1,
                      f"next_segment_id {s.next_segment_id!r} is invalid")
         self.require(isinstance(s.partitions, tuple) and DEFAULT_PARTITION in s.partitions
                      and len(set(s.partitions)) == len(s.partitions), f"partitions {s.partitions!r} are invalid")
@@ -193,14 +204,14 @@ class _Checker:
             self.require(not batch.ids.size or batch.ids.min() >= 0, "pending deletes hold negative ids")
             self.require(isinstance(batch.extent, Mapping), "a pending delete extent is not a mapping")
             for sid, rows in batch.extent.items():
-                self.require(_is_int(sid) and _is_int(rows) and rows >= 0, "a pending delete extent is malformed")
+                self.require(is_int(sid) and is_int(rows) and rows >= 0, "a pending delete extent is malformed")
                 self.require(sid not in counts or rows <= counts[sid],
                              f"a pending delete reaches beyond segment {sid}'s rows")
 
     def segment(self, seg: SegmentState, seen: set[int], row_shape: tuple[int, ...], dtype: np.dtype) -> None:
         s = self.s
         sid = seg.segment_id
-        self.require(_is_int(sid) and sid >= 1 and sid not in seen, f"segment id {sid!r} is invalid or repeated")
+        self.require(is_int(sid) and sid >= 1 and sid not in seen, f"segment id {sid!r} is invalid or repeated")
         seen.add(sid)
         where = f"segment {sid}"
         self.require(seg.partition in s.partitions, f"{where}: unknown partition {seg.partition!r}")
@@ -213,7 +224,7 @@ class _Checker:
         if seg.deleted is not None:
             self.array(seg.deleted, f"{where}: deleted mask", np.dtype(np.bool_), (count,))
         self.require(isinstance(seg.sealed, bool), f"{where}: sealed is not a bool")
-        self.require(_is_int(seg.capacity_rows) and seg.capacity_rows >= max(count, 1),
+        self.require(is_int(seg.capacity_rows) and seg.capacity_rows >= max(count, 1),
                      f"{where}: capacity_rows {seg.capacity_rows!r} is invalid")
         self.require(seg.raw_reason is None or isinstance(seg.raw_reason, str), f"{where}: raw_reason is invalid")
         if seg.index is not None:

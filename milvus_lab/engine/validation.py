@@ -25,16 +25,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NAME_RULE = (f"1-{spec.NAME_MAX_LENGTH} characters, the first a letter or '_', then letters, digits or '_'")
 
 
-def _plain_str(value: Any) -> str | None:
-    """A str (a subclass copied to a plain str, so its methods cannot interfere), else None."""
-    try:
-        return str.__str__(value) if isinstance(value, str) else None
-    except Exception:  # a hostile __class__: not a name
-        return None
-
-
 def _check_name_text(kind: str, name: Any, error: type) -> str:
-    text = _plain_str(name)
+    text = spec.plain_str(name)
     if not text:
         raise ParamError(f"{kind} must be a non-empty str; got {spec.show_value(name)}")
     if len(text) > spec.NAME_MAX_LENGTH or not _NAME.match(text):
@@ -47,7 +39,7 @@ def collection_name(name: Any) -> str:
 
 
 def partition_tag(tag: Any) -> str:
-    if _plain_str(tag) is None:
+    if spec.plain_str(tag) is None:
         raise ParamError(f"partition_tag must be a str; got {spec.show_value(tag)}")
     return _check_name_text("partition_tag", tag, InvalidParameterError)
 

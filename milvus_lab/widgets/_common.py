@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping
 from html import escape
 from typing import Any
 
 import ipywidgets as widgets
 
-from .. import spec
+from ..engine.html import index_text as index_text  # the forms' text for an index, one home
 from ..errors import MilvusLabError
 
 COLOURS = {"error": "#b00020", "warning": "#8a5a00", "ok": "#1b5e20", "info": "#333333", "": "#333333"}
@@ -61,13 +60,6 @@ def current_index(collection: Any) -> tuple[str, dict[str, int]]:
     """(index type, build parameters) of the collection now, through ``describe_index()``."""
     info = collection.describe_index()
     return info.index_type, dict(info.params)
-
-
-def index_text(index_type: str, params: Mapping[str, Any]) -> str:
-    """'IVF_PQ (nlist=64, m=8)' or 'FLAT (no index: exact search)'."""
-    if index_type == "FLAT":
-        return "FLAT (no index: exact search)"
-    return f"{index_type} ({spec.format_params(params)})"
 
 
 def collection_signature(collection: Any) -> str:
