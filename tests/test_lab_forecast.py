@@ -391,3 +391,25 @@ def test_a_forecast_that_cannot_fit_in_free_memory_is_refused_before_anything_is
         lab.forecast(small, 10**6, ["HNSW"], session=session, progress=False)
     assert session.target.list_collections() == [] and session.builds == []
     session.close()
+
+
+def test_a_target_met_at_the_lowest_value_everywhere_forecasts_that_value_and_its_recall_trend():
+    """Every size reaches the target at nprobe=1 (well-separated clusters): nothing below 1 was measured, so the
+    forecast keeps nprobe=1 and forecasts its recall from the deficit's trend (here x1.2 per doubling)."""
+    sizes = []
+    for i, n in enumerate((6_250, 12_500, 25_000, 50_000)):
+        deficit = 0.01 * 1.2 ** i
+        curve = [(1, 1 - deficit), (2, 1 - deficit / 4)]
+        need, slope = needed_value(curve, 0.95, 1e-5)
+        assert need == 1.0 and slope < 0
+        sizes.append(_Size(n, {"nlist": round(4 * math.sqrt(n))}, "ok", need=need, slope=slope, value=1,
+                           censored=True, recall_at_value=1 - deficit, build_s=0.1 * n / 6_250,
+                           memory_bytes=n * 3_000, half_width=0.002, floor=1e-5,
+                           timed={"qps": 5e3, "qps_lo": 4.9e3, "qps_hi": 5.1e3, "p99_ms": 1.0, "p99_lo": 0.9,
+                                  "p99_hi": 1.1, "repeats": 5}))
+    row = _forecast_type("IVF_FLAT", sizes, 200_000, 768, "L2", 0.95, 10, "milvus-0.10", {})
+    assert row["status"] == "ok"
+    assert row["search_params"] == '{"nprobe": 1}'
+    assert row["recall"] == pytest.approx(1 - 0.01 * 1.2 ** 5, abs=1e-6)
+    assert row["recall_lo"] < row["recall"] < row["recall_hi"] <= 1.0
+    assert "met at the lowest nprobe (1) at every size" in " ".join(row["_notes"])

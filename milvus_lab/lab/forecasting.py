@@ -151,7 +151,9 @@ def _deficit(recall: float, floor: float) -> float:
 def needed_value(curve: Sequence[tuple[int, float]], target: float, floor: float) -> tuple[float, float] | None:
     """(value, local slope) where a recall curve [(value, recall)] reaches ``target``: interpolated on a
     straight line in (log value, log(1 - recall)) between the last value below and the first at the target;
-    the slope is that line's (negative: more value, less deficit). None when no value reaches the target."""
+    the slope is that line's (negative: more value, less deficit). When the curve's first value already reaches
+    the target, the need is that value (it may be lower: nothing below it was measured) and the slope is the
+    next step's. None when no value reaches the target."""
     points = sorted(curve)
     above = [(v, r) for v, r in points if r >= target]
     if not above:
@@ -159,16 +161,12 @@ def needed_value(curve: Sequence[tuple[int, float]], target: float, floor: float
     v1, r1 = above[0]
     below = [(v, r) for v, r in points if v < v1 and r < target]
     if not below:
-        # the sweep's first value already reaches the target: the curve through it and the next value,
-        # extended below it, says where the target would have been reached
         later = [(v, r) for v, r in points if v > v1]
         if not later:
             return float(v1), float("nan")
         v2, r2 = later[0]
         slope = (_deficit(r2, floor) - _deficit(r1, floor)) / (math.log(v2) - math.log(v1))
-        if not slope < 0:
-            return float(v1), float("nan")
-        return float(math.exp(math.log(v1) + (_deficit(target, floor) - _deficit(r1, floor)) / slope)), slope
+        return float(v1), slope if slope < 0 else float("nan")
     v0, r0 = below[-1]
     d0, d1, dt = _deficit(r0, floor), _deficit(r1, floor), _deficit(target, floor)
     slope = (d1 - d0) / (math.log(v1) - math.log(v0))
@@ -317,6 +315,10 @@ class _Size:
     half_width: float = float("nan")
     #: smallest recall deficit the queries can show (half a neighbour over all queries)
     floor: float = 1e-5
+    #: the target was met at the sweep's first value (the need may be lower; nothing below was measured)
+    censored: bool = False
+    #: mean recall at ``value``
+    recall_at_value: float = float("nan")
 
 
 def _subset(dataset: Dataset, order: np.ndarray, rows: int) -> Dataset:
@@ -376,7 +378,8 @@ class _Run:
             size.floor = 0.5 / (ds.nq * k)
             curve = [(v, r) for v, r, _ in tried]
             size.need, size.slope = needed_value(curve, target, size.floor)
-            size.value = value
+            size.value, size.censored = value, value == values[0]
+            size.recall_at_value = float(per_value[value].mean())
             search = {name: value}
         per_query = per_value[size.value if size.value is not None else 0]
         lo, hi = recall_bounds(per_query)
@@ -417,7 +420,6 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
     largest = sizes[-1]
     search: dict[str, int] = {}
     found = search_values(index_type, build_params, rows, k, profile)
-    timing_ok = factor <= MAX_FACTOR["timing"]
     if found is not None:
         name, _ = found
         need_fit = growth.fit(n, [s.need for s in sizes], "power", floor=NEED_FLOOR)
@@ -442,6 +444,13 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
         if high is not None and need.hi > high:
             notes.append(f"the interval of the {name} needed reaches past its maximum {high:,}")
         search = {name: value}
+        if all(s.censored for s in sizes):
+            _censored_recall(row, index_type, name, sizes, rows, factor, fits, notes)
+            search = {name: max(value, int(largest.value))}
+            row.update(search_value=float(search[name]), search_value_lo=float("nan"),
+                       search_value_hi=float(search[name]))
+            row.update(build_params=params_json(build_params), search_params=params_json(search))
+            return _costs(row, index_type, sizes, n, rows, factor, fits, levels, notes)
         slopes = [s.slope for s in sizes if s.slope == s.slope]
         slope = largest.slope if largest.slope == largest.slope else (float(np.median(slopes)) if slopes else math.nan)
         floor = largest.floor
@@ -461,6 +470,29 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
     else:
         row.update(recall=1.0, recall_lo=1.0, recall_hi=1.0, note="exact search")
     row.update(build_params=params_json(build_params), search_params=params_json(search))
+    return _costs(row, index_type, sizes, n, rows, factor, fits, levels, notes)
+
+
+def _censored_recall(row: dict[str, Any], index_type: str, name: str, sizes: list[_Size], rows: int, factor: float,
+                     fits: dict[tuple[str, str], growth.Fit], notes: list[str]) -> None:
+    """Recall when every size met the target at the sweep's first value: the need is not measurable below it,
+    so the setting is that value and its recall is forecast from the trend of its deficit (1 - recall)."""
+    n = [s.rows for s in sizes]
+    deficits = [max(1.0 - s.recall_at_value, s.floor) for s in sizes]
+    fit_ = growth.fit(n, deficits, "power", floor=NEED_FLOOR)
+    fits[(index_type, "recall_deficit")] = fit_
+    d = fit_.predict(rows)
+    half = max((s.half_width for s in sizes[-1:] if s.half_width == s.half_width), default=0.0)
+    row.update(recall=min(1.0, 1.0 - d.value), recall_lo=max(0.0, 1.0 - d.hi - half),
+               recall_hi=min(1.0, 1.0 - d.lo + half))
+    notes.append(f"the target is met at the lowest {name} ({sizes[-1].value:,}) at every size measured; the recall "
+                 f"there is forecast from its trend")
+
+
+def _costs(row: dict[str, Any], index_type: str, sizes: list[_Size], n: list[int], rows: int, factor: float,
+           fits: dict[tuple[str, str], growth.Fit], levels: Sequence[int], notes: list[str]) -> dict[str, Any]:
+    """Memory, build time and the timed figures of a forecast row, each from its growth law."""
+    timing_ok = factor <= MAX_FACTOR["timing"]
     # memory: a count of structures, a straight line in rows
     mem_fit = growth.fit(n, [s.memory_bytes / MIB for s in sizes], "linear")
     fits[(index_type, "memory_mb")] = mem_fit
