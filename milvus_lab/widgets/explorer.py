@@ -11,6 +11,7 @@ A slider move searches the built index (it is never rebuilt: ``builds`` counts t
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -80,6 +81,17 @@ def time_batches(run: Any) -> tuple[Any, list[float]]:
         if seconds[0] > SLOW_BATCH_S or (len(seconds) >= LATENCY_RUNS[0] and sum(seconds) >= LATENCY_BUDGET_S):
             break
     return result, seconds
+
+
+def _in_kernel() -> bool:
+    """Is this code running in a Jupyter kernel (a notebook or a Voila page), where slider moves arrive as
+    messages that would queue behind a slow search?"""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 #: size of the curve drawing and its margins, in pixels
@@ -161,11 +173,15 @@ class Explorer(WatchedBox):
     Attributes a test can read: ``form`` (the :class:`IndexForm`), ``slider``, ``param`` (its name),
     ``points`` ({(index_type, build params): {value: (recall, ms per query)}}), ``last`` (what the latest
     update showed), ``builds`` (how many indexes the form has built). :meth:`update` runs one position.
+
+    ``background`` (default: in a Jupyter kernel, yes): a slider move returns at once and a worker thread
+    searches; moves that arrive while it searches are not queued: it then searches only the slider's latest
+    value, and the readout says it is computing meanwhile. :meth:`wait` waits for the worker.
     """
 
     def __init__(self, collection: Any, vectors: np.ndarray, *, words: Sequence[str] | None = None,
                  word: str | int | None = None, top_k: int = 10, n_queries: int = DEFAULT_QUERIES,
-                 index_type: str | None = None, seed: int = 0):
+                 index_type: str | None = None, seed: int = 0, background: bool | None = None):
         super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
         self.add_class("milvus-explorer")
         self.collection = collection
@@ -190,6 +206,10 @@ class Explorer(WatchedBox):
         self.param: str | None = None
         self._key: tuple | None = None
         self._word_truth: dict[int, set[int]] = {}
+        self.background = _in_kernel() if background is None else bool(background)
+        self._moves = 0  # slider moves so far; the worker stops once it has searched the latest
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
 
         self.form = IndexForm(collection, index_type, watch=False)
         self.form.on_index_change(self._index_changed)
@@ -220,12 +240,43 @@ class Explorer(WatchedBox):
         slider = LogSlider(options=slider_values(low, high, (value,)), value=value, description=name,
                            continuous_update=True, disabled=not enabled, layout=widgets.Layout(width="520px"))
         slider.add_class("milvus-explorer-slider")
-        slider.observe(lambda _c: self._guard(self.update), "value")
+        slider.observe(lambda _c: self._guard(self._moved), "value")
         old = getattr(self, "slider", None)
         if old is not None:
             self.children = tuple(slider if child is old else child for child in self.children)
             old.close()
         return slider
+
+    def _moved(self) -> None:
+        """A slider move: search now, or (in the background) hand the latest value to the worker."""
+        if not self.background:
+            self.update()
+            return
+        with self._worker_lock:
+            self._moves += 1
+            if self._worker is not None:  # it searches the latest value when its current search ends
+                self.readout.show(f"computing {self.param}={self.slider.value}... (positions passed during "
+                                  f"the running search are skipped)", "info")
+                return
+            self._worker = threading.Thread(target=self._work, name="milvus-explorer", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._worker_lock:
+                seen = self._moves
+            self._guard(self.update)
+            with self._worker_lock:
+                if self._moves == seen:
+                    self._worker = None
+                    return
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the background search of the latest slider move is shown; False on timeout."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return self._worker is None
 
     @property
     def error_line(self) -> Status:
