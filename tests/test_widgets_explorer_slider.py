@@ -37,3 +37,38 @@ def test_stops_are_log_spaced_valid_and_searchable(index_type, build):
             assert ex.last["search"] == {name: value}
     finally:
         ex.close()
+
+
+def test_rnsg_readout_tells_the_built_value_from_the_searched_one():
+    engine = Engine(build_threshold=1)
+    collection = engine.create_collection("rnsg_readout", dimension=16)
+    base = clustered(1500, 16, seed=7)
+    collection.insert(base)
+    ex = explorer(collection, vectors=base, n_queries=20, index_type="RNSG")
+    try:
+        assert ex.form.create() is not None, ex.form.message.text
+        built = ex.form.values()["search_length"]
+        searched = next(v for v in ex.slider.options if v != built)
+        ex.slider.value = searched
+        text = ex.readout.text
+        built_part, searched_part = text.split(", searched at ", 1)
+        assert built_part.startswith("RNSG built with ") and f"search_length={built}" in built_part
+        assert searched_part.startswith(f"search_length={searched}:")
+        assert f"search_length={built}) at search_length" not in text
+    finally:
+        ex.close()
+
+
+def test_no_bare_value_on_the_slider_before_an_index_exists():
+    engine = Engine(build_threshold=1)
+    collection = engine.create_collection("no_index", dimension=16)
+    base = clustered(500, 16, seed=7)
+    collection.insert(base)
+    ex = explorer(collection, vectors=base, n_queries=10, index_type="IVF_FLAT")
+    try:
+        assert ex.param is None and ex.slider.disabled and ex.slider.readout is False
+        ex.form.fields["nlist"].value = 8
+        assert ex.form.create() is not None
+        assert ex.param == "nprobe" and not ex.slider.disabled and ex.slider.readout is True
+    finally:
+        ex.close()

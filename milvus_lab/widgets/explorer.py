@@ -238,7 +238,8 @@ class Explorer(WatchedBox):
         """A slider made with its range and value at once (changing the range and value of a live slider lets
         the browser clamp the value against the old range and send that back); its stops are log-spaced."""
         slider = LogSlider(options=slider_values(low, high, (value,)), value=value, description=name,
-                           continuous_update=True, disabled=not enabled, layout=widgets.Layout(width="520px"))
+                           continuous_update=True, disabled=not enabled, readout=enabled,  # no bare "0"
+                           layout=widgets.Layout(width="520px"))
         slider.add_class("milvus-explorer-slider")
         slider.observe(lambda _c: self._guard(self._moved), "value")
         old = getattr(self, "slider", None)
@@ -306,6 +307,7 @@ class Explorer(WatchedBox):
         if not index_spec.search:
             self.param = None
             self.slider.disabled = True
+            self.slider.readout = False
             self.slider.description = ""
             self.slider_help.value = small(f"{index_type} has no search parameter: every search is exact. "
                                            f"Build an index above to get a slider.")
@@ -356,6 +358,8 @@ class Explorer(WatchedBox):
         self.points[self._key][value] = (recall, ms)
         where = f"{index_type} ({spec.format_params(params)})" if params else index_type
         at = f" at {spec.format_params(search)}" if search else ""
+        if self.param is not None and self.param in params:  # RNSG: search_length both built and searched
+            where, at = f"{index_type} built with {spec.format_params(params)},", " searched at " + at[4:]
         param_spec = spec.get_index(index_type, profile=self.profile).search.get(self.param or "")
         if param_spec is not None and param_spec.used_at_least is not None:
             used = spec.effective_value(param_spec, search[self.param], spec.search_context(self.top_k, params))
