@@ -248,11 +248,22 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
     print(lab.winner_table(results, args.target_recall))
     print(f"\nWrote results.csv, report.md and {len(plots)} plot file(s) in {wall:.1f} s to the new folder\n"
           f"  {out}")
+    print(peak_memory_line(dataset.base.nbytes))
     if results.attrs.get("error"):
         print(f"milvus-lab compare: error: {results.attrs['error']} (the rows measured before it are in "
               f"{out / 'results.csv'})", file=sys.stderr)
         return 1
     return 0
+
+
+def peak_memory_line(data_bytes: int) -> str:
+    """The run's peak resident memory against the size of the base vectors (the user's first sizing figure)."""
+    from .lab.memory import peak_rss_bytes
+    from .units import MIB
+
+    peak = peak_rss_bytes()
+    return (f"Peak memory: {peak / MIB:,.0f} MiB, {peak / max(data_bytes, 1):.2f} x the "
+            f"{data_bytes / MIB:,.0f} MiB of base vectors")
 
 
 def connect_target(uri: str):

@@ -196,3 +196,14 @@ def test_no_progress_frames_when_stderr_is_not_a_terminal(tmp_path, capsys):
             str(tmp_path / "o"), "--latency-queries", "3", "--formats", "png"]  # no --no-progress
     assert compare_main(args) == 0
     assert "\r" not in capsys.readouterr().err
+
+
+def test_the_closing_lines_print_peak_memory_against_the_data(tmp_path, capsys):
+    np.save(tmp_path / "v.npy", clustered(2000, 32, seed=2))
+    assert compare_main(["--data", str(tmp_path / "v.npy"), "--nq", "100", "--index-types", "FLAT", "--out",
+                         str(tmp_path / "o"), *FAST]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Peak memory:")]
+    peak, ratio, data = re.fullmatch(r"Peak memory: ([\d,]+) MiB, ([\d.]+) x the ([\d,]+) MiB of base vectors",
+                                     line).groups()
+    assert int(data.replace(",", "")) == round(1900 * 32 * 4 / 2**20)
+    assert float(ratio) == pytest.approx(int(peak.replace(",", "")) / (1900 * 32 * 4 / 2**20), rel=0.01)
