@@ -21,13 +21,14 @@ import numpy as np
 
 from . import spec
 from .errors import IllegalDimensionError, IllegalRecordError
+from .units import MIB
 
 #: relative tolerance of a tie with the k-th true distance (float64 recomputation of float32 data)
 TIE_RTOL = 1e-6
 #: bytes of float64 temporaries one gather of rows may allocate
-_GATHER_BYTES = 64 * 2**20
+_GATHER_BYTES = 64 * MIB
 #: bytes of one block of the exact-search distance matrix
-_KNN_BLOCK_BYTES = 256 * 2**20
+_KNN_BLOCK_BYTES = 256 * MIB
 
 
 def as_vectors(data: Any, what: str = "vectors", dim: int | None = None, *, binary: bool = False) -> np.ndarray:

@@ -17,8 +17,8 @@ from milvus_lab.lab.plots import format_mb, format_seconds
 
 
 def row(index_type, build, search, recall, qps, p99, build_s=1.0, memory=10.0, status="ok"):
-    out = {"index_type": index_type, "build_params": lab.measurements.format_params(build),
-           "search_params": lab.measurements.format_params(search), "recall": recall, "qps": qps,
+    out = {"index_type": index_type, "build_params": lab.setting.params_json(build),
+           "search_params": lab.setting.params_json(search), "recall": recall, "qps": qps,
            "p50_ms": p99 / 3, "p95_ms": p99 / 1.5, "p99_ms": p99, "build_s": build_s, "memory_mb": memory,
            "status": status, "note": "", "k": 10, "nq": 100, "n": 5000, "dim": 16, "metric": "L2",
            "dataset": "hand-made"}

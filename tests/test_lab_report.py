@@ -9,13 +9,14 @@ import pytest
 from conftest import clustered
 
 from milvus_lab import lab
-from milvus_lab.lab.measurements import format_params, results_frame
+from milvus_lab.lab.measurements import results_frame
+from milvus_lab.lab.setting import params_json
 from milvus_lab.lab.report import markdown_report, small_sample_warnings, summary, winner_table
 from milvus_lab.lab_cli import compare_main
 
 
 def row(index_type, recall, lo, hi, qps, *, n, nq, status="ok", note=""):
-    return {"index_type": index_type, "build_params": format_params({}), "search_params": format_params({}),
+    return {"index_type": index_type, "build_params": params_json({}), "search_params": params_json({}),
             "recall": recall, "recall_lo": lo, "recall_hi": hi, "qps": qps, "qps_lo": qps * 0.99,
             "qps_hi": qps * 1.01, "p99_ms": 1.0, "build_s": 0.1, "memory_mb": 1.0, "status": status, "note": note,
             "k": 10, "nq": nq, "n": n, "dim": 8, "metric": "L2", "dataset": "d", "repeats": 5}

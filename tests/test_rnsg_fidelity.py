@@ -16,7 +16,8 @@ import pytest
 from milvus_lab import lab, spec
 from milvus_lab.datasets import load_glove
 from milvus_lab.lab import Session
-from milvus_lab.lab.measurements import format_params, results_frame
+from milvus_lab.lab.measurements import results_frame
+from milvus_lab.lab.setting import params_json
 from milvus_lab.lab.metrics import recall_per_query
 from milvus_lab.lab.report import markdown_report, non_monotone_warnings, warnings_of
 from milvus_lab.lab.timing import fixed_threads
@@ -123,8 +124,8 @@ def test_rnsg_matches_faiss_nsg_on_glove_20k():
 
 # ------------------------------------------------------------------ the report's non-monotone sentence
 def _row(search_length: int, recall: float, half_width: float, *, index_type: str = "RNSG") -> dict:
-    return {"index_type": index_type, "build_params": format_params({"out_degree": 50}),
-            "search_params": format_params({"search_length": search_length}), "recall": recall,
+    return {"index_type": index_type, "build_params": params_json({"out_degree": 50}),
+            "search_params": params_json({"search_length": search_length}), "recall": recall,
             "recall_lo": recall - half_width, "recall_hi": recall + half_width, "qps": 1000.0, "qps_lo": 990.0,
             "qps_hi": 1010.0, "p99_ms": 1.0, "build_s": 1.0, "memory_mb": 1.0, "status": "ok", "note": "", "k": 10,
             "nq": 1000, "n": 20_000, "dim": 128, "metric": "L2", "dataset": "d", "repeats": 3}
@@ -148,5 +149,5 @@ def test_the_report_is_silent_on_a_fall_within_the_intervals_or_without_them():
     assert non_monotone_warnings(no_intervals) == []
     # settings of different builds are never compared with each other
     other = _row(20, 0.10, 0.01)
-    other["build_params"] = format_params({"out_degree": 10})
+    other["build_params"] = params_json({"out_degree": 10})
     assert non_monotone_warnings(results_frame([_row(10, 0.90, 0.01), other])) == []

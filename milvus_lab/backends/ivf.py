@@ -22,6 +22,7 @@ import faiss
 import numpy as np
 
 from .. import spec
+from ..units import MIB
 from . import kmeans
 from .base import FAISS_METRIC, SEED, BuiltIndex, check_faiss_header, require_rows, seed_clustering, serialized_size
 from .faiss_files import Expected, check_file
@@ -32,7 +33,7 @@ _CLASSES = {"IVF_FLAT": faiss.IndexIVFFlat, "IVF_SQ8": faiss.IndexIVFScalarQuant
 #: rows per faiss ``add`` call (faiss itself works in blocks of about this size)
 ADD_CHUNK_ROWS = 50_000
 #: bytes of the temporary distance table an IVF_PQ ``add`` call may build
-ADD_TABLE_BYTES = 64 * 2**20
+ADD_TABLE_BYTES = 64 * MIB
 _TAGS = {"IVF_FLAT": b"IwFl", "IVF_SQ8": b"IwSq", "IVF_SQ8H": b"IwSq", "IVF_PQ": b"IwPQ"}
 
 

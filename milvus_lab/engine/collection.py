@@ -34,6 +34,7 @@ from ..errors import (
     UntrainableSegmentError,
 )
 from ..protocol import IndexInfo
+from ..units import MIB
 from . import validation
 from .html import collection_html, format_bytes
 from .indexer import BackgroundIndexer
@@ -144,7 +145,7 @@ class Collection:
         self._library_metric = spec.library_metric(metric)
         self._row_shape, self._dtype = row_layout(dimension, metric)
         row_bytes = int(np.prod(self._row_shape)) * self._dtype.itemsize
-        self._segment_rows = (max(1, index_file_size * 2**20 // row_bytes) if segment_rows is None
+        self._segment_rows = (max(1, index_file_size * MIB // row_bytes) if segment_rows is None
                               else validate_segment_rows(segment_rows))
         self._write = threading.RLock()
         self._state = threading.RLock()

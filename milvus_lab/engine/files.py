@@ -1,5 +1,6 @@
-"""Durable-file plumbing for saves: a file's sha256, fsync of a file or a folder, and a lock that makes the
-savers and loaders of one folder take turns across threads and processes (:mod:`filelock`)."""
+"""Durable-file plumbing for saves: a file's sha256, fsync of a file or a folder, a lock that makes the
+savers and loaders of one folder take turns across threads and processes (:mod:`filelock`), and the header
+of a .npy file read before anything is loaded."""
 
 from __future__ import annotations
 
@@ -8,12 +9,30 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
+import numpy as np
 from filelock import FileLock
 
-__all__ = ["folder_lock", "fsync_dir", "fsync_file", "sha256_file"]
+from ..units import MIB
 
-_CHUNK = 1 << 20
+__all__ = ["folder_lock", "fsync_dir", "fsync_file", "npy_header", "sha256_file"]
+
+_CHUNK = MIB
+
+
+def npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) a .npy stream declares, in format 1.0 or 2.0 (what ``np.save`` writes for numeric
+    arrays), leaving the stream at the first data byte. Nothing is allocated or unpickled; a stream that is
+    not such a file raises (``ValueError`` or NumPy's own error, which varies by version)."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"format version {version} is not one NumPy's np.save writes for numeric arrays")
+    return shape, dtype
 
 
 def sha256_file(path: Path) -> tuple[str, int]:

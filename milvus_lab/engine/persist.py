@@ -46,7 +46,8 @@ import numpy as np
 
 from .. import backends, spec
 from ..errors import MilvusLabError, PersistError, UnsignedSaveWarning
-from .files import folder_lock, fsync_dir, fsync_file, sha256_file
+from ..units import MIB
+from .files import folder_lock, fsync_dir, fsync_file, npy_header, sha256_file
 from .keys import (CONFIG_DIR_ENV, KEY_FILE, SIGNATURE_ALGORITHM, config_dir, sign, signature_problem, signing_key,
                    signing_key_path)
 from .state import CollectionState, EngineState, PendingDelete, SegmentState, is_int, layout_problem, row_layout
@@ -62,7 +63,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 #: a manifest larger than this is not one of ours (it lists files, it holds no data)
-MAX_MANIFEST_BYTES = 64 * 2**20
+MAX_MANIFEST_BYTES = 64 * MIB
 LOCK_FILE = ".lock"
 _DATA_DIR = re.compile(r"data-[0-9a-f]{32}\Z")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
@@ -413,13 +414,7 @@ class _Loader:
         allocates anything for it."""
         stream = io.BytesIO(raw)
         try:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                found_shape, fortran, found_dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                found_shape, fortran, found_dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f"format version {version} is not one NumPy's np.save writes for us")
+            found_shape, found_dtype = npy_header(stream)
         except Exception as exc:  # noqa: BLE001 - any header failure is a bad file
             raise self.bad(f"{what} ({rel}) is not a readable .npy array: {type(exc).__name__}: {exc}") from None
         problem = layout_problem(what, found_dtype, found_shape, dtype, shape)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import folders, numerics, spec
+from ..engine.files import npy_header
 from ..errors import IllegalDimensionError, IllegalRecordError, InvalidParameterError, MilvusLabError, ParamError
 from . import rules
 
@@ -35,7 +36,7 @@ CACHE_ENV = folders.CACHE_DIR_ENV
 
 
 class DataFileError(IllegalRecordError, FileNotFoundError):
-    """A data file that is missing or is a folder (still a FileNotFoundError for older callers)."""
+    """A data file that is missing or is a folder (also a FileNotFoundError, so either ``except`` catches it)."""
 
 
 #: the options of ``milvus-lab compare`` that set the loaders' arguments, for messages shown on the command line
@@ -665,15 +666,9 @@ def write_bvecs(path: str | os.PathLike, array: Any) -> Path:
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype a .npy file declares, read without loading anything; refused when the file is
     not a .npy file or holds pickled objects (those are never loaded: unpickling runs code from the file)."""
-    from numpy.lib import format as npy_format
-
     try:
         with open(path, "rb") as f:
-            version = npy_format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = npy_format.read_array_header_1_0(f)
-            else:
-                shape, _, dtype = npy_format.read_array_header_2_0(f)
+            shape, dtype = npy_header(f)
     except OSError as exc:
         raise IllegalRecordError(f"cannot read {path}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - numpy's reasons for a file that is not .npy vary by version

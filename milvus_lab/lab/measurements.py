@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import spec
+from ..units import MIB
 from ..errors import BuildIndexError, MilvusLabError, ParamError, RawSegmentWarning, RecommendationWarning
 from . import rules, sizing
 from .arguments import ARGUMENTS, Int, check
@@ -126,10 +127,6 @@ def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for col in ("busy", "deterministic", "memory_estimated"):
         df[col] = pd.array(df[col].tolist(), dtype="boolean") if len(df) else pd.array([], dtype="boolean")
     return df
-
-
-#: kept for code that imported it from here: the lab's one serialiser of parameters is setting.params_json
-format_params = params_json
 
 
 # --------------------------------------------------------------------------------------------------
@@ -523,7 +520,7 @@ def build_row(dataset: Dataset, build: Build, search_params: Mapping[str, int], 
     """A result row for a build, with its status, build time and memory; search measurements empty."""
     row = base_row(dataset, build.index_type, build.params, search_params, k, session)
     row.update(status=build.status, note=build.note, build_s=build.build_s,
-               memory_mb=build.memory_bytes / 2**20 if build.ok else float("nan"), indexed_rows=build.indexed_rows,
+               memory_mb=build.memory_bytes / MIB if build.ok else float("nan"), indexed_rows=build.indexed_rows,
                deterministic=build.deterministic, memory_estimated=build.memory_estimated if build.ok else None)
     return row
 

@@ -18,10 +18,6 @@ def profile_of(target: Any) -> str:
     return getattr(target, "profile", None) or spec.DEFAULT_PROFILE
 
 
-def profile_title(profile: str) -> str:
-    return spec.get_profile(profile).title
-
-
 def get_index(index_type: Any, profile: str | None = None) -> spec.IndexSpec:
     from ..errors import MilvusLabError
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import spec
 from ..errors import InvalidParameterError, ParamError, ServerError
+from ..units import MIB
 from . import memory, rules
 from .arguments import check
 from .datasets import Dataset, check_dataset
@@ -290,7 +291,7 @@ def check_memory(dataset: Dataset, plan: Plan, session: Session) -> None:
     free = memory.available_bytes()
     if free is None or need["total_bytes"] <= free:
         return
-    mb = 2**20
+    mb = MIB
     biggest = max(plan.builds, key=lambda b: memory.index_bytes(b.index_type, b.build_params, dataset.n, dataset.dim))
     raise LabMemoryError(
         f"this comparison needs about {need['total_bytes'] / mb:,.0f} MB more ({need['collection_bytes'] / mb:,.0f} "

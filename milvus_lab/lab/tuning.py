@@ -37,6 +37,7 @@ import numpy as np
 
 from ..codegen import pymilvus2_index_code
 from ..errors import ParamError, ServerError
+from ..units import MIB
 from . import rules
 from .datasets import Dataset, check_dataset
 from .arguments import check, check_all
@@ -154,11 +155,6 @@ class TuneResult:
     wall_s: float = 0.0
     error: str | None = None
 
-    @property
-    def frontier(self) -> pd.DataFrame:
-        """Every setting tried (alias of ``points``, kept for older notebooks)."""
-        return self.points
-
     def code(self, index_type: str | None = None, *, target: str = "pymilvus-0.2") -> str:
         """The create_index / search lines for the winner (or ``index_type``'s best setting).
 
@@ -254,15 +250,15 @@ class _Tuner:
         self.bar.describe(f"tune: building {label}")
         build = self.session.build(ds, index_type, params)
         trial = {"index_type": index_type, "build_params": params_json(params), "search_params": "",
-                 "build_s": build.build_s, "memory_mb": build.memory_bytes / 2**20, "qps": float("nan"),
+                 "build_s": build.build_s, "memory_mb": build.memory_bytes / MIB, "qps": float("nan"),
                  "recall": float("nan"), "tuning_recall": float("nan"), "status": build.status, "reason": build.note,
                  "score": -np.inf}
         self.trials.append(trial)
         self.bar.step(1, label)
         if not build.ok:
             return trial
-        if self.memory_budget_mb is not None and build.memory_bytes / 2**20 > self.memory_budget_mb:
-            trial.update(status=STATUS_NO_SETTING, reason=f"index needs {build.memory_bytes / 2**20:,.3g} MB, over the "
+        if self.memory_budget_mb is not None and build.memory_bytes / MIB > self.memory_budget_mb:
+            trial.update(status=STATUS_NO_SETTING, reason=f"index needs {build.memory_bytes / MIB:,.3g} MB, over the "
                                                           f"memory budget of {self.memory_budget_mb:,.3g} MB")
             return trial
         found = search_values(index_type, params, ds.n, self.k, self.session.profile)

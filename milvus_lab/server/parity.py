@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 #: measured columns shown side by side (``<name>_memory`` / ``<name>_server``)
 SIDE_COLUMNS = ("recall", "build_s", "qps", "p50_ms", "p99_ms", "status")
-STATUS_SERVER_ERROR = "server error"
-STATUS_NOT_RUN = "not run"
 
 
 def memory_profile(metric: str) -> str:
@@ -103,6 +101,7 @@ def parity(dataset: Dataset, target: Target, settings: Iterable[Any] | None = No
     import pandas as pd
 
     from .. import lab
+    from ..lab.measurements import STATUS_SERVER_ERROR
 
     k = dataset.check_k(k)
     plan = _settings(settings, dataset, k)

@@ -28,6 +28,8 @@ from .. import numerics, spec
 from ..engine import validation
 from ..errors import AlreadyExistsError, BuildIndexError, InvalidParameterError, ParamError, ServerError
 from ..protocol import IndexInfo
+from ..units import MIB
+from .embedded import INSTALL_HINT
 
 #: seconds one request may take (pymilvus retries a failing request until then)
 DEFAULT_TIMEOUT = 30.0
@@ -36,12 +38,11 @@ DEFAULT_BUILD_TIMEOUT = 900.0
 #: how often a running build or load is polled (s)
 POLL_SECONDS = 0.05
 #: bytes of vectors sent in one insert request (gRPC's default message limit is 64 MiB)
-INSERT_BATCH_BYTES = 16 * 2**20
+INSERT_BATCH_BYTES = 16 * MIB
 ID_FIELD = "id"
 VECTOR_FIELD = "vector"
 #: how many times pymilvus may retry a request that failed for a transient reason
 RETRIES = 3
-INSTALL_HINT = "pip install 'milvus-lab[server]'"
 
 _aliases = itertools.count(1)
 _quiet = threading.local()
