@@ -5,6 +5,7 @@ to have each defect (it must find them) and to have none."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import matplotlib
@@ -378,3 +379,38 @@ def test_parity_layout(settings, error):
     notes = " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
     assert ("Parity stopped: " + SERVER_DIED in notes) == bool(error)
     assert ("No server bars for HNSW M=16, efConstruction=100 ef=64" in notes) == bool(error)
+
+
+@pytest.fixture(scope="module")
+def forecast():
+    """A forecast from 8,000 x 16 clustered rows to 64,000 for six index types and RNSG (whose need, at this
+    size, can come out beyond its range: then it is not drawn and a note says why)."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 4, (20, 16))
+    base = (centres[rng.integers(0, 20, 8_000)] + rng.normal(0, 1, (8_000, 16))).astype(np.float32)
+    queries = (centres[rng.integers(0, 20, 200)] + rng.normal(0, 1, (200, 16))).astype(np.float32)
+    dataset = lab.from_array(base, queries, name="clusters")
+    return lab.forecast(dataset, 64_000, ["FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "ANNOY", "RNSG"],
+                        target_recall=0.9, progress=False, repeats=2, latency_queries=5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_forecast_layout(forecast, busy):
+    warning = busy_warning(28, 28, 0.9, 3.9) if busy else ""
+    fc = dataclasses.replace(forecast, busy_warning=warning)
+    fig = fc.plot()
+    assert_clean_layout(fig)
+    drawn = [name for name in fc.table["index_type"] if (name, "memory_mb") in fc.fits]
+    assert len(drawn) >= 5
+    assert [t.get_text() for t in fig.axes[5].get_legend().get_texts()] == drawn
+    strip = [t for t in fig.texts if t.get_text() != fig.get_suptitle()]
+    notes = [t.get_text().replace("\n", " ") for t in strip]
+    assert notes[0].startswith("Dots: measured at 1,000, 2,000, 4,000, 8,000 rows.")
+    assert [n for n in notes if n.startswith("Not shown: ")] == [
+        n for n in notes if any(n.startswith(f"Not shown: {name} (") for name in fc.table["index_type"]
+                                if name not in drawn)]
+    assert sum(n.startswith("Not shown: ") for n in notes) == len(fc.table) - len(drawn)
+    assert (warning in notes) == busy
+    bottom = min(ax.get_tightbbox().y0 for ax in fig.axes)
+    assert all(t.get_window_extent().y1 <= bottom + 1 for t in strip)  # in the strip under every panel

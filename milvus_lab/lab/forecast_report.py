@@ -120,9 +120,13 @@ def _short(rows: float) -> str:
 
 
 def plot(fc: Any, index_types: Iterable[str] | None = None) -> Figure:
-    """Five panels on log axes (search need, memory, build time, QPS, p99) against rows."""
+    """Five panels on log axes (search need, memory, build time, QPS, p99) against rows, the legend in the
+    sixth; under them, in a strip the layout keeps free (:func:`~milvus_lab.figures.add_notes`), a caption
+    saying what dots, lines, bands and diamonds are, why a type is not shown, and the busy-machine warning."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    from ..figures import add_notes
 
     names = [rules.get_index(t).name for t in index_types] if index_types is not None else \
         [t for t in fc.table["index_type"] if (t, "memory_mb") in fc.fits]
@@ -165,12 +169,21 @@ def plot(fc: Any, index_types: Iterable[str] | None = None) -> Figure:
     for ax in flat[:-1]:
         for handle, name in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(name, handle)
-    legend_ax.legend(list(seen.values()), list(seen), loc="upper left", title="index type", frameon=False)
+    order = [name for name in names if name in seen]
+    legend_ax.legend([seen[name] for name in order], order, loc="upper left", title="index type", frameon=False)
     caption = (f"Dots: measured at {', '.join(f'{s:,}' for s in fc.sizes)} rows. Solid: the fitted law; dashed: "
-               f"extrapolated, with its {LEVEL:.0%} band. Diamond: the forecast at {fc.rows:,} rows (dotted line).")
+               f"extrapolated, with its {LEVEL:.0%} band. Diamond: the forecast at {fc.rows:,} rows (dotted line), "
+               f"bars: its {LEVEL:.0%} interval.")
+    notes = [(caption, "0.25")]
+    for _, row in fc.table.iterrows():
+        if row["index_type"] not in seen and (index_types is None or row["index_type"] in names):
+            note = row["note"] if isinstance(row["note"], str) and row["note"].strip() else ""
+            notes.append((f"Not shown: {row['index_type']} ({row['status']})" + (f": {note}" if note else ""),
+                          "dimgray"))
+    if fc.error:
+        notes.append((f"Stopped early: {fc.error}", "firebrick"))
     if fc.busy_warning:
-        caption += "\n" + fc.busy_warning
-    legend_ax.text(0.0, 0.45, caption, transform=legend_ax.transAxes, va="top", ha="left", wrap=True, fontsize=9,
-                   color="0.15" if not fc.busy_warning else "#b00")
+        notes.append((fc.busy_warning, "firebrick"))
+    add_notes(fig, notes)
     fig.suptitle(f"Forecast at {fc.rows:,} rows for recall >= {fc.target_recall:g} (k={fc.k})")
     return fig
