@@ -203,8 +203,7 @@ def plot_parity(df: pd.DataFrame) -> Figure:
         for side, side_label, colour, shift in sides:
             col = f"{name}_{side}"
             values = df[col].astype(float).to_numpy() if col in df else np.full(len(df), np.nan)
-            ax.barh(y + shift, np.where(np.isfinite(values), values, np.nan), height=0.4, color=colour,
-                    label=side_label)
+            ax.barh(y + shift, values, height=0.4, color=colour, label=side_label)  # NaN: no bar
         ax.set_title(title, fontsize=10)
         if log:  # plain ticks, at 1, 2 and 5 when the range is narrow, at each power of ten when it is wide
             ax.set_xscale("log")
