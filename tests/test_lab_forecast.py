@@ -246,6 +246,8 @@ def test_forecast_code_plot_and_report(small_forecast):
     assert "# Forecast at 32,000 rows" in text and "| HNSW |" in text
     assert "## The forecast settings for Milvus 2.x" in text and "index_type='HNSW'" in text
     assert repr(small_forecast).startswith("forecast at 32,000 rows")
+    html = small_forecast._repr_html_()
+    assert html.startswith("<p>forecast at 32,000 rows") and "<table" in html and "HNSW" in html
 
 
 @pytest.mark.slow

@@ -78,3 +78,13 @@ def test_a_wide_interval_far_below_the_target_is_no_warning():
                         row("IVF_PQ", 0.39, 0.365, 0.4164, 900.0, n=100_000, nq=1000)])
     assert small_sample_warnings(df) == [] and small_sample_warnings(df, target_recall=0.42) != []
     assert "Uncertain recall" not in markdown_report(df) and "small measurement" not in winner_table(df)
+
+
+def test_result_html_escapes_every_text_and_keeps_the_order_head_table_notes_code():
+    from milvus_lab.lab.report import result_html, stopped_early
+
+    html = result_html("a <b> & c", pd.DataFrame({"x": [1.23456789]}), "", "tie: <x>", code="if a < b: pass")
+    assert html.startswith("<p>a &lt;b&gt; &amp; c</p><table")
+    assert "1.235" in html and "<p><b>tie: &lt;x&gt;</b></p><pre>if a &lt; b: pass</pre>" in html
+    assert html.count("<p><b>") == 1  # the empty line gives no paragraph
+    assert stopped_early(None) == stopped_early("") == [] and stopped_early("boom") == ["stopped early: boom"]

@@ -48,6 +48,7 @@ from .arguments import check
 from .datasets import Dataset, check_dataset
 from .measurements import STATUS_OK, LabMemoryError, LabWarning, Session, session_scope
 from .metrics import recall_bounds
+from .report import result_html, stopped_early
 from .setting import Setting, params_json
 from .sweeps import NLIST_PER_SQRT_ROWS, Progress, search_values
 from .timing import (
@@ -256,20 +257,13 @@ class Forecast:
                          f"{self.query_node_gb:g} GB" + (f"; {row['note']}" if row["note"] else ""))
         if self.busy_warning:
             lines.append(self.busy_warning)
-        if self.error:
-            lines.append(f"stopped early: {self.error}")
-        return "\n".join(lines)
+        return "\n".join(lines + stopped_early(self.error))
 
     def __repr__(self) -> str:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        from html import escape
-
-        head = self.summary().splitlines()[0]
-        table = self.table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:,.4g}")
-        warn = f"<p><b>{escape(self.busy_warning)}</b></p>" if self.busy_warning else ""
-        return f"<p>{escape(head)}</p>{table}{warn}"
+        return result_html(self.summary().splitlines()[0], self.table, self.busy_warning or "")
 
     def to_markdown(self) -> str:
         """The forecast as a Markdown report (``forecast.md``): the table, the laws, the formulas, the notes."""

@@ -26,6 +26,21 @@ from .timing import busy_warning, concurrency_section
 if TYPE_CHECKING:
     import pandas as pd
 
+def stopped_early(error: str | None) -> list[str]:
+    """The summary line of a run that stopped before its end; none for a run that finished."""
+    return [f"stopped early: {error}"] if error else []
+
+
+def result_html(head: str, table: pd.DataFrame, *bold: str, code: str | None = None) -> str:
+    """A lab result as notebook HTML: the first line of its summary, its table, each non-empty ``bold``
+    line in bold, then ``code`` preformatted. Every text is escaped here."""
+    from html import escape
+
+    cells = table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:,.4g}")
+    notes = "".join(f"<p><b>{escape(line)}</b></p>" for line in bold if line)
+    return f"<p>{escape(head)}</p>{cells}{notes}" + ("" if code is None else f"<pre>{escape(code)}</pre>")
+
+
 SUMMARY_COLUMNS = ["index_type", "meets_target", "build_params", "search_params", "recall", "qps", "qps_lo",
                    "qps_hi", "p99_ms", "build_s", "memory_mb", "busy", "note"]
 

@@ -44,6 +44,7 @@ from .arguments import check, check_all
 from .setting import Setting, params_json
 from .measurements import STATUS_OK, Session, base_row, check_session, results_frame, session_scope
 from .metrics import recall_bounds, tied_with_best
+from .report import result_html, stopped_early
 from .sweeps import Progress, build_grid, center_build_params, search_values, valid_build
 from .timing import (
     DEFAULT_CONCURRENCY_SECONDS,
@@ -197,21 +198,14 @@ class TuneResult:
         else:
             lines.append(f"winner: {self.winner['index_type']} {_fmt_params(self.winner['build_params'])}; "
                          f"{_fmt_params(self.winner['search_params'])}")
-        if self.error:
-            lines.append(f"stopped early: {self.error}")
-        return "\n".join(lines)
+        return "\n".join(lines + stopped_early(self.error))
 
     def __repr__(self) -> str:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        from html import escape
-
-        head, *_ = self.summary().splitlines()
-        verdict = self.summary().splitlines()[-1]
-        code = "" if self.winner is None else f"<pre>{escape(self.code())}</pre>"
-        table = self.best.to_html(index=False, na_rep="", float_format=lambda v: f"{v:,.4g}")
-        return f"<p>{escape(head)}</p>{table}<p><b>{escape(verdict)}</b></p>{code}"
+        lines = self.summary().splitlines()
+        return result_html(lines[0], self.best, lines[-1], code=None if self.winner is None else self.code())
 
 
 def _fmt_params(text: Any) -> str:
