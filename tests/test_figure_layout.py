@@ -281,15 +281,18 @@ def test_the_parameter_plot_says_where_recall_falls_as_the_parameter_grows():
 # --------------------------------------------------------------------------------------------------
 # Concurrent clients, parity with a server, the forecast
 # --------------------------------------------------------------------------------------------------
-def _concurrency_frame() -> pd.DataFrame:
-    """Five settings measured at 1..16 clients on a 2-core machine as the lab records them: QPS grows to 2
-    clients (4 for FLAT) and stays flat within a 5% spread, p99 grows with the queue beyond; four settings
-    stop growing at 2 clients, two of them 3% apart in QPS; batch QPS above every concurrent level; busy."""
+CONCURRENCY_SETTINGS = [("FLAT", {}, {}, 1.0, 900.0, 4), ("IVF_FLAT", {"nlist": 128}, {"nprobe": 8}, 0.93, 9000.0, 2),
+                        ("IVF_FLAT", {"nlist": 128}, {"nprobe": 32}, 0.99, 6800.0, 2),
+                        ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 32}, 0.95, 12000.0, 2),
+                        ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64}, 0.98, 7000.0, 2)]
+
+
+def _concurrency_frame(settings: list[tuple] = CONCURRENCY_SETTINGS) -> pd.DataFrame:
+    """Settings (type, build, search, recall, QPS of one client, clients where QPS stops growing) measured at
+    1..16 clients as the lab records them: QPS grows to that level and stays flat within a 5% spread, p99
+    grows with the queue beyond; batch QPS above every concurrent level; a busy machine. By default five
+    settings on a 2-core machine: four stop growing at 2 clients, two of them 3% apart in QPS."""
     levels = (1, 2, 4, 8, 16)
-    settings = [("FLAT", {}, {}, 1.0, 900.0, 4), ("IVF_FLAT", {"nlist": 128}, {"nprobe": 8}, 0.93, 9000.0, 2),
-                ("IVF_FLAT", {"nlist": 128}, {"nprobe": 32}, 0.99, 6800.0, 2),
-                ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 32}, 0.95, 12000.0, 2),
-                ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64}, 0.98, 7000.0, 2)]
     rows = []
     for index_type, build, search, recall, one_client, saturates in settings:
         row = {"index_type": index_type, "build_params": json.dumps(build), "search_params": json.dumps(search),
@@ -321,6 +324,15 @@ def test_concurrency_layout():
         (2.0, 13600.0), (2.0, 14000.0), (2.0, 18000.0), (2.0, 24000.0), (4.0, 3600.0)]
     assert 1 <= sum(t.get_text() == "stops growing" for t in fig.axes[0].texts) <= 5
     assert_clean_layout(lab.plot_concurrency(df, target_recall=0.95))
+
+
+def test_concurrency_layout_of_a_whole_sweep():
+    """compare() with concurrency times every setting of every sweep: 36 lines, one legend entry each."""
+    sweep = [(index_type, {"nlist": 128}, {"nprobe": i + 1}, 0.9, 800.0 + 400.0 * i, 2 + 2 * (i % 2))
+             for i, index_type in enumerate(["IVF_FLAT", "IVF_SQ8", "IVF_PQ"] * 12)]
+    fig = lab.plot_concurrency(_concurrency_frame(sweep))
+    assert len(fig.axes[0].get_legend().get_texts()) == 36
+    assert_clean_layout(fig)
 
 
 def _parity_frame(settings: list[tuple], error: str = "") -> pd.DataFrame:

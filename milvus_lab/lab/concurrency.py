@@ -96,7 +96,8 @@ def plot_concurrency(results: pd.DataFrame, *, target_recall: float | None = Non
         table = table[table["index_type"].isin(wanted)]
     if table.empty:
         raise ValueError("no measured setting with concurrency columns matches the selection")
-    fig = NotebookFigure(figsize=(13, 5), layout="constrained")
+    # taller with many settings, so that the legend beside the QPS panel (one entry per setting) stays on the page
+    fig = NotebookFigure(figsize=(13, max(5.0, 1.5 + 0.17 * len(table))), layout="constrained")
     ax_q, ax_p = fig.subplots(1, 2)
     lookup = results.set_index(["index_type", "build_params", "search_params"], drop=False)
     saturated: list[tuple[float, float, Any]] = []
