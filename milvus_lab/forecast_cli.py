@@ -82,6 +82,19 @@ def run_forecast(args: argparse.Namespace) -> int:
     except (MilvusLabError, OSError, ValueError) as exc:
         print(f"milvus-lab forecast: error: {exc}", file=sys.stderr)
         return 2
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    known = _plot_formats()
+    unknown = [f for f in formats if f not in known]
+    if unknown:
+        print(f"milvus-lab forecast: error: --formats: unknown plot format(s) {', '.join(unknown)}; allowed: "
+              f"{', '.join(sorted(known))}", file=sys.stderr)
+        return 2
+    try:  # the output folder is made before the run, so a bad --out costs nothing
+        out = run_folder(args.out, f"forecast-{dataset.name}")
+    except OSError as exc:
+        print(f"milvus-lab forecast: error: --out: cannot create an output folder under {args.out or DEFAULT_OUT}: "
+              f"{exc}", file=sys.stderr)
+        return 2
     print(f"{dataset!r}")
     progress = not args.no_progress and sys.stderr.isatty()
     try:
@@ -98,26 +111,34 @@ def run_forecast(args: argparse.Namespace) -> int:
                               progress=progress, seed=args.seed)
     except (MilvusLabError, MemoryError, ImportError, ValueError) as exc:
         print(f"milvus-lab forecast: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        out = run_folder(args.out, f"forecast-{dataset.name}")
-    except OSError as exc:
-        print(f"milvus-lab forecast: error: cannot create output folder under {args.out or DEFAULT_OUT}: {exc}",
-              file=sys.stderr)
+        if not any(out.iterdir()):
+            out.rmdir()
         return 2
     result.table.to_csv(out / "forecast.csv", index=False)
     result.points.to_csv(out / "forecast_points.csv", index=False)
     (out / "forecast.md").write_text(result.to_markdown(), encoding="utf-8")
     figure = result.plot()
     written = []
-    for fmt in [f.strip() for f in args.formats.split(",") if f.strip()]:
-        figure.savefig(out / f"forecast.{fmt}", dpi=110)
-        written.append(f"forecast.{fmt}")
+    with matplotlib.rc_context({"svg.hashsalt": "milvus-lab"}):  # the same forecast gives the same files
+        for fmt in formats:
+            figure.savefig(out / f"forecast.{fmt}", dpi=110, metadata=_STABLE_METADATA.get(fmt))
+            written.append(f"forecast.{fmt}")
     print()
     print(result.summary())
     print(f"\nWrote forecast.csv, forecast_points.csv, forecast.md and {', '.join(written) or 'no plot'} in "
           f"{time.perf_counter() - started:.1f} s to the new folder\n  {out}")
     return 1 if result.error else 0
+
+
+#: file metadata that would change between two saves of the same figure (a date), left out
+_STABLE_METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}
+
+
+def _plot_formats() -> set[str]:
+    """The file formats matplotlib can write here (png, svg, pdf, ...)."""
+    from matplotlib.figure import Figure
+
+    return set(Figure().canvas.get_supported_filetypes())
 
 
 def forecast_main(argv: Sequence[str] | None = None) -> int:

@@ -103,7 +103,7 @@ ARGUMENTS: dict[str, Kind] = {
     "seed": Int(0),
     "max_builds": Int(1, 10_000),
     "steps": Int(3, 12),
-    "min_rows": Int(2, 10**9),
+    "min_rows": Int(100, 10**9),
     "rows": Int(1, 2**63 - 1),
     "progress": Bool(),
     "target_recall": Number(0.0, 1.0, none_ok=False),
@@ -113,8 +113,8 @@ ARGUMENTS: dict[str, Kind] = {
     "max_p99_ms": Number(),
     "time_budget_s": Number(),
     "time_limit": Number(),
-    "machine_memory_gb": Number(),
-    "query_node_gb": Number(none_ok=False),
+    "machine_memory_gb": Number(0.0, 1e9),
+    "query_node_gb": Number(0.0, 1e6, none_ok=False),
 }
 
 

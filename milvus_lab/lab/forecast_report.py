@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import rules, sizing
-from .growth import LEVEL
+from .growth import LEVEL, MAX_FACTOR
 from .setting import Setting
 
 if TYPE_CHECKING:
@@ -68,7 +68,11 @@ def markdown(fc: Any) -> str:
                      f"{_interval(row, 'memory_mb', ',.0f')} | {_cell(row['formula_memory_mb'], ',.0f')} | "
                      f"{_interval(row, 'build_s', ',.3g')} | {_interval(row, 'qps', ',.0f')} | "
                      f"{_interval(row, 'p99_ms', '.3g')} | {_cell(row['query_nodes'], 'd')} |")
-    lines += ["", "## Notes", ""]
+    lines += ["", "## Notes", "",
+              "- Build time, QPS and p99 were timed size by size, each size's setting on its own index (sizes cannot "
+              "be interleaved without holding every size's index at once), so a machine that slowed down during the "
+              "run bends their growth laws; the busy check flags such sizes, and their intervals include the "
+              "rounds' spread."]
     for _, row in fc.table.iterrows():
         if row["note"]:
             lines.append(f"- **{row['index_type']}**: {row['note']}.")
@@ -111,6 +115,13 @@ def markdown(fc: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _limit(column: str) -> float:
+    """How far beyond the largest sample a panel's figure is forecast (the forecast's MAX_FACTOR)."""
+    if column == "memory_mb":
+        return MAX_FACTOR["memory"]
+    return MAX_FACTOR["search"] if column == "search_value" else MAX_FACTOR["timing"]
+
+
 def _short(rows: float) -> str:
     """12.5k, 400k, 10M: a row count short enough for a tick label."""
     for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -143,11 +154,13 @@ def plot(fc: Any, index_types: Iterable[str] | None = None) -> Figure:
             color = colors[i % len(colors)]
             pts = timed[timed["index_type"] == name]
             ax.plot(pts["rows"], pts[measured], "o", color=color, label=name)
-            centre, lo, hi = fit_.curve(grid)
-            inside = grid <= fit_.rows_max
-            ax.plot(grid[inside], centre[inside], "-", color=color, lw=1.2)
-            ax.plot(grid[~inside], centre[~inside], "--", color=color, lw=1.2)
-            ax.fill_between(grid[~inside], lo[~inside], hi[~inside], color=color, alpha=0.15, lw=0)
+            reach = grid <= max(fc.sizes) * _limit(col)  # no curve where the table prints no number
+            centre, lo, hi = fit_.curve(grid[reach])
+            inside = grid[reach] <= fit_.rows_max
+            shown = grid[reach]
+            ax.plot(shown[inside], centre[inside], "-", color=color, lw=1.2)
+            ax.plot(shown[~inside], centre[~inside], "--", color=color, lw=1.2)
+            ax.fill_between(shown[~inside], lo[~inside], hi[~inside], color=color, alpha=0.15, lw=0)
             row = fc.table[fc.table["index_type"] == name].iloc[0]
             value, low, high = row.get(col), row.get(f"{col}_lo"), row.get(f"{col}_hi")
             if value == value and low == low and high == high:

@@ -31,6 +31,7 @@ Milvus's 90 % load threshold, and the sizing tool's own node table; whether this
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -44,6 +45,7 @@ from .. import spec
 from ..errors import ParamError, ServerError
 from ..units import MIB
 from . import growth, memory, rules, sizing
+from .growth import MAX_FACTOR
 from .arguments import check
 from .datasets import Dataset, check_dataset
 from .measurements import STATUS_OK, LabMemoryError, LabWarning, Session, session_scope
@@ -72,9 +74,6 @@ DEFAULT_STEPS = 4
 DEFAULT_MIN_ROWS = 1_000
 #: sizes a fit needs at least (two parameters and one degree of freedom for its spread)
 MIN_STEPS = 3
-#: how far beyond the largest sample each figure is forecast at most (the search need and recall move with
-#: the data's structure; timings with the machine's caches; memory is a count of structures)
-MAX_FACTOR = {"search": 64.0, "timing": 100.0, "memory": 10_000.0}
 #: beyond this factor the note says the forecast is stretching
 STRETCH_FACTOR = 10.0
 #: relative resolution of the measured need (bisection stops within 2 %) and of a build time on this kind of
@@ -313,6 +312,11 @@ class _Size:
     censored: bool = False
     #: mean recall at ``value``
     recall_at_value: float = float("nan")
+    #: the sweep's first value, the recall there, and the curve's slope (log deficit per log value) from it to
+    #: the next value: what the forecast anchors on when the need was not measured above that first value
+    lowest: int = 0
+    recall_lowest: float = float("nan")
+    slope_lowest: float = float("nan")
 
 
 def _subset(dataset: Dataset, order: np.ndarray, rows: int) -> Dataset:
@@ -374,6 +378,11 @@ class _Run:
             size.need, size.slope = needed_value(curve, target, size.floor)
             size.value, size.censored = value, value == values[0]
             size.recall_at_value = float(per_value[value].mean())
+            size.lowest, size.recall_lowest = values[0], float(per_value[values[0]].mean())
+            if len(values) > 1 and values[1] in per_value:
+                step = (_deficit(float(per_value[values[1]].mean()), size.floor)
+                        - _deficit(size.recall_lowest, size.floor)) / (math.log(values[1]) - math.log(values[0]))
+                size.slope_lowest = step if step < 0 else float("nan")
             search = {name: value}
         per_query = per_value[size.value if size.value is not None else 0]
         lo, hi = recall_bounds(per_query)
@@ -416,19 +425,26 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
     found = search_values(index_type, build_params, rows, k, profile)
     if found is not None:
         name, _ = found
-        need_fit = growth.fit(n, [s.need for s in sizes], "power", floor=NEED_FLOOR)
-        fits[(index_type, "search_value")] = need_fit
         if factor > MAX_FACTOR["search"]:
             row.update(status=STATUS_NO_FORECAST,
                        note=f"{rows:,} rows is {factor:,.0f}x the largest sample; the {name} the target needs is not "
                             f"forecast beyond {MAX_FACTOR['search']:g}x (measure a larger sample)")
             return row
-        need = need_fit.predict(rows)
         param = rules.get_index(index_type, profile).search[name]
-        ctx = {**spec.search_context(k, build_params), "rows": rows}
-        low, high = spec.bounds(param, ctx)
-        low = max(low or 1, 1)
-        value = max(low, math.ceil(need.value - 1e-9))
+        low, high = spec.bounds(param, {**spec.search_context(k, build_params), "rows": rows})
+        measured = [s for s in sizes if not s.censored]
+        half = largest.half_width if largest.half_width == largest.half_width else 0.0
+        if len(measured) >= 2 and not largest.censored:
+            got = _from_measured_need(index_type, measured, rows, target, fits)
+        else:
+            got = _from_lowest_value(index_type, name, sizes, rows, target, fits, notes)
+        if got is None:
+            row.update(status=STATUS_NO_FORECAST,
+                       note=f"the recall curve of {name} is too flat or too noisy at the sizes measured to say what "
+                            f"{rows:,} rows need (measure a larger sample or more queries)")
+            return row
+        need, value_of, recall_of = got
+        value = max(low or 1, 1, value_of(need.value))
         row.update(search_value=need.value, search_value_lo=need.lo, search_value_hi=need.hi)
         if high is not None and value > high:
             row.update(status=STATUS_NO_FORECAST,
@@ -438,60 +454,108 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
         if high is not None and need.hi > high:
             notes.append(f"the interval of the {name} needed reaches past its maximum {high:,}")
         search = {name: value}
-        if all(s.censored for s in sizes):
-            _censored_recall(row, index_type, name, sizes, rows, factor, fits, notes)
-            search = {name: max(value, int(largest.value))}
-            row.update(search_value=float(search[name]), search_value_lo=float("nan"),
-                       search_value_hi=float(search[name]))
-            row.update(build_params=params_json(build_params), search_params=params_json(search))
-            return _costs(row, index_type, sizes, n, rows, factor, fits, levels, notes)
-        slopes = [s.slope for s in sizes if s.slope == s.slope]
-        slope = largest.slope if largest.slope == largest.slope else (float(np.median(slopes)) if slopes else math.nan)
-        floor = largest.floor
-        measured = float(largest.timed.get("recall", math.nan))
-
-        def recall_at(needed: float) -> float:
-            if needed != needed:
-                return float("nan")
-            if slope != slope:  # a flat curve (recall 1 at the lowest values): the largest sample's own figure
-                return measured
-            return 1.0 - math.exp(_deficit(target, floor) + slope * (math.log(value) - math.log(max(needed, 1e-9))))
-
-        half = largest.half_width if largest.half_width == largest.half_width else 0.0
-        recall = min(1.0, recall_at(need.value))
-        row.update(recall=recall, recall_lo=max(0.0, min(recall, recall_at(need.hi)) - half),
-                   recall_hi=min(1.0, max(recall, recall_at(need.lo)) + half))
+        recall, worst, best = recall_of(value)
+        recall = min(1.0, max(0.0, recall))
+        row.update(recall=recall, recall_lo=max(0.0, min(recall, worst) - half),
+                   recall_hi=min(1.0, max(recall, best) + half))
+        if recall < target:
+            notes.append(f"forecast recall {recall:.3f} at {name}={value:,} is below the target")
     else:
         row.update(recall=1.0, recall_lo=1.0, recall_hi=1.0, note="exact search")
     row.update(build_params=params_json(build_params), search_params=params_json(search))
-    return _costs(row, index_type, sizes, n, rows, factor, fits, levels, notes)
+    return _costs(row, index_type, sizes, n, rows, factor, fits, levels, notes, dim)
 
 
-def _censored_recall(row: dict[str, Any], index_type: str, name: str, sizes: list[_Size], rows: int, factor: float,
-                     fits: dict[tuple[str, str], growth.Fit], notes: list[str]) -> None:
-    """Recall when every size met the target at the sweep's first value: the need is not measurable below it,
-    so the setting is that value and its recall is forecast from the trend of its deficit (1 - recall)."""
-    n = [s.rows for s in sizes]
-    deficits = [max(1.0 - s.recall_at_value, s.floor) for s in sizes]
-    fit_ = growth.fit(n, deficits, "power", floor=NEED_FLOOR)
+def _safe_exp(x: float) -> float:
+    return math.exp(min(x, 700.0))
+
+
+def _from_measured_need(index_type: str, measured: list[_Size], rows: int, target: float,
+                        fits: dict[tuple[str, str], growth.Fit]) -> tuple[growth.Prediction, Any, Any] | None:
+    """The need fitted as a power law of rows over the sizes where it was measured (a size that met the target
+    at the sweep's first value only bounds it from above and is left out); the recall at a value from the
+    largest size's local curve, moved to the forecast need."""
+    fit_ = growth.fit([s.rows for s in measured], [s.need for s in measured], "power", floor=NEED_FLOOR)
+    fits[(index_type, "search_value")] = fit_
+    need = fit_.predict(rows)
+    slopes = [s.slope for s in measured if s.slope == s.slope]
+    slope = measured[-1].slope if measured[-1].slope == measured[-1].slope else \
+        (float(np.median(slopes)) if slopes else math.nan)
+    if not slope < 0:
+        return None
+    dt = _deficit(target, measured[-1].floor)
+
+    def recall_at(value: int, needed: float) -> float:
+        if needed != needed or not needed > 0:
+            return float("nan")
+        return 1.0 - _safe_exp(dt + slope * (math.log(value) - math.log(needed)))
+
+    def value_of(needed: float) -> int:
+        return math.ceil(min(needed, 2.0**62) - 1e-9)
+
+    def recall_of(value: int) -> tuple[float, float, float]:
+        return recall_at(value, need.value), recall_at(value, need.hi), recall_at(value, need.lo)
+
+    return need, value_of, recall_of
+
+
+def _from_lowest_value(index_type: str, name: str, sizes: list[_Size], rows: int, target: float,
+                       fits: dict[tuple[str, str], growth.Fit], notes: list[str]
+                       ) -> tuple[growth.Prediction, Any, Any] | None:
+    """When the need was not measured above the sweep's first value v1 (the target met there at the largest
+    size, or at all but one size): the deficit 1 - recall at v1, fitted as a power law of rows, read at
+    ``rows``; the curve's local slope at v1 then says how far above v1 the target is reached (at v1 when the
+    deficit stays below 1 - target) and what recall a value gives."""
+    largest = sizes[-1]
+    v1 = largest.lowest
+    slopes = [s.slope_lowest for s in sizes if s.slope_lowest == s.slope_lowest]
+    slope = largest.slope_lowest if largest.slope_lowest == largest.slope_lowest else \
+        (float(np.median(slopes)) if slopes else math.nan)
+    if not v1 or not slope < 0:
+        return None
+    fit_ = growth.fit([s.rows for s in sizes], [max(1.0 - s.recall_lowest, s.floor) for s in sizes], "power",
+                      floor=NEED_FLOOR)
     fits[(index_type, "recall_deficit")] = fit_
-    d = fit_.predict(rows)
-    half = max((s.half_width for s in sizes[-1:] if s.half_width == s.half_width), default=0.0)
-    row.update(recall=min(1.0, 1.0 - d.value), recall_lo=max(0.0, 1.0 - d.hi - half),
-               recall_hi=min(1.0, 1.0 - d.lo + half))
-    notes.append(f"the target is met at the lowest {name} ({sizes[-1].value:,}) at every size measured; the recall "
-                 f"there is forecast from its trend")
+    deficit = fit_.predict(rows)
+    allowed = max(1.0 - target, largest.floor)
+
+    def need_for(d: float) -> float:
+        return float(v1) if d <= allowed else v1 * _safe_exp((math.log(allowed) - math.log(d)) / slope)
+
+    need = growth.Prediction(need_for(deficit.value), need_for(deficit.lo), need_for(deficit.hi))
+
+    def value_of(needed: float) -> int:
+        return max(v1, math.ceil(min(needed, 2.0**62) - 1e-9))
+
+    def recall_of(value: int) -> tuple[float, float, float]:
+        move = _safe_exp(slope * (math.log(value) - math.log(v1)))
+        return 1.0 - deficit.value * move, 1.0 - deficit.hi * move, 1.0 - deficit.lo * move
+
+    censored = sum(s.censored for s in sizes)
+    notes.append(f"the target is met at the lowest {name} ({v1:,}) at {censored} of {len(sizes)} sizes measured; "
+                 f"the need at {rows:,} rows comes from the trend of the recall at {name}={v1:,} and the curve's "
+                 f"slope there")
+    return need, value_of, recall_of
+
+
+def _centroid_mb(params: dict[str, int], dim: int) -> float:
+    """MB of an IVF index's coarse centroids (nlist x dim float32); 0 for other types."""
+    return int(params.get("nlist", 0)) * dim * 4 / MIB
 
 
 def _costs(row: dict[str, Any], index_type: str, sizes: list[_Size], n: list[int], rows: int, factor: float,
-           fits: dict[tuple[str, str], growth.Fit], levels: Sequence[int], notes: list[str]) -> dict[str, Any]:
+           fits: dict[tuple[str, str], growth.Fit], levels: Sequence[int], notes: list[str], dim: int
+           ) -> dict[str, Any]:
     """Memory, build time and the timed figures of a forecast row, each from its growth law."""
     timing_ok = factor <= MAX_FACTOR["timing"]
-    # memory: a count of structures, a straight line in rows
-    mem_fit = growth.fit(n, [s.memory_bytes / MIB for s in sizes], "linear")
+    # memory: a count of structures: a straight line in rows, plus (IVF) the coarse centroids, nlist x dim floats,
+    # whose nlist grows as 4·√rows (counted exactly at each size and at the forecast nlist, not fitted)
+    centroids = [_centroid_mb(s.params, dim) for s in sizes]
+    mem_fit = growth.fit(n, [s.memory_bytes / MIB - c for s, c in zip(sizes, centroids)], "linear")
     fits[(index_type, "memory_mb")] = mem_fit
     mem = _predict(mem_fit, rows, factor, "memory")
-    row.update(memory_mb=mem.value, memory_mb_lo=mem.lo, memory_mb_hi=mem.hi)
+    extra = _centroid_mb(json.loads(row.get("build_params") or "{}"), dim)
+    row.update(memory_mb=mem.value + extra, memory_mb_lo=mem.lo + extra, memory_mb_hi=mem.hi + extra)
     if index_type != "FLAT":  # FLAT builds nothing: it searches the collection's rows
         build_fit = growth.fit(n, [s.build_s for s in sizes], "power", floor=BUILD_FLOOR)
         fits[(index_type, "build_s")] = build_fit
