@@ -117,7 +117,8 @@ def main() -> int:
                 f"{setting.index_type:<9} {setting.label().split(' ', 1)[1]:<34} "
                 f"{row['recall']:.3f} [{row['recall_lo']:.3f}, {row['recall_hi']:.3f}] {measured['recall']:6.3f} "
                 f"{row['memory_mb']:9,.1f}/{mem:<9,.1f} {row['build_s']:8.1f}/{build.build_s:<8.1f} "
-                f"{row['qps']:8,.0f}/{measured['qps']:<8,.0f} {row['p99_ms']:6.3f}/{measured['p99_ms']:<7.3f} "
+                f"{row['qps']:8,.0f}/{measured['qps']:<8,.0f} [{row['qps_lo']:,.0f}, {row['qps_hi']:,.0f}] "
+                f"{row['p99_ms']:6.3f}/{measured['p99_ms']:<7.3f} "
                 f"{'ok' if all(ok) else 'MISSED ' + ','.join(n for n, g in zip(['recall>=t-0.01', 'recall+-0.02', 'memory15%', 'build1.5x', 'qps1.5x'], ok) if not g)}"  # noqa: E501
                 f"{'' if covered else ' (measured recall outside the interval)'}"
                 f"{' BUSY' if measured.get('busy') else ''}")
