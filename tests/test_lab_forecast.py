@@ -466,3 +466,25 @@ def test_ivf_memory_forecast_contains_the_labs_own_count_at_the_forecast_nlist(s
     count = memory.index_bytes("IVF_FLAT", json.loads(row["build_params"]), 32_000, small.dim) / MIB
     assert row["memory_mb_lo"] <= count <= row["memory_mb_hi"]
     assert row["memory_mb"] == pytest.approx(count, rel=0.01)
+
+
+def test_ivf_qps_follows_the_vectors_scanned_not_the_rows():
+    """A synthetic IVF whose query time is exactly proportional to the vectors it scans (nprobe x rows / nlist +
+    nlist): the forecast QPS at the forecast setting is exactly 1 / that work, whatever nprobe and nlist do."""
+    sizes = []
+    for i, n in enumerate((12_500, 25_000, 50_000, 100_000)):
+        nlist = round(4 * math.sqrt(n))
+        need = 40 * (n / 12_500) ** 0.2
+        value = math.ceil(need)
+        qps = 1e7 / (value * n / nlist + nlist)
+        sizes.append(_Size(n, {"nlist": nlist}, "ok", need=need, slope=-2.0, value=value, lowest=1,
+                           recall_lowest=0.3, slope_lowest=-0.5, build_s=0.1 * n / 12_500, memory_bytes=n * 208,
+                           half_width=0.002, floor=1e-5,
+                           timed={"qps": qps, "qps_lo": qps * 0.98, "qps_hi": qps * 1.02, "p99_ms": 1e3 / qps,
+                                  "p99_lo": 0.98e3 / qps, "p99_hi": 1.02e3 / qps, "repeats": 5}))
+    fits: dict = {}
+    row = _forecast_type("IVF_FLAT", sizes, 400_000, 50, "L2", 0.95, 10, "milvus-0.10", fits)
+    nprobe, nlist = json.loads(row["search_params"])["nprobe"], json.loads(row["build_params"])["nlist"]
+    assert row["qps"] == pytest.approx(1e7 / (nprobe * 400_000 / nlist + nlist), rel=1e-6)
+    assert row["qps_lo"] < row["qps"] < row["qps_hi"]
+    assert "vectors scanned per query" in fits[("IVF_FLAT", "qps")].describe()

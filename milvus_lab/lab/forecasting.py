@@ -573,7 +573,7 @@ def _costs(row: dict[str, Any], index_type: str, sizes: list[_Size], n: list[int
                   for s, r in zip(sizes, rounds)]
         if not all(v == v and v > 0 for v in values):
             continue
-        f = growth.fit(n, values, "power", spread=spread)
+        f = _timing_law(index_type, sizes, values, spread, row, fits)
         fits[(index_type, out)] = f
         p = _predict(f, rows, factor, "timing")
         row.update({out: p.value, f"{out}_lo": p.lo, f"{out}_hi": p.hi})
@@ -584,6 +584,35 @@ def _costs(row: dict[str, Any], index_type: str, sizes: list[_Size], n: list[int
         notes.append(f"stretching: {factor:,.0f}x beyond the largest sample; the intervals widen with it")
     row["_notes"] = notes
     return row
+
+
+#: index types whose query time follows the vectors they scan, nprobe x rows / nlist + nlist (the IVF family)
+SCANNED_WORK = ("IVF_FLAT", "IVF_SQ8", "IVF_SQ8H", "IVF_PQ")
+
+
+def _timing_law(index_type: str, sizes: list[_Size], values: list[float], spread: list[float], row: dict[str, Any],
+                fits: dict[tuple[str, str], Any]) -> Any:
+    """The growth law of a timed figure: a power law of the vectors an IVF query scans (nprobe x rows / nlist +
+    nlist, at each size's timed setting and at the forecast setting), since both nprobe and nlist move with the
+    rows; a power law of rows for every other type."""
+    n = [s.rows for s in sizes]
+    if index_type not in SCANNED_WORK or not all(s.value for s in sizes):
+        return growth.fit(n, values, "power", spread=spread)
+    work = [s.value * s.rows / s.params["nlist"] + s.params["nlist"] for s in sizes]
+    fit_ = growth.fit(work, values, "power", spread=spread)
+    forecast_rows = int(row["rows"])
+    forecast_value = json.loads(row["search_params"]).get("nprobe", sizes[-1].value)
+    need = fits.get((index_type, "search_value"))
+
+    def work_of(rows: float) -> float:
+        nlist = max(1, round(NLIST_PER_SQRT_ROWS * math.sqrt(rows)))
+        if rows == forecast_rows or need is None:
+            nprobe = forecast_value
+        else:
+            nprobe = max(1, min(nlist, math.ceil(need.predict(rows).value)))
+        return nprobe * rows / nlist + nlist
+
+    return growth.OnWork(fit_, work_of, "vectors scanned per query", min(n), max(n))
 
 
 def _sizing(row: dict[str, Any], dim: int, machine_bytes: float | None, node_gb: float, in_memory: bool) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,3 +150,33 @@ def fit(rows: Sequence[float], values: Sequence[float], law: str, *, spread: Seq
         sigma_meas = float(math.sqrt((s ** 2).mean())) if len(s) else 0.0
     sigma = max(sigma_fit, sigma_meas, floor)
     return Fit(law, intercept, slope, sigma, x_mean, sxx, len(x), int(n.min()), int(n.max()))
+
+
+@dataclass(frozen=True)
+class OnWork:
+    """A law fitted against the work one query does (e.g. the vectors an IVF search scans: nprobe x rows / nlist
+    + nlist) rather than against rows, read at a number of rows through ``work``: the work the forecast setting
+    implies at that size. Same interface as :class:`Fit` (``predict``, ``curve``, ``describe``)."""
+
+    fit: Fit
+    work: Callable[[float], float]
+    label: str
+    rows_min: int
+    rows_max: int
+
+    @property
+    def law(self) -> str:
+        return self.fit.law
+
+    @property
+    def points(self) -> int:
+        return self.fit.points
+
+    def predict(self, rows: float, level: float = LEVEL) -> Prediction:
+        return self.fit.predict(self.work(rows), level)
+
+    def curve(self, rows: Sequence[float], level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.fit.curve([self.work(r) for r in rows], level)
+
+    def describe(self, unit: str = "") -> str:
+        return self.fit.describe(unit).replace("rows", self.label)
