@@ -9,7 +9,8 @@ Three lines from an embedded server to a collection on it::
 ``target`` is a :class:`~milvus_lab.protocol.Target` (spec profile ``milvus-2.3``): ``create_collection``
 gives a :class:`ServerCollection` with the same verbs as the in-memory one. :func:`parity` measures the
 same settings in memory and on the server side by side; :func:`pymilvus2_index_code` prints the pymilvus
-2.x lines for a setting. pymilvus is imported only when a server is used.
+2.x lines for a setting. pymilvus is imported only when a server is used. :func:`parity` and
+:func:`plot_parity` are the lab's (:mod:`milvus_lab.lab.parity`), re-exported here under their older address.
 """
 
 from . import embedded
@@ -27,3 +28,4 @@ __all__ = [
     "ServerBuildReport", "ServerCollection", "ServerSearchResult", "ServerTarget", "connect", "embedded", "parity",
     "plot_parity", "pymilvus2_index_code",
 ]
+
