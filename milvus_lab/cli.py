@@ -294,13 +294,13 @@ def demo_command(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def compare_command(args: argparse.Namespace, extra: list[str]) -> int:
-    from .lab_cli import run_compare
+    from .lab.cli import run_compare
 
     return run_compare(args, args.command_argv)
 
 
 def forecast_command(args: argparse.Namespace, extra: list[str]) -> int:
-    from .forecast_cli import run_forecast
+    from .lab.forecast_cli import run_forecast
 
     return run_forecast(args)
 
@@ -308,7 +308,7 @@ def forecast_command(args: argparse.Namespace, extra: list[str]) -> int:
 def parser() -> argparse.ArgumentParser:
     """The ``milvus-lab`` parser: one sub-parser per command, each with ``func(args, extra) -> exit status``
     (``extra``: the options the command passes on to JupyterLab / Voila; empty for the others)."""
-    from .lab_cli import COMPARE_DESCRIPTION, HelpFormatter, compare_parser
+    from .lab.cli import COMPARE_DESCRIPTION, HelpFormatter, compare_parser
 
     top = argparse.ArgumentParser(prog="milvus-lab", description=DESCRIPTION,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -327,7 +327,7 @@ def parser() -> argparse.ArgumentParser:
                        "Markdown report", description=COMPARE_DESCRIPTION, formatter_class=HelpFormatter)
     compare_parser(p)
     p.set_defaults(func=compare_command, command_parser=p)
-    from .forecast_cli import FORECAST_DESCRIPTION, forecast_parser
+    from .lab.forecast_cli import FORECAST_DESCRIPTION, forecast_parser
 
     p = sub.add_parser("forecast", help="forecast the setting each index type needs at --rows rows, and its "
                        "memory, build time, QPS and p99, from your sample", description=FORECAST_DESCRIPTION,

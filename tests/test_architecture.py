@@ -136,8 +136,6 @@ ALLOWED_PRIVATE_ATTRIBUTES = {
     ("milvus_lab.lab.timing", "_asdict"): "psutil's cpu_times() is a namedtuple: _asdict is its public API",
     ("milvus_lab.server.target", "_fetch_handler"): "pymilvus's ORM has no call for an index's state with the "
                                                    "failure reason; its connection handler does",
-    ("milvus_lab.lab_cli", "_actions"): "argparse has no public list of a parser's options (command_line "
-                                        "rebuilds the typed command from them)",
 }
 
 

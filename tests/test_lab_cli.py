@@ -1,4 +1,4 @@
-"""``milvus-lab compare`` (lab_cli.compare_main): files written, winner table printed, clear errors."""
+"""``milvus-lab compare`` (lab.cli.compare_main): files written, winner table printed, clear errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from conftest import clustered
 
 from milvus_lab.cli import main as cli_main
-from milvus_lab.lab_cli import command_line, compare_main, compare_parser, run_folder
+from milvus_lab.lab.cli import command_line, compare_main, compare_parser, run_folder
 
 FAST = ["--no-progress", "--latency-queries", "3", "--formats", "png"]
 
@@ -132,6 +132,22 @@ def test_report_names_the_command_as_typed(tmp_path):
     assert command_line(parsed) == "milvus-lab compare --data 'a b.npy' --k 5 --no-progress"
 
 
+@pytest.mark.parametrize("argv", [
+    [],
+    ["--data", "a b.npy", "--k", "5", "--no-progress"],
+    ["--data", "x.csv", "--columns", "a,b", "--concurrency", "1,10,20", "--time-limit", "2.5", "--normalize",
+     "--metric", "IP", "--index-types", "FLAT,HNSW", "--seed", "3"],
+])
+def test_the_command_rebuilt_from_parsed_arguments_parses_back_to_the_same_arguments(argv):
+    """The oracle is the parser itself: the rebuilt command, split as a shell would, parses to the same values
+    (lists and tuples such as --columns and --concurrency written back comma-separated)."""
+    parsed = compare_parser().parse_args(argv)
+    words = shlex.split(command_line(parsed))
+    assert words[:2] == ["milvus-lab", "compare"]
+    assert vars(compare_parser().parse_args(words[2:])) == vars(parsed)
+    assert len(words) - 2 <= len(argv)  # options left at their default are not written
+
+
 def test_a_vector_column_beside_scalar_columns_is_used_without_asking(tmp_path, capsys):
     """A parquet file of `id` and `emb` (one vector per row) is unambiguous: the vectors are `emb`."""
     rows = clustered(300, 8, seed=4)
@@ -207,3 +223,15 @@ def test_the_closing_lines_print_peak_memory_against_the_data(tmp_path, capsys):
                                      line).groups()
     assert int(data.replace(",", "")) == round(1900 * 32 * 4 / 2**20)
     assert float(ratio) == pytest.approx(int(peak.replace(",", "")) / (1900 * 32 * 4 / 2**20), rel=0.01)
+
+
+def test_the_older_module_paths_re_export_the_lab_commands():
+    from milvus_lab import forecast_cli, lab_cli
+    from milvus_lab.lab import cli as lab_commands
+    from milvus_lab.lab import forecast_cli as lab_forecast
+
+    for name in lab_cli.__all__:
+        assert getattr(lab_cli, name) is getattr(lab_commands, name), name
+    for name in forecast_cli.__all__:
+        assert getattr(forecast_cli, name) is getattr(lab_forecast, name), name
+    assert lab_cli.command_line is command_line
