@@ -13,7 +13,7 @@ import pytest
 from conftest import clustered
 
 from milvus_lab.cli import main as cli_main
-from milvus_lab.lab.cli import command_line, compare_main, compare_parser, run_folder
+from milvus_lab.lab.cli import command_line, compare_main, compare_parser, run_folder, unsaid_notices
 
 FAST = ["--no-progress", "--latency-queries", "3", "--formats", "png"]
 
@@ -235,3 +235,12 @@ def test_the_older_module_paths_re_export_the_lab_commands():
     for name in forecast_cli.__all__:
         assert getattr(forecast_cli, name) is getattr(lab_forecast, name), name
     assert lab_cli.command_line is command_line
+
+
+def test_only_the_notices_no_row_says_are_shown_after_a_compare():
+    skip = "IVF_PQ cannot index 50-dimensional vectors: no m is allowed for dimension 50"
+    server = "HNSW: server at http://h:1 went away; the 2 row(s) measured so far are kept"
+    results = pd.DataFrame({"index_type": ["IVF_PQ", "HNSW"], "note": [skip, "server at http://h:1 went away"]})
+    results.attrs["notices"] = [skip, server]
+    assert unsaid_notices(results) == [server]
+    assert unsaid_notices(pd.DataFrame({"note": [None]})) == []  # a frame without notices shows none

@@ -138,6 +138,7 @@ def test_ivf_pq_on_50d_is_refused_by_measure_and_skipped_by_compare(session):
     assert "no m is allowed for dimension 50" in skipped["note"].iloc[0]
     assert "48" in skipped["note"].iloc[0]  # the nearest dimension that allows it
     assert np.isnan(skipped["recall"].iloc[0])
+    assert df.attrs["notices"] == [skipped["note"].iloc[0]]  # the notice warned is also returned as data
 
 
 # ------------------------------------------------------------------ grids from the spec

@@ -16,10 +16,13 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import spec
 from ..errors import MilvusLabError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_OUT = "lab_output"
 DEFAULT_GLOVE_ROWS = 100_000
@@ -236,11 +239,11 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         return 2
     try:
         target = None if args.milvus_uri is None else connect_target(args.milvus_uri)
-        # skipped and unindexed types are stated once, in the winner table and the report: the lines the
-        # sweep writes above its progress bar are held back and only those the results do not say are shown
-        held = io.StringIO()
+        # skipped and unindexed types are stated once, in the winner table and the report: the notices the
+        # sweep prints above its progress bar (or warns) are held back here; they come back as data in
+        # results.attrs["notices"], and only those the results do not say are shown below
         with lab.Session(target=target, threads=args.threads, repeats=args.repeats) as session, \
-                warnings.catch_warnings(), contextlib.redirect_stdout(held):
+                warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore", lab.LabWarning)
             results = lab.compare(dataset, types, k=args.k, budget=args.budget, session=session,
                                   latency_queries=args.latency_queries, time_limit=args.time_limit,
@@ -252,10 +255,8 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
             out.rmdir()
         return 2
     wall = time.perf_counter() - started
-    notes = " ".join(n for n in results["note"] if isinstance(n, str))
-    for line in held.getvalue().splitlines():
-        if line.strip() and line.split(": ", 1)[-1].strip() not in notes:
-            print(line)
+    for notice in unsaid_notices(results):
+        print(notice)
     results.to_csv(out / "results.csv", index=False)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     plots = []
@@ -275,6 +276,14 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
               f"{out / 'results.csv'})", file=sys.stderr)
         return 1
     return 0
+
+
+def unsaid_notices(results: pd.DataFrame) -> list[str]:
+    """The notices of a compare run (``results.attrs["notices"]``) that no row's note already says: a skipped
+    type's reason is in its row, a server error's "rows measured so far are kept" is not."""
+    notes = " ".join(n for n in results["note"] if isinstance(n, str))
+    return [notice for notice in results.attrs.get("notices", [])
+            if notice.strip() and notice.split(": ", 1)[-1].strip() not in notes]
 
 
 def peak_memory_line(data_bytes: int) -> str:

@@ -334,8 +334,9 @@ def saturation_rule(budget: Budget, max_recall: float | None = None) -> StopRule
 class Progress:
     """A tqdm.auto bar over all steps of a run, with elapsed and estimated remaining time (or nothing)."""
 
-    def __init__(self, total: int, enabled: bool, desc: str):
+    def __init__(self, total: int, enabled: bool, desc: str, notices: list[str] | None = None):
         self.bar = None
+        self.notices = notices
         if enabled:
             from tqdm.auto import tqdm
 
@@ -354,6 +355,9 @@ class Progress:
             self.bar.set_description_str(text)
 
     def write(self, text: str) -> None:
+        """A notice: appended to ``notices`` (when given), and printed above the bar or warned."""
+        if self.notices is not None:
+            self.notices.append(text)
         if self.bar is not None:
             self.bar.write(text)
         else:
@@ -367,18 +371,19 @@ class Progress:
 def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: StopRule,
              latency_queries: int = DEFAULT_LATENCY_QUERIES, progress: bool = True, time_limit: float | None = None,
              accept_build: Callable[[Build], str | None] | None = None, desc: str = "lab",
-             concurrency: ConcurrencyPlan | None = None) -> list[dict[str, Any]]:
+             concurrency: ConcurrencyPlan | None = None, notices: list[str] | None = None) -> list[dict[str, Any]]:
     """Build each planned index and walk its search settings (recall only) until ``stop`` says so, then
     time the settings walked round-robin.
 
     ``accept_build`` may refuse a build after it is made (returns the reason), e.g. over a memory budget.
     Rows for skipped index types come first; builds not indexed or failed give one row with the reason. A
     server error ends the run: the rows measured so far are returned with a last row saying what failed.
+    Each notice (a skipped type, a build not made or refused, the server error) is also appended to ``notices``.
     """
     started = time.perf_counter()
     dataset.ground_truth(k)
     rows: list[dict[str, Any]] = []
-    bar = Progress(plan.steps, progress, desc)
+    bar = Progress(plan.steps, progress, desc, notices)
     try:
         for index_type, reason in plan.skipped.items():
             bar.write(reason)
@@ -470,7 +475,9 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     truth; QPS is the median of ``repeats`` interleaved rounds with ``qps_lo`` / ``qps_hi``; ``busy`` flags
     timings taken while other processes used the machine. ``pareto`` marks each type's recall–QPS frontier.
     The plan's memory is checked before anything is built. A server error mid-run returns the rows measured
-    so far, the last one saying what failed (``df.attrs["error"]``). ``concurrency=(1, 10, 20)`` adds
+    so far, the last one saying what failed (``df.attrs["error"]``). The notices printed above the progress
+    bar (or warned without one: skipped types, builds not indexed, the server error) are also returned, in
+    order, as ``df.attrs["notices"]``, a list of strings. ``concurrency=(1, 10, 20)`` adds
     concurrent-client QPS and latency per setting (see :func:`~milvus_lab.lab.measure`; default None: off); it
     adds about ``concurrency_seconds`` x the number of levels to every measured setting.
     """
@@ -488,14 +495,15 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
         plan = default_plan(dataset, index_types, k=k, budget=budget_obj, profile=session.profile)
         check_memory(dataset, plan, session)
         started = time.perf_counter()
+        notices: list[str] = []
         with session.running():
             rows = run_plan(session, dataset, plan, k=k, stop=saturation_rule(budget_obj),
                             latency_queries=latency_queries, progress=progress, time_limit=time_limit,
-                            desc="compare", concurrency=clients)
+                            desc="compare", concurrency=clients, notices=notices)
         df = results_frame(rows)
         df["pareto"] = pareto_frontier(df)
         df.attrs.update(session.run_attrs(), dataset=dataset.name, k=k, budget=budget_obj.name,
-                        wall_s=time.perf_counter() - started)
+                        wall_s=time.perf_counter() - started, notices=notices)
         df.attrs["busy_warning"] = busy_warning(**session.monitor.summary()) if df["busy"].fillna(False).any() else ""
         failed = df[df["status"] == STATUS_SERVER_ERROR]
         if len(failed):
