@@ -240,6 +240,15 @@ def test_arrows_point_one_way_and_nothing_imports_widgets():
     assert not offences, "\n".join(offences)
 
 
+def test_server_uses_the_lab_only_in_the_parity_re_export():
+    """Parity lives in the lab; of server/, only ``server/parity.py`` (its older address) may import the lab."""
+    offences = [f"{module} imports {t}" for module, targets in _graph().items()
+                if module.startswith("milvus_lab.server") and module != "milvus_lab.server.parity"
+                for t in targets if t.startswith("milvus_lab.lab")]
+    assert not offences, "\n".join(offences)
+    assert any(t.startswith("milvus_lab.lab") for t in _graph()["milvus_lab.server.parity"])  # the scan sees it
+
+
 # --------------------------------------------------------------------------------------------------
 # No range bound of the spec restated outside spec.py
 # --------------------------------------------------------------------------------------------------
