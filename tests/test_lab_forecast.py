@@ -472,7 +472,7 @@ def test_ivf_qps_follows_the_vectors_scanned_not_the_rows():
     """A synthetic IVF whose query time is exactly proportional to the vectors it scans (nprobe x rows / nlist +
     nlist): the forecast QPS at the forecast setting is exactly 1 / that work, whatever nprobe and nlist do."""
     sizes = []
-    for i, n in enumerate((12_500, 25_000, 50_000, 100_000)):
+    for n in (12_500, 25_000, 50_000, 100_000):
         nlist = round(4 * math.sqrt(n))
         need = 40 * (n / 12_500) ** 0.2
         value = math.ceil(need)
