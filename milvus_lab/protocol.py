@@ -8,10 +8,14 @@ spec profile whose rules apply to it (``spec.PROFILES``: Milvus 0.10 in memory, 
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
+
+from .errors import ParamError
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,72 @@ class IndexedCollection(Protocol):
                ) -> SearchHits: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+
+#: a change listener: called with the collection's new version, on the thread that made the change
+ChangeListener = Callable[[int], None]
+
+
+@runtime_checkable
+class ChangeSignalling(Protocol):
+    """A collection that says when it changed, so a form listens instead of polling ``stats()``.
+
+    ``version`` grows by at least one on every call that changes what ``stats()``, ``count()`` or
+    ``describe_index()`` may return (and on a background build that finishes); reads never change it.
+    ``on_change(callback)`` calls ``callback(version)`` after each such change and returns a function that
+    unsubscribes. Both collections of this package implement it; a collection that does not is still an
+    :class:`IndexedCollection` (the forms then poll it)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def on_change(self, callback: ChangeListener) -> Callable[[], None]: ...
+
+
+_log = logging.getLogger(__name__)
+
+
+class ChangeSignal:
+    """A thread-safe version counter with listeners: the one implementation of :class:`ChangeSignalling`.
+
+    :meth:`bump` increments the version under a lock (no two bumps share a number) and then calls every
+    listener outside it, in subscription order; a listener that raises is logged and skipped, never raised
+    into the call that changed the collection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version = 0
+        self._listeners: list[ChangeListener] = []
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def subscribe(self, callback: ChangeListener) -> Callable[[], None]:
+        """Call ``callback(version)`` after every change; return the function that stops it (idempotent)."""
+        if not callable(callback):
+            raise ParamError(f"on_change: callback must be callable (a function of the new version), got "
+                             f"{type(callback).__name__} {callback!r}")
+        with self._lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+        return unsubscribe
+
+    def bump(self) -> int:
+        """Count one change and tell the listeners; return the new version."""
+        with self._lock:
+            self._version += 1
+            version, listeners = self._version, list(self._listeners)
+        for callback in listeners:
+            try:
+                callback(version)
+            except Exception:  # noqa: BLE001 - a listener never breaks the collection that changed
+                _log.exception("a change listener of a collection raised; the change itself stands")
+        return version
 
 
 @runtime_checkable

@@ -33,7 +33,7 @@ from ..errors import (
     RecommendationWarning,
     UntrainableSegmentError,
 )
-from ..protocol import IndexInfo
+from ..protocol import ChangeListener, ChangeSignal, IndexInfo
 from ..units import MIB
 from . import validation
 from .html import collection_html, format_bytes
@@ -163,6 +163,7 @@ class Collection:
         self._dropped = False
         self._background_errors: list[str] = []
         self._search_checks: dict[tuple, dict[str, int]] = {}
+        self._changes = ChangeSignal()
 
     @property
     def segment_rows(self) -> int:
@@ -233,11 +234,25 @@ class Collection:
             self._partitions = {}
             self._pending_deletes = []
             self._live_user_ids = set()
+        self._changes.bump()
         return_freed_memory()
 
     @property
     def dropped(self) -> bool:
         return self._dropped
+
+    # ------------------------------------------------------------------ change signal
+    @property
+    def version(self) -> int:
+        """Grows on every change of rows, partitions, segments or index (background builds included);
+        reads leave it alone (``protocol.ChangeSignalling``)."""
+        return self._changes.version
+
+    def on_change(self, callback: ChangeListener) -> Callable[[], None]:
+        """Call ``callback(version)`` after every change (on the thread that made it, the engine's indexer
+        thread for background builds); return the function that unsubscribes. A raising callback is logged
+        and never breaks the change."""
+        return self._changes.subscribe(callback)
 
     # ------------------------------------------------------------------ description
     def __repr__(self) -> str:
@@ -305,6 +320,7 @@ class Collection:
             if tag in self._partitions:
                 raise AlreadyExistsError(f"partition {tag!r} already exists in collection {self.name!r}")
             self._partitions[tag] = []
+        self._changes.bump()
 
     def drop_partition(self, tag: str) -> None:
         tag = validation.partition_tag(tag)
@@ -316,6 +332,7 @@ class Collection:
             for seg in self._partitions.pop(tag):
                 if self._id_mode == "user":
                     self._live_user_ids.difference_update(seg.ids[seg.live_mask()].tolist())
+        self._changes.bump()
 
     def has_partition(self, tag: str) -> bool:
         tag = validation.partition_tag(tag)
@@ -374,6 +391,7 @@ class Collection:
                 self._live_user_ids.update(user_ids.tolist())
             else:
                 self._next_auto_id += len(vectors)
+        self._changes.bump()
         self._schedule(sealed)
         return new_ids.copy()
 
@@ -433,6 +451,7 @@ class Collection:
             with self._state:
                 extent = {seg.segment_id: seg.count for seg in self._all_segments()}
             self._pending_deletes.append((doomed, extent))
+        self._changes.bump()
 
     def flush(self) -> None:
         """Apply pending deletes and give back insert buffer slack."""
@@ -448,6 +467,7 @@ class Collection:
                 for seg in self._all_segments():
                     seg.trim()
                 self._pending_deletes = []
+        self._changes.bump()
 
     def compact(self) -> None:
         """Rewrite segments that have deleted rows without them (re-indexing sealed ones; blocks).
@@ -488,6 +508,7 @@ class Collection:
                     self._partitions[tag] = [s for s in self._partitions[tag] if s.count or not s.sealed]
             freed = any(old.index is not None for _, _, old, _, _ in replacements)
             del plan, replacements, seg  # the old segments (and their indexes) are unreachable from here on
+        self._changes.bump()
         if freed:
             return_freed_memory()
 
@@ -648,6 +669,7 @@ class Collection:
                         report.raw_rows += seg.count - seg.n_deleted
                         report.raw_reasons.append(f"segment {seg.name}: {self._why_raw(seg)}")
         report.build_seconds = time.perf_counter() - started
+        self._changes.bump()
         if dropped_old:
             return_freed_memory()
         return report
@@ -701,6 +723,7 @@ class Collection:
                     seg.raw_reason = None
                 self._index_type, self._index_params, self._index_params_given = "FLAT", {}, {}
                 self._index_version += 1
+        self._changes.bump()
         return_freed_memory()
 
     def wait_for_index(self, timeout: float | None = None) -> bool:
@@ -725,8 +748,11 @@ class Collection:
             index = backends.build(index_type, params, seg.vectors, self._library_metric)
         except UntrainableSegmentError as exc:  # the data cannot train it: the segment stays raw, says why
             with self._state:
-                if version == self._index_version:
+                changed = version == self._index_version
+                if changed:
                     seg.raw_reason = str(exc)
+            if changed:
+                self._changes.bump()
             return
         except Exception as exc:  # noqa: BLE001 - on the worker thread: recorded, shown as the raw reason
             with self._state:
@@ -734,11 +760,17 @@ class Collection:
                     seg.raw_reason = (f"build failed: {exc}" if isinstance(exc, BuildIndexError)
                                        else f"build failed: unexpected error: {exc!r}")
                     self._background_errors.append(f"segment {seg.name}: {seg.raw_reason}")
+                changed = version == self._index_version
+            if changed:
+                self._changes.bump()
             return
         with self._state:
             alive = any(s is seg for s in self._all_segments())
-            if alive and not self._dropped and version == self._index_version and seg.index is None:
+            swapped = alive and not self._dropped and version == self._index_version and seg.index is None
+            if swapped:
                 seg.index = index
+        if swapped:
+            self._changes.bump()
 
     # ------------------------------------------------------------------ search
     def search(self, query_records: Any, top_k: int = 10, params: Mapping[str, Any] | None = None,

@@ -27,7 +27,7 @@ import numpy as np
 from .. import numerics, spec
 from ..engine import validation
 from ..errors import AlreadyExistsError, BuildIndexError, InvalidParameterError, ParamError, ServerError
-from ..protocol import IndexInfo
+from ..protocol import ChangeListener, ChangeSignal, IndexInfo
 from ..units import MIB
 from .embedded import INSTALL_HINT
 
@@ -323,7 +323,9 @@ class ServerTarget:
                                   f"create it, and milvus_lab never touches collections it did not create")
             self.call(f"drop collection {collection_name!r}", pymilvus.utility.drop_collection, collection_name,
                       timeout=self.rpc_timeout, using=self.alias)
-            self._created.pop(collection_name).dropped = True
+            dropped = self._created.pop(collection_name)
+            dropped.dropped = True
+        dropped._changes.bump()
 
     def close(self, *, drop_created: bool = True) -> list[str]:
         """Drop the collections this target created (unless ``drop_created=False``) and disconnect.
@@ -394,6 +396,7 @@ class ServerCollection:
         self._next_id = 0
         self._user_ids: bool | None = None
         self._ids = np.empty(0, dtype=np.int64)
+        self._changes = ChangeSignal()
 
     def __repr__(self) -> str:
         return (f"ServerCollection({self.name!r}, dimension={self.dimension}, metric={self.metric}, "
@@ -406,6 +409,20 @@ class ServerCollection:
     def _check_alive(self) -> None:
         if self.dropped:
             raise ServerError(f"collection {self.name!r} on {self.target.describe()} was dropped")
+
+    # ---------------------------------------------------------------- change signal
+    @property
+    def version(self) -> int:
+        """Grows on every insert, create_index, drop_index and drop made *through this object*; costs no RPC.
+
+        A Milvus server pushes no notifications, so a change made by another client (or by the server
+        itself, e.g. a background compaction) does not move it: a form's Refresh button shows those."""
+        return self._changes.version
+
+    def on_change(self, callback: ChangeListener) -> Callable[[], None]:
+        """Call ``callback(version)`` after every change made through this object (see :attr:`version`);
+        return the function that unsubscribes. A raising callback is logged and never breaks the change."""
+        return self._changes.subscribe(callback)
 
     def _call(self, step: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self.target.call(f"{step} ({self.name!r})", fn, *args, **kwargs)
@@ -450,7 +467,8 @@ class ServerCollection:
             self._ids = np.concatenate([self._ids, new_ids]) if ids is not None else self._ids
             self._next_id = max(self._next_id, int(new_ids.max()) + 1)
             self._count += len(vectors)
-            return new_ids
+        self._changes.bump()
+        return new_ids
 
     def count(self) -> int:
         """Rows in the collection (as the server counts them)."""
@@ -475,9 +493,12 @@ class ServerCollection:
         """Drop the index on the server; the collection searches exactly (FLAT) again."""
         with self._lock:
             self._check_alive()
-            self._release()
-            self._drop_server_index()
-            self._index_type, self._params = "FLAT", {}
+            try:
+                self._release()
+                self._drop_server_index()
+                self._index_type, self._params = "FLAT", {}
+            finally:  # an RPC that failed half way may still have released or dropped: listeners look again
+                self._changes.bump()
 
     def _index_state(self) -> tuple[Any, str]:
         """(state, failure reason) of the collection's index on the server."""
@@ -562,11 +583,14 @@ class ServerCollection:
         server_type = spec.native_index_name(index_spec.name, self.metric, profile=self.profile)
         with self._lock:
             self._check_alive()
-            self._release()
-            self._drop_server_index()
-            self._index_type, self._params = "FLAT", {}
-            build_s, load_s = self._build(server_type, clean)
-            self._index_type, self._params = index_spec.name, clean
+            try:
+                self._release()
+                self._drop_server_index()
+                self._index_type, self._params = "FLAT", {}
+                build_s, load_s = self._build(server_type, clean)
+                self._index_type, self._params = index_spec.name, clean
+            finally:  # a failed build has dropped the old index already: listeners look again either way
+                self._changes.bump()
             raw_rows, reasons = 0, []
             if not index_spec.is_flat:
                 raw = [s for s in self._segments() if not s.indexID]

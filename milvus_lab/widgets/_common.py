@@ -1,5 +1,5 @@
 """Pieces shared by the forms: a status line that keeps its plain text, error formatting, the few protocol
-reads the forms make (profile, current index, a cheap signature), a polling watcher."""
+reads the forms make (profile, current index, a cheap signature), a watcher that listens to the collection."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from html import escape
 from typing import Any
 
 import ipywidgets as widgets
+import traitlets
 
 from ..engine.html import index_text as index_text  # the forms' text for an index, one home
 from ..errors import MilvusLabError
+from ..protocol import ChangeSignalling
 
 COLOURS = {"error": "#b00020", "warning": "#8a5a00", "ok": "#1b5e20", "info": "#333333", "": "#333333"}
 BACKGROUNDS = {"error": "#fdecea", "warning": "#fff8e1", "ok": "#e8f5e9", "info": "#f5f5f5", "": "transparent"}
@@ -68,23 +70,65 @@ def collection_signature(collection: Any) -> str:
     return repr((index_type, sorted(params.items()), collection.stats()))
 
 
-class Watcher:
-    """A daemon thread that calls ``owner.refresh()`` when the collection's signature changes.
+class CollectionVersion(traitlets.HasTraits):
+    """The collection's change version as a trait, so a form ``observe``s it like any widget value."""
 
-    It holds the owner weakly and stops on :meth:`stop`, when the owner is gone, or when the collection
-    is dropped, so a forgotten form never keeps a thread busy forever."""
+    version = traitlets.Int(0)
+
+
+class Watcher:
+    """Calls ``owner.refresh()`` when the collection changes.
+
+    A collection with a change signal (``protocol.ChangeSignalling``: both collections of this package) is
+    listened to: its ``on_change`` hook sets :attr:`signal` ``.version``, whose observer refreshes the owner on
+    the thread that made the change (the engine's indexer thread for a background build); no thread runs and
+    nothing is read while the collection is idle. Any other collection is polled every ``interval`` seconds
+    by a daemon thread (:attr:`thread`) comparing :func:`collection_signature`.
+
+    It holds the owner weakly and stops on :meth:`stop` or when the owner is gone (the poller also when the
+    collection is dropped), so a forgotten form never keeps a thread or a listener busy forever."""
 
     def __init__(self, owner: Any, collection: Any, interval: float = 0.5):
         self._owner = weakref.ref(owner)
         self._collection = collection
         self._interval = interval
         self._stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.signal: CollectionVersion | None = None
+        self._unsubscribe: Any = None
+        if isinstance(collection, ChangeSignalling):
+            self.signal = CollectionVersion(version=collection.version)
+            self.signal.observe(self._on_version, "version")
+            self._unsubscribe = collection.on_change(self._on_change)
+            return
         try:
             self._last: str | None = collection_signature(collection)
         except MilvusLabError:
             self._last = None
         self.thread = threading.Thread(target=self._run, name="milvus_lab-widget-watcher", daemon=True)
         self.thread.start()
+
+    @property
+    def active(self) -> bool:
+        """True while it listens to the collection or its polling thread runs."""
+        if self.thread is not None:
+            return self.thread.is_alive()
+        return self._unsubscribe is not None and not self._stop.is_set()
+
+    def _on_change(self, version: int) -> None:
+        if self._stop.is_set() or self.signal is None:
+            return
+        self.signal.version = version
+
+    def _on_version(self, _change: Any) -> None:
+        owner = self._owner()
+        if owner is None or self._stop.is_set():
+            self.stop()
+            return
+        try:
+            owner.refresh()
+        except Exception:  # noqa: BLE001, S110 - a refresh never raises into the call that changed the collection
+            pass
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -107,7 +151,10 @@ class Watcher:
             del owner
 
     def stop(self) -> None:
+        """Stop listening (or polling); idempotent."""
         self._stop.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
 
 
 def close_tree(widget: Any) -> None:

@@ -50,9 +50,9 @@ def raw_reason(collection: Any, index_type: str, params: dict[str, int], seg: di
 
 class CollectionPanel(WatchedBox):
     """A live summary of ``collection``: rows per partition, the index, and every segment (sealed or open,
-    indexed or raw and why). A watcher thread re-renders it when anything changes, e.g. while the engine
-    indexes sealed segments in the background; :meth:`refresh` re-renders now. While a form builds an
-    index, :meth:`building` shows that instead of the segments' old state."""
+    indexed or raw and why). It re-renders when the collection signals a change (``on_change``), e.g. when
+    the engine's indexer thread finishes a segment in the background; :meth:`refresh` re-renders now. While a
+    form builds an index, :meth:`building` shows that instead of the segments' old state."""
 
     def __init__(self, collection: Any, *, watch: bool = True, interval: float = 0.5):
         super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
