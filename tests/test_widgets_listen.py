@@ -14,7 +14,7 @@ from conftest import clustered
 
 from milvus_lab.errors import MilvusLabError, ParamError
 from milvus_lab.protocol import ChangeSignal, ChangeSignalling
-from milvus_lab.widgets import CollectionPanel, IndexForm, SearchForm
+from milvus_lab.widgets import CollectionPanel, IndexForm, SearchForm, app
 
 DIM = 16
 #: the shared `engine` fixture (conftest) builds an index once a segment holds this many rows
@@ -231,3 +231,48 @@ def test_a_server_collection_counts_the_changes_made_through_it_without_an_rpc()
     assert c.version == 1
     c.drop_index()
     assert c.version == 2 and heard == [1, 2]
+
+
+def test_the_app_listens_once_for_its_three_views(coll):
+    calls = count_stats(coll)
+    a = app(coll)
+    try:
+        assert a.watcher.thread is None and a.watcher.active
+        calls.clear()
+        coll.create_index("IVF_FLAT", {"nlist": 8}, warn=False)
+        assert "Current index: IVF_FLAT (nlist=8)" in a.index_form.current.text
+        assert "IVF_FLAT" in a.search_form.index_info.value and a.panel.html.value == a.panel.render()
+    finally:
+        a.close()
+    assert not a.watcher.active
+
+
+class _Silent:
+    """A collection without a change signal: every verb but ``version`` / ``on_change`` forwarded."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.name, self.dimension, self.metric, self.profile = inner.name, inner.dimension, inner.metric, inner.profile
+
+    def __getattr__(self, name):
+        if name in ("version", "on_change"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_collection_without_the_signal_is_still_followed_by_polling(coll):
+    silent = _Silent(coll)
+    assert not isinstance(silent, ChangeSignalling)
+    f = IndexForm(silent, interval=0.01)
+    try:
+        assert f.watcher.thread is not None and f.watcher.active
+        coll.create_index("HNSW", {"M": 8, "efConstruction": 40}, warn=False)
+        done = threading.Event()
+        for _ in range(12000):  # a failure bound only (about 120 s): the loop ends on the change
+            if "HNSW" in f.current.text or done.wait(0.01):
+                break
+        assert "Current index: HNSW (M=8, efConstruction=40)" in f.current.text
+    finally:
+        f.close()
+    f.watcher.thread.join(60)
+    assert not f.watcher.active

@@ -132,7 +132,7 @@ class SearchForm(WatchedBox):
     def refresh(self) -> None:
         """Follow the collection's index: rebuild the search fields when its type or built params change
         (results of the previous index are cleared: they no longer describe what is there)."""
-        with self._refresh_lock:  # the watcher thread and a button handler may both get here
+        with self._refresh_lock:  # a change listener (any thread) and a button handler may both get here
             self._refresh()
 
     def _refresh(self) -> None:
