@@ -423,7 +423,7 @@ def test_a_target_met_at_the_lowest_value_everywhere_forecasts_that_value_and_it
     sizes = _capped_sizes([0.01 * 1.2 ** i for i in range(4)])
     row = _forecast_type("HNSW", sizes, 200_000, 768, "L2", 0.95, 10, "milvus-0.10", {})
     assert row["status"] == "ok"
-    assert row["search_params"] == '{"ef": 10}'
+    assert row["search_params"] == '{"ef": 10}'  # the trend (and its 75th percentile) stays above the target
     assert row["recall"] == pytest.approx(1 - 0.01 * 1.2 ** 5, abs=1e-6)
     assert 0.0 <= row["recall_lo"] < row["recall"] < row["recall_hi"] <= 1.0
     assert "met at the lowest ef (10) at 4 of 4 sizes" in " ".join(row["_notes"])
@@ -439,7 +439,8 @@ def test_a_target_met_at_the_lowest_value_at_small_sizes_but_not_at_large_ones_r
     expected_deficit = 0.03 * 1.2 ** math.log2(rows / 6_250)
     need = 10 * (expected_deficit / 0.05) ** 0.5        # deficit ~ v^-2 above v1
     assert row["search_value"] == pytest.approx(need, rel=1e-6)
-    assert row["search_params"] == f'{{"ef": {math.ceil(need)}}}'
+    ef = json.loads(row["search_params"])["ef"]  # with a margin: the need was not measured above ef=10
+    assert math.ceil(need) <= ef <= 1.5 * need
     assert row["recall"] >= 0.95 and row["recall_lo"] <= row["recall"] <= row["recall_hi"] <= 1.0
 
 

@@ -80,6 +80,13 @@ STRETCH_FACTOR = 10.0
 #: machine (a floor under their spread, so two lucky points do not claim more precision than one measurement)
 NEED_FLOOR = 0.02
 BUILD_FLOOR = 0.10
+#: the floor under the spread of the recall deficit's trend at the sweep's first value, when the need itself
+#: was not measured: a recall far above the target says little about where it starts to fall (768-d clusters,
+#: 50k -> 200k rows: ef=10 kept 0.98 at every sample size and gave 0.83 at 200k), so its interval is wide
+DEFICIT_FLOOR = 0.35
+#: ... and the setting is then chosen where the deficit's trend is at its 75th percentile (the upper end of a
+#: two-sided 50 % interval), a margin for what the trend cannot see; the table's interval stays 95 %
+CAUTIOUS_LEVEL = 0.5
 #: expected range of m normal draws in standard deviations (d2 of quality control), m = 2..10: turns the lowest
 #: and highest of ``repeats`` timing rounds into a standard deviation
 _RANGE_D2 = {2: 1.128, 3: 1.693, 4: 2.059, 5: 2.326, 6: 2.534, 7: 2.704, 8: 2.847, 9: 2.970, 10: 3.078}
@@ -514,7 +521,7 @@ def _from_lowest_value(index_type: str, name: str, sizes: list[_Size], rows: int
     if not v1 or not slope < 0:
         return None
     fit_ = growth.fit([s.rows for s in sizes], [max(1.0 - s.recall_lowest, s.floor) for s in sizes], "power",
-                      floor=NEED_FLOOR)
+                      floor=DEFICIT_FLOOR)
     fits[(index_type, "recall_deficit")] = fit_
     deficit = fit_.predict(rows)
     allowed = max(1.0 - target, largest.floor)
@@ -523,18 +530,21 @@ def _from_lowest_value(index_type: str, name: str, sizes: list[_Size], rows: int
         return float(v1) if d <= allowed else v1 * _safe_exp((math.log(allowed) - math.log(d)) / slope)
 
     need = growth.Prediction(need_for(deficit.value), need_for(deficit.lo), need_for(deficit.hi))
+    cautious = fit_.predict(rows, level=CAUTIOUS_LEVEL).hi  # the deficit's 75th percentile
 
-    def value_of(needed: float) -> int:
-        return max(v1, math.ceil(min(needed, 2.0**62) - 1e-9))
+    def value_of(needed: float) -> int:  # not the point: the need was not measured, only bounded
+        return max(v1, math.ceil(min(max(needed, need_for(cautious)), 2.0**62) - 1e-9))
 
     def recall_of(value: int) -> tuple[float, float, float]:
         move = _safe_exp(slope * (math.log(value) - math.log(v1)))
         return 1.0 - deficit.value * move, 1.0 - deficit.hi * move, 1.0 - deficit.lo * move
 
     censored = sum(s.censored for s in sizes)
-    notes.append(f"the target is met at the lowest {name} ({v1:,}) at {censored} of {len(sizes)} sizes measured; "
-                 f"the need at {rows:,} rows comes from the trend of the recall at {name}={v1:,} and the curve's "
-                 f"slope there")
+    notes.append(f"the target is met at the lowest {name} ({v1:,}) at {censored} of {len(sizes)} sizes measured, so "
+                 f"where recall starts to fall was not seen: the need at {rows:,} rows comes from the trend of the "
+                 f"recall at {name}={v1:,} and the curve's slope there, and the setting allows for a recall that falls "
+                 f"faster than that trend (its 75th percentile; weak evidence: measure a larger sample to narrow "
+                 f"it)")
     return need, value_of, recall_of
 
 
