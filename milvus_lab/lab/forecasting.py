@@ -441,7 +441,7 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
         low, high = spec.bounds(param, {**spec.search_context(k, build_params), "rows": rows})
         measured = [s for s in sizes if not s.censored]
         half = largest.half_width if largest.half_width == largest.half_width else 0.0
-        if len(measured) >= 2 and not largest.censored:
+        if len(measured) >= MIN_STEPS and not largest.censored:
             got = _from_measured_need(index_type, measured, rows, target, fits)
         else:
             got = _from_lowest_value(index_type, name, sizes, rows, target, fits, notes)
@@ -462,6 +462,7 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
             notes.append(f"the interval of the {name} needed reaches past its maximum {high:,}")
         search = {name: value}
         recall, worst, best = recall_of(value)
+        worst, best = (worst if worst == worst else 0.0), (best if best == best else 1.0)  # no interval: say so
         recall = min(1.0, max(0.0, recall))
         row.update(recall=recall, recall_lo=max(0.0, min(recall, worst) - half),
                    recall_hi=min(1.0, max(recall, best) + half))
@@ -479,9 +480,9 @@ def _safe_exp(x: float) -> float:
 
 def _from_measured_need(index_type: str, measured: list[_Size], rows: int, target: float,
                         fits: dict[tuple[str, str], growth.Fit]) -> tuple[growth.Prediction, Any, Any] | None:
-    """The need fitted as a power law of rows over the sizes where it was measured (a size that met the target
-    at the sweep's first value only bounds it from above and is left out); the recall at a value from the
-    largest size's local curve, moved to the forecast need."""
+    """The need fitted as a power law of rows over the sizes where it was measured (at least MIN_STEPS of them:
+    a size that met the target at the sweep's first value only bounds it from above and is left out); the
+    recall at a value from the largest size's local curve, moved to the forecast need."""
     fit_ = growth.fit([s.rows for s in measured], [s.need for s in measured], "power", floor=NEED_FLOOR)
     fits[(index_type, "search_value")] = fit_
     need = fit_.predict(rows)
@@ -509,8 +510,8 @@ def _from_measured_need(index_type: str, measured: list[_Size], rows: int, targe
 def _from_lowest_value(index_type: str, name: str, sizes: list[_Size], rows: int, target: float,
                        fits: dict[tuple[str, str], growth.Fit], notes: list[str]
                        ) -> tuple[growth.Prediction, Any, Any] | None:
-    """When the need was not measured above the sweep's first value v1 (the target met there at the largest
-    size, or at all but one size): the deficit 1 - recall at v1, fitted as a power law of rows, read at
+    """When the need was measured at fewer than MIN_STEPS sizes (the target met at the sweep's first value v1
+    at the largest size, or at most sizes): the deficit 1 - recall at v1, fitted as a power law of rows, read at
     ``rows``; the curve's local slope at v1 then says how far above v1 the target is reached (at v1 when the
     deficit stays below 1 - target) and what recall a value gives."""
     largest = sizes[-1]
@@ -541,10 +542,10 @@ def _from_lowest_value(index_type: str, name: str, sizes: list[_Size], rows: int
 
     censored = sum(s.censored for s in sizes)
     notes.append(f"the target is met at the lowest {name} ({v1:,}) at {censored} of {len(sizes)} sizes measured, so "
-                 f"where recall starts to fall was not seen: the need at {rows:,} rows comes from the trend of the "
-                 f"recall at {name}={v1:,} and the curve's slope there, and the setting allows for a recall that falls "
-                 f"faster than that trend (its 75th percentile; weak evidence: measure a larger sample to narrow "
-                 f"it)")
+                 f"the need was measured at too few sizes to fit: the need at {rows:,} rows comes from the trend "
+                 f"of the recall at {name}={v1:,} and the curve's slope there, and the setting allows for a recall "
+                 f"that falls faster than that trend (its 75th percentile; weak evidence: measure a larger sample "
+                 f"to narrow it)")
     return need, value_of, recall_of
 
 
