@@ -79,11 +79,15 @@ def scrub(nb) -> None:
                 output["text"] = KERNEL_SOURCE.sub("", output["text"])
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def stamp(nb, seconds: float) -> None:
     first = next(c for c in nb.cells if c.cell_type == "markdown")
     first.source = STAMP.sub("", first.source) + (
-        f"\n\n_Outputs rendered on {time.strftime('%Y-%m-%d')} by `scripts/render_tutorials.py` on a quiet "
-        f"{machine()}, at the sizes in the code (not `MILVUS_LAB_SMALL`), in {seconds / 60:.0f} min._")
+        f"\n\n_Outputs rendered on {time.strftime('%Y-%m-%d')} by `scripts/render_tutorials.py` on a quiet machine "
+        f"({machine()}), at the sizes in the code (not `MILVUS_LAB_SMALL`), in {_duration(seconds)}._")
     nb.metadata[METADATA_KEY] = {"version": __version__, "renderer_digest": renderer_digest(),
                                  "machine": machine(), "rendered": time.strftime("%Y-%m-%d"), "small": False}
 

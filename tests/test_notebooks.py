@@ -1,6 +1,8 @@
 """The teaching notebooks run top to bottom in CI, on small data, and are committed with their outputs
-(figures and tables readable on the web; ``python tests/test_notebooks.py`` re-executes them in place with
-``MILVUS_LAB_SMALL=1``). The app notebook is committed without outputs (Voilà runs it).
+(figures and tables readable on the web), rendered by ``python scripts/render_tutorials.py`` at the sizes
+their code states on a quiet machine; a committed tutorial rendered by code that has changed since (the digest of
+the modules that draw its outputs), or holding an error or a busy-machine warning, fails a test here. The app
+notebook is committed without outputs (Voilà runs it).
 
 Each notebook is executed with nbclient in a kernel of *this* interpreter (a temporary ``python3``
 kernelspec pointing at ``sys.executable`` comes first on ``JUPYTER_PATH``), from a temporary copy of
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from milvus_lab import tutorials
+
 try:
     import ipykernel  # noqa: F401
     import nbclient
@@ -31,8 +35,7 @@ except ImportError as exc:  # FAIL, never skip (CI must not pass without running
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-TEACHING = ["01_quickstart.ipynb", "02_index_types.ipynb", "03_compare_and_tune.ipynb", "04_segments.ipynb",
-            "05_forecast.ipynb"]
+TEACHING = list(tutorials.TEACHING)
 CELL_TIMEOUT = 300  # seconds per cell; the whole set takes well under 5 minutes with MILVUS_LAB_SMALL=1
 KERNEL = "python3"
 
@@ -163,23 +166,36 @@ def test_first_markdown_cell_documents_the_small_data_switch() -> None:
         assert "MILVUS_LAB_SMALL" in first.source, name
 
 
-if __name__ == "__main__":  # re-execute the tutorials in place (small data), for the committed outputs
-    import tempfile
+# --------------------------------------------------------------------------------------------------
+# Rendered by today's code, on a quiet machine, at the stated sizes (scripts/render_tutorials.py)
+# --------------------------------------------------------------------------------------------------
+from milvus_lab.tutorials import METADATA_KEY, RENDERING_MODULES, renderer_digest  # noqa: E402
 
-    with tempfile.TemporaryDirectory() as tmp:
-        jupyter = Path(tmp) / "kernels" / KERNEL
-        jupyter.mkdir(parents=True)
-        (jupyter / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3", "language": "python"}))
-        os.environ.update({"JUPYTER_PATH": tmp, "MILVUS_LAB_SMALL": "1", "MPLBACKEND": "Agg",
-                           "PYTHONPATH": str(ROOT)})
-        work = Path(tmp) / "run"
-        work.mkdir()
-        for name in sys.argv[1:] or TEACHING:
-            notebook = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
-            started = time.perf_counter()
-            execute(notebook, work)
-            scrub(notebook)
-            nbformat.write(notebook, NOTEBOOK_DIR / name)
-            print(f"{name}: executed in {time.perf_counter() - started:.0f} s")
+
+@pytest.mark.parametrize("name", TEACHING)
+def test_committed_tutorial_was_rendered_by_todays_code_at_its_stated_size(name: str) -> None:
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    stamp = nb.metadata.get(METADATA_KEY)
+    assert stamp, f"{name}: not rendered by scripts/render_tutorials.py (no metadata['{METADATA_KEY}'])"
+    assert stamp["renderer_digest"] == renderer_digest(), \
+        f"{name}: rendered by code that has changed since: run python scripts/render_tutorials.py {name}"
+    assert stamp["small"] is False, f"{name}: rendered in the small mode"
+    first = next(c for c in nb.cells if c.cell_type == "markdown")
+    assert "_Outputs rendered on" in first.source, f"{name}: the first cell does not say how it was rendered"
+    text = json.dumps([c.get("outputs", []) for c in nb.cells])
+    assert "busy machine" not in text, f"{name}: an output carries the busy-machine warning"
+
+
+def test_the_staleness_check_fails_after_a_change_to_a_plotting_function(tmp_path: Path) -> None:
+    """A copy of the rendering modules with one plotting function changed gives another digest, so the test above
+    would fail until the tutorials are rendered again; the unchanged copy gives today's digest."""
+    package = ROOT / "milvus_lab"
+    for name in RENDERING_MODULES:
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (package / name).is_file():
+            shutil.copy2(package / name, target)
+    assert renderer_digest(tmp_path) == renderer_digest()
+    plots = tmp_path / "lab" / "plots.py"
+    plots.write_text(plots.read_text().replace("def plot_recall_qps(", "def plot_recall_qps(  # changed\n", 1))
+    assert renderer_digest(tmp_path) != renderer_digest()
