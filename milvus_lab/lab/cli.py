@@ -110,19 +110,10 @@ def concurrency_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
-def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
-    from .sweeps import BUDGETS
+def run_arguments(parser: argparse.ArgumentParser, *, seed_help: str) -> argparse.ArgumentParser:
+    """The options of how a measuring command runs and where it writes (``compare`` and ``forecast`` share them)."""
     from .timing import DEFAULT_LATENCY_QUERIES, DEFAULT_REPEATS
 
-    if parser is None:
-        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=COMPARE_DESCRIPTION,
-                                         formatter_class=HelpFormatter)
-    data_arguments(parser)
-    parser.add_argument("--budget", choices=list(BUDGETS), default="default", help=_budget_help(BUDGETS))
-    parser.add_argument("--time-limit", type=float, default=None, help="seconds after which extra builds and "
-                        "search points are skipped (default: no limit)")
-    parser.add_argument("--target-recall", type=float, default=0.95, help="recall target of the winner table")
     parser.add_argument("--latency-queries", type=int, default=DEFAULT_LATENCY_QUERIES,
                         help="single-query calls timed per setting")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed rounds per setting, "
@@ -138,7 +129,23 @@ def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
     parser.add_argument("--formats", default="png,svg", help="plot formats, comma-separated")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: a progress bar "
                         "on stderr when it is a terminal; none in a log file)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the query split")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    return parser
+
+
+def compare_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The ``compare`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
+    from .sweeps import BUDGETS
+
+    if parser is None:
+        parser = argparse.ArgumentParser(prog="milvus-lab compare", description=COMPARE_DESCRIPTION,
+                                         formatter_class=HelpFormatter)
+    data_arguments(parser)
+    parser.add_argument("--budget", choices=list(BUDGETS), default="default", help=_budget_help(BUDGETS))
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds after which extra builds and "
+                        "search points are skipped (default: no limit)")
+    parser.add_argument("--target-recall", type=float, default=0.95, help="recall target of the winner table")
+    run_arguments(parser, seed_help="seed of the query split")
     return parser
 
 

@@ -18,11 +18,11 @@ from ..errors import MilvusLabError
 from .cli import (
     DEFAULT_OUT,
     HelpFormatter,
-    concurrency_argument,
     connect_target,
     data_arguments,
     load_dataset,
     plain_text,
+    run_arguments,
     run_folder,
 )
 
@@ -33,7 +33,6 @@ def forecast_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     """The ``forecast`` arguments (added to ``parser`` when given, e.g. a sub-command of ``milvus-lab``)."""
     from .forecasting import DEFAULT_MIN_ROWS, DEFAULT_STEPS
     from .sizing import DEFAULT_QUERY_NODE_GB
-    from .timing import DEFAULT_LATENCY_QUERIES, DEFAULT_REPEATS
 
     if parser is None:
         parser = argparse.ArgumentParser(prog="milvus-lab forecast", description=FORECAST_DESCRIPTION,
@@ -49,22 +48,7 @@ def forecast_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         "against (default: this machine's)")
     parser.add_argument("--query-node-gb", type=float, default=DEFAULT_QUERY_NODE_GB,
                         help="size of a Milvus 2.x query node for the cluster advice")
-    parser.add_argument("--latency-queries", type=int, default=DEFAULT_LATENCY_QUERIES,
-                        help="single-query calls timed per setting")
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed rounds per setting; QPS is "
-                        "their median with its range")
-    concurrency_argument(parser)
-    parser.add_argument("--threads", type=int, default=None, help="faiss/BLAS threads during the run (default: "
-                        "one per core)")
-    parser.add_argument("--milvus-uri", default=None, help="measure on a Milvus 2.x server at this URI (default: "
-                        "the in-memory engine)")
-    parser.add_argument("--out", default=None, help=f"output folder; each run writes into a new folder "
-                        f"<date>-<time>-<dataset> inside it, or into it directly when it is new or empty "
-                        f"(default: a new folder under {DEFAULT_OUT}/)")
-    parser.add_argument("--formats", default="png,svg", help="plot formats, comma-separated")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: a progress bar "
-                        "on stderr when it is a terminal)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the query split and of the subsets")
+    run_arguments(parser, seed_help="seed of the query split and of the subsets")
     return parser
 
 
