@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -67,31 +67,43 @@ def _demo_problem(n: object, nlist: object, nprobe: object, queries: object) -> 
     return None
 
 
-def demo(n: int = 100_000, nlist: int = _IVF_DEFAULTS["nlist"], nprobe: int = _IVF_DEFAULTS["nprobe"],
-         queries: int = 1000,
-         words: Sequence[str] = DEMO_WORDS) -> int:
-    """Create a collection of GloVe words, search FLAT, build IVF_FLAT, search again, drop the index.
-    Returns the exit status: 2, with one line on stderr naming the option, when an option is refused."""
-    from tqdm.auto import tqdm
+class _DemoData(NamedTuple):
+    """What the demo stores and searches: GloVe's first vectors (the vector of id i is the word
+    vocabulary[i]), the words whose neighbours are printed with their vectors, and the query sample."""
 
-    from . import IndexType, MetricType, Milvus
+    vectors: np.ndarray
+    vocabulary: list[str]
+    words: list[str]
+    word_vectors: np.ndarray
+    sample: np.ndarray
+
+
+def _demo_data(n: int, words: Sequence[str], queries: int) -> _DemoData | None:
+    """GloVe's first ``n`` words, said in one line with the time taken, and ``queries`` of their vectors drawn
+    without replacement (seed 0, so every run searches the same sample; all of them when fewer). None, after
+    one line on stderr, when one of ``words`` is not among the ``n``."""
     from .datasets import load_glove
 
-    problem = _demo_problem(n, nlist, nprobe, queries)
-    if problem:
-        print(f"milvus-lab demo: error: {problem}", file=sys.stderr)
-        return 2
     t0 = time.perf_counter()
     vectors, vocabulary = load_glove(n)
     word_ids = {w: i for i, w in enumerate(vocabulary)}
     missing = [w for w in words if w not in word_ids]
     if missing:
         print(f"error: {missing} not among the first {n:,} GloVe words", file=sys.stderr)
-        return 2
+        return None
     print(f"Loaded {len(vectors):,} GloVe 6B word vectors of {vectors.shape[1]} dimensions "
           f"({time.perf_counter() - t0:.1f} s).")
+    query_words = list(words)
+    rng = np.random.default_rng(0)
+    sample = vectors[rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)]
+    return _DemoData(vectors, vocabulary, query_words, vectors[[word_ids[w] for w in query_words]], sample)
 
-    milvus = Milvus()
+
+def _demo_fill(milvus, vectors: np.ndarray) -> None:
+    """Steps 1 and 2: create the L2 collection 'glove' of the vectors' dimension and insert and flush them
+    (ids 0..n-1, the word numbers), printing each call's status."""
+    from . import MetricType
+
     print("\n1. create_collection('glove', dimension=50, metric L2)")
     status = milvus.create_collection({"collection_name": "glove", "dimension": vectors.shape[1],
                                        "index_file_size": spec.DEFAULT_INDEX_FILE_SIZE_MB,
@@ -103,18 +115,27 @@ def demo(n: int = 100_000, nlist: int = _IVF_DEFAULTS["nlist"], nprobe: int = _I
     print(f"2. insert {len(ids):,} vectors: {status} ({time.perf_counter() - t:.2f} s); "
           f"ids are the word numbers 0..{ids[-1]:,}")
 
-    query_words = list(words)
-    wq = vectors[[word_ids[w] for w in query_words]]
-    rng = np.random.default_rng(0)
-    sample = vectors[rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)]
 
+def _demo_search_flat(milvus, data: _DemoData) -> tuple[object, float]:
+    """Step 3: search the sample exactly (FLAT, top_k 10) and print the throughput, then the nearest words of
+    each demo word. Returns (the sample's results, the seconds they took): the reference of step 5."""
     t = time.perf_counter()
-    status, flat = milvus.search("glove", 10, sample)
+    status, flat = milvus.search("glove", 10, data.sample)
     flat_s = time.perf_counter() - t
-    print(f"3. search FLAT (exact) with {len(sample):,} queries, top_k=10: {status.message}, "
-          f"{len(sample) / flat_s:,.0f} queries/s")
-    _, flat_words = milvus.search("glove", 7, wq)
-    _print_neighbours(query_words, vocabulary, flat_words, "nearest words, exact (FLAT):")
+    print(f"3. search FLAT (exact) with {len(data.sample):,} queries, top_k=10: {status.message}, "
+          f"{len(data.sample) / flat_s:,.0f} queries/s")
+    _, flat_words = milvus.search("glove", 7, data.word_vectors)
+    _print_neighbours(data.words, data.vocabulary, flat_words, "nearest words, exact (FLAT):")
+    return flat, flat_s
+
+
+def _demo_create_index(milvus, nlist: int) -> bool:
+    """Step 4: build IVF_FLAT with ``nlist`` in the background (a live elapsed-time line on a terminal's
+    stderr, nothing when piped), print the status, then the index info and every segment. False when the
+    build failed (its status is printed, nothing after it)."""
+    from tqdm.auto import tqdm
+
+    from . import IndexType
 
     print(f"\n4. create_index('glove', IndexType.IVF_FLAT, {{'nlist': {nlist}}})")
     t = time.perf_counter()
@@ -128,29 +149,65 @@ def demo(n: int = 100_000, nlist: int = _IVF_DEFAULTS["nlist"], nprobe: int = _I
     status = future.result()
     print(f"   {status} in {time.perf_counter() - t:.1f} s")
     if not status.OK():
-        return 1
+        return False
     _, info = milvus.get_index_info("glove")
     _, stats = milvus.get_collection_stats("glove")
     segs = stats["partitions"][0]["segments"]
     print(f"   get_index_info: {info}")
     print("   segments: " + ", ".join(f"{s['name']} ({s['row_count']:,} rows, {s['index_name']})" for s in segs))
+    return True
 
+
+def _demo_search_ivf(milvus, data: _DemoData, nprobe: int, flat, flat_s: float) -> bool:
+    """Step 5: search the sample through IVF_FLAT with ``nprobe`` and print the throughput, the speed-up over
+    FLAT and recall@10 against FLAT's results ``flat`` (numerics.recall, the lab's rule), then the nearest
+    words of each demo word. False, after one line on stderr, when the search is refused."""
     t = time.perf_counter()
-    status, ivf = milvus.search("glove", 10, sample, params={"nprobe": nprobe})
+    status, ivf = milvus.search("glove", 10, data.sample, params={"nprobe": nprobe})
     ivf_s = time.perf_counter() - t
     if not status.OK():
         print(f"milvus-lab demo: error: {status.message}", file=sys.stderr)
-        return 1
-    recall = numerics.recall(ivf.id_array, flat.id_array, 10, base=vectors, queries=sample, metric="L2")
-    print(f"\n5. search IVF_FLAT with params={{'nprobe': {nprobe}}}: {len(sample) / ivf_s:,.0f} queries/s "
+        return False
+    recall = numerics.recall(ivf.id_array, flat.id_array, 10, base=data.vectors, queries=data.sample,
+                             metric="L2")
+    print(f"\n5. search IVF_FLAT with params={{'nprobe': {nprobe}}}: {len(data.sample) / ivf_s:,.0f} queries/s "
           f"({flat_s / ivf_s:.1f}x FLAT), recall@10 against FLAT = {recall:.3f}")
-    _, ivf_words = milvus.search("glove", 7, wq, params={"nprobe": nprobe})
-    _print_neighbours(query_words, vocabulary, ivf_words, f"nearest words, IVF_FLAT nprobe={nprobe}:")
+    _, ivf_words = milvus.search("glove", 7, data.word_vectors, params={"nprobe": nprobe})
+    _print_neighbours(data.words, data.vocabulary, ivf_words, f"nearest words, IVF_FLAT nprobe={nprobe}:")
+    return True
 
+
+def _demo_drop_index(milvus) -> None:
+    """Step 6: drop the index and print the status and the index type now (FLAT: exact search again)."""
     print("\n6. drop_index('glove'): back to FLAT (exact search)")
     status = milvus.drop_index("glove")
     _, info = milvus.get_index_info("glove")
     print(f"   {status}; index now {info.index_type}")
+
+
+def demo(n: int = 100_000, nlist: int = _IVF_DEFAULTS["nlist"], nprobe: int = _IVF_DEFAULTS["nprobe"],
+         queries: int = 1000,
+         words: Sequence[str] = DEMO_WORDS) -> int:
+    """Create a collection of GloVe words, search FLAT, build IVF_FLAT, search again, drop the index.
+    Returns the exit status: 2, with one line on stderr naming the option, when an option is refused."""
+    from . import Milvus
+
+    problem = _demo_problem(n, nlist, nprobe, queries)
+    if problem:
+        print(f"milvus-lab demo: error: {problem}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    data = _demo_data(n, words, queries)
+    if data is None:
+        return 2
+    milvus = Milvus()
+    _demo_fill(milvus, data.vectors)
+    flat, flat_s = _demo_search_flat(milvus, data)
+    if not _demo_create_index(milvus, nlist):
+        return 1
+    if not _demo_search_ivf(milvus, data, nprobe, flat, flat_s):
+        return 1
+    _demo_drop_index(milvus)
     milvus.close()
     print(f"\nDone in {time.perf_counter() - t0:.1f} s.")
     return 0

@@ -1,10 +1,13 @@
-"""Pieces shared by the forms: a status line that keeps its plain text, error formatting, the few protocol
-reads the forms make (profile, current index, a cheap signature), a watcher that listens to the collection."""
+"""Pieces shared by the forms: a status line that keeps its plain text, error formatting, the frame a form is
+drawn in, what the forms read of their parameter fields (the values as typed, the values refused only in
+context), the few protocol reads the forms make (profile, current index, a cheap signature), a watcher that
+listens to the collection."""
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Mapping
 from html import escape
 from typing import Any
 
@@ -51,6 +54,27 @@ def error_text(exc: BaseException, action: str) -> str:
 
 def small(text: str, colour: str = "#666") -> str:
     return f"<span style='color:{colour};font-size:90%'>{escape(text)}</span>"
+
+
+def form_layout() -> widgets.Layout:
+    """The frame a form is drawn in (a thin border, padding, a margin); a new Layout on each call, so changing
+    one form's layout never changes another's."""
+    return widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px")
+
+
+def field_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """{name: value} of a form's parameter fields as typed: the int where the field holds an int, the raw
+    text (or chosen option) otherwise, so a refused value is passed on as the person wrote it."""
+    return {name: (f.value if f.value is not None else f.raw) for name, f in fields.items()}
+
+
+def crossed_reasons(fields: Mapping[str, Any], errors: Mapping[str, str], own_context: Mapping[str, Any],
+                    *, besides: str | None = None) -> list[str]:
+    """The reasons in ``errors`` (field name -> reason) of fields whose value passes its own range in
+    ``own_context``: values refused only because of another value (RNSG search_length < candidate_pool_size,
+    HNSW ef < top_k), in the order of ``errors``, the field ``besides`` left out."""
+    return [reason for name, reason in errors.items()
+            if name != besides and fields[name].own_error(own_context) is None]
 
 
 def profile_of(collection: Any) -> str:

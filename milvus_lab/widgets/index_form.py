@@ -25,7 +25,8 @@ import ipywidgets as widgets
 from .. import spec
 from ..engine.html import coverage_text
 from ..errors import MilvusLabError, RawSegmentWarning
-from ._common import Status, WatchedBox, Watcher, current_index, error_text, index_text, profile_of, small
+from ._common import (Status, WatchedBox, Watcher, crossed_reasons, current_index, error_text, field_values,
+                      form_layout, index_text, profile_of, small)
 from .fields import ParamField
 from .panel import segment_rows
 
@@ -45,7 +46,7 @@ class IndexForm(WatchedBox):
 
     def __init__(self, collection: Any, index_type: str | None = None, *, watch: bool = True,
                  interval: float = 0.5):
-        super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
+        super().__init__(layout=form_layout())
         self.add_class("milvus-index-form")
         self.collection = collection
         self.profile = profile_of(collection)
@@ -60,18 +61,34 @@ class IndexForm(WatchedBox):
         self._busy_listeners: list[Callable[[str | None], None]] = []
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.types, self.unavailable = self._offered_types()
+        self._make_widgets()
+        self.children = self._layout()
+        self._show_first_type(index_type)
+        self._wire()
+        self.refresh()
+        self.watcher = Watcher(self, collection, interval) if watch else None
 
+    # ---------------------------------------------------------------- the form's parts
+    def _offered_types(self) -> tuple[list[str], dict[str, str]]:
+        """(types, unavailable): every index type of the collection's metric under its profile, then the types
+        the target lacks (listed so the form can say why they are missing); ``unavailable`` maps each type
+        that cannot be used for this data or target to why."""
         types = list(spec.index_types_for_metric(self.metric, profile=self.profile))
-        self.unavailable = {t: r for t in types
-                            if (r := spec.unavailable_reason(t, dim=self.dim, metric=self.metric,
-                                                             profile=self.profile))}
-        # types this target lacks are listed too, so the form can say why they are missing
+        unavailable = {t: r for t in types
+                       if (r := spec.unavailable_reason(t, dim=self.dim, metric=self.metric,
+                                                        profile=self.profile))}
         for t, reason in spec.PROFILES[self.profile].unavailable.items():
             if t not in types:
                 types.append(t)
-                self.unavailable[t] = reason
-        self.types = types
-        options = [(t if t not in self.unavailable else f"{t} (unavailable: see why)", t) for t in types]
+                unavailable[t] = reason
+        return types, unavailable
+
+    def _make_widgets(self) -> None:
+        """Create every widget of the form, empty and unconnected: the title, ``current``, ``type_dropdown``
+        (an unavailable type says so in its label), ``description``, ``fields_box``, ``advice``, ``problem``,
+        the two buttons, ``progress`` (hidden), ``elapsed`` and ``message``, each with its CSS class."""
+        options = [(t if t not in self.unavailable else f"{t} (unavailable: see why)", t) for t in self.types]
         title = spec.PROFILES[self.profile].title
         self.title = widgets.HTML(f"<b style='font-size:14px'>Index</b> "
                                   f"{small(f'for {self.dim}-d {self.metric} vectors, rules of {title}')}")
@@ -97,16 +114,25 @@ class IndexForm(WatchedBox):
         self.elapsed.add_class("milvus-elapsed")
         self.message = Status()
         self.message.add_class("milvus-index-message")
-        self.children = [self.title, self.current, self.type_dropdown, self.description, self.fields_box,
-                         self.advice, self.problem,
-                         widgets.HBox([self.create_button, self.drop_button, self.progress, self.elapsed],
-                                      layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
-                         self.message]
-        self.create_button.on_click(lambda _b: self.create(wait=False))
-        self.drop_button.on_click(lambda _b: self.drop())
 
+    def _layout(self) -> list[widgets.Widget]:
+        """The form's rows, top to bottom: title, current index, type, description, fields, advice, problem,
+        one wrapping row of the buttons with the progress and the elapsed time, the message."""
+        return [self.title, self.current, self.type_dropdown, self.description, self.fields_box,
+                self.advice, self.problem,
+                widgets.HBox([self.create_button, self.drop_button, self.progress, self.elapsed],
+                             layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
+                self.message]
+
+    def _show_first_type(self, index_type: str | None) -> None:
+        """Choose the type the form opens on and show its fields: ``index_type`` when given, else the
+        collection's index unless it is FLAT, else the first usable type other than FLAT (the first listed
+        when there is none). A given type unknown here or refused for the metric is replaced by that first
+        usable type, and the refusal is shown on ``message``. The collection's own type opens with its built
+        parameters, any other with fitting defaults (:meth:`_fitting_defaults`)."""
+        types = self.types
         first = next((t for t in types if t != "FLAT" and t not in self.unavailable), types[0])
-        now_type, now_params = current_index(collection)
+        now_type, now_params = current_index(self.collection)
         start = index_type or (now_type if now_type != "FLAT" else first)
         refused = ""
         try:
@@ -119,9 +145,14 @@ class IndexForm(WatchedBox):
         self._select(start, initial)
         if refused:
             self.message.show(refused, "error")
+
+    def _wire(self) -> None:
+        """Connect the handlers: Create builds in the background (as :meth:`create` with ``wait=False``), Drop
+        drops, a new type in the dropdown shows its fields. Called once the first type is shown, so opening
+        the form selects it once."""
+        self.create_button.on_click(lambda _b: self.create(wait=False))
+        self.drop_button.on_click(lambda _b: self.drop())
         self.type_dropdown.observe(lambda change: self._guard(self._select, change["new"]), "value")
-        self.refresh()
-        self.watcher = Watcher(self, collection, interval) if watch else None
 
     # ---------------------------------------------------------------- building the fields
     @property
@@ -228,8 +259,7 @@ class IndexForm(WatchedBox):
             ctx = self.context()
             errors = {name: reason for name, field in self.fields.items() if (reason := field.check(ctx))}
             base_ctx = {"dim": self.dim, "metric": self.metric}
-            crossed = [reason for name, reason in errors.items()
-                       if name != changed and self.fields[name].own_error(base_ctx) is None]
+            crossed = crossed_reasons(self.fields, errors, base_ctx, besides=changed)
             if changed in self.fields and changed not in errors and crossed:
                 self.fields[changed].message.show(f"{changed}={self.fields[changed].value} conflicts with "
                                                   f"another parameter: {crossed[0]}", "error")
@@ -257,7 +287,7 @@ class IndexForm(WatchedBox):
 
     def values(self) -> dict[str, Any]:
         """The build parameters as typed: ints where the text is an int, the raw text otherwise."""
-        return {name: (f.value if f.value is not None else f.raw) for name, f in self.fields.items()}
+        return field_values(self.fields)
 
     def _show_advice(self) -> None:
         params = self.values()

@@ -23,13 +23,29 @@ from .. import numerics, spec
 from ..errors import ParamError
 from ..engine import validation
 from ..engine.html import table_html
-from ._common import Status, WatchedBox, Watcher, current_index, error_text, profile_of, small
+from ._common import (Status, WatchedBox, Watcher, crossed_reasons, current_index, error_text, field_values,
+                      form_layout, profile_of, small)
 from .fields import ParamField, parse_int
 
 #: a datalist longer than this makes the browser slow; other words are still accepted when typed
 MAX_WORD_OPTIONS = 20000
 #: relative difference above which a reported distance is shown as approximate (beside the exact one)
 APPROXIMATE_RTOL = 1e-4
+
+
+def _word_maps(words: Sequence[str] | Mapping[int, str] | None) -> tuple[dict[int, str], dict[str, int]]:
+    """(id -> word, word -> id) of ``words`` (a list where words[i] is the word of id i, or a dict id -> word;
+    None: both empty). A word given to several ids maps back to the first of them."""
+    if isinstance(words, Mapping):
+        id_to_word = {int(k): str(v) for k, v in words.items()}
+    elif words is not None:
+        id_to_word = {i: str(w) for i, w in enumerate(words)}
+    else:
+        id_to_word = {}
+    word_to_id: dict[str, int] = {}
+    for i, w in id_to_word.items():
+        word_to_id.setdefault(w, i)
+    return id_to_word, word_to_id
 
 
 def distance_label(metric: str) -> str:
@@ -57,27 +73,12 @@ class SearchForm(WatchedBox):
     def __init__(self, collection: Any, *, words: Sequence[str] | Mapping[int, str] | None = None,
                  vectors: np.ndarray | None = None, ids: Sequence[int] | None = None, top_k: int = 10,
                  query: str | int | None = None, watch: bool = True, interval: float = 0.5):
-        super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
+        super().__init__(layout=form_layout())
         self.add_class("milvus-search-form")
         self.collection = collection
         self.profile = profile_of(collection)
-        if isinstance(words, Mapping):
-            self.id_to_word = {int(k): str(v) for k, v in words.items()}
-        elif words is not None:
-            self.id_to_word = {i: str(w) for i, w in enumerate(words)}
-        else:
-            self.id_to_word = {}
-        self.word_to_id: dict[str, int] = {}
-        for i, w in self.id_to_word.items():
-            self.word_to_id.setdefault(w, i)
-        self.vectors = None if vectors is None else numerics.as_vectors(
-            vectors, "vectors", collection.dimension, binary=spec.is_binary_metric(collection.metric))
-        self.vector_ids = (np.arange(len(self.vectors), dtype=np.int64) if ids is None and self.vectors is not None
-                           else (None if ids is None else validation.id_list(
-                               list(ids) if isinstance(ids, Sequence) else ids, "ids")))
-        if self.vectors is not None and self.vector_ids is not None and len(self.vector_ids) != len(self.vectors):
-            raise ParamError(f"ids has {len(self.vector_ids)} entries but vectors has {len(self.vectors)} rows; "
-                             f"give one id per row")
+        self.id_to_word, self.word_to_id = _word_maps(words)
+        self.vectors, self.vector_ids = self._query_vectors(vectors, ids)
         self._row_of = ({int(i): r for r, i in enumerate(self.vector_ids)} if self.vector_ids is not None else {})
         self.errors: dict[str, str] = {}
         self.last: dict[str, Any] | None = None
@@ -87,11 +88,37 @@ class SearchForm(WatchedBox):
         self._shown_index: tuple | None = None
         self._refresh_lock = threading.RLock()
         self.index_type, self.build_params = "FLAT", {}
+        self._make_widgets(top_k, query)
+        self.children = self._layout()
+        self._wire()
+        self.refresh()
+        self.watcher = Watcher(self, collection, interval) if watch else None
 
+    # ---------------------------------------------------------------- the form's parts
+    def _query_vectors(self, vectors: np.ndarray | None,
+                       ids: Sequence[int] | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(vectors, ids) checked: vectors of the collection's dimension (binary for a binary metric) and one
+        valid id per row, ``0..n-1`` when ``ids`` is not given; (None, None) without vectors. ParamError when
+        the ids and the rows differ in number."""
+        collection = self.collection
+        vectors = None if vectors is None else numerics.as_vectors(
+            vectors, "vectors", collection.dimension, binary=spec.is_binary_metric(collection.metric))
+        vector_ids = (np.arange(len(vectors), dtype=np.int64) if ids is None and vectors is not None
+                      else (None if ids is None else validation.id_list(
+                          list(ids) if isinstance(ids, Sequence) else ids, "ids")))
+        if vectors is not None and vector_ids is not None and len(vector_ids) != len(vectors):
+            raise ParamError(f"ids has {len(vector_ids)} entries but vectors has {len(vectors)} rows; "
+                             f"give one id per row")
+        return vectors, vector_ids
+
+    def _make_widgets(self, top_k: int, query: str | int | None) -> None:
+        """Create every widget of the form, unconnected: the title, ``index_info``, the ``top_k`` field set to
+        ``top_k``, ``fields_box`` (filled by :meth:`refresh`), the query (a word box with ``query_by`` when
+        the rows have words, else a row-id box; set to ``query`` or the first word / row 0),
+        ``search_button``, ``message`` and ``results``, each with its CSS class."""
         self.title = widgets.HTML("<b style='font-size:14px'>Search</b>")
         self.index_info = widgets.HTML()
         self.top_k = ParamField("", spec.TOP_K_PARAM, top_k)  # no index name: the engine's sentence for top_k
-        self.top_k.observe(lambda: self._guard(self.validate))
         self.fields: dict[str, ParamField] = {}
         self.fields_box = widgets.VBox()
         if self.id_to_word:
@@ -108,25 +135,31 @@ class SearchForm(WatchedBox):
             default = query if query is not None else 0
         self.query.value = str(default)
         self.query.add_class("milvus-query")
-        query_row = [widgets.HTML("<b>query</b>", layout=widgets.Layout(width="160px")), self.query]
-        if self.query_by is not None:
-            query_row.append(self.query_by)
-        query_help = ("a word (or a row id with 'id'): its stored vector is the query" if self.id_to_word
-                      else "a row id: its stored vector is the query")
         self.search_button = widgets.Button(description="Search", button_style="primary", icon="search")
         self.search_button.add_class("milvus-search")
         self.message = Status()
         self.message.add_class("milvus-search-message")
         self.results = widgets.HTML()
         self.results.add_class("milvus-results")
-        self.children = [self.title, self.index_info, self.top_k.box, self.fields_box,
-                         widgets.HBox(query_row, layout=widgets.Layout(align_items="center")),
-                         widgets.HBox([widgets.HTML(layout=widgets.Layout(width="160px")),
-                                       widgets.HTML(small(query_help))]),
-                         self.search_button, self.message, self.results]
+
+    def _layout(self) -> list[widgets.Widget]:
+        """The form's rows, top to bottom: title, index info, top_k, the search fields, the query row (label,
+        box, word/id toggle when there are words) with what a query is under it, Search, message, results."""
+        query_row = [widgets.HTML("<b>query</b>", layout=widgets.Layout(width="160px")), self.query]
+        if self.query_by is not None:
+            query_row.append(self.query_by)
+        query_help = ("a word (or a row id with 'id'): its stored vector is the query" if self.id_to_word
+                      else "a row id: its stored vector is the query")
+        return [self.title, self.index_info, self.top_k.box, self.fields_box,
+                widgets.HBox(query_row, layout=widgets.Layout(align_items="center")),
+                widgets.HBox([widgets.HTML(layout=widgets.Layout(width="160px")),
+                              widgets.HTML(small(query_help))]),
+                self.search_button, self.message, self.results]
+
+    def _wire(self) -> None:
+        """Connect the handlers: a change of top_k validates the form again, Search searches."""
+        self.top_k.observe(lambda: self._guard(self.validate))
         self.search_button.on_click(lambda _b: self.search())
-        self.refresh()
-        self.watcher = Watcher(self, collection, interval) if watch else None
 
     # ---------------------------------------------------------------- fields for the current index
     def refresh(self) -> None:
@@ -185,8 +218,7 @@ class SearchForm(WatchedBox):
         if "top_k" not in errors:
             # a search value refused only because of top_k (ef >= top_k): said under top_k too, where the
             # change that caused it may have been made
-            crossed = [reason for name, reason in errors.items()
-                       if self.fields[name].own_error(self.build_params) is None]
+            crossed = crossed_reasons(self.fields, errors, self.build_params)
             if crossed:
                 self.top_k.message.show(f"top_k={self.top_k.value} conflicts with a search parameter: "
                                         f"{crossed[0]}", "error")
@@ -197,7 +229,8 @@ class SearchForm(WatchedBox):
         return errors
 
     def values(self) -> dict[str, Any]:
-        return {name: (f.value if f.value is not None else f.raw) for name, f in self.fields.items()}
+        """The search parameters as typed: ints where the text is an int, the raw text otherwise."""
+        return field_values(self.fields)
 
     def set_busy(self, what: str | None) -> None:
         """An index build of ``what`` started (None: it ended): searches are refused meanwhile."""
