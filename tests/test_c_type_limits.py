@@ -3,7 +3,7 @@ the largest values of the C types the libraries keep them in (int32 2**31 - 1, u
 2**63 - 1), as Python ints, huge ints and NumPy integer scalars.
 
 The oracle is the documented ranges, written out here from the reference's tables and the README's caps (not
-read from spec.py): a value inside them is accepted and gives the right answer; any other value is refused
+read from milvus_lab.spec): a value inside them is accepted and gives the right answer; any other value is refused
 with milvus_lab's own exception (the engine's typed error with its status code, a non-OK Status or a
 ParamError from the facade, a refusal on the form), whose message names the parameter and the value. No
 OverflowError, TypeError or RuntimeError of faiss, hnswlib or annoy ever reaches the caller, and nothing

@@ -175,7 +175,7 @@ def _hashable(value: Any) -> bool:
 @pytest.mark.parametrize("m", [0, -1, -8, 2**63, 2**1000, 97, 100, 5])
 @pytest.mark.parametrize("dim", [1, 5, 8, 48, 50, 53, 96, 128, 32768])
 def test_ivf_pq_m_and_dim_robust_never_divide_by_zero(profile, m, dim):
-    """The class of the ZeroDivisionError once raised from spec.py: any m, any dim, any profile."""
+    """The class of the ZeroDivisionError once raised from the spec: any m, any dim, any profile."""
     result = _refused_or_ok(lambda: spec.validate_build("IVF_PQ", {"nlist": 16, "m": m}, dim=dim, metric="L2",
                                                         profile=profile), "m=", "m ")
     if isinstance(result, MilvusLabError):

@@ -1,7 +1,7 @@
 """Argument checks shared by the engine's public calls: names, vectors, ids.
 
 Type and shape problems raise ParamError (pymilvus raises those too); rule violations raise the
-specific MilvusLabError subclass whose code the facade returns. Limits come from spec.py.
+specific MilvusLabError subclass whose code the facade returns. Limits come from milvus_lab.spec.
 """
 
 from __future__ import annotations
