@@ -1,8 +1,9 @@
-"""Datasets for the lab: base vectors, held-out queries and exact ground truth, computed once and cached.
+"""The lab's dataset model: base vectors, held-out queries and exact ground truth, computed once and cached.
 
-Loaders accept NumPy arrays, pandas DataFrames, ``.npy``, ``.fvecs`` / ``.ivecs`` / ``.bvecs`` files,
-ann-benchmarks HDF5 files and the bundled GloVe words. When only one array is given, a random set of
-rows is held out as queries (and removed from the base), so no query finds itself.
+Datasets are built from NumPy arrays, pandas DataFrames, ``.npy``, ``.fvecs`` / ``.ivecs`` / ``.bvecs``
+files, ann-benchmarks HDF5 files and the bundled GloVe words; the files are read by
+:mod:`milvus_lab.lab.formats` (plain arrays) and :func:`load` picks the reader by suffix. When only one array
+is given, a random set of rows is held out as queries (and removed from the base), so no query finds itself.
 
 Ground truth is exact (:func:`milvus_lab.numerics.exact_knn`, the package's one brute-force k-NN),
 independent of the index under test. It is computed for the largest ``k`` asked so far and sliced.
@@ -10,12 +11,9 @@ independent of the index under test. It is computed for the largest ``k`` asked 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import mmap
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -24,9 +22,23 @@ from typing import Any
 import numpy as np
 
 from .. import folders, numerics, spec
-from ..engine.files import npy_header
 from ..errors import IllegalDimensionError, IllegalRecordError, InvalidParameterError, MilvusLabError, ParamError
-from . import rules
+from .arguments import Bool, Int, Str, check
+from .formats import (
+    arg_name,
+    copy_on_write_rows,
+    dataframe_matrix,
+    existing_file,
+    file_path,
+    mapped_file,
+    read_array,
+    read_hdf5,
+    read_mapped_rows,
+    read_matrix,
+    release_mapped_pages,
+    write_hdf5,
+)
+from .formats import cli_spelling as cli_spelling  # `milvus-lab compare` imports it from here
 
 #: queries held out when the user gives one array and no query count
 DEFAULT_QUERIES = 1000
@@ -35,91 +47,10 @@ LAB_METRICS = spec.ALL_FLOAT_METRICS
 CACHE_ENV = folders.CACHE_DIR_ENV
 
 
-class DataFileError(IllegalRecordError, FileNotFoundError):
-    """A data file that is missing or is a folder (also a FileNotFoundError, so either ``except`` catches it)."""
-
-
-#: the options of ``milvus-lab compare`` that set the loaders' arguments, for messages shown on the command line
-CLI_OPTIONS = {"path": "--data", "queries": "--queries", "groundtruth": "--groundtruth", "column": "--column",
-               "columns": "--columns", "n_queries": "--nq", "metric": "--metric", "normalize": "--normalize"}
-_CLI_SPELLING: ContextVar[bool] = ContextVar("milvus_lab_cli_spelling", default=False)
-
-
-@contextlib.contextmanager
-def cli_spelling() -> Iterator[None]:
-    """Within it, the loaders' messages name their arguments as ``milvus-lab compare``'s options
-    (``--column NAME``) instead of Python keywords (``column='name'``)."""
-    token = _CLI_SPELLING.set(True)
-    try:
-        yield
-    finally:
-        _CLI_SPELLING.reset(token)
-
-
-def _arg(name: str, python_value: str = "", cli_value: str = "") -> str:
-    """How a message names argument ``name`` (with an example value): ``column='name'`` or ``--column NAME``."""
-    if _CLI_SPELLING.get() and name in CLI_OPTIONS:
-        return CLI_OPTIONS[name] + (f" {cli_value}" if cli_value else "")
-    return f"{name}={python_value}" if python_value else name
-
-
-def _path(name: str, value: Any) -> Path:
-    """``value`` as a Path (a str or an os.PathLike giving a str); ParamError naming ``name`` otherwise."""
-    try:
-        text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
-    except Exception:  # noqa: BLE001 - a hostile __fspath__
-        text = None
-    if not isinstance(text, str) or not text.strip() or "\x00" in text:
-        raise ParamError(f"{_arg(name)} must be a file path (a str or pathlib.Path); got {spec.show_value(value)}")
-    return Path(text)
-
-
-def _existing_file(name: str, path: Path) -> Path:
-    if path.is_dir():
-        raise DataFileError(f"{_arg(name)} {path} is a folder, not a data file; give one file of vectors")
-    if not path.is_file():
-        raise DataFileError(f"{_arg(name)}: no such file: {path}")
-    return path
-
-
 def cache_dir() -> Path:
     """The user's cache folder for the lab: :func:`milvus_lab.folders.cache_dir` ($MILVUS_LAB_CACHE_DIR, else
     the platform's cache folder, ~/.cache/milvus_lab on Linux)."""
     return folders.cache_dir()
-
-
-def _mapped_file(array: np.ndarray) -> tuple[str, int] | None:
-    """(file name, byte offset of row 0) when ``array`` is exactly the float32 rows of a memory-mapped file."""
-    mapped = array
-    while mapped is not None and not isinstance(mapped, np.memmap):
-        mapped = getattr(mapped, "base", None)
-    if mapped is None or getattr(mapped, "filename", None) is None or mapped.dtype != np.float32 or \
-            mapped.shape != array.shape or not mapped.flags.c_contiguous or \
-            mapped.__array_interface__["data"][0] != array.__array_interface__["data"][0]:
-        return None
-    return str(mapped.filename), int(mapped.offset)
-
-
-def _released_ranges(array: np.ndarray, mapped_bytes: int, private_rows: np.ndarray | None) -> list[tuple[int, int]]:
-    """(start, length) ranges of a mapping of ``mapped_bytes`` holding ``array`` (at the end of its first
-    allocation unit, as numpy maps it) that may be dropped: every page but those of ``private_rows``, whose
-    copy-on-write contents exist nowhere else."""
-    if private_rows is None or not len(private_rows):
-        return [(0, mapped_bytes)]
-    source = _mapped_file(array)
-    delta = 0 if source is None else source[1] % mmap.ALLOCATIONGRANULARITY
-    row_bytes = array.shape[1] * array.itemsize
-    rows = np.asarray(private_rows, dtype=np.int64)
-    first = (delta + rows * row_bytes) // mmap.PAGESIZE
-    last = (delta + (rows + 1) * row_bytes - 1) // mmap.PAGESIZE
-    kept = np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(first.tolist(), last.tolist())]))
-    ranges, page = [], 0
-    for keep in kept.tolist() + [-(-mapped_bytes // mmap.PAGESIZE)]:
-        if keep > page:
-            start = page * mmap.PAGESIZE
-            ranges.append((start, min(keep * mmap.PAGESIZE, mapped_bytes) - start))
-        page = keep + 1
-    return ranges
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,7 +115,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         self.metric = _metric(self.metric)
-        self.name = rules.check_str("name", self.name)
+        self.name = check("name", self.name, Str())
         self.base = as_vectors(self.base, "base vectors")
         self.queries = as_vectors(self.queries, "query vectors", self.base.shape[1])
 
@@ -218,7 +149,7 @@ class Dataset:
 
     def _file_rows(self) -> tuple[str, int] | None:
         """(file name, byte offset of row 0) when the base vectors are a memory-mapped file's rows."""
-        return _mapped_file(self.base)
+        return mapped_file(self.base)
 
     def rows(self, ids: Any) -> np.ndarray:
         """Base rows ``ids`` (float32). A memory-mapped base is read from its file without mapping pages into
@@ -227,12 +158,7 @@ class Dataset:
         source = self._file_rows()
         if source is None:
             return self.base[ids]
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
-        row_bytes = self.dim * 4
-        with open(source[0], "rb") as f:
-            fd = f.fileno()
-            for j, i in enumerate(ids.tolist()):
-                os.preadv(fd, [memoryview(out[j]).cast("B")], source[1] + i * row_bytes)
+        out = read_mapped_rows(source, ids, self.dim)
         if self._private_rows is not None and len(self._private_rows):
             moved = np.isin(ids, self._private_rows)
             out[moved] = self.base[ids[moved]]
@@ -247,17 +173,7 @@ class Dataset:
         """When the base vectors are memory-mapped from a file (``lab.load`` of a ``.npy``), drop their pages
         from this process's resident memory; the OS reads them again from the file when needed. Used once
         the rows are in a collection, so the lab holds the raw rows once. Returns whether pages were dropped."""
-        mapped = self.base
-        while mapped is not None and not isinstance(mapped, mmap.mmap):
-            mapped = getattr(mapped, "_mmap", None) or getattr(mapped, "base", None)
-        if mapped is None or not hasattr(mapped, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
-            return False
-        try:
-            for start, length in _released_ranges(self.base, len(mapped), self._private_rows):
-                mapped.madvise(mmap.MADV_DONTNEED, start, length)
-        except (OSError, ValueError):
-            return False
-        return True
+        return release_mapped_pages(self.base, self._private_rows)
 
     # ---------------------------------------------------------------- ground truth
     def check_k(self, k: Any) -> int:
@@ -315,7 +231,7 @@ class Dataset:
         :func:`cache_dir`, keyed by a hash of the base, the queries, the metric and k, so another run on the
         same data reads them instead of computing them again."""
         k = self.check_k(k)
-        disk = self.disk_cache if cache is None else rules.check_bool("cache", cache)
+        disk = self.disk_cache if cache is None else check("cache", cache, Bool())
         if self._gt_ids is None or self._gt_ids.shape[1] < k:
             ids = None
             path = self._cache_file(k) if disk else None
@@ -359,7 +275,7 @@ class Dataset:
         rows = self._check_rows("rows", rows, self.nq)
         if not len(rows):
             raise ParamError("rows is empty; give at least one query row")
-        name = rules.check_str("name", name, none_ok=True)
+        name = check("name", name, Str(none_ok=True))
         gt = None if self._gt_ids is None else self._gt_ids[rows]
         labels = None if self.query_labels is None else [self.query_labels[i] for i in rows]
         self.fingerprint  # noqa: B018 - computed once, shared with the subset
@@ -367,10 +283,10 @@ class Dataset:
 
     def split_queries(self, holdout: float = 0.5, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Split the queries at random into (tuning, held-out) datasets over the same base."""
-        fraction = rules.check_number("holdout", holdout, none_ok=False, low=0.0, high=1.0)
+        fraction = check("holdout", holdout)
         if fraction >= 1:
             raise ParamError(f"holdout must be a fraction in (0, 1); got {spec.show_value(holdout)}")
-        seed = rules.check_int("seed", seed, 0)
+        seed = check("seed", seed)
         if self.nq < 2:
             raise ParamError(f"splitting queries needs at least 2 queries; the dataset has {self.nq}")
         order = np.random.default_rng(seed).permutation(self.nq)
@@ -381,7 +297,7 @@ class Dataset:
     def with_queries(self, queries: Any, name: str | None = None) -> Dataset:
         """The same base with new queries (their ground truth is computed when first needed)."""
         self.fingerprint  # noqa: B018
-        name = rules.check_str("name", name, none_ok=True)
+        name = check("name", name, Str(none_ok=True))
         return self._derive(as_vectors(queries, "query vectors", self.dim), None, None, name or self.name)
 
     # ---------------------------------------------------------------- files
@@ -400,8 +316,8 @@ def _split(vectors: np.ndarray, n_queries: Any,
     n = len(vectors)
     if n < 2:
         raise IllegalRecordError(f"holding out queries needs at least 2 rows; got {n}; give the queries "
-                                 f"({_arg('queries', '...', 'FILE')})")
-    seed = rules.check_int("seed", seed, 0)
+                                 f"({arg_name('queries', '...', 'FILE')})")
+    seed = check("seed", seed)
     fraction = None
     if not isinstance(n_queries, Integral) and isinstance(n_queries, Real) and not isinstance(n_queries, bool):
         try:
@@ -415,16 +331,16 @@ def _split(vectors: np.ndarray, n_queries: Any,
     elif fraction is not None and 0 < fraction < 1:
         count = max(1, round(n * fraction))
     else:
-        raise ParamError(f"{_arg('n_queries')} must be an int or a fraction in (0, 1); got "
+        raise ParamError(f"{arg_name('n_queries')} must be an int or a fraction in (0, 1); got "
                          f"{spec.show_value(n_queries)}")
     if not 1 <= count < n:
-        raise ParamError(f"{_arg('n_queries', spec.show_value(count), spec.show_value(count))} must be in "
+        raise ParamError(f"{arg_name('n_queries', spec.show_value(count), spec.show_value(count))} must be in "
                          f"[1, {n - 1}] for {n:,} rows (the rest is the base)")
     rng = np.random.default_rng(seed)
     chosen = np.zeros(n, dtype=bool)
     chosen[rng.choice(n, size=count, replace=False)] = True
     q_rows, b_rows = np.flatnonzero(chosen), np.flatnonzero(~chosen)
-    source = _mapped_file(vectors)
+    source = mapped_file(vectors)
     if source is None:
         return vectors[b_rows], vectors[q_rows], b_rows, q_rows, None
     # a memory-mapped file is not copied: the base is a copy-on-write mapping of its first n - count rows in
@@ -433,7 +349,7 @@ def _split(vectors: np.ndarray, n_queries: Any,
     head = n - count
     queries = vectors[q_rows]
     holes, fillers = q_rows[q_rows < head], b_rows[b_rows >= head]
-    base = np.memmap(source[0], dtype=np.float32, mode="c", offset=source[1], shape=(head, vectors.shape[1]))
+    base = copy_on_write_rows(source, head, vectors.shape[1])
     base[holes] = vectors[fillers]
     order = np.arange(head)
     order[holes] = fillers
@@ -451,9 +367,9 @@ def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = N
     """
     base = as_vectors(vectors, "vectors")
     query_labels = None
-    normalize = rules.check_bool("normalize", normalize)
-    name = rules.check_str("name", name)
-    seed = rules.check_int("seed", seed, 0)
+    normalize = check("normalize", normalize, Bool())
+    name = check("name", name, Str())
+    seed = check("seed", seed)
     _metric(metric)
     if labels is not None:
         try:
@@ -478,73 +394,6 @@ def from_array(vectors: Any, queries: Any = None, *, n_queries: float | None = N
     return Dataset(base, q, metric, name, labels, query_labels, _private_rows=private)
 
 
-def _holds_vectors(series: Any) -> bool:
-    """Does a DataFrame column hold one vector per row (arrays or lists, or text such as "[0.1, 0.2]")?"""
-    if series.dtype != object or not len(series):
-        return False
-    first = series.dropna()
-    if not len(first):
-        return False
-    cell = first.iloc[0]
-    if isinstance(cell, str):
-        return cell.lstrip().startswith(("[", "("))
-    return isinstance(cell, (list, tuple, np.ndarray))
-
-
-def _dataframe_matrix(df: Any, column: str | None, columns: Sequence[str] | None, what: str) -> np.ndarray:
-    import pandas as pd
-
-    if not isinstance(df, pd.DataFrame):
-        raise ParamError(f"{what}: expected a pandas DataFrame (df); got {type(df).__name__}")
-    column = rules.check_str("column", column, none_ok=True)
-    if columns is not None:
-        if isinstance(columns, (str, bytes, Mapping)) or not isinstance(columns, (list, tuple)) or \
-                not all(isinstance(c, str) for c in columns) or not columns:
-            raise ParamError(f"columns must be a non-empty list of column names; got {spec.show_value(columns)}")
-        columns = [str.__str__(c) for c in columns]
-    if column is not None and columns is not None:
-        raise ParamError(f"give {_arg('column', '...', 'NAME')} (one column of vectors) or "
-                         f"{_arg('columns', '...', 'A,B,...')} (numeric columns), not both")
-    if column is None and columns is None:
-        vector_cols = [c for c in df.columns if _holds_vectors(df[c])]
-        numeric = [c for c in df.columns
-                   if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
-        if len(vector_cols) == 1:  # scalar columns beside it (ids, prices) are not part of the vectors
-            column = vector_cols[0]
-        elif numeric and not vector_cols:
-            columns = numeric
-        else:
-            found = (f"{len(vector_cols)} columns hold vectors ({', '.join(map(str, vector_cols))})" if vector_cols
-                     else "no column holds vectors or numbers")
-            raise ParamError(f"{what}: say which data to use: {_arg('column', repr('name'), 'NAME')} for a column "
-                             f"of vectors, or {_arg('columns', '[...]', 'A,B,...')} for numeric columns, one per "
-                             f"dimension; {found}; the columns are {list(df.columns)}")
-    if column is not None:
-        if column not in df.columns:
-            raise ParamError(f"{what}: no column {column!r}; columns are {list(df.columns)}")
-        cells = df[column].tolist()
-        lengths = {len(np.atleast_1d(np.asarray(c))) for c in cells}
-        if len(lengths) > 1:
-            raise IllegalRecordError(f"{what}: column {column!r} holds vectors of different lengths "
-                                     f"{sorted(lengths)[:5]}; all must have the same dimension")
-        try:
-            matrix = np.stack([np.asarray(c, dtype=np.float32) for c in cells]) if cells else np.empty((0, 0))
-        except (TypeError, ValueError) as exc:
-            raise IllegalRecordError(f"{what}: column {column!r} holds non-numeric values ({exc})") from None
-        if matrix.ndim != 2:
-            raise IllegalRecordError(f"{what}: column {column!r} must hold one vector per row; it holds "
-                                     f"{'scalars' if matrix.ndim == 1 else f'{matrix.ndim - 1}-D arrays'} (for "
-                                     f"numeric columns, one per dimension, use {_arg('columns', '[...]', 'A,B,...')})")
-        return matrix
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ParamError(f"{what}: no column(s) {missing}; columns are {list(df.columns)}")
-    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        raise IllegalRecordError(f"{what}: column(s) {bad} are not numeric")
-    return df[list(columns)].to_numpy(dtype=np.float32)
-
-
 def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | None = None, *,
                    queries: Any = None, n_queries: float | None = None, metric: str = "L2",
                    normalize: bool = False, name: str = "dataframe", label_column: str | None = None,
@@ -554,9 +403,9 @@ def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | 
     With neither, a single column of vectors or all numeric columns are used. ``queries`` may be a
     DataFrame of the same layout or an array; without it, rows are held out as in :func:`from_array`.
     """
-    base = _dataframe_matrix(df, column, columns, "vectors")
+    base = dataframe_matrix(df, column, columns, "vectors")
     labels = None
-    label_column = rules.check_str("label_column", label_column, none_ok=True)
+    label_column = check("label_column", label_column, Str(none_ok=True))
     if label_column is not None:
         if label_column not in df.columns:
             raise ParamError(f"label_column: no column {label_column!r}; columns are {list(df.columns)}")
@@ -565,7 +414,7 @@ def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | 
         import pandas as pd
 
         if isinstance(queries, pd.DataFrame):
-            queries = _dataframe_matrix(queries, column, columns, "queries")
+            queries = dataframe_matrix(queries, column, columns, "queries")
         elif isinstance(queries, (str, bytes)):
             raise ParamError(f"queries must be a DataFrame or an array; got {spec.show_value(queries)}")
     return from_array(base, queries, n_queries=n_queries, metric=metric, normalize=normalize, name=name,
@@ -573,135 +422,43 @@ def from_dataframe(df: Any, column: str | None = None, columns: Sequence[str] | 
 
 
 # --------------------------------------------------------------------------------------------------
-# .fvecs / .ivecs / .bvecs (the TEXMEX corpus format: per row an int32 dimension, then the values)
+# From files (read by milvus_lab.lab.formats)
 # --------------------------------------------------------------------------------------------------
-_VECS_DTYPES = {".fvecs": np.dtype("<f4"), ".ivecs": np.dtype("<i4"), ".bvecs": np.dtype("u1")}
+def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
+         groundtruth: str | os.PathLike | None = None, column: str | None = None,
+         columns: Sequence[str] | None = None, n_queries: float | None = None, metric: str | None = None,
+         normalize: bool = False, seed: int = 0) -> Dataset:
+    """Load a dataset from a file, by its suffix: .hdf5/.h5, .npy, .fvecs/.bvecs, .csv or .parquet.
 
-
-def _vecs_dtype(path: Path, kind: str | None) -> np.dtype:
-    key = f".{kind}" if kind else path.suffix.lower()
-    if key not in _VECS_DTYPES:
-        raise ParamError(f"{path}: unknown vecs format {key!r}; use .fvecs (float32), .ivecs (int32) or .bvecs "
-                         f"(uint8)")
-    return _VECS_DTYPES[key]
-
-
-def read_vecs(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
-    """Read an .fvecs / .ivecs / .bvecs file (kind from the suffix unless given) as a 2-D array."""
-    path = _path("path", path)
-    if kind is not None and kind not in ("fvecs", "ivecs", "bvecs"):
-        raise ParamError(f"kind must be 'fvecs', 'ivecs', 'bvecs' or None; got {spec.show_value(kind)}")
-    dtype = _vecs_dtype(path, kind)
-    _existing_file("path", path)
+    ``queries`` (same formats) and ``groundtruth`` (.ivecs / .npy ids) are optional; without queries,
+    ``n_queries`` rows are held out at random.
+    """
+    path = file_path("path", path)
+    if path.suffix.lower() in (".hdf5", ".h5"):
+        if queries is not None or groundtruth is not None:
+            raise ParamError(f"an HDF5 file carries its own queries and ground truth; do not pass "
+                             f"{arg_name('queries')} or {arg_name('groundtruth')}")
+        ds = load_hdf5(path)
+        if metric is not None and _metric(metric) != ds.metric:
+            raise ParamError(f"{path} declares metric {ds.metric}; got "
+                             f"{arg_name('metric', str(metric), str(metric))}")
+        return ds
+    data = read_matrix(path, column=column, columns=columns)
+    q = None if queries is None else read_matrix(queries, column=column, columns=columns, what="queries")
     try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise IllegalRecordError(f"cannot read {path}: {exc}") from None
-    if raw.size < 4:
-        raise IllegalRecordError(f"cannot read {path}: {raw.size} bytes is too short for a vecs file (each "
-                                 f"row starts with a 4-byte dimension)")
-    dim = int(raw[:4].view("<i4")[0])
-    if not 1 <= dim <= spec.DIMENSION[1]:
-        raise IllegalRecordError(f"cannot read {path}: the first row declares dimension {dim}; not a "
-                                 f"{path.suffix or kind} file, or a corrupt one")
-    row_bytes = 4 + dim * dtype.itemsize
-    if raw.size % row_bytes:
-        raise IllegalRecordError(
-            f"cannot read {path}: {raw.size:,} bytes is not a whole number of rows of {row_bytes} bytes "
-            f"(dimension {dim}); the file is truncated or rows have different dimensions")
-    rows = raw.reshape(-1, row_bytes)
-    dims = rows[:, :4].copy().view("<i4").ravel()
-    if (dims != dim).any():
-        first = int(np.flatnonzero(dims != dim)[0])
-        raise IllegalRecordError(f"cannot read {path}: row {first} declares dimension {dims[first]}, row 0 "
-                                 f"declares {dim}; all rows must have the same dimension")
-    return np.ascontiguousarray(rows[:, 4:]).view(dtype).reshape(len(rows), dim)
-
-
-def write_vecs(path: str | os.PathLike, array: Any, kind: str | None = None) -> Path:
-    """Write a 2-D array as .fvecs / .ivecs / .bvecs (kind from the suffix unless given)."""
-    path = Path(path)
-    dtype = _vecs_dtype(path, kind)
-    data = np.asarray(array)
-    if data.ndim != 2 or data.shape[1] == 0:
-        raise IllegalRecordError(f"write_vecs needs a 2-D array with at least one column; got shape {data.shape}")
-    if dtype.kind in "iu" and not np.issubdtype(data.dtype, np.integer):
-        raise IllegalRecordError(f"{path.suffix or kind} holds integers; got dtype {data.dtype}")
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        if data.size and (data.min() < info.min or data.max() > info.max):
-            raise IllegalRecordError(f"values outside [{info.min}, {info.max}] do not fit {path.suffix or kind}")
-    rows = np.empty((len(data), 4 + data.shape[1] * dtype.itemsize), dtype=np.uint8)
-    rows[:, :4] = np.full((len(data), 1), data.shape[1], dtype="<i4").view(np.uint8)
-    rows[:, 4:] = np.ascontiguousarray(data, dtype=dtype).view(np.uint8).reshape(len(data), -1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows.tofile(path)
-    return path
-
-
-def read_fvecs(path: str | os.PathLike) -> np.ndarray:
-    return read_vecs(path, "fvecs")
-
-
-def read_ivecs(path: str | os.PathLike) -> np.ndarray:
-    return read_vecs(path, "ivecs")
-
-
-def read_bvecs(path: str | os.PathLike) -> np.ndarray:
-    return read_vecs(path, "bvecs")
-
-
-def write_fvecs(path: str | os.PathLike, array: Any) -> Path:
-    return write_vecs(path, array, "fvecs")
-
-
-def write_ivecs(path: str | os.PathLike, array: Any) -> Path:
-    return write_vecs(path, array, "ivecs")
-
-
-def write_bvecs(path: str | os.PathLike, array: Any) -> Path:
-    return write_vecs(path, array, "bvecs")
-
-
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """The shape and dtype a .npy file declares, read without loading anything; refused when the file is
-    not a .npy file or holds pickled objects (those are never loaded: unpickling runs code from the file)."""
-    try:
-        with open(path, "rb") as f:
-            shape, dtype = npy_header(f)
-    except OSError as exc:
-        raise IllegalRecordError(f"cannot read {path}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - numpy's reasons for a file that is not .npy vary by version
-        size = path.stat().st_size
-        reason = str(exc).split(";")[0].split(". ")[0][:120]
-        raise IllegalRecordError(f"{path} is not a NumPy .npy file ({size:,} bytes; {reason}); write one with "
-                                 f"numpy.save") from None
-    if dtype.hasobject:
-        raise IllegalRecordError(f"{path} holds Python objects (dtype {dtype}); pickled objects are never loaded, "
-                                 f"since loading them can run code. Save the vectors as a numeric array "
-                                 f"(numpy.save(path, array.astype('float32')))")
-    return shape, dtype
-
-
-def _read_matrix(path: Any, what: str = "path") -> np.ndarray:
-    """A 2-D array from .npy or a vecs file."""
-    path = _path(what, path)
-    suffix = path.suffix.lower()
-    if suffix in _VECS_DTYPES:
-        _existing_file(what, path)
-        return read_vecs(path)
-    if suffix == ".npy":
-        _existing_file(what, path)
-        _npy_header(path)
-        try:
-            return np.load(path, allow_pickle=False, mmap_mode="r")
-        except (ValueError, OSError, EOFError) as exc:
-            raise IllegalRecordError(f"cannot read {path} as a NumPy .npy array (truncated or damaged: "
-                                     f"{str(exc).split(';')[0][:160]})") from None
-    if path.is_dir():
-        _existing_file(what, path)
-    raise ParamError(f"{_arg(what)} {path}: unsupported file type {suffix!r}; use .npy, .fvecs, .bvecs, .ivecs, "
-                     f".hdf5/.h5, .csv or .parquet")
+        ds = from_array(data, q, n_queries=n_queries, metric="L2" if metric is None else metric,
+                        normalize=normalize, name=path.stem, seed=seed)
+    except MilvusLabError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    if groundtruth is not None:
+        if queries is None:
+            raise ParamError(f"{arg_name('groundtruth')} needs the queries file it was computed for "
+                             f"({arg_name('queries', '...', 'FILE')})")
+        if normalize:
+            raise ParamError(f"{arg_name('groundtruth')} from a file is for the raw vectors; do not combine it "
+                             f"with {arg_name('normalize')}")
+        ds.set_ground_truth(read_array(groundtruth, "groundtruth"))
+    return ds
 
 
 def from_files(base: str | os.PathLike, queries: str | os.PathLike | None = None,
@@ -712,44 +469,15 @@ def from_files(base: str | os.PathLike, queries: str | os.PathLike | None = None
                 normalize=normalize, seed=seed)
 
 
-# --------------------------------------------------------------------------------------------------
-# ann-benchmarks HDF5
-# --------------------------------------------------------------------------------------------------
-#: ann-benchmarks' ``distance`` attribute -> (metric, normalise rows)
-_HDF5_METRICS = {"euclidean": ("L2", False), "l2": ("L2", False), "angular": ("IP", True),
-                 "cosine": ("IP", True), "dot": ("IP", False), "ip": ("IP", False)}
-
-
 def load_hdf5(path: str | os.PathLike, *, name: str | None = None) -> Dataset:
     """An ann-benchmarks HDF5 file: ``train`` (base), ``test`` (queries), ``neighbors`` (ground truth).
 
     The ``distance`` attribute picks the metric: euclidean -> L2; angular -> IP on unit-normalised rows
     (the same ranking as cosine); dot -> IP. Binary (hamming/jaccard) files are refused.
     """
-    import h5py
-
-    path = _existing_file("path", _path("path", path))
-    name = rules.check_str("name", name, none_ok=True)
-    try:
-        handle = h5py.File(path, "r")
-    except Exception as exc:  # noqa: BLE001 - h5py raises OSError, and others for some damaged files
-        raise IllegalRecordError(f"cannot read {path} as HDF5: {exc}") from None
-    with handle as f:
-        missing = [key for key in ("train", "test") if key not in f]
-        if missing:
-            raise IllegalRecordError(f"{path} is not an ann-benchmarks file: no dataset(s) {missing} (it has "
-                                     f"{sorted(f.keys())})")
-        distance = f.attrs.get("distance", "euclidean")
-        distance = distance.decode() if isinstance(distance, bytes) else str(distance)
-        if distance.lower() not in _HDF5_METRICS:
-            raise ParamError(f"{path}: distance {distance!r} is not supported by the float lab; supported: "
-                             f"{', '.join(_HDF5_METRICS)}")
-        metric, normalise = _HDF5_METRICS[distance.lower()]
-        try:
-            train, test = f["train"][()], f["test"][()]
-            neighbors = f["neighbors"][()] if "neighbors" in f else None
-        except Exception as exc:  # noqa: BLE001 - h5py / numpy reasons for a damaged file vary
-            raise IllegalRecordError(f"cannot read the arrays of {path}: {exc}") from None
+    path = existing_file("path", file_path("path", path))
+    name = check("name", name, Str(none_ok=True))
+    train, test, neighbors, metric, normalise = read_hdf5(path)
     try:
         ds = from_array(train, test, metric=metric, normalize=normalise, name=name or path.stem)
     except MilvusLabError as exc:
@@ -761,28 +489,15 @@ def load_hdf5(path: str | os.PathLike, *, name: str | None = None) -> Dataset:
 
 def save_hdf5(dataset: Dataset, path: str | os.PathLike, k: int = 100) -> Path:
     """Write ``dataset`` in the ann-benchmarks layout with its exact top-``k`` (k capped at the base size)."""
-    import h5py
-
     path = Path(path)
     k = min(int(k), dataset.n)
     ids = dataset.ground_truth(k)
     dist = numerics.pair_distances(dataset.base, dataset.queries, ids, dataset.metric)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f.attrs["distance"] = "euclidean" if dataset.metric == "L2" else "dot"
-        f.attrs["point_type"] = "float"
-        f.attrs["dimension"] = dataset.dim
-        f.create_dataset("train", data=dataset.base)
-        f.create_dataset("test", data=dataset.queries)
-        f.create_dataset("neighbors", data=ids.astype(np.int32))
-        # ann-benchmarks stores the euclidean distance itself, not its square
-        f.create_dataset("distances", data=(np.sqrt(np.maximum(dist, 0)) if dataset.metric == "L2" else dist)
-                         .astype(np.float32))
-    return path
+    return write_hdf5(path, dataset.base, dataset.queries, ids, dist, dataset.metric)
 
 
 # --------------------------------------------------------------------------------------------------
-# GloVe and one-call loading
+# GloVe
 # --------------------------------------------------------------------------------------------------
 def load_glove_dataset(n: int = 100_000, n_queries: int = DEFAULT_QUERIES, *, metric: str = "L2",
                        normalize: bool = False, seed: int = 0) -> Dataset:
@@ -793,8 +508,8 @@ def load_glove_dataset(n: int = 100_000, n_queries: int = DEFAULT_QUERIES, *, me
     """
     from ..datasets import GLOVE_ROWS, load_glove
 
-    n = rules.check_int("n", n, 1, GLOVE_ROWS)
-    n_queries = rules.check_int("n_queries", n_queries, 1, GLOVE_ROWS)
+    n = check("n", n, Int(1, GLOVE_ROWS))
+    n_queries = check("n_queries", n_queries, Int(1, GLOVE_ROWS))
     if n + n_queries > GLOVE_ROWS:
         raise ParamError(f"n + n_queries = {n + n_queries:,} exceeds the {GLOVE_ROWS:,} GloVe words")
     vectors, words = load_glove(n + n_queries)
@@ -802,75 +517,6 @@ def load_glove_dataset(n: int = 100_000, n_queries: int = DEFAULT_QUERIES, *, me
     ds = from_array(vectors, n_queries=n_queries, metric=metric, normalize=normalize, name=name, labels=words,
                     seed=seed)
     ds.disk_cache = True  # its exact neighbours are kept on disk: a second `milvus-lab compare` reads them
-    return ds
-
-
-def _read_table(path: Path, column: str | None, columns: Sequence[str] | None, what: str = "path") -> np.ndarray:
-    """Vectors from a .csv / .parquet table (a column of vectors, possibly written as text, or numeric columns)."""
-    import pandas as pd
-
-    _existing_file(what, path)
-    try:
-        df = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many kinds for a broken file
-        raise IllegalRecordError(f"cannot read {path}: {exc}") from None
-    if column is not None:
-        text = [column] if column in df.columns and len(df) and isinstance(df[column].iloc[0], str) else []
-    else:  # vectors written as text ("[0.1, 0.2]") are read as vectors
-        text = [c for c in df.columns if _holds_vectors(df[c]) and isinstance(df[c].dropna().iloc[0], str)]
-    for name in text:
-        try:
-            df[name] = [np.array(s.strip("[]()").replace(",", " ").split(), dtype=np.float32) for s in df[name]]
-        except (ValueError, AttributeError) as exc:
-            raise IllegalRecordError(f"{path}: column {name!r} holds text that is not a list of numbers "
-                                     f"({exc})") from None
-    return _dataframe_matrix(df, column, columns, str(path))
-
-
-def read_matrix(path: str | os.PathLike, *, column: str | None = None,
-                columns: Sequence[str] | None = None, what: str = "path") -> np.ndarray:
-    """A 2-D array from .npy, .fvecs / .bvecs / .ivecs, .csv or .parquet."""
-    path = _path(what, path)
-    if path.is_dir():  # said before its (missing) suffix
-        _existing_file(what, path)
-    if path.suffix.lower() in (".csv", ".parquet"):
-        return _read_table(path, column, columns, what)
-    return _read_matrix(path, what)
-
-
-def load(path: str | os.PathLike, *, queries: str | os.PathLike | None = None,
-         groundtruth: str | os.PathLike | None = None, column: str | None = None,
-         columns: Sequence[str] | None = None, n_queries: float | None = None, metric: str | None = None,
-         normalize: bool = False, seed: int = 0) -> Dataset:
-    """Load a dataset from a file, by its suffix: .hdf5/.h5, .npy, .fvecs/.bvecs, .csv or .parquet.
-
-    ``queries`` (same formats) and ``groundtruth`` (.ivecs / .npy ids) are optional; without queries,
-    ``n_queries`` rows are held out at random.
-    """
-    path = _path("path", path)
-    if path.suffix.lower() in (".hdf5", ".h5"):
-        if queries is not None or groundtruth is not None:
-            raise ParamError(f"an HDF5 file carries its own queries and ground truth; do not pass "
-                             f"{_arg('queries')} or {_arg('groundtruth')}")
-        ds = load_hdf5(path)
-        if metric is not None and _metric(metric) != ds.metric:
-            raise ParamError(f"{path} declares metric {ds.metric}; got {_arg('metric', str(metric), str(metric))}")
-        return ds
-    data = read_matrix(path, column=column, columns=columns)
-    q = None if queries is None else read_matrix(queries, column=column, columns=columns, what="queries")
-    try:
-        ds = from_array(data, q, n_queries=n_queries, metric="L2" if metric is None else metric,
-                        normalize=normalize, name=path.stem, seed=seed)
-    except MilvusLabError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
-    if groundtruth is not None:
-        if queries is None:
-            raise ParamError(f"{_arg('groundtruth')} needs the queries file it was computed for "
-                             f"({_arg('queries', '...', 'FILE')})")
-        if normalize:
-            raise ParamError(f"{_arg('groundtruth')} from a file is for the raw vectors; do not combine it with "
-                             f"{_arg('normalize')}")
-        ds.set_ground_truth(_read_matrix(groundtruth, "groundtruth"))
     return ds
 
 
