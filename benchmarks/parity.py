@@ -22,8 +22,9 @@ import warnings
 from pathlib import Path
 
 from milvus_lab import lab, spec
-from milvus_lab.server import connect, embedded, parity, plot_parity
-from milvus_lab.server.parity import common_index_types, parity_markdown
+from milvus_lab.lab import parity, plot_parity
+from milvus_lab.server import connect, embedded
+from milvus_lab.lab.parity import common_index_types, parity_markdown
 
 
 def settings_for(dataset: lab.Dataset, nlist: int, nprobe: int) -> list[tuple[str, dict, dict]]:

@@ -241,13 +241,63 @@ def test_arrows_point_one_way_and_nothing_imports_widgets():
     assert not offences, "\n".join(offences)
 
 
-def test_server_uses_the_lab_only_in_the_parity_re_export():
-    """Parity lives in the lab; of server/, only ``server/parity.py`` (its older address) may import the lab."""
+def test_the_server_room_never_imports_the_lab():
+    """The lab measures on a server through server/; server/ itself never reaches up into the lab."""
     offences = [f"{module} imports {t}" for module, targets in _graph().items()
-                if module.startswith("milvus_lab.server") and module != "milvus_lab.server.parity"
-                for t in targets if t.startswith("milvus_lab.lab")]
+                if module.startswith("milvus_lab.server") for t in targets if t.startswith("milvus_lab.lab")]
     assert not offences, "\n".join(offences)
-    assert any(t.startswith("milvus_lab.lab") for t in _graph()["milvus_lab.server.parity"])  # the scan sees it
+    assert any(t.startswith("milvus_lab.server") for t in _graph()["milvus_lab.lab.cli"])  # the scan sees lab -> server
+
+
+# --------------------------------------------------------------------------------------------------
+# README's "How the code is organised" lists the rooms in the order of the arrows
+# --------------------------------------------------------------------------------------------------
+README = PACKAGE.parent / "README.md"
+
+
+def _room(module: str) -> str:
+    """The room of a module: the top-level module or package under milvus_lab (the package itself: ``__init__``)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _readme_rooms(text: str) -> list[set[str]]:
+    """The rooms each bullet of README's "How the code is organised" names at its start (`` `lab/` ``,
+    `` `cli.py` `` or `` `widgets/` and `views/` ``), in order."""
+    section = text.split("## How the code is organised", 1)[1].split("\n## ", 1)[0]
+    rooms = []
+    for line in section.splitlines():
+        if line.startswith("- `"):
+            head = line[2:].split(":", 1)[0]
+            rooms.append({name.strip("`").removesuffix(".py").rstrip("/") for name in head.split(" and ")})
+    return rooms
+
+
+def _order_offences(listed: list[set[str]], graph: dict[str, set[str]]) -> list[str]:
+    position = {room: i for i, rooms in enumerate(listed) for room in rooms}
+    offences = [f"{_room(m)} is not in the list" for m in sorted(graph) if _room(m) not in position]
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            mine, theirs = _room(module), _room(target)
+            if mine in position and theirs in position and position[theirs] < position[mine]:
+                offences.append(f"{mine} ({module}) uses {theirs} ({target}), listed before it")
+    return sorted(set(offences))
+
+
+def test_readme_lists_every_room_so_that_each_uses_only_rooms_after_it():
+    listed = _readme_rooms(README.read_text())
+    assert len(listed) > 10, listed
+    offences = _order_offences(listed, _graph())
+    assert not offences, "\n".join(offences)
+
+
+def test_the_room_order_check_would_catch_a_room_listed_too_late_or_missing():
+    graph = {"milvus_lab.lab.tuning": {"milvus_lab.spec.model"}, "milvus_lab.spec.model": set(),
+             "milvus_lab.units": set()}
+    assert not _order_offences([{"lab"}, {"spec"}, {"units"}], graph)
+    assert _order_offences([{"spec"}, {"lab"}, {"units"}], graph) == [
+        "lab (milvus_lab.lab.tuning) uses spec (milvus_lab.spec.model), listed before it"]
+    assert _order_offences([{"lab"}, {"spec"}], graph) == ["units is not in the list"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -104,7 +104,8 @@ def queries() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def engine(base):
+def indexed_engine(base):
+    """One collection per index type (and a binary IVF_FLAT), each built on ``base``."""
     eng = Engine(build_threshold=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -137,9 +138,9 @@ def call(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("index_type", list(SEARCH_PARAM))
 def test_engine_search_parameters_at_c_type_edges_are_accepted_in_range_or_refused_naming_them(
-        engine, base, queries, index_type):
+        indexed_engine, base, queries, index_type):
     name = SEARCH_PARAM[index_type]
-    collection = engine[index_type.lower()]
+    collection = indexed_engine[index_type.lower()]
     for value in VALUES:
         result, error = call(lambda value=value: collection.search(queries, TOP_K, {name: value}))
         if search_allowed(name, int(value), TOP_K, BUILD[index_type]):
@@ -150,25 +151,25 @@ def test_engine_search_parameters_at_c_type_edges_are_accepted_in_range_or_refus
             refused_naming(error, name, value)
 
 
-def test_annoy_search_k_above_its_c_int_is_refused_with_the_documented_cap(engine, queries):
-    annoy = engine["annoy"]
+def test_annoy_search_k_above_its_c_int_is_refused_with_the_documented_cap(indexed_engine, queries):
+    annoy = indexed_engine["annoy"]
     for value in (SEARCH_K_CAP + 1, 2**32, 2**63, np.uint64(2**64 - 1), 10**400):
         _, error = call(lambda value=value: annoy.search(queries, TOP_K, {"search_k": value}))
         assert isinstance(error, InvalidParameterError)
         assert f"search_k <= {SEARCH_K_CAP}" in str(error) and "C int" in str(error), str(error)
 
 
-def test_annoy_search_k_at_its_cap_inspects_the_whole_forest_so_the_answer_is_exact(engine, base, queries):
+def test_annoy_search_k_at_its_cap_inspects_the_whole_forest_so_the_answer_is_exact(indexed_engine, base, queries):
     """Nothing wraps around at the cap: annoy collects every item, so the top-k is the exact top-k."""
-    found = engine["annoy"].search(queries, TOP_K, {"search_k": SEARCH_K_CAP}).ids
+    found = indexed_engine["annoy"].search(queries, TOP_K, {"search_k": SEARCH_K_CAP}).ids
     assert (found == exact_ids(base, queries, TOP_K)).all()
-    found = engine["annoy"].search(queries, TOP_K, {"search_k": np.int32(SEARCH_K_CAP)}).ids
+    found = indexed_engine["annoy"].search(queries, TOP_K, {"search_k": np.int32(SEARCH_K_CAP)}).ids
     assert (found == exact_ids(base, queries, TOP_K)).all()
 
 
 @pytest.mark.parametrize("index_type", ["FLAT", "HNSW", "ANNOY", "IVF_FLAT"])
-def test_engine_top_k_at_c_type_edges(engine, queries, index_type):
-    collection = engine[index_type.lower()]
+def test_engine_top_k_at_c_type_edges(indexed_engine, queries, index_type):
+    collection = indexed_engine[index_type.lower()]
     params = {} if index_type == "FLAT" else {SEARCH_PARAM[index_type]: {"HNSW": 4096, "ANNOY": -1}.get(index_type, 8)}
     for value in VALUES:
         result, error = call(lambda value=value: collection.search(queries, value, params))
@@ -179,8 +180,8 @@ def test_engine_top_k_at_c_type_edges(engine, queries, index_type):
             refused_naming(error, "top_k", value)
 
 
-def test_binary_ivf_nprobe_at_c_type_edges(engine):
-    collection = engine["binary"]
+def test_binary_ivf_nprobe_at_c_type_edges(indexed_engine):
+    collection = indexed_engine["binary"]
     query = [bytes(8)]
     for value in VALUES:
         _, error = call(lambda value=value: collection.search(query, TOP_K, {"nprobe": value}))
@@ -195,10 +196,10 @@ def test_binary_ivf_nprobe_at_c_type_edges(engine):
 # The engine: build parameters, collection settings, ids, segments
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("index_type", [t for t in BUILD if t != "FLAT"])
-def test_engine_build_parameters_at_c_type_edges_are_refused_and_leave_the_index(engine, index_type):
+def test_engine_build_parameters_at_c_type_edges_are_refused_and_leave_the_index(indexed_engine, index_type):
     """Every boundary value is beyond every build range of Milvus 0.10: refused naming the parameter, with
     the old index still in place."""
-    collection = engine[index_type.lower()]
+    collection = indexed_engine[index_type.lower()]
     for name in BUILD[index_type]:
         for value in VALUES:
             params = {**BUILD[index_type], name: value}
@@ -277,8 +278,8 @@ def test_int64_ids_round_trip_at_their_edges_and_beyond_is_refused(base):
         engine.close()
 
 
-def test_segment_names_and_file_ids_at_c_type_edges_are_not_found(engine, queries):
-    collection = engine["flat"]
+def test_segment_names_and_file_ids_at_c_type_edges_are_not_found(indexed_engine, queries):
+    collection = indexed_engine["flat"]
     for value in VALUES:
         _, error = call(lambda value=value: collection.search_in_segment([value], queries, 1))
         assert isinstance(error, NotFoundError), error
@@ -300,10 +301,10 @@ def test_build_threshold_takes_numpy_integers_like_segment_rows_and_refuses_othe
         engine.close()
 
 
-def test_search_in_segment_refuses_segment_ids_that_are_not_integers_naming_them(engine, queries):
+def test_search_in_segment_refuses_segment_ids_that_are_not_integers_naming_them(indexed_engine, queries):
     """1.7 is not segment 1: a float, a bool or a string that is not plain decimal digits is refused (a
     ParamError naming segment_ids and the value); ints, NumPy ints and decimal strings find the segment."""
-    collection = engine["flat"]
+    collection = indexed_engine["flat"]
     name = collection.segments()[0]["name"]
     expected = collection.search(queries, 3).ids
     for good in (int(name), np.int64(name), np.uint64(name), name):
@@ -347,9 +348,10 @@ def test_the_adapters_refuse_a_segment_beyond_their_c_ints_before_the_library_se
         module.build(index_type, BUILD[index_type], rows, "L2")
 
 
-def test_annoy_resolves_minus_one_without_wrapping(engine):
+def test_annoy_resolves_minus_one_without_wrapping(indexed_engine):
     """annoy computes n_trees * k in a C int; the adapter does it in Python and passes at most the cap."""
-    built = next(seg.index for c in engine.snapshot().collections if c.name == "annoy" for seg in c.segments)
+    built = next(seg.index for c in indexed_engine.snapshot().collections
+                 if c.name == "annoy" for seg in c.segments)
     trees = built.index.get_n_trees()
     assert built.search_k_used(-1, 7) == trees * 7
     assert built.search_k_used(-1, SEARCH_K_CAP // trees + 1) == SEARCH_K_CAP
@@ -373,8 +375,8 @@ def facade_outcome(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
 
 
 @pytest.mark.parametrize("index_type", list(SEARCH_PARAM))
-def test_facade_search_parameters_at_c_type_edges_return_a_status(engine, queries, index_type):
-    client = Milvus(engine=engine)
+def test_facade_search_parameters_at_c_type_edges_return_a_status(indexed_engine, queries, index_type):
+    client = Milvus(engine=indexed_engine)
     name = SEARCH_PARAM[index_type]
     rows = queries.tolist()
     for value in VALUES:
@@ -388,8 +390,8 @@ def test_facade_search_parameters_at_c_type_edges_return_a_status(engine, querie
             assert shown(value) in status.message
 
 
-def test_facade_top_k_ids_and_collection_settings_at_c_type_edges(engine, base, queries):
-    client = Milvus(engine=engine)
+def test_facade_top_k_ids_and_collection_settings_at_c_type_edges(indexed_engine, base, queries):
+    client = Milvus(engine=indexed_engine)
     rows = queries.tolist()
     for value in VALUES:
         status, error = facade_outcome(lambda value=value: client.search("annoy", value, rows,
@@ -414,11 +416,11 @@ def test_facade_top_k_ids_and_collection_settings_at_c_type_edges(engine, base, 
 # Property: any integer at all, on the engine and the facade
 # --------------------------------------------------------------------------------------------------
 @given(value=INTEGERS, top_k=st.integers(1, 64))
-def test_any_integer_search_k_or_ef_is_accepted_exactly_when_documented(engine, queries, value, top_k):
-    client = Milvus(engine=engine)
+def test_any_integer_search_k_or_ef_is_accepted_exactly_when_documented(indexed_engine, queries, value, top_k):
+    client = Milvus(engine=indexed_engine)
     for index_type in ("ANNOY", "HNSW"):
         name = SEARCH_PARAM[index_type]
-        collection = engine[index_type.lower()]
+        collection = indexed_engine[index_type.lower()]
         allowed = search_allowed(name, int(value), top_k, {})
         _, error = call(lambda collection=collection, name=name: collection.search(queries[:1], top_k, {name: value}))
         assert (error is None) == allowed, (index_type, value, top_k, error)
@@ -599,10 +601,10 @@ def test_the_annoy_view_refuses_search_k_beyond_the_cap_and_seeds_beyond_annoys_
 TYPED = [str(int(v)) for v in VALUES] + ["9" * 40, "+" + str(INT32_MAX + 1), " 2147483648 "]
 
 
-def test_search_form_refuses_typed_edges_on_the_form_naming_the_parameter(engine, base):
+def test_search_form_refuses_typed_edges_on_the_form_naming_the_parameter(indexed_engine, base):
     from milvus_lab.widgets import SearchForm
 
-    form = SearchForm(engine["annoy"], vectors=base, watch=False, query=3)
+    form = SearchForm(indexed_engine["annoy"], vectors=base, watch=False, query=3)
     try:
         sk = form.fields["search_k"]
         for text in TYPED:
@@ -630,13 +632,13 @@ def test_search_form_refuses_typed_edges_on_the_form_naming_the_parameter(engine
         form.close()
 
 
-def test_search_form_ids_at_c_type_edges_are_int64_ids_or_refused_naming_them(engine, base):
+def test_search_form_ids_at_c_type_edges_are_int64_ids_or_refused_naming_them(indexed_engine, base):
     """The form's ``ids`` are Milvus ids: [0, 2**63 - 1], as the engine's own ids; others are a ParamError."""
     from milvus_lab.widgets import SearchForm
 
     for value in VALUES:
         for vectors in (None, base[:1]):
-            form, error = call(lambda value=value, vectors=vectors: SearchForm(engine["flat"], vectors=vectors,
+            form, error = call(lambda value=value, vectors=vectors: SearchForm(indexed_engine["flat"], vectors=vectors,
                                                                                ids=[value], watch=False))
             if 0 <= int(value) <= INT64_MAX:
                 assert error is None and form.vector_ids.tolist() == [int(value)], error
@@ -646,21 +648,21 @@ def test_search_form_ids_at_c_type_edges_are_int64_ids_or_refused_naming_them(en
                 refused_naming(error, "ids", value)
 
 
-def test_explorer_seed_and_n_queries_at_c_type_edges_are_ints_or_refused_naming_them(engine, base):
+def test_explorer_seed_and_n_queries_at_c_type_edges_are_ints_or_refused_naming_them(indexed_engine, base):
     """The explorer's seed only draws the query rows (NumPy takes any non-negative int) and n_queries is at
     most the rows: a negative or a non-integer value is a ParamError naming it and the value, never NumPy's
     ValueError or TypeError."""
     from milvus_lab.widgets import Explorer
 
     for value in VALUES + [True, 1.0]:
-        explorer, error = call(lambda value=value: Explorer(engine["flat"], base, n_queries=5, seed=value))
+        explorer, error = call(lambda value=value: Explorer(indexed_engine["flat"], base, n_queries=5, seed=value))
         if not isinstance(value, (bool, float)) and int(value) >= 0:
             assert error is None and len(explorer.queries) == 5, error
             explorer.close()
         else:
             assert isinstance(error, ParamError) and "seed" in str(error), error
             assert (str(value) if isinstance(value, (bool, float)) else shown(value)) in str(error), error
-        explorer, error = call(lambda value=value: Explorer(engine["flat"], base, n_queries=value))
+        explorer, error = call(lambda value=value: Explorer(indexed_engine["flat"], base, n_queries=value))
         if not isinstance(value, (bool, float)) and int(value) >= 1:
             assert error is None and len(explorer.queries) == min(int(value), ROWS), error
             explorer.close()
@@ -669,12 +671,12 @@ def test_explorer_seed_and_n_queries_at_c_type_edges_are_ints_or_refused_naming_
             assert (str(value) if isinstance(value, (bool, float)) else shown(value)) in str(error), error
 
 
-def test_explorer_annoy_slider_states_the_cap_and_stays_below_it(engine, base):
+def test_explorer_annoy_slider_states_the_cap_and_stays_below_it(indexed_engine, base):
     """search_k has no upper bound in Milvus but a cap in annoy (the spec's IntParam.cap): the slider's note
     says so and the slider never offers more."""
     from milvus_lab.widgets import Explorer
 
-    explorer = Explorer(engine["annoy"], base, n_queries=5)
+    explorer = Explorer(indexed_engine["annoy"], base, n_queries=5)
     try:
         assert explorer.param == "search_k" and explorer.slider.max <= SEARCH_K_CAP
         text = explorer.slider_help.value
@@ -685,10 +687,10 @@ def test_explorer_annoy_slider_states_the_cap_and_stays_below_it(engine, base):
 
 
 @pytest.mark.parametrize("index_type", ["IVF_FLAT", "RNSG", "HNSW", "ANNOY"])
-def test_index_form_refuses_typed_edges_and_leaves_the_index(engine, index_type):
+def test_index_form_refuses_typed_edges_and_leaves_the_index(indexed_engine, index_type):
     from milvus_lab.widgets import IndexForm
 
-    collection = engine[index_type.lower()]
+    collection = indexed_engine[index_type.lower()]
     form = IndexForm(collection, index_type, watch=False)
     try:
         for name in BUILD[index_type]:

@@ -376,7 +376,7 @@ SERVER_DIED = ("Milvus server at http://127.0.0.1:19530 failed while building th
     (PARITY_GLOVE[:1] + [PARITY_GLOVE[2][:4] + (NAN, 3.4, NAN, 9100.0, NAN)], SERVER_DIED),  # stopped mid-way
 ], ids=["glove", "every_type", "server_died"])
 def test_parity_layout(settings, error):
-    from milvus_lab.server import plot_parity
+    from milvus_lab.lab import plot_parity
 
     df = _parity_frame(settings, error)
     fig = plot_parity(df)

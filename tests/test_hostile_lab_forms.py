@@ -293,7 +293,6 @@ FORM_ROWS = 200
 
 @pytest.fixture(scope="module")
 def form_engine():
-    pytest.importorskip("ipywidgets")
     eng = Engine(build_threshold=1)
     c = eng.create_collection("hostile_forms", DIM)
     c.insert(np.random.default_rng(7).normal(size=(FORM_ROWS, DIM)).astype(np.float32))

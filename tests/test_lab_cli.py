@@ -225,18 +225,6 @@ def test_the_closing_lines_print_peak_memory_against_the_data(tmp_path, capsys):
     assert float(ratio) == pytest.approx(int(peak.replace(",", "")) / (1900 * 32 * 4 / 2**20), rel=0.01)
 
 
-def test_the_older_module_paths_re_export_the_lab_commands():
-    from milvus_lab import forecast_cli, lab_cli
-    from milvus_lab.lab import cli as lab_commands
-    from milvus_lab.lab import forecast_cli as lab_forecast
-
-    for name in lab_cli.__all__:
-        assert getattr(lab_cli, name) is getattr(lab_commands, name), name
-    for name in forecast_cli.__all__:
-        assert getattr(forecast_cli, name) is getattr(lab_forecast, name), name
-    assert lab_cli.command_line is command_line
-
-
 def test_only_the_notices_no_row_says_are_shown_after_a_compare():
     skip = "IVF_PQ cannot index 50-dimensional vectors: no m is allowed for dimension 50"
     server = "HNSW: server at http://h:1 went away; the 2 row(s) measured so far are kept"

@@ -12,7 +12,7 @@ from milvus_lab import lab
 from milvus_lab.lab.measurements import results_frame
 from milvus_lab.lab.setting import params_json
 from milvus_lab.lab.report import markdown_report, small_sample_warnings, summary, winner_table
-from milvus_lab.lab_cli import compare_main
+from milvus_lab.lab.cli import compare_main
 
 
 def row(index_type, recall, lo, hi, qps, *, n, nq, status="ok", note=""):

@@ -198,7 +198,8 @@ def test_refine_finds_the_smallest_value_passing_on_all_queries_below_the_tuning
     pooled (v/40 + 1) / 2): tune must step below 38 through the values the tuning half missed (37, 36 pass on
     all queries, 32 fails) and bisect 32..36 to 36, as a grid on all queries would."""
     from milvus_lab.lab.sweeps import Progress
-    from milvus_lab.lab.tuning import _Tuner
+    from milvus_lab.lab.setting import Setting
+    from milvus_lab.lab.tuning import _Choice, _Tuner
 
     rows = clustered(400, 8, seed=3)
     tune_ds, hold_ds = lab.from_array(rows, n_queries=40).split_queries(0.5, 0)
@@ -215,9 +216,9 @@ def test_refine_finds_the_smallest_value_passing_on_all_queries_below_the_tuning
     tuning = curves[id(tune_ds)]
     value, tried = smallest_passing(tuning, [1, 2, 4, 8, 16, 32, 64], 0.95)
     assert value == 38
-    search, tq, hq = tuner.refine("IVF_FLAT", {"nlist": 64}, None, "nprobe", tried, {"nprobe": value},
-                                  np.full(20, tuning(38)), np.full(20, 1.0))
-    assert search == {"nprobe": 36}
-    assert (tq.mean() + hq.mean()) / 2 >= 0.95
+    chosen = tuner.refine(Setting.of("IVF_FLAT", {"nlist": 64}), None,
+                          _Choice({"nprobe": value}, np.full(20, tuning(38)), np.full(20, 1.0)), tried)
+    assert chosen.search == {"nprobe": 36}
+    assert (chosen.tuning.mean() + chosen.held.mean()) / 2 >= 0.95
     refine = [p for p in tuner.points if p["phase"] == "refine"]
     assert 32 in [p["nprobe"] for p in refine]  # checked on all queries: (0.8 + 1.0) / 2 = 0.9 misses

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from conftest import clustered
 
-from milvus_lab import cli, lab, lab_cli
+from milvus_lab import cli, lab
+from milvus_lab.lab import cli as lab_cli
 from milvus_lab.lab.datasets import DEFAULT_QUERIES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,9 +28,10 @@ from milvus_lab.errors import (
     ServerError,
 )
 from milvus_lab.protocol import IndexedCollection, Target
-from milvus_lab.server import embedded, parity, plot_parity, pymilvus2_index_code
+from milvus_lab.lab import parity, plot_parity
+from milvus_lab.server import embedded, pymilvus2_index_code
 from milvus_lab.server.cli import NOT_RUNNING, server_main
-from milvus_lab.server.parity import parity_markdown
+from milvus_lab.lab.parity import parity_markdown
 from milvus_lab.server.target import ServerCollection
 
 

@@ -15,8 +15,8 @@ from conftest import clustered, exact_topk
 from milvus_lab import Engine, lab, numerics, spec
 from milvus_lab.engine.persist import PersistError
 from milvus_lab.errors import IllegalMetricError, InvalidParameterError
-from milvus_lab.server import parity, pymilvus2_index_code
-from milvus_lab.server.parity import memory_profile
+from milvus_lab.lab.parity import memory_profile, parity
+from milvus_lab.server import pymilvus2_index_code
 from milvus_lab.widgets import IndexForm
 
 SERVER = spec.PROFILES[spec.SERVER_PROFILE]
@@ -229,10 +229,11 @@ def test_cosine_parity_on_glove_recall_equal_within_a_hundredth(milvus_server, n
 
 
 def test_compare_and_tune_know_the_cosine_index_types_and_010_skips_them_with_the_reason(scaled_data):
-    from milvus_lab.lab import rules
+    from milvus_lab.lab.arguments import index_types_or_all
 
     base, queries = scaled_data
-    assert rules.index_types("COSINE") == list(SERVER.indexes) and rules.index_types("L2") == list(OLD.indexes)
+    assert index_types_or_all(None, "COSINE") == list(SERVER.indexes)
+    assert index_types_or_all(None, "L2") == list(OLD.indexes)
     dataset = lab.from_array(base, queries, metric="COSINE")
     df = lab.compare(dataset, index_types=["IVF_FLAT", "HNSW"])
     assert set(df["status"]) == {"skipped"} and df["note"].str.contains("Milvus 0.10 has no COSINE").all()

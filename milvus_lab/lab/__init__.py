@@ -25,19 +25,22 @@ from .datasets import (
     load,
     load_glove_dataset,
     load_hdf5,
+    save_hdf5,
+)
+from .forecasting import Forecast, build_rule, forecast, ladder
+from .formats import (
     read_bvecs,
     read_fvecs,
     read_ivecs,
     read_matrix,
     read_vecs,
-    save_hdf5,
     write_bvecs,
     write_fvecs,
     write_ivecs,
     write_vecs,
 )
-from .forecasting import Forecast, build_rule, forecast, ladder
 from .measurements import Build, LabMemoryError, LabWarning, Session, measure
+from .parity import parity, plot_parity
 from .metrics import (
     latency_percentiles,
     pareto_frontier,
@@ -67,6 +70,7 @@ __all__ = [
     "Forecast", "Setting", "build_rule", "compare", "default_plan", "forecast", "ladder",
     "from_array", "from_dataframe", "from_files", "interleaved", "latency_percentiles",
     "load", "load_glove_dataset", "load_hdf5", "markdown_report", "measure", "pareto_frontier", "pareto_mask",
+    "parity", "plot_parity",
     "plot_all", "plot_concurrency", "plot_build_memory", "plot_parameter", "plot_recall_latency", "plot_recall_qps",
     "read_bvecs",
     "read_fvecs", "read_ivecs", "read_matrix", "read_vecs", "recall_at_k", "recall_bounds", "recall_per_query",

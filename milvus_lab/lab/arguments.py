@@ -16,7 +16,7 @@ from numbers import Real
 from typing import Any
 
 from .. import spec
-from ..errors import ParamError
+from ..errors import MilvusLabError, ParamError
 
 
 @dataclass(frozen=True)
@@ -133,3 +133,60 @@ def check(name: str, value: Any, kind: Kind | None = None) -> Any:
 def check_all(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every ``name: value`` checked (:func:`check`), in order; the first bad one raises."""
     return {name: check(name, value) for name, value in values.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Arguments whose allowed values are the spec's index types or a target: the same message format
+# --------------------------------------------------------------------------------------------------
+def check_index_type(value: Any, profile: str | None = None) -> spec.IndexSpec:
+    """The spec of index type ``value`` on ``profile`` (default: Milvus 0.10's); the spec's error otherwise, its
+    message starting with ``index_type``."""
+    try:
+        return spec.get_index(value, profile=profile or spec.DEFAULT_PROFILE)
+    except MilvusLabError as exc:
+        if "index_type" in exc.message:
+            raise
+        raise type(exc)(f"index_type: {exc.message}") from None
+
+
+def check_index_types(value: Any, profile: str | None = None) -> list[str] | None:
+    """A list of index type names (each known to the spec, duplicates dropped, the first spelling's order kept),
+    or None; ParamError naming ``index_types`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset, range)):
+        raise ParamError(f"index_types must be a list of index type names (e.g. ['HNSW', 'IVF_FLAT']) or None; "
+                         f"got {spec.show_value(value)}")
+    names = []
+    for item in list(value):
+        try:
+            names.append(spec.get_index(item, profile=profile or spec.DEFAULT_PROFILE).name)
+        except MilvusLabError as exc:
+            raise ParamError(f"index_types: {exc}") from None
+    if not names:
+        raise ParamError("index_types is empty; give at least one index type name, or None for all")
+    return list(dict.fromkeys(names))
+
+
+def check_target(value: Any) -> Any:
+    """``value`` if it is None or has a Target's collection verbs; ParamError naming ``target`` otherwise."""
+    if value is None:
+        return None
+    for verb in ("create_collection", "has_collection", "drop_collection"):
+        try:
+            ok = callable(getattr(value, verb, None))
+        except Exception:  # noqa: BLE001 - a hostile __getattr__
+            ok = False
+        if not ok:
+            raise ParamError(f"target must be a milvus_lab Target (an Engine, or milvus_lab.server.connect(uri)) "
+                             f"or None; got {spec.show_value(value)}")
+    return value
+
+
+def index_types_or_all(index_types: list[str] | None, metric: str) -> list[str]:
+    """The checked ``index_types``, or for None every index type the lab knows for ``metric`` in the spec's order
+    (the default profile's; for COSINE, the first profile that has it): the target's profile then says which of
+    them it lacks, with the reason."""
+    if index_types is not None:
+        return index_types
+    return spec.index_types_for_metric(metric, profile=spec.profile_for_metric(metric))

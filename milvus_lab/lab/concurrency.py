@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import rules
+from .arguments import Number, check, check_index_types
 from .timing import (
     CLIENT_COLUMN_STEMS,
     DEFAULT_CONCURRENCY_SECONDS,
@@ -86,12 +86,12 @@ def plot_concurrency(results: pd.DataFrame, *, target_recall: float | None = Non
         raise ValueError("no concurrency columns to plot: measure with concurrency=(1, 10, 20) first")
     table = concurrency_table(results)
     if target_recall is not None:
-        target_recall = rules.check_number("target_recall", target_recall, none_ok=False, high=1.0,
-                                           low_open=False)
+        target_recall = check("target_recall", target_recall,
+                              Number(0.0, 1.0, low_open=False, none_ok=False))
         chosen = summary(results, target_recall)
         keys = {(r["index_type"], r["build_params"], r["search_params"]) for _, r in chosen.iterrows()}
         table = table[[(r["index_type"], r["build_params"], r["search_params"]) in keys for _, r in table.iterrows()]]
-    wanted = rules.check_index_types(index_types)
+    wanted = check_index_types(index_types)
     if wanted is not None:
         table = table[table["index_type"].isin(wanted)]
     if table.empty:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import rules, sizing
+from . import sizing
+from .arguments import check_index_type
 from .growth import LEVEL, MAX_FACTOR
 from .setting import Setting
 
@@ -139,7 +140,7 @@ def plot(fc: Any, index_types: Iterable[str] | None = None) -> Figure:
 
     from ..figures import add_notes
 
-    names = [rules.get_index(t).name for t in index_types] if index_types is not None else \
+    names = [check_index_type(t).name for t in index_types] if index_types is not None else \
         [t for t in fc.table["index_type"] if (t, "memory_mb") in fc.fits]
     fig, axes = plt.subplots(2, 3, figsize=(14, 8.5), layout="constrained")
     flat = axes.ravel()

@@ -44,9 +44,9 @@ import numpy as np
 from .. import spec
 from ..errors import ParamError, ServerError
 from ..units import MIB
-from . import growth, memory, rules, sizing
+from . import growth, memory, sizing
 from .growth import MAX_FACTOR
-from .arguments import check
+from .arguments import check, check_index_type, check_index_types, check_target, index_types_or_all
 from .datasets import Dataset, check_dataset
 from .measurements import STATUS_OK, LabMemoryError, LabWarning, Session, session_scope
 from .metrics import recall_bounds
@@ -130,7 +130,7 @@ def build_rule(index_type: str, rows: int, dim: int, profile: str | None = None)
     IVF ``nlist`` grows with the data: ``round(4·√rows)``, within the spec's range; everything else is the
     spec's default for this dimension."""
     profile = profile or spec.DEFAULT_PROFILE
-    index_spec = rules.get_index(index_type, profile)
+    index_spec = check_index_type(index_type, profile)
     params = spec.default_build_params(index_spec.name, dim, profile=profile)
     if "nlist" not in params:
         return params, "the spec's default build parameters at every size" if params else ""
@@ -221,11 +221,11 @@ class Forecast:
     def _row(self, index_type: str | None) -> pd.Series:
         ok = self.table[self.table["status"] == STATUS_OK]
         if index_type is None:
-            ok = ok[ok["index_type"].map(rules.recommended)]
+            ok = ok[ok["index_type"].map(lambda name: spec.get_index(name).recommend)]
             if ok.empty:
                 raise ValueError("no index type has a forecast setting; see the table's notes")
             return ok.loc[ok["qps"].astype(float).idxmax()]
-        name = rules.get_index(index_type).name
+        name = check_index_type(index_type).name
         rows = ok[ok["index_type"] == name]
         if rows.empty:
             notes = self.table.loc[self.table["index_type"] == name, "note"]
@@ -437,7 +437,7 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
                        note=f"{rows:,} rows is {factor:,.0f}x the largest sample; the {name} the target needs is not "
                             f"forecast beyond {MAX_FACTOR['search']:g}x (measure a larger sample)")
             return row
-        param = rules.get_index(index_type, profile).search[name]
+        param = check_index_type(index_type, profile).search[name]
         low, high = spec.bounds(param, {**spec.search_context(k, build_params), "rows": rows})
         measured = [s for s in sizes if not s.censored]
         half = largest.half_width if largest.half_width == largest.half_width else 0.0
@@ -704,8 +704,8 @@ def forecast(dataset: Dataset, rows: int, index_types: Iterable[str] | None = No
     query_node_gb = check("query_node_gb", query_node_gb)
     latency_queries, repeats = check("latency_queries", latency_queries), check("repeats", repeats)
     threads, progress, seed = check("threads", threads), check("progress", progress), check("seed", seed)
-    index_types = rules.check_index_types(index_types)
-    rules.check_target(target)
+    index_types = check_index_types(index_types)
+    check_target(target)
     k = dataset.check_k(k)
     plan = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
     if rows < dataset.n:
@@ -720,7 +720,7 @@ def forecast(dataset: Dataset, rows: int, index_types: Iterable[str] | None = No
         if k > sizes[0]:
             raise ParamError(f"k={k} is larger than the smallest sample size {sizes[0]:,} (min_rows={min_rows:,}); "
                              f"raise min_rows to at least {k:,} or lower k")
-        types = rules.index_types(dataset.metric) if index_types is None else index_types
+        types = index_types_or_all(index_types, dataset.metric)
         _check_memory(dataset, sizes, types, profile)
         return _run(run_session, dataset, rows, types, sizes, target_recall, k, latency_queries, progress, seed,
                     machine_memory_gb, query_node_gb, started, plan)
@@ -759,11 +759,11 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
     skipped: dict[str, str] = {}
     measured: list[str] = []
     for index_type in types:
-        reason = rules.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
+        reason = spec.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
         if reason:
             skipped[index_type] = reason
-        elif not rules.recommended(index_type):
-            other = rules.same_as(index_type)
+        elif not spec.get_index(index_type).recommend:
+            other = spec.get_index(index_type).same_as
             skipped[index_type] = f"not forecast: the same index as {other} on the CPU here; see {other}"
         else:
             measured.append(index_type)

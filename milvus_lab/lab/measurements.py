@@ -31,8 +31,8 @@ import numpy as np
 from .. import spec
 from ..units import MIB
 from ..errors import BuildIndexError, MilvusLabError, ParamError, RawSegmentWarning, RecommendationWarning
-from . import rules, sizing
-from .arguments import ARGUMENTS, Int, check
+from . import sizing
+from .arguments import ARGUMENTS, Int, check, check_index_type, check_target
 from .setting import params_json
 from .datasets import Dataset, check_dataset
 from .metrics import recall_bounds, recall_per_query
@@ -184,7 +184,7 @@ class Session:
     thread_info: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        rules.check_target(self.target)
+        check_target(self.target)
         self.threads = check("threads", self.threads)
         self.max_datasets = check("max_datasets", self.max_datasets)
         if self.target is None:
@@ -205,7 +205,8 @@ class Session:
 
     @property
     def profile(self) -> str:
-        return rules.profile_of(self.target)
+        """The spec profile whose rules apply on this session's target (Milvus 0.10's in memory)."""
+        return getattr(self.target, "profile", None) or spec.DEFAULT_PROFILE
 
     def describe_target(self) -> str:
         describe = getattr(self.target, "describe", None)
@@ -319,7 +320,7 @@ class Session:
         deterministic = getattr(report, "deterministic", None)
         if not report.fully_indexed:
             collection.drop_index()
-            why = rules.raw_reason(index_type, params, dataset.n, profile=self.profile)
+            why = spec.segment_raw_reason(index_type, params, dataset.n, build_threshold=1, profile=self.profile)
             return Build(index_type, params, STATUS_NOT_INDEXED,
                          f"{index_type} recall/QPS not reported: {report.raw_rows:,} of {dataset.n:,} rows were not "
                          f"indexed" + (f" ({why})" if why else "") + f". Target: {report.message()}",
@@ -469,7 +470,7 @@ def resolve_build_params(dataset: Dataset, index_type: str, params: Mapping[str,
     """The spec and validated build parameters (None: the spec's defaults for this dimension)."""
     profile = profile or spec.DEFAULT_PROFILE
     with named("index_type"):
-        index_spec = rules.get_index(index_type, profile)
+        index_spec = check_index_type(index_type, profile)
     if params is None:
         params = spec.default_build_params(index_spec.name, dataset.dim, profile=profile)
     with warnings.catch_warnings(), named("build_params"):
@@ -564,7 +565,7 @@ def measure(dataset: Dataset, index_type: str, build_params: Mapping[str, Any] |
     """
     check_dataset(dataset)
     check_session(session)
-    rules.check_target(target)
+    check_target(target)
     plan = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
     with session_scope(session, target=target) as run:
         return run.measure(dataset, index_type, build_params, search_params, k=k, latency_queries=latency_queries,

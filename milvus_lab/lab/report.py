@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import spec
-from . import rules
 from .measurements import STATUS_OK
 from .metrics import tied_with_best
 from .timing import busy_warning, concurrency_section
@@ -67,7 +66,7 @@ def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
         else:
             best = hit.loc[hit["qps"].idxmax()]
             note = ""
-        other = rules.same_as(index_type)
+        other = spec.get_index(index_type).same_as
         if other is not None:
             note = f"same index as {other} on the CPU here (a GPU index in Milvus), measured once; never recommended"
         rows.append({**{c: best[c] for c in SUMMARY_COLUMNS if c in best.index}, "meets_target": not hit.empty,
@@ -77,7 +76,7 @@ def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
                      zip(out["meets_target"], out["qps"].fillna(0), out["recall"].fillna(-1))]
     out = out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
     out["rank"] = ""
-    eligible = [i for i, r in out.iterrows() if r["meets_target"] is True and rules.recommended(r["index_type"])]
+    eligible = [i for i, r in out.iterrows() if r["meets_target"] is True and spec.get_index(r["index_type"]).recommend]
     verdict = f"No index type reached recall {target_recall:g}."
     if eligible:
         sub = out.loc[eligible]
@@ -85,7 +84,7 @@ def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
         if len(tied) == 1:
             out.loc[tied[0], "rank"] = "winner"
             w = out.loc[tied[0]]
-            build, search = _params(w["build_params"]), _params(w["search_params"])
+            build, search = params_text(w["build_params"]), params_text(w["search_params"])
             verdict = (f"Winner: {w['index_type']}{'' if build == '-' else ' ' + build}"
                        f"{'' if search == '-' else ' with ' + search}: "
                        f"recall {w['recall']:.3f} at {w['qps']:,.0f} QPS ({w['qps_lo']:,.0f}-{w['qps_hi']:,.0f}), "
@@ -101,10 +100,11 @@ def summary(results: pd.DataFrame, target_recall: float = 0.95) -> pd.DataFrame:
     return out
 
 
-def _params(text: object) -> str:
+def params_text(text: object) -> str:
+    """A ``build_params`` / ``search_params`` JSON column as ``nlist=1024, nprobe=16`` (``-`` when empty)."""
     if not isinstance(text, str) or not text:
         return "-"
-    return rules.format_params(json.loads(text))
+    return spec.format_params(json.loads(text)) or "-"
 
 
 def _fmt(value: object, fmt: str) -> str:
@@ -195,7 +195,7 @@ def non_monotone_warnings(results: pd.DataFrame) -> list[str]:
                     worst = (early[2] - late[2], early, late)
         if worst is not None:
             _, (v1, name, r1, lo1, hi1), (v2, _, r2, lo2, hi2) = worst
-            out.append(f"Recall falls as {name} grows: {index_type} {_params(build)} measured recall {r1:.3f} "
+            out.append(f"Recall falls as {name} grows: {index_type} {params_text(build)} measured recall {r1:.3f} "
                        f"({lo1:.3f}-{hi1:.3f}) at {name}={v1} but {r2:.3f} ({lo2:.3f}-{hi2:.3f}) at {name}={v2}, "
                        f"beyond the 95% intervals; its curve is not monotone (the index's own behaviour), so a "
                        f"larger {name} is not always better: choose from the measured points, not between them.")
@@ -230,7 +230,7 @@ def not_measured_sentence(row: pd.Series) -> str:
     """One sentence for a row that was not measured: its note, naming the index type (and build) once."""
     note = str(row["note"]).strip() if isinstance(row["note"], str) and row["note"].strip() else str(row["status"])
     name = str(row["index_type"])
-    params = _params(row["build_params"])
+    params = params_text(row["build_params"])
     if not note.startswith(name):
         note = f"{name}{'' if params == '-' else ' ' + params} ({row['status']}): {note}"
     elif note.startswith(f"{name} skipped: "):
@@ -243,7 +243,8 @@ def winner_table(results: pd.DataFrame, target_recall: float = 0.95) -> str:
     table = summary(results, target_recall)
     measured = [i for i, r in table.iterrows() if isinstance(r["build_params"], str) and r["build_params"]
                 and not math.isnan(r["recall"])]
-    shown = {i: (_params(table.loc[i, "build_params"]), _params(table.loc[i, "search_params"])) for i in measured}
+    shown = {i: (params_text(table.loc[i, "build_params"]), params_text(table.loc[i, "search_params"]))
+             for i in measured}
     wb = max([len("build params")] + [len(b) for b, _ in shown.values()])
     ws = max([len("search params")] + [len(s) for _, s in shown.values()])
     header = (f"{'index type':<10} {'build params':<{wb}} {'search params':<{ws}} {'recall':>6} {'QPS':>9} "
@@ -294,8 +295,8 @@ def markdown_report(results: pd.DataFrame, target_recall: float = 0.95, *, title
     shown = table.copy()
     unmeasured = shown["build_params"].isna() | (shown["build_params"] == "")
     shown.loc[unmeasured, "note"] = "not measured: see below"
-    shown["build_params"] = [_params(v) for v in shown["build_params"]]
-    shown["search_params"] = [_params(v) for v in shown["search_params"]]
+    shown["build_params"] = [params_text(v) for v in shown["build_params"]]
+    shown["search_params"] = [params_text(v) for v in shown["search_params"]]
     for col, fmt in (("recall", ".3f"), ("qps", ",.0f"), ("qps_lo", ",.0f"), ("qps_hi", ",.0f"), ("p99_ms", ".2f"),
                      ("build_s", ".1f"), ("memory_mb", ",.1f")):
         shown[col] = [_fmt(v, fmt) for v in shown[col]]

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from .. import spec
 from ..errors import InvalidParameterError, ParamError, ServerError
 from ..units import MIB
-from . import memory, rules
-from .arguments import check
+from . import memory
+from .arguments import Number, check, check_index_type, check_index_types, check_target, index_types_or_all
 from .datasets import Dataset, check_dataset
 from .measurements import (
     STATUS_SERVER_ERROR,
@@ -46,6 +46,7 @@ from .measurements import (
     session_scope,
 )
 from .metrics import pareto_frontier
+from .setting import Setting
 from .timing import (
     DEFAULT_CONCURRENCY_SECONDS,
     DEFAULT_LATENCY_QUERIES,
@@ -141,7 +142,7 @@ def center_build_params(index_type: str, n: int, dim: int, profile: str | None =
 
     Raises InvalidParameterError when the index type admits no parameters for ``dim`` (IVF_PQ on 50-d)."""
     profile = profile or spec.DEFAULT_PROFILE
-    index_spec = rules.get_index(index_type, profile)
+    index_spec = check_index_type(index_type, profile)
     params = spec.default_build_params(index_spec.name, dim, profile=profile)
     if "nlist" in params:
         grid = [v for v in spec.sweep_values(index_spec.build["nlist"]) if v <= n] or [1]
@@ -158,7 +159,7 @@ def _neighbours(grid: Sequence[int], value: int) -> list[int]:
 def build_grid(index_type: str, name: str, center: Mapping[str, int], dim: int, metric: str,
                profile: str | None = None) -> list[int]:
     """The values a build parameter can take around ``center`` (the spec's grid, in increasing order)."""
-    param = rules.get_index(index_type, profile).build[name]
+    param = check_index_type(index_type, profile).build[name]
     ctx = {"dim": dim, "metric": metric, **center}
     grid = spec.allowed_values(param, ctx)
     return grid if grid is not None else spec.sweep_values(param, ctx)
@@ -173,7 +174,8 @@ def valid_build(index_type: str, params: Mapping[str, int], n: int, dim: int, me
                                                 profile=profile or spec.DEFAULT_PROFILE)
     except InvalidParameterError:
         return False
-    if rules.raw_reason(index_spec.name, clean, n, profile=profile or spec.DEFAULT_PROFILE):
+    if spec.segment_raw_reason(index_spec.name, clean, n, build_threshold=1,
+                               profile=profile or spec.DEFAULT_PROFILE):
         return False
     return not (advice and spec.recommendation_warnings(index_spec, clean))
 
@@ -182,7 +184,7 @@ def neighbour_build_params(index_type: str, center: Mapping[str, int], n: int, d
                            profile: str | None = None) -> list[dict[str, int]]:
     """Builds one grid step from ``center`` (one parameter at a time), valid and within the spec's advice."""
     out = []
-    for name in rules.get_index(index_type, profile).build:
+    for name in check_index_type(index_type, profile).build:
         for value in _neighbours(build_grid(index_type, name, center, dim, metric, profile), center[name]):
             params = {**center, name: value}
             if valid_build(index_type, params, n, dim, metric, profile):
@@ -196,7 +198,7 @@ def choice_builds(index_type: str, center: Mapping[str, int], n: int, dim: int, 
     bytes per vector, the build parameter that decides its recall), so high-dimensional data is not judged
     by the default's small code alone (768-d: m=96 besides m=24)."""
     out = []
-    for name, param in rules.get_index(index_type, profile).build.items():
+    for name, param in check_index_type(index_type, profile).build.items():
         if param.choices is None:
             continue
         larger = [v for v in build_grid(index_type, name, center, dim, metric, profile) if v > center[name]]
@@ -210,7 +212,7 @@ def choice_builds(index_type: str, center: Mapping[str, int], n: int, dim: int, 
 def search_values(index_type: str, build_params: Mapping[str, int], n: int, k: int,
                   profile: str | None = None) -> tuple[str, list[int]] | None:
     """The search parameter of a build and its sweep (from its ``sweep_start`` upward); None for FLAT."""
-    index_spec = rules.get_index(index_type, profile)
+    index_spec = check_index_type(index_type, profile)
     if not index_spec.search:
         return None
     name, param = next(iter(index_spec.search.items()))
@@ -236,26 +238,26 @@ def default_plan(dataset: Dataset, index_types: Iterable[str] | None = None, *, 
     check_dataset(dataset)
     budget = get_budget(budget)
     k = dataset.check_k(k)
-    checked = rules.check_index_types(index_types)
-    types = rules.index_types(dataset.metric) if checked is None else checked
+    checked = check_index_types(index_types)
+    types = index_types_or_all(checked, dataset.metric)
     plan = Plan()
     extras: list[BuildPlan] = []
     planned: list[str] = []
     for index_type in dict.fromkeys(types):
-        reason = rules.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
+        reason = spec.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
         if reason:
             plan.skipped[index_type] = reason
             continue
         center = center_build_params(index_type, dataset.n, dataset.dim, profile)
-        raw = rules.raw_reason(index_type, center, dataset.n, profile=profile)
+        raw = spec.segment_raw_reason(index_type, center, dataset.n, build_threshold=1, profile=profile)
         if raw:
             plan.skipped[index_type] = (f"{index_type} cannot be trained on this data with "
-                                        f"{rules.format_params(center)}: {raw}")
+                                        f"{spec.format_params(center)}: {raw}")
             continue
-        other = rules.same_as(index_type)
+        other = spec.get_index(index_type).same_as
         if other is not None:
             # measured on the other type's build when the run builds that type too (no second identical build)
-            shared = other in types and not rules.unavailable_reason(other, dim=dataset.dim, metric=dataset.metric,
+            shared = other in types and not spec.unavailable_reason(other, dim=dataset.dim, metric=dataset.metric,
                                                                      profile=profile)
             plan.builds.append(BuildPlan(index_type, center,
                                          [spec.default_search_params(index_type, k, center, profile=profile)],
@@ -296,7 +298,7 @@ def check_memory(dataset: Dataset, plan: Plan, session: Session) -> None:
     raise LabMemoryError(
         f"this comparison needs about {need['total_bytes'] / mb:,.0f} MB more ({need['collection_bytes'] / mb:,.0f} "
         f"MB for the collection's copy of the {dataset.n:,} x {dataset.dim} rows, {need['index_bytes'] / mb:,.0f} "
-        f"MB for the largest index, {biggest.index_type} {rules.format_params(biggest.build_params)}) but only "
+        f"MB for the largest index, {biggest.index_type} {spec.format_params(biggest.build_params)}) but only "
         f"{free / mb:,.0f} MB are free; compare fewer index types (index_types=...), a sample of the rows, or "
         f"run on a server target")
 
@@ -415,7 +417,7 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
                bar: Progress, started: float, time_limit: float | None,
                accept_build: Callable[[Build], str | None] | None, desc: str,
                concurrency: ConcurrencyPlan | None = None) -> list[dict[str, Any]]:
-    label = f"{item.index_type} {rules.format_params(item.build_params)}"
+    label = Setting.of(item.index_type, item.build_params).label()
     bar.describe(f"{desc}: building {label}")
     build = session.build(dataset, item.measured_on or item.index_type, item.build_params)
     bar.step(1)
@@ -435,7 +437,7 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
         walked.append(search)
         per_query.append(found)
         recalls.append(float(found.mean()))
-        bar.step(1, f"{rules.format_params(search)}: recall {recalls[-1]:.3f}")
+        bar.step(1, f"{spec.format_params(search) or '-'}: recall {recalls[-1]:.3f}")
         over_time = time_limit is not None and time.perf_counter() - started > time_limit
         if stop(recalls) or over_time:
             bar.step(len(item.searches) - done)
@@ -457,7 +459,7 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
 def _split_budget(budget: Any, time_limit: float | None) -> tuple[str | Budget, float | None]:
     time_limit = check("time_limit", time_limit)
     if isinstance(budget, Real) and not isinstance(budget, bool):
-        return "default", rules.check_number("budget", budget, none_ok=False)
+        return "default", check("budget", budget, Number(none_ok=False))
     return budget, time_limit
 
 
@@ -485,12 +487,12 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     budget, time_limit = _split_budget(budget, time_limit)
     budget_obj = get_budget(budget)
     k = dataset.check_k(k)
-    index_types = rules.check_index_types(index_types)
+    index_types = check_index_types(index_types)
     latency_queries, repeats = check("latency_queries", latency_queries), check("repeats", repeats)
     progress = check("progress", progress)
     clients = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=dataset.nq)
     check_session(session)
-    rules.check_target(target)
+    check_target(target)
     with session_scope(session, target=target, threads=threads, repeats=repeats) as session:
         plan = default_plan(dataset, index_types, k=k, budget=budget_obj, profile=session.profile)
         check_memory(dataset, plan, session)

@@ -36,7 +36,7 @@ import psutil
 
 from .. import spec
 from ..errors import ParamError
-from . import rules
+from .arguments import ARGUMENTS, Int, Number, check
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,9 +82,7 @@ def fixed_threads(threads: int | None) -> Iterator[dict[str, Any]]:
     import faiss
     from threadpoolctl import threadpool_limits
 
-    from . import rules
-
-    n = available_cores() if threads is None else rules.check_int("threads", threads, 1, 4096)
+    n = available_cores() if threads is None else check("threads", threads)
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(n)
     try:
@@ -214,10 +212,8 @@ def busy_warning(busy_groups: int, groups: int, max_other_cpu: float, max_drift:
 # --------------------------------------------------------------------------------------------------
 def round_robin(n_settings: int, repeats: int) -> list[list[int]]:
     """The order settings are timed in: ``repeats`` rounds of every setting, each round starting one later."""
-    from . import rules
-
-    n_settings = rules.check_int("n_settings", n_settings, 0, 10**6)
-    repeats = rules.check_int("repeats", repeats, 1, rules.ARGUMENTS["repeats"].high)
+    n_settings = check("n_settings", n_settings, Int(0, 10**6))
+    repeats = check("repeats", repeats, Int(1, ARGUMENTS["repeats"].high))
     return [[(r + i) % n_settings for i in range(n_settings)] for r in range(repeats)] if n_settings else []
 
 
@@ -332,9 +328,9 @@ def check_concurrency(concurrency: Any, seconds: Any = DEFAULT_CONCURRENCY_SECON
     plan with the levels sorted. Raises ParamError naming the argument, the value and what is allowed."""
     if isinstance(concurrency, ConcurrencyPlan):
         concurrency, seconds, batch = concurrency.levels, concurrency.seconds, concurrency.batch
-    seconds = rules.check_number("concurrency_seconds", seconds, none_ok=False, low=0.0, high=MAX_CONCURRENCY_SECONDS)
+    seconds = check("concurrency_seconds", seconds, Number(0.0, MAX_CONCURRENCY_SECONDS, none_ok=False))
     high = None if nq is None else int(nq)
-    batch = rules.check_int("concurrency_batch", batch, 1, high)
+    batch = check("concurrency_batch", batch, Int(1, high))
     if concurrency is None:
         return None
     if not isinstance(concurrency, (tuple, list)):
@@ -486,7 +482,7 @@ def interleaved_clients(searches: Sequence[Sequence[Callable[[np.ndarray], Any]]
     ``plan.seconds / rounds``; ``order`` (a list) receives the (level, setting) of every window in turn.
 
     Returns per setting the columns of :func:`level_columns` and ``concurrency_note`` (failed clients)."""
-    rounds = rules.check_int("rounds", rounds, 1, 10_000)
+    rounds = check("rounds", rounds, Int(1, 10_000))
     top = max(plan.levels)
     for i, clients in enumerate(searches):
         if len(clients) < top:

@@ -27,10 +27,9 @@ Index types the spec marks as not recommended (IVF_SQ8H, the same index as IVF_S
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,13 +37,13 @@ import numpy as np
 from ..codegen import pymilvus2_index_code
 from ..errors import ParamError, ServerError
 from ..units import MIB
-from . import rules
+from .. import spec
 from .datasets import Dataset, check_dataset
-from .arguments import check, check_all
-from .setting import Setting, params_json
+from .arguments import check, check_all, check_index_types, check_target, index_types_or_all
+from .setting import Setting
 from .measurements import STATUS_OK, Session, base_row, check_session, results_frame, session_scope
 from .metrics import recall_bounds, tied_with_best
-from .report import result_html, stopped_early
+from .report import params_text, result_html, stopped_early
 from .sweeps import Progress, build_grid, center_build_params, search_values, valid_build
 from .timing import (
     DEFAULT_CONCURRENCY_SECONDS,
@@ -76,39 +75,38 @@ CODE_TARGETS = ("pymilvus-0.2", "pymilvus-2")
 # --------------------------------------------------------------------------------------------------
 # The search parameter: bracket, then bisect
 # --------------------------------------------------------------------------------------------------
-def smallest_passing(recall: Callable[[int], float], values: list[int], target: float, *,
-                     tolerance: float = 0.02) -> tuple[int | None, list[tuple[int, float, str]]]:
-    """The smallest integer value whose ``recall(value)`` reaches ``target``, for a recall that grows with the
-    value: walk ``values`` (increasing) until one passes, then bisect between the last failing value and it
-    until they are adjacent (or within ``tolerance`` of the value). Returns (value or None, points tried as
-    (value, recall, phase))."""
-    points: list[tuple[int, float, str]] = []
-    seen: dict[int, float] = {}
-
-    def probe(value: int, phase: str) -> float:
-        if value not in seen:
-            seen[value] = recall(value)
-            points.append((value, seen[value], phase))
-        return seen[value]
-
-    low = None
-    high = None
-    for value in values:
-        if probe(value, "bracket") >= target:
-            high = value
-            break
-        low = value
-    if high is None:
-        return None, points
-    if low is None:
-        return high, points
+def bisect_smallest(passes: Callable[[int], bool], low: int, high: int, *, tolerance: float = 0.02) -> int:
+    """For a ``passes`` that holds from some integer on, with ``low`` failing and ``high`` passing: bisect until
+    the two are adjacent (or within ``tolerance`` of ``high``) and return ``high``, the smallest passing value
+    seen. Each value is asked at most once."""
     while high - low > max(1, int(tolerance * high)):
         mid = (low + high) // 2
-        if probe(mid, "bisect") >= target:
+        if passes(mid):
             high = mid
         else:
             low = mid
-    return high, points
+    return high
+
+
+def smallest_passing(recall: Callable[[int], float], values: list[int], target: float, *,
+                     tolerance: float = 0.02) -> tuple[int | None, list[tuple[int, float, str]]]:
+    """The smallest integer value whose ``recall(value)`` reaches ``target``, for a recall that grows with the
+    value: walk ``values`` (increasing) until one passes, then :func:`bisect_smallest` between the last failing
+    value and it. Returns (value or None, points tried as (value, recall, phase))."""
+    points: list[tuple[int, float, str]] = []
+
+    def probe(value: int, phase: str) -> bool:
+        points.append((value, recall(value), phase))
+        return points[-1][1] >= target
+
+    low = None
+    for value in values:
+        if probe(value, "bracket"):
+            if low is None:
+                return value, points
+            return bisect_smallest(lambda mid: probe(mid, "bisect"), low, value, tolerance=tolerance), points
+        low = value
+    return None, points
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,8 +180,8 @@ class TuneResult:
         lines = ["tune: " + ", ".join(limits)]
         for _, row in self.best.iterrows():
             if row["status"] == STATUS_OK:
-                lines.append(f"  {row['index_type']:<9} {_fmt_params(row['build_params'])}; "
-                             f"{_fmt_params(row['search_params'])}: recall {row['recall']:.3f} "
+                lines.append(f"  {row['index_type']:<9} {params_text(row['build_params'])}; "
+                             f"{params_text(row['search_params'])}: recall {row['recall']:.3f} "
                              f"[{row['recall_lo']:.3f}, {row['recall_hi']:.3f}], {row['qps']:,.0f} QPS "
                              f"({row['qps_lo']:,.0f}-{row['qps_hi']:,.0f}), p99 {row['p99_ms']:.2f} ms, "
                              f"{row['memory_mb']:,.1f} MB")
@@ -193,11 +191,11 @@ class TuneResult:
             lines.append("winner: none (no index type met every constraint)")
         elif len(self.ties) > 1:
             lines.append(f"tie: {', '.join(self.ties)} (QPS ranges overlap); fastest by median: "
-                         f"{self.winner['index_type']} {_fmt_params(self.winner['build_params'])}; "
-                         f"{_fmt_params(self.winner['search_params'])}")
+                         f"{self.winner['index_type']} {params_text(self.winner['build_params'])}; "
+                         f"{params_text(self.winner['search_params'])}")
         else:
-            lines.append(f"winner: {self.winner['index_type']} {_fmt_params(self.winner['build_params'])}; "
-                         f"{_fmt_params(self.winner['search_params'])}")
+            lines.append(f"winner: {self.winner['index_type']} {params_text(self.winner['build_params'])}; "
+                         f"{params_text(self.winner['search_params'])}")
         return "\n".join(lines + stopped_early(self.error))
 
     def __repr__(self) -> str:
@@ -208,13 +206,62 @@ class TuneResult:
         return result_html(lines[0], self.best, lines[-1], code=None if self.winner is None else self.code())
 
 
-def _fmt_params(text: Any) -> str:
-    return rules.format_params(json.loads(text)) if isinstance(text, str) and text else "-"
-
-
 # --------------------------------------------------------------------------------------------------
 # The tuner
 # --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    """One build :func:`tune` tried: its setting (the search value it chose, if any), what the build cost, the
+    recall and QPS it reached on the held-out queries, and why it was kept or left (``status``, ``reason``).
+
+    ``row`` is the timed held-out result row (None until the setting is timed); ``score`` is the held-out QPS of
+    a trial that met every constraint, ``-inf`` otherwise. :meth:`columns` is its row in ``TuneResult.trials``."""
+
+    setting: Setting
+    build_s: float
+    memory_mb: float
+    status: str
+    reason: str
+    recall: float = float("nan")
+    tuning_recall: float = float("nan")
+    qps: float = float("nan")
+    row: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    @property
+    def score(self) -> float:
+        return self.qps if self.ok else -np.inf
+
+    @property
+    def fastest_qps(self) -> float:
+        """The QPS of its fastest timed round (``-inf`` when it met no target): the bar a new build must beat."""
+        return self.row["qps_hi"] if self.ok and self.row is not None else -np.inf
+
+    def columns(self) -> dict[str, Any]:
+        return {**self.setting.columns(), "build_s": self.build_s, "memory_mb": self.memory_mb, "qps": self.qps,
+                "recall": self.recall, "tuning_recall": self.tuning_recall, "status": self.status,
+                "reason": self.reason, "score": self.score}
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """A search setting with its per-query recalls on the tuning and the held-out queries."""
+
+    search: Mapping[str, int]
+    tuning: np.ndarray
+    held: np.ndarray
+
+    def verdict(self, target: float) -> tuple[bool, float, float, float]:
+        """(passes, recall over all queries, held-out 95 % interval low, high): it passes when the recall over
+        all queries reaches ``target`` and the held-out recall is not below it beyond its interval."""
+        pooled = float(np.concatenate([self.tuning, self.held]).mean())
+        low, high = recall_bounds(self.held)
+        return pooled >= target and high >= target, pooled, low, high
+
+
 @dataclass
 class _Tuner:
     session: Session
@@ -228,7 +275,7 @@ class _Tuner:
     bar: Progress
     concurrency: ConcurrencyPlan | None = None
     points: list[dict[str, Any]] = field(default_factory=list)
-    trials: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[Trial] = field(default_factory=list)
     holdout: list[dict[str, Any]] = field(default_factory=list)
 
     def point(self, index_type: str, build_params: Mapping[str, int], search: Mapping[str, int], recall: float,
@@ -237,131 +284,153 @@ class _Tuner:
         row.update(recall=recall, phase=phase, queries=queries, required=required)
         self.points.append(row)
 
-    def evaluate(self, index_type: str, params: dict[str, int]) -> dict[str, Any]:
-        """Build, find the smallest passing search value, verify on held-out queries, time it: one trial."""
-        ds = self.tune_ds
-        label = f"{index_type} {rules.format_params(params)}"
+    def relabel(self, trial: Trial, reason: str) -> Trial:
+        """``trial`` with a new ``reason``, replaced in :attr:`trials` too."""
+        new = replace(trial, reason=reason)
+        self.trials[next(i for i, t in enumerate(self.trials) if t is trial)] = new
+        return new
+
+    # one trial: build, choose (find, verify, refine), time ---------------------------------------------------
+    def evaluate(self, index_type: str, params: dict[str, int]) -> Trial:
+        """Build ``params``, choose the smallest search value that passes on the held-out queries, time it: one
+        trial, recorded in :attr:`trials` even when a server error ends it half way."""
+        setting = Setting.of(index_type, params)
+        label = setting.label()
         self.bar.describe(f"tune: building {label}")
-        build = self.session.build(ds, index_type, params)
-        trial = {"index_type": index_type, "build_params": params_json(params), "search_params": "",
-                 "build_s": build.build_s, "memory_mb": build.memory_bytes / MIB, "qps": float("nan"),
-                 "recall": float("nan"), "tuning_recall": float("nan"), "status": build.status, "reason": build.note,
-                 "score": -np.inf}
-        self.trials.append(trial)
+        build = self.session.build(self.tune_ds, index_type, params)
+        trial = Trial(setting, build.build_s, build.memory_bytes / MIB, build.status, build.note)
         self.bar.step(1, label)
-        if not build.ok:
-            return trial
-        if self.memory_budget_mb is not None and build.memory_bytes / MIB > self.memory_budget_mb:
-            trial.update(status=STATUS_NO_SETTING, reason=f"index needs {build.memory_bytes / MIB:,.3g} MB, over the "
-                                                          f"memory budget of {self.memory_budget_mb:,.3g} MB")
-            return trial
-        found = search_values(index_type, params, ds.n, self.k, self.session.profile)
-        self.bar.describe(f"tune: {label}")
-        required = self.target
-        for attempt in range(2):
-            if found is None:
-                search: dict[str, int] = {}
-                tune_per_query = self.session.recall_of(ds, build, {}, self.k)
-                self.point(index_type, params, {}, float(tune_per_query.mean()), "exact", "tuning")
-            else:
-                name, values = found
-                per_value: dict[int, np.ndarray] = {}
-
-                def recall(value: int, name: str = name, per_value: dict = per_value) -> float:
-                    per_value[value] = self.session.recall_of(ds, build, {name: value}, self.k)
-                    return float(per_value[value].mean())
-
-                value, tried = smallest_passing(recall, values, required)
-                for v, r, phase in tried:
-                    self.point(index_type, params, {name: v}, r, phase, "tuning", required)
-                if value is None:
-                    top = max(tried, key=lambda t: t[1])
-                    trial.update(status=STATUS_NO_SETTING,
-                                 reason=f"tops out at recall {top[1]:.3f} ({name}={top[0]}) on the tuning queries, "
-                                        f"below {required:.3f}")
-                    return trial
-                search = {name: value}
-                tune_per_query = per_value[value]
-            tune_recall = float(tune_per_query.mean())
-            per_query = self.session.recall_of(self.hold_ds, build, search, self.k)
-            held = float(per_query.mean())
-            pooled = float(np.concatenate([tune_per_query, per_query]).mean())
-            low, high = recall_bounds(per_query)
-            self.point(index_type, params, search, held, "verify", "held-out")
-            trial.update(search_params=params_json(search), tuning_recall=tune_recall, recall=held)
-            if pooled >= self.target and high >= self.target:
-                if found is not None:
-                    search, tune_per_query, per_query = self.refine(index_type, params, build, found[0], tried,
-                                                                    search, tune_per_query, per_query)
-                    tune_recall, held = float(tune_per_query.mean()), float(per_query.mean())
-                    trial.update(search_params=params_json(search), tuning_recall=tune_recall, recall=held)
-                break
-            if attempt == 0:  # aim higher by the shortfall, once
-                required = min(1.0, required + 2 * (self.target - min(pooled, held)))
-                continue
-            trial.update(status=STATUS_NO_SETTING,
-                         reason=f"held-out recall {held:.3f} (95% interval {low:.3f}-{high:.3f}; all queries "
-                                f"{pooled:.3f}) stays below {self.target:g}")
-            return trial
-        self.bar.describe(f"tune: timing {label}")
-        row = self.session.measure_settings(self.hold_ds, build, [search], k=self.k,
-                                            latency_queries=self.latency_queries, recalls=[per_query],
-                                            concurrency=self.concurrency)[0]
-        row["tuning_recall"] = tune_recall
-        self.holdout.append(row)
-        trial.update(qps=row["qps"], row=row)
-        if self.max_p99_ms is not None and row["p99_ms"] > self.max_p99_ms:
-            trial.update(status=STATUS_NO_SETTING, reason=f"reaches the target only at p99 {row['p99_ms']:.2f} ms, "
-                                                          f"over {self.max_p99_ms:g} ms")
-            return trial
-        trial.update(status=STATUS_OK, reason="meets the target", score=row["qps"])
+        try:
+            trial = self.qualify(trial, build, label)
+        finally:
+            self.trials.append(trial)
         return trial
 
-    def refine(self, index_type: str, params: dict[str, int], build: Any, name: str,
-               tried: list[tuple[int, float, str]], search: dict[str, int], tune_per_query: np.ndarray,
-               per_query: np.ndarray) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-        """Bisect down between the last value that missed on the tuning queries and the verified one, keeping
-        the smallest value that still passes the verification (recall over all queries at the target, held-out
-        recall not below it beyond its interval): the tuning half alone overshoots by its sampling error."""
-        value = search[name]
+    def qualify(self, trial: Trial, build: Any, label: str) -> Trial:
+        """A measured build's trial carried through the memory budget, the choice of search value, the timing
+        and the p99 limit; the first that fails says why in ``reason``."""
+        if not build.ok:
+            return trial
+        if self.memory_budget_mb is not None and trial.memory_mb > self.memory_budget_mb:
+            return replace(trial, status=STATUS_NO_SETTING,
+                           reason=f"index needs {trial.memory_mb:,.3g} MB, over the memory budget of "
+                                  f"{self.memory_budget_mb:,.3g} MB")
+        self.bar.describe(f"tune: {label}")
+        choice, failure = self.choose(trial.setting, build)
+        if choice is not None:
+            trial = replace(trial, setting=trial.setting.with_search(choice.search),
+                            tuning_recall=float(choice.tuning.mean()), recall=float(choice.held.mean()))
+        if failure is not None:
+            return replace(trial, status=STATUS_NO_SETTING, reason=failure)
+        self.bar.describe(f"tune: timing {label}")
+        row = self.time(build, choice)
+        trial = replace(trial, qps=row["qps"], row=row)
+        if self.max_p99_ms is not None and row["p99_ms"] > self.max_p99_ms:
+            return replace(trial, status=STATUS_NO_SETTING,
+                           reason=f"reaches the target only at p99 {row['p99_ms']:.2f} ms, over {self.max_p99_ms:g} ms")
+        return replace(trial, status=STATUS_OK, reason="meets the target")
 
-        def passes(mid: int) -> tuple[bool, np.ndarray, np.ndarray]:
-            tq = self.session.recall_of(self.tune_ds, build, {name: mid}, self.k)
-            hq = self.session.recall_of(self.hold_ds, build, {name: mid}, self.k)
-            pooled = float(np.concatenate([tq, hq]).mean())
-            self.point(index_type, params, {name: mid}, pooled, "refine", "all", self.target)
-            return pooled >= self.target and recall_bounds(hq)[1] >= self.target, tq, hq
-
-        # the values below that missed on the tuning half may still pass on all queries: step down through
-        # them until one fails the verification too, so the bisection starts from a real lower bound
-        low = None
-        for below in sorted({v for v, _, _ in tried if v < value}, reverse=True):
-            ok, tq, hq = passes(below)
-            if not ok:
-                low = below
-                break
-            value, tune_per_query, per_query = below, tq, hq
-        while low is not None and value - low > max(1, int(0.02 * value)):
-            mid = (low + value) // 2
-            ok, tq, hq = passes(mid)
+    def choose(self, setting: Setting, build: Any) -> tuple[_Choice | None, str | None]:
+        """The smallest search value that passes the held-out verification: found on the tuning queries, verified,
+        then refined downwards. If the first pick fails the verification, the tuning target is raised by twice
+        the shortfall, once. Returns (the last choice looked at, None) or (it or None, why none passes)."""
+        found = search_values(setting.index_type, setting.build_params, self.tune_ds.n, self.k, self.session.profile)
+        required = self.target
+        choice = None
+        for attempt in range(2):
+            picked, tried, failure = self.find(setting, build, found, required)
+            if failure is not None:
+                return choice, failure
+            choice = picked
+            ok, pooled, low, high = self.verify(setting, build, choice)
             if ok:
-                value, tune_per_query, per_query = mid, tq, hq
-            else:
-                low = mid
-        return {name: value}, tune_per_query, per_query
+                return (self.refine(setting, build, choice, tried) if found is not None else choice), None
+            held = float(choice.held.mean())
+            if attempt == 0:  # aim higher by the shortfall, once
+                required = min(1.0, required + 2 * (self.target - min(pooled, held)))
+        return choice, (f"held-out recall {held:.3f} (95% interval {low:.3f}-{high:.3f}; all queries {pooled:.3f}) "
+                        f"stays below {self.target:g}")
 
+    def find(self, setting: Setting, build: Any, found: tuple[str, list[int]] | None, required: float
+             ) -> tuple[_Choice | None, list[tuple[int, float, str]], str | None]:
+        """The smallest search value whose recall on the tuning queries reaches ``required`` (no search parameter:
+        the index's only setting), with the held-out recalls of it; (choice, values tried, None) or
+        (None, values tried, why no value reaches it)."""
+        ds, index_type, params = self.tune_ds, setting.index_type, setting.build_params
+        if found is None:
+            tuning = self.session.recall_of(ds, build, {}, self.k)
+            self.point(index_type, params, {}, float(tuning.mean()), "exact", "tuning")
+            return _Choice({}, tuning, self.session.recall_of(self.hold_ds, build, {}, self.k)), [], None
+        name, values = found
+        per_value: dict[int, np.ndarray] = {}
+
+        def recall(value: int) -> float:
+            per_value[value] = self.session.recall_of(ds, build, {name: value}, self.k)
+            return float(per_value[value].mean())
+
+        value, tried = smallest_passing(recall, values, required)
+        for v, r, phase in tried:
+            self.point(index_type, params, {name: v}, r, phase, "tuning", required)
+        if value is None:
+            top = max(tried, key=lambda t: t[1])
+            return None, tried, (f"tops out at recall {top[1]:.3f} ({name}={top[0]}) on the tuning queries, "
+                                 f"below {required:.3f}")
+        search = {name: value}
+        return _Choice(search, per_value[value], self.session.recall_of(self.hold_ds, build, search, self.k)), \
+            tried, None
+
+    def verify(self, setting: Setting, build: Any, choice: _Choice) -> tuple[bool, float, float, float]:
+        """:meth:`_Choice.verdict` of ``choice``, its held-out recall recorded as a ``verify`` point."""
+        self.point(setting.index_type, setting.build_params, choice.search, float(choice.held.mean()), "verify",
+                   "held-out")
+        return choice.verdict(self.target)
+
+    def refine(self, setting: Setting, build: Any, choice: _Choice, tried: list[tuple[int, float, str]]) -> _Choice:
+        """The smallest value at or below the verified one that still passes the verification on all queries: the
+        tuning half alone overshoots by its sampling error. The values below it that missed on the tuning half
+        are checked downwards until one fails; then :func:`bisect_smallest` runs between that one and the
+        smallest passing."""
+        (name, value), = choice.search.items()
+        passing: dict[int, _Choice] = {value: choice}
+
+        def passes(mid: int) -> bool:
+            candidate = _Choice({name: mid}, self.session.recall_of(self.tune_ds, build, {name: mid}, self.k),
+                                self.session.recall_of(self.hold_ds, build, {name: mid}, self.k))
+            ok, pooled, _, _ = candidate.verdict(self.target)
+            self.point(setting.index_type, setting.build_params, {name: mid}, pooled, "refine", "all", self.target)
+            if ok:
+                passing[mid] = candidate
+            return ok
+
+        low = next((below for below in sorted({v for v, _, _ in tried if v < value}, reverse=True)
+                    if not passes(below)), None)
+        smallest = min(passing)
+        if low is not None:
+            smallest = bisect_smallest(passes, low, smallest)
+        return passing[smallest]
+
+    def time(self, build: Any, choice: _Choice) -> dict[str, Any]:
+        """The chosen setting timed on the held-out queries with the lab's protocol (its result row)."""
+        row = self.session.measure_settings(self.hold_ds, build, [dict(choice.search)], k=self.k,
+                                            latency_queries=self.latency_queries, recalls=[choice.held],
+                                            concurrency=self.concurrency)[0]
+        row["tuning_recall"] = float(choice.tuning.mean())
+        self.holdout.append(row)
+        return row
+
+    # the build parameters: coordinate search ----------------------------------------------------------------
     def tune_type(self, index_type: str, deadline: float | None, max_builds: int, min_gain: float
-                  ) -> tuple[dict[str, Any] | None, str]:
+                  ) -> tuple[Trial, str]:
         """Coordinate search over the build parameters from the spec's defaults; (best trial, why it stopped)."""
         ds = self.tune_ds
         profile = self.session.profile
         current = center_build_params(index_type, ds.n, ds.dim, profile)
         best = self.evaluate(index_type, current)
         builds = 1
-        names = list(rules.get_index(index_type, profile).build)
+        names = list(spec.get_index(index_type, profile=profile).build)
         if not names:
             return best, "no build parameters to explore"
-        if best["status"] not in (STATUS_OK, STATUS_NO_SETTING):
+        if best.status not in (STATUS_OK, STATUS_NO_SETTING):
             return best, "the default build could not be measured"
         tried = {Setting.of(index_type, current)}
         for name in names:
@@ -385,15 +454,13 @@ class _Tuner:
                     builds += 1
                     # builds are timed at different moments: move only when the new median beats the best's
                     # fastest round by min_gain, so a quieter minute does not pass for a better build
-                    bar_qps = best["row"]["qps_hi"] if "row" in best else best["score"]
-                    if trial["score"] > bar_qps * (1 + min_gain) or \
-                            (best["score"] == -np.inf and trial["status"] == STATUS_OK):
-                        trial["reason"] = f"better than {rules.format_params(json.loads(best['build_params']))}"
-                        best, current, moved = trial, candidate, True
+                    if trial.score > best.fastest_qps * (1 + min_gain) or (not best.ok and trial.ok):
+                        best = self.relabel(trial, f"better than {spec.format_params(best.setting.build_params)}")
+                        current, moved = candidate, True
                         continue
-                    if trial["status"] == STATUS_OK:
-                        trial["reason"] = (f"not faster than the best so far beyond its spread (+{min_gain:.0%} over "
-                                           f"its fastest round)")
+                    if trial.ok:
+                        self.relabel(trial, f"not faster than the best so far beyond its spread (+{min_gain:.0%} "
+                                            f"over its fastest round)")
                     break
                 if moved:
                     break
@@ -424,9 +491,9 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     check_dataset(dataset)
     latency_queries, repeats = check("latency_queries", latency_queries), check("repeats", repeats)
     progress, seed = check("progress", progress), check("seed", seed)
-    index_types = rules.check_index_types(index_types)
+    index_types = check_index_types(index_types)
     check_session(session)
-    rules.check_target(target)
+    check_target(target)
     started = time.perf_counter()
     k = dataset.check_k(k)
     tune_ds, hold_ds = dataset.split_queries(holdout, seed)  # a bad holdout is refused before any session exists
@@ -439,7 +506,7 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
 
 def types_or_all(index_types: list[str] | None, metric: str) -> list[str]:
     """The index types asked for, or every one the lab knows for ``metric``."""
-    return rules.index_types(metric) if index_types is None else index_types
+    return index_types_or_all(index_types, metric)
 
 
 def _tune(session: Session, dataset: Dataset, tune_ds: Dataset, hold_ds: Dataset, types: list[str],
@@ -460,9 +527,9 @@ def _tune(session: Session, dataset: Dataset, tune_ds: Dataset, hold_ds: Dataset
     try:
         with session.running():
             for pos, index_type in enumerate(types):
-                reason = rules.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
-                other = rules.same_as(index_type)
-                if reason or not rules.recommended(index_type):
+                reason = spec.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
+                other = spec.get_index(index_type).same_as
+                if reason or not spec.get_index(index_type).recommend:
                     note = reason or f"not tuned: the same index as {other} on the CPU here; see {other}"
                     best_rows.append({"index_type": index_type, "status": STATUS_NOT_TUNED, "note": note})
                     stopped[index_type] = note
@@ -482,12 +549,11 @@ def _tune(session: Session, dataset: Dataset, tune_ds: Dataset, hold_ds: Dataset
                     break
                 stopped[index_type] = why
                 bar.step(max(0, max_builds - (len(tuner.trials) - done_before)))
-                if best is not None and best["status"] == STATUS_OK:
-                    best_rows.append({**best["row"], "note": why})
+                if best.ok and best.row is not None:
+                    best_rows.append({**best.row, "note": why})
                 else:
-                    note = best["reason"] if best else "not measured"
                     best_rows.append({"index_type": index_type, "build_params": "", "search_params": "",
-                                      "status": best["status"] if best else STATUS_NO_SETTING, "note": note})
+                                      "status": best.status, "note": best.reason})
     finally:
         bar.close()
     return _result(tuner, best_rows, stopped, target_recall, k, dataset.metric, memory_budget_mb, max_p99_ms,
@@ -501,13 +567,13 @@ def _result(tuner: _Tuner, best_rows: list[dict[str, Any]], stopped: dict[str, s
 
     frame = pd.DataFrame(best_rows)  # concurrent-client columns (when measured) follow the fixed ones
     best = frame.reindex(columns=BEST_COLUMNS + level_columns(levels_of(frame))).reset_index(drop=True)
-    ok = best[(best["status"] == STATUS_OK) & best["index_type"].map(rules.recommended)]
+    ok = best[(best["status"] == STATUS_OK) & best["index_type"].map(lambda name: spec.get_index(name).recommend)]
     winner, ties = None, []
     if not ok.empty:
         order = tied_with_best(ok["qps"].astype(float), ok["qps_lo"].astype(float), ok["qps_hi"].astype(float))
         winner = ok.iloc[order[0]]
         ties = [ok.iloc[i]["index_type"] for i in order]
-    trials = pd.DataFrame([{c: v for c, v in t.items() if c != "row"} for t in tuner.trials])
+    trials = pd.DataFrame([t.columns() for t in tuner.trials])
     points = results_frame(tuner.points)
     holdout = results_frame(tuner.holdout)
     if tuner.holdout:

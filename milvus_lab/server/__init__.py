@@ -7,15 +7,14 @@ Three lines from an embedded server to a collection on it::
     target = server.connect(info.uri, token=info.token)  # or the URI of your own server / cluster
 
 ``target`` is a :class:`~milvus_lab.protocol.Target` (spec profile ``milvus-2.3``): ``create_collection``
-gives a :class:`ServerCollection` with the same verbs as the in-memory one. :func:`parity` measures the
-same settings in memory and on the server side by side; :func:`pymilvus2_index_code` prints the pymilvus
-2.x lines for a setting. pymilvus is imported only when a server is used. :func:`parity` and
-:func:`plot_parity` are the lab's (:mod:`milvus_lab.lab.parity`), re-exported here under their older address.
+gives a :class:`ServerCollection` with the same verbs as the in-memory one. :func:`pymilvus2_index_code` prints the
+pymilvus 2.x lines for a setting. pymilvus is imported only when a server is used. Nothing here imports the
+lab: measuring the same settings in memory and on a server side by side is the lab's
+(:func:`milvus_lab.lab.parity`).
 """
 
 from . import embedded
 from ..codegen import pymilvus2_index_code
-from .parity import parity, plot_parity
 from .target import (
     ServerBuildReport,
     ServerCollection,
@@ -25,7 +24,7 @@ from .target import (
 )
 
 __all__ = [
-    "ServerBuildReport", "ServerCollection", "ServerSearchResult", "ServerTarget", "connect", "embedded", "parity",
-    "plot_parity", "pymilvus2_index_code",
+    "ServerBuildReport", "ServerCollection", "ServerSearchResult", "ServerTarget", "connect", "embedded",
+    "pymilvus2_index_code",
 ]
 

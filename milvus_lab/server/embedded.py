@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from .. import folders
 from ..errors import ServerError
 from . import credentials
@@ -83,25 +85,27 @@ def default_folder() -> Path:
     return folders.cache_dir() / "server"
 
 
-def _alive(pid: int) -> bool:
+def _process(pid: int) -> psutil.Process | None:
+    """The running process ``pid``, or None when there is none or it is a zombie (it has exited; only its parent
+    has not collected it yet)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited; only its parent has not collected it yet
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc
+    except psutil.NoSuchProcess:  # ZombieProcess included
+        return None
+    except psutil.AccessDenied:  # another user's process: it exists
+        return psutil.Process(pid)
+
+
+def _alive(pid: int) -> bool:
+    return _process(pid) is not None
 
 
 def _cmdline(pid: int) -> str:
+    """``pid``'s command line, its arguments joined by spaces ('' when it is gone or not ours to read)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
@@ -109,8 +113,6 @@ def _is_ours(pid: int, folder: Path, launcher: bool) -> bool:
     """True when ``pid`` is alive and is this folder's milvus binary (or its launcher): a recycled pid is not."""
     if not _alive(pid):
         return False
-    if not Path("/proc").is_dir():  # no /proc (macOS): trust the state file
-        return True
     cmd = _cmdline(pid)
     if launcher:
         return "milvus_lab.server.launcher" in cmd and str(folder) in cmd
@@ -197,11 +199,15 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def _terminate(pid: int, timeout: float = STOP_TIMEOUT) -> bool:
-    """SIGTERM ``pid``, then SIGKILL if it is still there after ``timeout`` s; True once it is gone."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+    """SIGTERM ``pid``, then SIGKILL if it is still there after ``timeout`` s; True once it is gone. psutil
+    checks that ``pid`` is still the process it was when looked up before each signal."""
+    for send, wait in ((psutil.Process.terminate, timeout), (psutil.Process.kill, 5.0)):
+        proc = _process(pid)
+        if proc is None:
+            return True
         try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
+            send(proc)
+        except psutil.NoSuchProcess:
             return True
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -229,7 +235,7 @@ def stop(folder: str | os.PathLike | None = None, *, timeout: float = STOP_TIMEO
         stopped = info
     if _is_ours(info.launcher_pid, Path(info.folder), launcher=True):
         _terminate(info.launcher_pid, timeout)
-    # a launcher already on its way out (its server just ended) has an empty /proc cmdline for a moment:
+    # a launcher already on its way out (its server just ended) has an empty command line for a moment:
     # not ours to signal by then, but wait for it to be gone so that "stopped" means stopped
     deadline = time.monotonic() + timeout
     while _alive(info.launcher_pid) and not _cmdline(info.launcher_pid) and time.monotonic() < deadline:

@@ -489,14 +489,18 @@ class ServerCollection:
             self._call("drop index", self._handle.drop_index, **self.target._rpc)
             self._server_index = False
 
+    def _unindex(self) -> None:
+        """Release the collection and drop its index on the server (the caller holds the lock): FLAT again."""
+        self._release()
+        self._drop_server_index()
+        self._index_type, self._params = "FLAT", {}
+
     def drop_index(self) -> None:
         """Drop the index on the server; the collection searches exactly (FLAT) again."""
         with self._lock:
             self._check_alive()
             try:
-                self._release()
-                self._drop_server_index()
-                self._index_type, self._params = "FLAT", {}
+                self._unindex()
             finally:  # an RPC that failed half way may still have released or dropped: listeners look again
                 self._changes.bump()
 
@@ -584,9 +588,7 @@ class ServerCollection:
         with self._lock:
             self._check_alive()
             try:
-                self._release()
-                self._drop_server_index()
-                self._index_type, self._params = "FLAT", {}
+                self._unindex()
                 build_s, load_s = self._build(server_type, clean)
                 self._index_type, self._params = index_spec.name, clean
             finally:  # a failed build has dropped the old index already: listeners look again either way
