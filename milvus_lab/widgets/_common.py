@@ -1,7 +1,7 @@
 """Pieces shared by the forms: a status line that keeps its plain text, error formatting, the frame a form is
 drawn in, what the forms read of their parameter fields (the values as typed, the values refused only in
-context), the few protocol reads the forms make (profile, current index, a cheap signature), a watcher that
-listens to the collection."""
+context), the few protocol reads the forms make (profile, current index, why a segment stays raw, a cheap
+signature), a watcher that listens to the collection."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
+from .. import spec
 from ..engine.html import index_text as index_text  # the forms' text for an index, one home
 from ..errors import MilvusLabError
 from ..protocol import ChangeSignalling
@@ -86,6 +87,14 @@ def current_index(collection: Any) -> tuple[str, dict[str, int]]:
     """(index type, build parameters) of the collection now, through ``describe_index()``."""
     info = collection.describe_index()
     return info.index_type, dict(info.params)
+
+
+def raw_segment_reason(collection: Any, index_type: str, params: Mapping[str, Any], rows: int) -> str | None:
+    """Why a segment of ``rows`` rows of ``collection`` stays raw under ``index_type`` built with ``params``
+    (None: it is indexed): :func:`milvus_lab.spec.segment_raw_reason` with the collection's profile and build
+    threshold (0 for a collection that has none, such as a server's)."""
+    return spec.segment_raw_reason(index_type, params, rows, build_threshold=getattr(collection, "build_threshold", 0),
+                                   profile=profile_of(collection))
 
 
 def collection_signature(collection: Any) -> str:

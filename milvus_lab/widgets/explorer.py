@@ -23,7 +23,7 @@ import numpy as np
 from .. import numerics, spec
 from ..errors import ParamError
 from ..engine.html import table_html
-from ._common import Status, WatchedBox, current_index, error_text, profile_of, small
+from ._common import Status, WatchedBox, current_index, error_text, form_layout, profile_of, small
 from .index_form import IndexForm
 
 #: queries drawn from the vectors for the recall and latency of each slider position
@@ -182,7 +182,7 @@ class Explorer(WatchedBox):
     def __init__(self, collection: Any, vectors: np.ndarray, *, words: Sequence[str] | None = None,
                  word: str | int | None = None, top_k: int = 10, n_queries: int = DEFAULT_QUERIES,
                  index_type: str | None = None, seed: int = 0, background: bool | None = None):
-        super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
+        super().__init__(layout=form_layout())
         self.add_class("milvus-explorer")
         self.collection = collection
         self.profile = profile_of(collection)

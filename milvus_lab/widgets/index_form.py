@@ -16,7 +16,7 @@ import inspect
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from html import escape
 from typing import Any
 
@@ -26,7 +26,7 @@ from .. import spec
 from ..engine.html import coverage_text
 from ..errors import MilvusLabError, RawSegmentWarning
 from ._common import (Status, WatchedBox, Watcher, crossed_reasons, current_index, error_text, field_values,
-                      form_layout, index_text, profile_of, small)
+                      form_layout, index_text, profile_of, raw_segment_reason, small)
 from .fields import ParamField
 from .panel import segment_rows
 
@@ -179,8 +179,7 @@ class IndexForm(WatchedBox):
         if index_type not in self.unavailable:
             if values is None:
                 values = self._fitting_defaults(index_type)
-            base_ctx = {"dim": self.dim, "metric": self.metric}
-            self.fields = {name: ParamField(index_type, param, values.get(name), base_ctx)
+            self.fields = {name: ParamField(index_type, param, values.get(name), self._own_context())
                            for name, param in index_spec.build.items()}
             for name, field in self.fields.items():
                 field.observe(lambda name=name: self._guard(self.validate, name))
@@ -202,21 +201,34 @@ class IndexForm(WatchedBox):
         values = spec.default_build_params(index_type, self.dim, profile=self.profile)
         if "nlist" not in values:
             return values
-        try:
-            sizes = [s["row_count"] for s in segment_rows(self.collection) if s["row_count"]]
-        except Exception:  # noqa: BLE001 - a dropped collection: refresh() says so
+        segments = self._filled_segments()
+        if not segments:
             return values
-        threshold = getattr(self.collection, "build_threshold", 0)
         low = spec.bounds(self.index_spec.build["nlist"])[0] or 1
 
         def raw(nlist: int) -> bool:
-            return any(spec.segment_raw_reason(index_type, {**values, "nlist": nlist}, rows,
-                                               build_threshold=threshold, profile=self.profile) for rows in sizes)
+            return any(self._raw_segments(index_type, {**values, "nlist": nlist}, segments))
 
         nlist = values["nlist"]
         while raw(nlist) and nlist // 2 >= low:
             nlist //= 2
         return {**values, "nlist": nlist} if not raw(nlist) else values
+
+    def _filled_segments(self) -> list[dict[str, Any]]:
+        """The collection's segments that hold rows (:func:`segment_rows`); none when the collection cannot be
+        read (a dropped collection: :meth:`refresh` says so)."""
+        try:
+            return [s for s in segment_rows(self.collection) if s["row_count"]]
+        except Exception:  # noqa: BLE001 - a dropped collection: refresh() says so
+            return []
+
+    def _raw_segments(self, index_type: str, params: dict[str, Any],
+                      segments: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str]]:
+        """(segment, why) for each of ``segments`` that stays raw under ``index_type`` built with ``params``,
+        in order, one at a time (``any`` stops at the first)."""
+        for segment in segments:
+            if reason := raw_segment_reason(self.collection, index_type, params, segment["row_count"]):
+                yield segment, reason
 
     def select(self, index_type: str) -> None:
         """Choose an index type as a person would with the dropdown (aliases allowed); an unknown type is
@@ -236,10 +248,14 @@ class IndexForm(WatchedBox):
         self.type_dropdown.value = name
 
     # ---------------------------------------------------------------- validation
+    def _own_context(self) -> dict[str, Any]:
+        """The context a field's own range is checked in: the dimension and the metric (a new dict each call)."""
+        return {"dim": self.dim, "metric": self.metric}
+
     def context(self) -> dict[str, Any]:
         """The context cross-rules are checked in: dimension, metric, and every field whose value passes its
         own range (a refused candidate_pool_size=40 must not make a valid search_length=45 look wrong)."""
-        base: dict[str, Any] = {"dim": self.dim, "metric": self.metric}
+        base = self._own_context()
         ctx = dict(base)
         for name, field in self.fields.items():
             if field.value is not None and field.own_error(base) is None:
@@ -258,8 +274,7 @@ class IndexForm(WatchedBox):
         else:
             ctx = self.context()
             errors = {name: reason for name, field in self.fields.items() if (reason := field.check(ctx))}
-            base_ctx = {"dim": self.dim, "metric": self.metric}
-            crossed = crossed_reasons(self.fields, errors, base_ctx, besides=changed)
+            crossed = crossed_reasons(self.fields, errors, self._own_context(), besides=changed)
             if changed in self.fields and changed not in errors and crossed:
                 self.fields[changed].message.show(f"{changed}={self.fields[changed].value} conflicts with "
                                                   f"another parameter: {crossed[0]}", "error")
@@ -293,14 +308,8 @@ class IndexForm(WatchedBox):
         params = self.values()
         notes = spec.recommendation_warnings(self.index_spec, params)
         if not self.index_spec.is_flat:
-            try:
-                segments = [s for s in segment_rows(self.collection) if s["row_count"]]
-            except Exception:  # noqa: BLE001 - a dropped collection: refresh() says so
-                segments = []
-            threshold = getattr(self.collection, "build_threshold", 0)
-            raw = [(s, reason) for s in segments
-                   if (reason := spec.segment_raw_reason(self.index_type, params, s["row_count"],
-                                                         build_threshold=threshold, profile=self.profile))]
+            segments = self._filled_segments()
+            raw = list(self._raw_segments(self.index_type, params, segments))
             if raw:
                 rows = sum(s["row_count"] for s, _ in raw)
                 notes.append(f"{len(raw)} of {len(segments)} segment(s) ({rows:,} rows) will stay raw and be "

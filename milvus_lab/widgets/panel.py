@@ -14,7 +14,7 @@ import ipywidgets as widgets
 
 from .. import spec
 from ..engine.html import SEGMENT_STATES, coverage_text, table_html
-from ._common import WatchedBox, Watcher, current_index, index_text, profile_of
+from ._common import WatchedBox, Watcher, current_index, form_layout, index_text, profile_of, raw_segment_reason
 
 STATE_HELP = SEGMENT_STATES
 
@@ -43,9 +43,7 @@ def raw_reason(collection: Any, index_type: str, params: dict[str, int], seg: di
         return ""
     if seg["raw_reason"]:
         return seg["raw_reason"]
-    return spec.segment_raw_reason(index_type, params, seg["row_count"],
-                                   build_threshold=getattr(collection, "build_threshold", 0),
-                                   profile=profile_of(collection)) or "not indexed yet"
+    return raw_segment_reason(collection, index_type, params, seg["row_count"]) or "not indexed yet"
 
 
 class CollectionPanel(WatchedBox):
@@ -55,7 +53,7 @@ class CollectionPanel(WatchedBox):
     form builds an index, :meth:`building` shows that instead of the segments' old state."""
 
     def __init__(self, collection: Any, *, watch: bool = True, interval: float = 0.5):
-        super().__init__(layout=widgets.Layout(border="1px solid #ccd", padding="6px", margin="4px"))
+        super().__init__(layout=form_layout())
         self.add_class("milvus-panel")
         self.collection = collection
         self.build: tuple[str, float] | None = None
