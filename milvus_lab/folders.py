@@ -22,7 +22,7 @@ CACHE_DIR_ENV = "MILVUS_LAB_CACHE_DIR"
 #: replaces the config folder (the signing key of saves, the embedded servers' credentials)
 CONFIG_DIR_ENV = "MILVUS_LAB_CONFIG_DIR"
 #: platformdirs' options: no vendor folder, no extra ``Cache`` level on Windows, and the roaming %APPDATA%
-#: for settings (as milvus_lab used before it used platformdirs)
+#: for settings, so that a Windows user's signing key follows them between machines
 PLATFORM_OPTIONS = {"appname": APP_NAME, "appauthor": False, "opinion": False, "roaming": True}
 
 

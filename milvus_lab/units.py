@@ -4,3 +4,5 @@
 KIB = 1024
 #: bytes per MiB
 MIB = KIB * KIB
+#: bytes per GiB (the sizing tool's and Milvus's "GB" of memory)
+GIB = KIB * MIB

@@ -390,7 +390,7 @@ def test_parity_layout(settings, error):
         np.testing.assert_array_equal(widths, expected)
     notes = " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
     assert ("Parity stopped: " + SERVER_DIED in notes) == bool(error)
-    assert ("No server bars for HNSW M=16, efConstruction=100 ef=64" in notes) == bool(error)
+    assert ("No server bars for HNSW M=16, efConstruction=100; ef=64" in notes) == bool(error)
 
 
 @pytest.fixture(scope="module")

@@ -116,7 +116,7 @@ def test_forecast_type_recovers_the_need_of_a_recall_curve_that_falls_with_n():
     assert row["search_value"] == pytest.approx(truth, rel=1e-6)
     assert row["search_value_lo"] <= truth <= row["search_value_hi"]
     ef = math.ceil(truth)
-    assert row["search_params"] == f'{{"ef": {ef}}}'
+    assert row["_setting"].search_params == {"ef": ef}
     assert row["recall"] == pytest.approx(1 - _deficit(ef, 400_000), abs=1e-6)
     assert row["recall_lo"] <= row["recall"] <= row["recall_hi"]
     assert row["memory_mb"] == pytest.approx(400_000 * 328 / MIB)
@@ -423,7 +423,7 @@ def test_a_target_met_at_the_lowest_value_everywhere_forecasts_that_value_and_it
     sizes = _capped_sizes([0.01 * 1.2 ** i for i in range(4)])
     row = _forecast_type("HNSW", sizes, 200_000, 768, "L2", 0.95, 10, "milvus-0.10", {})
     assert row["status"] == "ok"
-    assert row["search_params"] == '{"ef": 10}'  # the trend (and its 75th percentile) stays above the target
+    assert row["_setting"].search_params == {"ef": 10}  # the trend (and its 75th percentile) stays above the target
     assert row["recall"] == pytest.approx(1 - 0.01 * 1.2 ** 5, abs=1e-6)
     assert 0.0 <= row["recall_lo"] < row["recall"] < row["recall_hi"] <= 1.0
     assert "met at the lowest ef (10) at 4 of 4 sizes" in " ".join(row["_notes"])
@@ -439,7 +439,7 @@ def test_a_target_met_at_the_lowest_value_at_small_sizes_but_not_at_large_ones_r
     expected_deficit = 0.03 * 1.2 ** math.log2(rows / 6_250)
     need = 10 * (expected_deficit / 0.05) ** 0.5        # deficit ~ v^-2 above v1
     assert row["search_value"] == pytest.approx(need, rel=1e-6)
-    ef = json.loads(row["search_params"])["ef"]  # with a margin: the need was not measured above ef=10
+    ef = row["_setting"].search_params["ef"]  # with a margin: the need was not measured above ef=10
     assert math.ceil(need) <= ef <= 1.5 * need
     assert row["recall"] >= 0.95 and row["recall_lo"] <= row["recall"] <= row["recall_hi"] <= 1.0
 
@@ -485,7 +485,7 @@ def test_ivf_qps_follows_the_vectors_scanned_not_the_rows():
                                   "p99_lo": 0.98e3 / qps, "p99_hi": 1.02e3 / qps, "repeats": 5}))
     fits: dict = {}
     row = _forecast_type("IVF_FLAT", sizes, 400_000, 50, "L2", 0.95, 10, "milvus-0.10", fits)
-    nprobe, nlist = json.loads(row["search_params"])["nprobe"], json.loads(row["build_params"])["nlist"]
+    nprobe, nlist = row["_setting"].search_params["nprobe"], row["_setting"].build_params["nlist"]
     assert row["qps"] == pytest.approx(1e7 / (nprobe * 400_000 / nlist + nlist), rel=1e-6)
     assert row["qps_lo"] < row["qps"] < row["qps_hi"]
     assert "vectors scanned per query" in fits[("IVF_FLAT", "qps")].describe()

@@ -20,6 +20,7 @@ from ..errors import (
     InvalidParameterError,
     ParamError,
 )
+from ..units import GIB
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NAME_RULE = (f"1-{spec.NAME_MAX_LENGTH} characters, the first a letter or '_', then letters, digits or '_'")
@@ -85,7 +86,7 @@ def float_vectors(records: Any, dim: int, what: str = "records") -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
             out = np.ascontiguousarray(array, dtype=np.float32)
     except MemoryError:
-        gib = array.shape[0] * array.shape[1] * np.dtype(np.float32).itemsize / 2**30
+        gib = array.shape[0] * array.shape[1] * np.dtype(np.float32).itemsize / GIB
         raise IllegalRecordError(f"{what}: a batch of {array.shape[0]:,} x {array.shape[1]} floats "
                                  f"({gib:.1f} GiB) does not fit in memory; insert it in smaller batches") from None
     if not np.isfinite(out).all():

@@ -40,16 +40,18 @@ class Int:
 
 @dataclass(frozen=True)
 class Number:
-    """A finite real number above ``low`` (at least ``low`` when not ``low_open``) and at most ``high``."""
+    """A finite real number above ``low`` (at least ``low`` when not ``low_open``) and at most ``high`` (below it
+    when ``high_open``)."""
 
     low: float = 0.0
     high: float | None = None
     low_open: bool = True
     none_ok: bool = True
+    high_open: bool = False
 
     def allowed(self) -> str:
-        rng = f"{'>' if self.low_open else '>='} {self.low:g}" + ("" if self.high is None else f" and <= {self.high:g}")
-        return f"a number {rng}" + (" or None" if self.none_ok else "")
+        upper = "" if self.high is None else f" and {'<' if self.high_open else '<='} {self.high:g}"
+        return f"a number {'>' if self.low_open else '>='} {self.low:g}{upper}" + (" or None" if self.none_ok else "")
 
     def coerce(self, value: Any) -> float | None:
         try:
@@ -60,7 +62,8 @@ class Number:
             return None
         if not math.isfinite(number) or (number <= self.low if self.low_open else number < self.low):
             return None
-        return None if self.high is not None and number > self.high else number
+        too_high = self.high is not None and (number >= self.high if self.high_open else number > self.high)
+        return None if too_high else number
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ ARGUMENTS: dict[str, Kind] = {
     "rows": Int(1, 2**63 - 1),
     "progress": Bool(),
     "target_recall": Number(0.0, 1.0, none_ok=False),
-    "holdout": Number(0.0, 1.0, none_ok=False),
+    "holdout": Number(0.0, 1.0, none_ok=False, high_open=True),
     "min_gain": Number(0.0, low_open=False, none_ok=False),
     "memory_budget_mb": Number(),
     "max_p99_ms": Number(),

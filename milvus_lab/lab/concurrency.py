@@ -51,6 +51,7 @@ from .timing import (
     level_columns,
     levels_of,
     query_batches,
+    rows_chosen,
     run_window,
     saturation,
     saturation_sentences,
@@ -89,8 +90,7 @@ def plot_concurrency(results: pd.DataFrame, *, target_recall: float | None = Non
         target_recall = check("target_recall", target_recall,
                               Number(0.0, 1.0, low_open=False, none_ok=False))
         chosen = summary(results, target_recall)
-        keys = {(r["index_type"], r["build_params"], r["search_params"]) for _, r in chosen.iterrows()}
-        table = table[[(r["index_type"], r["build_params"], r["search_params"]) in keys for _, r in table.iterrows()]]
+        table = rows_chosen(table, chosen)
     wanted = check_index_types(index_types)
     if wanted is not None:
         table = table[table["index_type"].isin(wanted)]

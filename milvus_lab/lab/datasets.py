@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import folders, numerics, spec
 from ..errors import IllegalDimensionError, IllegalRecordError, InvalidParameterError, MilvusLabError, ParamError
-from .arguments import Bool, Int, Str, check
+from .arguments import ARGUMENTS, Bool, Int, Str, check
 from .formats import (
     arg_name,
     copy_on_write_rows,
@@ -178,10 +178,11 @@ class Dataset:
     # ---------------------------------------------------------------- ground truth
     def check_k(self, k: Any) -> int:
         """``k`` as an int in [1, min(rows, top_k's limit)]; ParamError naming ``k`` otherwise."""
+        top = ARGUMENTS["k"].high
         number = spec.as_int(k)
-        if number is None or not 1 <= number <= min(self.n, spec.TOP_K[1]):
-            raise ParamError(f"k must be an int in [1, {min(self.n, spec.TOP_K[1])}] (at most the {self.n:,} base "
-                             f"rows and top_k's limit {spec.TOP_K[1]}); got k={spec.show_value(k)}")
+        if number is None or not 1 <= number <= min(self.n, top):
+            raise ParamError(f"k must be an int in [1, {min(self.n, top)}] (at most the {self.n:,} base "
+                             f"rows and top_k's limit {top}); got k={spec.show_value(k)}")
         return number
 
     @staticmethod
@@ -284,8 +285,6 @@ class Dataset:
     def split_queries(self, holdout: float = 0.5, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Split the queries at random into (tuning, held-out) datasets over the same base."""
         fraction = check("holdout", holdout)
-        if fraction >= 1:
-            raise ParamError(f"holdout must be a fraction in (0, 1); got {spec.show_value(holdout)}")
         seed = check("seed", seed)
         if self.nq < 2:
             raise ParamError(f"splitting queries needs at least 2 queries; the dataset has {self.nq}")

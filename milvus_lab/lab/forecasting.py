@@ -31,7 +31,6 @@ Milvus's 90 % load threshold, and the sizing tool's own node table; whether this
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -43,7 +42,7 @@ import numpy as np
 
 from .. import spec
 from ..errors import ParamError, ServerError
-from ..units import MIB
+from ..units import GIB, MIB
 from . import growth, memory, sizing
 from .growth import MAX_FACTOR
 from .arguments import check, check_index_type, check_index_types, check_target, index_types_or_all
@@ -51,7 +50,7 @@ from .datasets import Dataset, check_dataset
 from .measurements import STATUS_OK, LabMemoryError, LabWarning, Session, session_scope
 from .metrics import recall_bounds
 from .report import result_html, stopped_early
-from .setting import Setting, params_json
+from .setting import Setting
 from .sweeps import NLIST_PER_SQRT_ROWS, Progress, search_values
 from .timing import (
     DEFAULT_CONCURRENCY_SECONDS,
@@ -470,7 +469,7 @@ def _forecast_type(index_type: str, sizes: list[_Size], rows: int, dim: int, met
             notes.append(f"forecast recall {recall:.3f} at {name}={value:,} is below the target")
     else:
         row.update(recall=1.0, recall_lo=1.0, recall_hi=1.0, note="exact search")
-    row.update(build_params=params_json(build_params), search_params=params_json(search))
+    row["_setting"] = Setting.of(index_type, build_params, search)  # JSON only when the table is built
     return _costs(row, index_type, sizes, n, rows, factor, fits, levels, notes, dim)
 
 
@@ -565,7 +564,7 @@ def _costs(row: dict[str, Any], index_type: str, sizes: list[_Size], n: list[int
     mem_fit = growth.fit(n, [s.memory_bytes / MIB - c for s, c in zip(sizes, centroids)], "linear")
     fits[(index_type, "memory_mb")] = mem_fit
     mem = _predict(mem_fit, rows, factor, "memory")
-    extra = _centroid_mb(json.loads(row.get("build_params") or "{}"), dim)
+    extra = _centroid_mb(row["_setting"].build_params, dim)
     row.update(memory_mb=mem.value + extra, memory_mb_lo=mem.lo + extra, memory_mb_hi=mem.hi + extra)
     if index_type != "FLAT":  # FLAT builds nothing: it searches the collection's rows
         build_fit = growth.fit(n, [s.build_s for s in sizes], "power", floor=BUILD_FLOOR)
@@ -612,7 +611,7 @@ def _timing_law(index_type: str, sizes: list[_Size], values: list[float], spread
     work = [s.value * s.rows / s.params["nlist"] + s.params["nlist"] for s in sizes]
     fit_ = growth.fit(work, values, "power", spread=spread)
     forecast_rows = int(row["rows"])
-    forecast_value = json.loads(row["search_params"]).get("nprobe", sizes[-1].value)
+    forecast_value = row["_setting"].search_params.get("nprobe", sizes[-1].value)
     need = fits.get((index_type, "search_value"))
 
     def work_of(rows: float) -> float:
@@ -628,9 +627,9 @@ def _timing_law(index_type: str, sizes: list[_Size], values: list[float], spread
 
 def _sizing(row: dict[str, Any], dim: int, machine_bytes: float | None, node_gb: float, in_memory: bool) -> None:
     """Fill the formula, loading memory, query nodes and machine columns of a forecast row."""
-    if row.get("status") != STATUS_OK or not row.get("build_params"):
+    setting = row.get("_setting")
+    if row.get("status") != STATUS_OK or setting is None:
         return
-    setting = Setting.from_columns(row["index_type"], row["build_params"], row["search_params"])
     estimate = sizing.index_estimate(row["index_type"], setting.build_params, row["rows"], dim)
     notes: list[str] = row["_notes"]
     mem = row.get("memory_mb", float("nan"))
@@ -659,13 +658,13 @@ def _sizing(row: dict[str, Any], dim: int, machine_bytes: float | None, node_gb:
     if machine_bytes:
         row["fits_machine"] = bool(need <= machine_bytes)
         if not row["fits_machine"]:
-            notes.append(f"does not fit in {machine_bytes / 2**30:,.1f} GB: needs {need / 2**30:,.1f} GB in memory"
+            notes.append(f"does not fit in {machine_bytes / GIB:,.1f} GB: needs {need / GIB:,.1f} GB in memory"
                          + (" (rows and index)" if in_memory else ""))
 
 
 def _machine_bytes(machine_memory_gb: float | None) -> float | None:
     if machine_memory_gb is not None:
-        return machine_memory_gb * 2**30
+        return machine_memory_gb * GIB
     try:
         import psutil
 
@@ -812,7 +811,8 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
                                  "index memory); build time, QPS and p99 are the server's")
         extra = "; ".join(row.pop("_notes"))
         row["note"] = "; ".join(t for t in (row.get("note", ""), extra) if t)
-        table_rows.append(row)
+        setting = row.pop("_setting", None)
+        table_rows.append(row if setting is None else {**row, **setting.columns()})
     extra = [f"{fig}_c{n}{end}" for n in levels for fig in ("qps", "p99_ms") for end in ("", "_lo", "_hi")]
     table = pd.DataFrame(table_rows).reindex(columns=TABLE_COLUMNS + extra)
     table["query_nodes"] = pd.array(table["query_nodes"].tolist(), dtype="Int64")
@@ -823,5 +823,5 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
     summary = session.monitor.summary()
     warning = busy_warning(**summary) if summary["busy_groups"] else ""
     return Forecast(rows, target_recall, k, dataset.metric, dataset.dim, dataset.n, sizes, table, points, fits,
-                    machine / 2**30 if machine else None, query_node_gb, warning, time.perf_counter() - started,
+                    machine / GIB if machine else None, query_node_gb, warning, time.perf_counter() - started,
                     error, dataset.name, session.describe_target())

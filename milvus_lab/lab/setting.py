@@ -1,7 +1,9 @@
 """A setting as a small typed value: an index type, its build parameters and its search parameters.
 
-Hashable and ordered, so it can key a dict or a set of tried settings; it becomes JSON only where a DataFrame
-column or a file is written (:meth:`Setting.columns`), and comes back from one with :meth:`Setting.from_columns`.
+Hashable and ordered, so it can key a dict or a set of tried settings: two settings with the same values are
+equal whatever order their parameters were given in (they are kept in the spec's declared order) and whether a
+value came as a Python or a NumPy integer. It becomes JSON only where a DataFrame column or a file is written
+(:meth:`Setting.columns`), and comes back from one with :meth:`Setting.from_columns`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import spec
+from ..errors import MilvusLabError, ParamError
 
 
-def _items(params: Mapping[str, Any] | None) -> tuple[tuple[str, int], ...]:
-    return tuple((str(name), int(value)) for name, value in (params or {}).items())
+def _declared(index_type: str, stage: str) -> list[str]:
+    """The parameter names the spec declares for ``index_type`` at ``stage`` ("build" or "search"), in order."""
+    for profile in spec.PROFILES:
+        try:
+            return list(getattr(spec.get_index(index_type, profile=profile), stage))
+        except MilvusLabError:
+            continue
+    return []
+
+
+def _items(index_type: str, params: Mapping[str, Any] | None, stage: str) -> tuple[tuple[str, int], ...]:
+    """``params`` as (name, int) pairs in the spec's declared order (other names after them, sorted); a value
+    that is not an integer (bools and floats included) is a ParamError naming it."""
+    values = {}
+    for name, value in (params or {}).items():
+        number = spec.as_int(value)
+        if number is None:
+            raise ParamError(f"{stage} parameter {name} of {index_type} must be an int; got {spec.show_value(value)}")
+        values[str(name)] = number
+    rank = {name: i for i, name in enumerate(_declared(index_type, stage))}
+    return tuple(sorted(values.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
 
 
 def params_json(params: Mapping[str, Any] | None) -> str:
@@ -25,7 +47,8 @@ def params_json(params: Mapping[str, Any] | None) -> str:
 
 @dataclass(frozen=True, order=True)
 class Setting:
-    """``index_type`` built with ``build`` and searched with ``search`` (each a tuple of (name, value))."""
+    """``index_type`` built with ``build`` and searched with ``search`` (each a tuple of (name, value) in the spec's
+    order); make one with :meth:`of`, which puts the parameters in that order."""
 
     index_type: str
     build: tuple[tuple[str, int], ...] = ()
@@ -34,7 +57,8 @@ class Setting:
     @classmethod
     def of(cls, index_type: str, build: Mapping[str, Any] | None = None,
            search: Mapping[str, Any] | None = None) -> Setting:
-        return cls(str(index_type), _items(build), _items(search))
+        index_type = str(index_type)
+        return cls(index_type, _items(index_type, build, "build"), _items(index_type, search, "search"))
 
     @classmethod
     def from_columns(cls, index_type: str, build_params: str, search_params: str) -> Setting:
@@ -50,7 +74,7 @@ class Setting:
         return dict(self.search)
 
     def with_search(self, search: Mapping[str, Any] | None) -> Setting:
-        return Setting(self.index_type, self.build, _items(search))
+        return Setting(self.index_type, self.build, _items(self.index_type, search, "search"))
 
     def columns(self) -> dict[str, str]:
         """The JSON columns of a result row."""

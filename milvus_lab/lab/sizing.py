@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import spec
-from ..units import MIB
+from ..units import GIB, MIB
 
 F32 = 4
-GIB = 1024 * MIB
+
 #: Milvus 2.x refuses to load more once a query node's predicted memory passes this share of its total
 QUERY_NODE_MEMORY_THRESHOLD = 0.90
 #: the sizing tool's loading memory: (index memory + LOADING_SEGMENTS segments) x LOADING_EXPANSION

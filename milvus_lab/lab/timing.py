@@ -21,7 +21,6 @@ A timing taken once on a shared machine says more about the neighbours than abou
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -37,6 +36,7 @@ import psutil
 from .. import spec
 from ..errors import ParamError
 from .arguments import ARGUMENTS, Int, Number, check
+from .setting import Setting
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -482,7 +482,7 @@ def interleaved_clients(searches: Sequence[Sequence[Callable[[np.ndarray], Any]]
     ``plan.seconds / rounds``; ``order`` (a list) receives the (level, setting) of every window in turn.
 
     Returns per setting the columns of :func:`level_columns` and ``concurrency_note`` (failed clients)."""
-    rounds = check("rounds", rounds, Int(1, 10_000))
+    rounds = check("rounds", rounds, Int(1, ARGUMENTS["repeats"].high))  # rounds are repeats of each level
     top = max(plan.levels)
     for i, clients in enumerate(searches):
         if len(clients) < top:
@@ -606,13 +606,22 @@ def concurrency_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def setting_label(index_type: str, build_params: Any, search_params: Any) -> str:
-    """``HNSW M=16, efConstruction=200 ef=64``: a setting's type and its parameters (from their JSON columns)."""
-    parts = [index_type]
-    for text in (build_params, search_params):
-        params = json.loads(text) if isinstance(text, str) and text else {}
-        if params:
-            parts.append(spec.format_params(params))
-    return " ".join(parts)
+    """``HNSW M=16, efConstruction=200; ef=64``: :meth:`Setting.label` of a result row's JSON columns."""
+    return Setting.from_columns(index_type, build_params if isinstance(build_params, str) else "",
+                                search_params if isinstance(search_params, str) else "").label()
+
+
+def rows_chosen(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` whose setting (index type, build and search parameters) is one of ``chosen``'s."""
+    keys = {setting_of(r) for _, r in chosen.iterrows()}
+    return table[[setting_of(r) in keys for _, r in table.iterrows()]]
+
+
+def setting_of(row: Any) -> Setting:
+    """The :class:`Setting` of a result row (its ``index_type``, ``build_params`` and ``search_params`` columns)."""
+    build, search = row["build_params"], row["search_params"]
+    return Setting.from_columns(row["index_type"], build if isinstance(build, str) else "",
+                                search if isinstance(search, str) else "")
 
 
 def saturation_sentences(results: pd.DataFrame, chosen: pd.DataFrame | None = None) -> list[str]:
@@ -622,8 +631,7 @@ def saturation_sentences(results: pd.DataFrame, chosen: pd.DataFrame | None = No
     if table.empty:
         return []
     if chosen is not None:
-        keys = {(r["index_type"], r["build_params"], r["search_params"]) for _, r in chosen.iterrows()}
-        table = table[[(r["index_type"], r["build_params"], r["search_params"]) in keys for _, r in table.iterrows()]]
+        table = rows_chosen(table, chosen)
     levels = levels_of(results)
     out = []
     for _, r in table.iterrows():

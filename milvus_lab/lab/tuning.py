@@ -499,14 +499,9 @@ def tune(dataset: Dataset, target_recall: float = 0.95, index_types: Iterable[st
     tune_ds, hold_ds = dataset.split_queries(holdout, seed)  # a bad holdout is refused before any session exists
     clients = check_concurrency(concurrency, concurrency_seconds, concurrency_batch, nq=hold_ds.nq)
     with session_scope(session, target=target, threads=threads, repeats=repeats) as run:
-        return _tune(run, dataset, tune_ds, hold_ds, types_or_all(index_types, dataset.metric), target_recall, k,
+        return _tune(run, dataset, tune_ds, hold_ds, index_types_or_all(index_types, dataset.metric), target_recall, k,
                      memory_budget_mb, max_p99_ms, time_budget_s, max_builds, min_gain, latency_queries, progress,
                      clients, started)
-
-
-def types_or_all(index_types: list[str] | None, metric: str) -> list[str]:
-    """The index types asked for, or every one the lab knows for ``metric``."""
-    return index_types_or_all(index_types, metric)
 
 
 def _tune(session: Session, dataset: Dataset, tune_ds: Dataset, hold_ds: Dataset, types: list[str],

@@ -52,7 +52,8 @@ INSTALL_HINT = "pip install 'milvus-lab[server]'"
 class ServerInfo:
     """A running embedded server: its folder, the milvus process id, the launcher's, the port and the URI.
 
-    ``authorization`` is True for every server this version starts (False: one recorded by an older version)."""
+    ``authorization`` is True for every server :func:`start` starts; False only for a state file that does not
+    record it, whose server is then treated as having no authorization."""
 
     folder: str
     pid: int
