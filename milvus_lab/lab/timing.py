@@ -171,8 +171,8 @@ class Monitor:
             total = end.cpu[1] - start.cpu[1]
             if total > 0:
                 other = max(0.0, (end.cpu[0] - start.cpu[0] - (end.own - start.own)) / total)
-        elif hasattr(os, "getloadavg"):
-            other = max(0.0, os.getloadavg()[0] - self.threads) / max(1, os.cpu_count() or 1)
+        else:  # no CPU times: the load average (psutil emulates it on Windows)
+            other = max(0.0, psutil.getloadavg()[0] - self.threads) / max(1, os.cpu_count() or 1)
         drift = max(start.calibration, end.calibration) / self.best_calibration
         busy = bool((other == other and other >= BUSY_OTHER_CPU) or drift >= BUSY_DRIFT)
         out = {"busy": busy, "other_cpu": other, "drift": drift}

@@ -201,7 +201,8 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 def _terminate(pid: int, timeout: float = STOP_TIMEOUT) -> bool:
     """SIGTERM ``pid``, then SIGKILL if it is still there after ``timeout`` s; True once it is gone. psutil
-    checks that ``pid`` is still the process it was when looked up before each signal."""
+    checks that ``pid`` is still the process it was when looked up before each signal. Polled with
+    :func:`_alive` rather than ``Process.wait``: a zombie (exited, its parent not collecting it yet) is gone."""
     for send, wait in ((psutil.Process.terminate, timeout), (psutil.Process.kill, 5.0)):
         proc = _process(pid)
         if proc is None:
