@@ -752,67 +752,31 @@ def _check_memory(dataset: Dataset, sizes: list[int], types: list[str], profile:
 def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes: list[int], target_recall: float,
          k: int, latency_queries: int, progress: bool, seed: int, machine_memory_gb: float | None,
          query_node_gb: float, started: float, plan: ConcurrencyPlan | None = None) -> Forecast:
+    """lab.forecast once its arguments are checked and its session is open: say which types are skipped and why,
+    measure the others up the ladder, then forecast each type's row from its measurements."""
     import pandas as pd
 
     profile = session.profile
-    skipped: dict[str, str] = {}
-    measured: list[str] = []
-    for index_type in types:
-        reason = spec.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
-        if reason:
-            skipped[index_type] = reason
-        elif not spec.get_index(index_type).recommend:
-            other = spec.get_index(index_type).same_as
-            skipped[index_type] = f"not forecast: the same index as {other} on the CPU here; see {other}"
-        else:
-            measured.append(index_type)
+    skipped = _skipped_types(types, dataset, profile)
+    measured = [t for t in types if t not in skipped]
     run = _Run(session, target_recall, k, latency_queries, plan)
+    results, error = _measure_ladder(run, dataset, measured, sizes, progress, seed)
     levels = plan.levels if plan is not None else ()
-    results: dict[str, list[_Size]] = {t: [] for t in measured}
-    order = np.random.default_rng(seed).permutation(dataset.n)
-    bar = Progress(sum(sizes) * len(measured) // sizes[0], progress, "forecast")
-    error = None
-    try:
-        with session.running():
-            for size in sizes:
-                ds = _subset(dataset, order, size)
-                ds.ground_truth(k)
-                for index_type in measured:
-                    params, _ = build_rule(index_type, size, dataset.dim, profile)
-                    bar.describe(f"forecast: {index_type} at {size:,} rows")
-                    results[index_type].append(run.measure(ds, index_type, params))
-                    bar.step(size // sizes[0], f"{index_type} {size:,}")
-    except ServerError as exc:
-        error = str(exc)
-        warnings.warn(f"forecast stopped: {exc}; the measurements so far are kept in Forecast.points", LabWarning,
-                      stacklevel=3)
-    finally:
-        bar.close()
     fits: dict[tuple[str, str], growth.Fit] = {}
     machine = _machine_bytes(machine_memory_gb)
-    in_memory = profile == spec.DEFAULT_PROFILE
     table_rows = []
     for index_type in types:
         if index_type in skipped:
             table_rows.append({"index_type": index_type, "rows": rows, "status": STATUS_NOT_FORECAST,
                                "note": skipped[index_type]})
-            continue
-        got = results[index_type]
-        if len(got) < len(sizes):
+        elif len(results[index_type]) < len(sizes):
             table_rows.append({"index_type": index_type, "rows": rows, "status": STATUS_NO_FORECAST,
-                               "note": f"measured at {len(got)} of {len(sizes)} sizes before the run stopped"})
-            continue
-        row = _forecast_type(index_type, got, rows, dataset.dim, dataset.metric, target_recall, k, profile, fits,
-                             levels)
-        row.setdefault("_notes", [])
-        _sizing(row, dataset.dim, machine, query_node_gb, in_memory)
-        if not in_memory and row.get("status") == STATUS_OK:
-            row["_notes"].append("memory is the Milvus sizing tool's estimate at each size (the server reports no "
-                                 "index memory); build time, QPS and p99 are the server's")
-        extra = "; ".join(row.pop("_notes"))
-        row["note"] = "; ".join(t for t in (row.get("note", ""), extra) if t)
-        setting = row.pop("_setting", None)
-        table_rows.append(row if setting is None else {**row, **setting.columns()})
+                               "note": f"measured at {len(results[index_type])} of {len(sizes)} sizes before the run "
+                                       f"stopped"})
+        else:
+            row = _forecast_type(index_type, results[index_type], rows, dataset.dim, dataset.metric, target_recall,
+                                 k, profile, fits, levels)
+            table_rows.append(_finish_row(row, dataset.dim, machine, query_node_gb, profile))
     extra = [f"{fig}_c{n}{end}" for n in levels for fig in ("qps", "p99_ms") for end in ("", "_lo", "_hi")]
     table = pd.DataFrame(table_rows).reindex(columns=TABLE_COLUMNS + extra)
     table["query_nodes"] = pd.array(table["query_nodes"].tolist(), dtype="Int64")
@@ -825,3 +789,61 @@ def _run(session: Session, dataset: Dataset, rows: int, types: list[str], sizes:
     return Forecast(rows, target_recall, k, dataset.metric, dataset.dim, dataset.n, sizes, table, points, fits,
                     machine / GIB if machine else None, query_node_gb, warning, time.perf_counter() - started,
                     error, dataset.name, session.describe_target())
+
+
+def _skipped_types(types: list[str], dataset: Dataset, profile: str) -> dict[str, str]:
+    """The index types not forecast, each with why: unavailable on the target for this data, or the same index
+    as another type here (IVF_SQ8H)."""
+    skipped = {}
+    for index_type in types:
+        reason = spec.unavailable_reason(index_type, dim=dataset.dim, metric=dataset.metric, profile=profile)
+        if reason:
+            skipped[index_type] = reason
+        elif not spec.get_index(index_type).recommend:
+            other = spec.get_index(index_type).same_as
+            skipped[index_type] = f"not forecast: the same index as {other} on the CPU here; see {other}"
+    return skipped
+
+
+def _measure_ladder(run: _Run, dataset: Dataset, measured: list[str], sizes: list[int], progress: bool,
+                    seed: int) -> tuple[dict[str, list[_Size]], str | None]:
+    """Every type of ``measured`` at every size of the ladder (nested random subsets drawn with ``seed``, each
+    with its own exact neighbours, the IVF build parameters by :func:`build_rule`); a server error ends the
+    ladder with a warning and is returned beside what was measured before it."""
+    results: dict[str, list[_Size]] = {t: [] for t in measured}
+    order = np.random.default_rng(seed).permutation(dataset.n)
+    bar = Progress(sum(sizes) * len(measured) // sizes[0], progress, "forecast")
+    profile = run.session.profile
+    try:
+        with run.session.running():
+            for size in sizes:
+                ds = _subset(dataset, order, size)
+                ds.ground_truth(run.k)
+                for index_type in measured:
+                    params, _ = build_rule(index_type, size, dataset.dim, profile)
+                    bar.describe(f"forecast: {index_type} at {size:,} rows")
+                    results[index_type].append(run.measure(ds, index_type, params))
+                    bar.step(size // sizes[0], f"{index_type} {size:,}")
+    except ServerError as exc:
+        warnings.warn(f"forecast stopped: {exc}; the measurements so far are kept in Forecast.points", LabWarning,
+                      stacklevel=4)
+        return results, str(exc)
+    finally:
+        bar.close()
+    return results, None
+
+
+def _finish_row(row: dict[str, Any], dim: int, machine: float | None, query_node_gb: float, profile: str
+                ) -> dict[str, Any]:
+    """A forecast row made ready for the table: the sizing columns filled, the notes joined into ``note``, the
+    setting written as its JSON columns."""
+    in_memory = profile == spec.DEFAULT_PROFILE
+    row.setdefault("_notes", [])
+    _sizing(row, dim, machine, query_node_gb, in_memory)
+    if not in_memory and row.get("status") == STATUS_OK:
+        row["_notes"].append("memory is the Milvus sizing tool's estimate at each size (the server reports no "
+                             "index memory); build time, QPS and p99 are the server's")
+    extra = "; ".join(row.pop("_notes"))
+    row["note"] = "; ".join(t for t in (row.get("note", ""), extra) if t)
+    setting = row.pop("_setting", None)
+    return row if setting is None else {**row, **setting.columns()}
