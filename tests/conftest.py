@@ -1,5 +1,6 @@
 """Shared fixtures and test data: clustered vectors with exact ground truth, an engine, a signing-key folder, the
-hypothesis profiles and the rule that puts server, browser and notebook tests in the slow set."""
+session's embedded Milvus server and a connection to it, the hypothesis profiles and the rule that puts server,
+browser and notebook tests in the slow set."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 import milvus_lab  # noqa: F401  (first: sets the OpenMP wait policy before any test imports faiss)
 from milvus_lab import Engine
+from milvus_lab.folders import CACHE_DIR_ENV, CONFIG_DIR_ENV
 
 # No wall-clock deadline anywhere (a loaded machine is not a failure); `ci` runs each test's full example count,
 # `dev` (the default) at most DEV_EXAMPLES (tests with their own count scale it with helpers.examples)
@@ -46,9 +48,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _signing_key_folder(tmp_path_factory):
     """Saves sign with a per-user key and the lab caches exact neighbours: in tests both live in temporary
     folders, never in the real home (kernels and subprocesses the tests start inherit the variables)."""
-    old = {name: os.environ.get(name) for name in ("MILVUS_LAB_CONFIG_DIR", "MILVUS_LAB_CACHE_DIR")}
-    os.environ["MILVUS_LAB_CONFIG_DIR"] = str(tmp_path_factory.mktemp("milvus_lab_config"))
-    os.environ["MILVUS_LAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("milvus_lab_cache"))
+    old = {name: os.environ.get(name) for name in (CONFIG_DIR_ENV, CACHE_DIR_ENV)}
+    os.environ[CONFIG_DIR_ENV] = str(tmp_path_factory.mktemp("milvus_lab_config"))
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("milvus_lab_cache"))
     yield
     for name, value in old.items():
         if value is None:
@@ -61,7 +63,7 @@ def _signing_key_folder(tmp_path_factory):
 def key_folder(tmp_path, monkeypatch):
     """This test's own signing-key folder (not created yet): saves sign with a key found there."""
     folder = tmp_path / "config"
-    monkeypatch.setenv("MILVUS_LAB_CONFIG_DIR", str(folder))
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(folder))
     return folder
 
 
@@ -142,3 +144,15 @@ def milvus_server(tmp_path_factory):
         yield info
     finally:
         embedded.stop(folder)
+
+
+@pytest.fixture
+def target(milvus_server):
+    """A connection to the session's server (``milvus_server``) for one test, closed after it: closing drops
+    every collection the test created through it, and the test fails if any could not be dropped."""
+    from milvus_lab.server import connect
+
+    t = connect(milvus_server.uri, token=milvus_server.token)
+    yield t
+    assert t.close() == []
+    assert t.created == []

@@ -1,4 +1,5 @@
-"""Helpers shared by several test files: hypothesis example counts, hostile objects, an ID-overlap recall.
+"""Helpers shared by several test files: hypothesis example counts, hostile objects, an ID-overlap recall, a
+collection that speaks only the protocol.
 
 Fixtures live in conftest.py; plain functions and classes that tests import live here.
 """
@@ -31,6 +32,41 @@ def numpy_recall(found: np.ndarray, base: np.ndarray, queries: np.ndarray, k: in
     d = ((queries[:, None, :].astype(np.float64) - base[None, :, :]) ** 2).sum(-1)
     truth = np.argsort(d, axis=1)[:, :k]
     return float(np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found.tolist(), truth.tolist())]))
+
+
+# ------------------------------------------------------------------------------------------------ protocol only
+class ProtocolCollection:
+    """A collection that speaks only :class:`milvus_lab.protocol.IndexedCollection`: its attributes and each of
+    its verbs forwarded to ``inner``, and nothing else (no change signal, no ``memory_bytes``, no engine
+    internals), so code that reaches past the protocol fails on it. ``profile`` replaces the inner collection's
+    spec profile (a server's rules over an in-memory collection, say); a subclass overrides a verb to count or
+    fail it."""
+
+    def __init__(self, inner: Any, profile: str | None = None) -> None:
+        self._inner = inner
+        self.name, self.dimension, self.metric = inner.name, inner.dimension, inner.metric
+        self.profile = inner.profile if profile is None else profile
+
+    def insert(self, records: Any) -> Any:
+        return self._inner.insert(records)
+
+    def count(self) -> int:
+        return self._inner.count()
+
+    def create_index(self, index_type: Any, params: Mapping[str, Any] | None = None) -> Any:
+        return self._inner.create_index(index_type, params)
+
+    def drop_index(self) -> None:
+        self._inner.drop_index()
+
+    def describe_index(self) -> Any:
+        return self._inner.describe_index()
+
+    def search(self, query_records: Any, top_k: int = 10, params: Mapping[str, Any] | None = None) -> Any:
+        return self._inner.search(query_records, top_k, params)
+
+    def stats(self) -> dict[str, Any]:
+        return self._inner.stats()
 
 
 # ------------------------------------------------------------------------------------------------ hostile objects

@@ -52,7 +52,9 @@ METRICS = ["L2", "IP"]
 # --------------------------------------------------------------------------------------------------
 # Data and cached builds
 # --------------------------------------------------------------------------------------------------
-def clustered(rng: np.random.Generator, n: int, centers: np.ndarray) -> np.ndarray:
+def points_around(rng: np.random.Generator, n: int, centers: np.ndarray) -> np.ndarray:
+    """``n`` points, each a randomly picked one of ``centers`` plus unit Gaussian noise (base and queries share
+    the centres, so queries fall in the base's clusters)."""
     picks = rng.integers(0, len(centers), n)
     return (centers[picks] + rng.standard_normal((n, centers.shape[1]))).astype(np.float32)
 
@@ -61,7 +63,7 @@ def clustered(rng: np.random.Generator, n: int, centers: np.ndarray) -> np.ndarr
 def data() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(20200610)
     centers = rng.standard_normal((CLUSTERS, DIM)).astype(np.float32) * 3
-    return clustered(rng, N, centers), clustered(rng, NQ, centers)
+    return points_around(rng, N, centers), points_around(rng, NQ, centers)
 
 
 @pytest.fixture(scope="module")

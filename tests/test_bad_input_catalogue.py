@@ -383,6 +383,7 @@ def test_insert_is_all_or_nothing_when_a_segment_allocation_fails(monkeypatch):
         e.close()
 
 
+@pytest.mark.slow
 def test_oversized_batch_gives_a_specific_error_and_changes_nothing():
     code = textwrap.dedent("""
         import resource, sys, numpy as np

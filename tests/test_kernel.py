@@ -18,6 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: every test here starts a child interpreter or a Jupyter kernel
+pytestmark = pytest.mark.slow
+
 #: builds every index type through milvus_lab and through the raw libraries, all at once in threads
 WORKLOAD = textwrap.dedent("""
     import importlib, json, sys, threading, warnings
@@ -108,7 +111,6 @@ def run_child(code: str, *args: str, env: dict | None = None, timeout: float = 2
                           env=full_env, cwd=ROOT, check=False)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("order", ["faiss,hnswlib,annoy", "annoy,hnswlib,faiss", "hnswlib,annoy,faiss"])
 def test_all_three_libraries_build_and_search_in_one_process(order):
     proc = run_child(WORKLOAD, order)
@@ -196,7 +198,6 @@ NOTEBOOK_CELLS = [
 ]
 
 
-@pytest.mark.slow
 def test_a_real_jupyter_kernel_survives_all_three_libraries():
     import ipykernel  # noqa: F401 - the test extra installs it: missing, the test fails instead of skipping
     import nbclient

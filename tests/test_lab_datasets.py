@@ -10,6 +10,7 @@ from conftest import clustered
 
 from milvus_lab import lab, numerics
 from milvus_lab.errors import IllegalDimensionError, IllegalRecordError, MilvusLabError, ParamError
+from milvus_lab.folders import CACHE_DIR_ENV
 from milvus_lab.lab import datasets as lab_datasets
 
 
@@ -340,7 +341,7 @@ def test_dataset_repr_speaks_plainly(tiny_rows):
 
 
 def test_exact_neighbours_are_cached_on_disk_and_a_bad_cache_file_is_rewritten(tiny_rows, tmp_path, monkeypatch):
-    monkeypatch.setenv("MILVUS_LAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     d = lab.from_array(tiny_rows, n_queries=10)
     first = d.ground_truth(7, cache=True)
     files = list(tmp_path.rglob("*.npy"))

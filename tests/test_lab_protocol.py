@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import clustered
+from helpers import ProtocolCollection
 
 from milvus_lab import Engine, lab, protocol
 from milvus_lab.errors import ServerError
@@ -127,37 +128,19 @@ def test_other_processes_cpu_share_comes_from_the_cpu_times(monkeypatch):
 
 
 # ------------------------------------------------------------------ another Target
-class FakeCollection:
-    """Only the protocol verbs, delegating to an engine collection (no memory_bytes, no engine internals)."""
+class FakeCollection(ProtocolCollection):
+    """Only the protocol verbs over an engine collection, with its target's profile; its target counts the
+    builds and can make one fail as a server that went away."""
 
     def __init__(self, inner, owner: FakeTarget):
-        self._inner, self._owner = inner, owner
-        self.name, self.dimension, self.metric = inner.name, inner.dimension, inner.metric
-        self.profile = owner.profile
-
-    def insert(self, records):
-        return self._inner.insert(records)
-
-    def count(self):
-        return self._inner.count()
+        super().__init__(inner, profile=owner.profile)
+        self._owner = owner
 
     def create_index(self, index_type, params=None):
         self._owner.builds += 1
         if self._owner.fail_at == self._owner.builds:
             raise ServerError(f"{self._owner.uri}: create_index failed: server went away")
-        return self._inner.create_index(index_type, params)
-
-    def drop_index(self):
-        self._inner.drop_index()
-
-    def describe_index(self):
-        return self._inner.describe_index()
-
-    def search(self, query_records, top_k=10, params=None):
-        return self._inner.search(query_records, top_k, params)
-
-    def stats(self):
-        return self._inner.stats()
+        return super().create_index(index_type, params)
 
 
 class FakeTarget:
@@ -183,6 +166,17 @@ class FakeTarget:
 
     def list_collections(self):
         return self.engine.list_collections()
+
+
+def test_the_protocol_only_collection_has_every_verb_and_attribute_of_the_protocol_and_nothing_else():
+    engine = Engine()
+    wrapped = ProtocolCollection(engine.create_collection("only", 4), profile="milvus-2.3")
+    members = {name for name in vars(protocol.IndexedCollection) if not name.startswith("_")}
+    members |= set(protocol.IndexedCollection.__annotations__)
+    assert {name for name in dir(wrapped) if not name.startswith("_")} == members
+    assert isinstance(wrapped, protocol.IndexedCollection) and not isinstance(wrapped, protocol.ChangeSignalling)
+    assert wrapped.profile == "milvus-2.3" and ProtocolCollection(wrapped).profile == "milvus-2.3"
+    engine.close()
 
 
 def test_the_lab_runs_unchanged_on_another_target_with_its_profile(ds):

@@ -154,6 +154,7 @@ def test_fifty_create_drop_cycles_do_not_grow_the_process(tmp_path):
     assert m["annoy_files_left"] == 0, "annoy's private index files were not removed"
 
 
+@pytest.mark.slow
 def test_hnsw_memory_bytes_accounts_for_the_fixed_cost_per_index():
     code = PRELUDE + textwrap.dedent("""
         engine = Engine(build_threshold=32)

@@ -11,6 +11,7 @@ import numpy as np
 from conftest import clustered
 
 from milvus_lab import cli, lab
+from milvus_lab.folders import CACHE_DIR_ENV
 from milvus_lab.lab import cli as lab_cli
 from milvus_lab.lab.datasets import DEFAULT_QUERIES
 
@@ -36,7 +37,7 @@ def test_compare_says_where_it_writes_and_how_many_rows_it_holds_out():
 
 
 def test_the_exact_neighbour_cache_is_where_the_readme_says(monkeypatch, tmp_path):
-    monkeypatch.setenv("MILVUS_LAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     glove = lab.load_glove_dataset(2000, 50)
     glove.ground_truth(5)
     [cached] = list((tmp_path / "cache").rglob("*.npy"))

@@ -13,16 +13,6 @@ from milvus_lab.units import MIB
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-@pytest.fixture()
-def target(milvus_server):
-    from milvus_lab.server import connect
-
-    t = connect(milvus_server.uri, token=milvus_server.token)
-    yield t
-    assert t.close() == []
-    assert t.created == []
-
-
 @pytest.fixture(scope="module")
 def data():
     return lab.from_array(clustered(6000, 16, clusters=30, seed=5), clustered(50, 16, clusters=30, seed=6),

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from conftest import clustered
+from helpers import ProtocolCollection
 
 from milvus_lab import Engine, numerics, spec
 from milvus_lab.protocol import IndexInfo
@@ -271,40 +272,10 @@ def test_the_panel_explains_segment_states_and_raw_reasons_from_the_spec(base):
 
 
 # ------------------------------------------------------------------------------------------ server rules
-class ServerRules:
-    """A collection that speaks only the protocol's verbs and follows the Milvus 2.3 profile (an in-memory
-    collection underneath, so builds that both accept run)."""
-
-    profile = spec.SERVER_PROFILE
-
-    def __init__(self, inner):
-        self._inner = inner
-        self.name, self.dimension, self.metric = inner.name, inner.dimension, inner.metric
-
-    def insert(self, records):
-        return self._inner.insert(records)
-
-    def count(self):
-        return self._inner.count()
-
-    def create_index(self, index_type, params=None):
-        return self._inner.create_index(index_type, params)
-
-    def drop_index(self):
-        self._inner.drop_index()
-
-    def describe_index(self):
-        return self._inner.describe_index()
-
-    def search(self, query_records, top_k=10, params=None):
-        return self._inner.search(query_records, top_k, params)
-
-    def stats(self):
-        return self._inner.stats()
-
-
 def test_forms_on_a_server_collection_show_the_servers_types_and_ranges(coll, base):
-    server = ServerRules(coll)
+    # only the protocol's verbs, with the Milvus 2.3 profile (an in-memory collection underneath, so builds that
+    # both accept run)
+    server = ProtocolCollection(coll, profile=spec.SERVER_PROFILE)
     a = app(server, vectors=base, watch=False)
     prof = spec.PROFILES[spec.SERVER_PROFILE]
     offered = [v for _label, v in a.index_form.type_dropdown.options]

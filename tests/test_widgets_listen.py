@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 from conftest import clustered
+from helpers import ProtocolCollection
 
 from milvus_lab.errors import MilvusLabError, ParamError
 from milvus_lab.protocol import ChangeSignal, ChangeSignalling
@@ -247,21 +248,8 @@ def test_the_app_listens_once_for_its_three_views(coll):
     assert not a.watcher.active
 
 
-class _Silent:
-    """A collection without a change signal: every verb but ``version`` / ``on_change`` forwarded."""
-
-    def __init__(self, inner) -> None:
-        self._inner = inner
-        self.name, self.dimension, self.metric, self.profile = inner.name, inner.dimension, inner.metric, inner.profile
-
-    def __getattr__(self, name):
-        if name in ("version", "on_change"):
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-
 def test_a_collection_without_the_signal_is_still_followed_by_polling(coll):
-    silent = _Silent(coll)
+    silent = ProtocolCollection(coll)  # the protocol's verbs only: no version, no on_change
     assert not isinstance(silent, ChangeSignalling)
     f = IndexForm(silent, interval=0.01)
     try:
