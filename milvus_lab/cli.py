@@ -16,6 +16,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from . import numerics, spec
+from .server.embedded import INSTALL_HINT
 
 DEMO_WORDS = ("king", "paris", "computer", "frog")
 DESCRIPTION = """\
@@ -340,8 +341,7 @@ def server_command(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         from .server.cli import server_main
     except ImportError as exc:
-        print(f"milvus-lab server needs the server extra: pip install 'milvus-lab[server]' ({exc})",
-              file=sys.stderr)
+        print(f"milvus-lab server needs the server extra: {INSTALL_HINT} ({exc})", file=sys.stderr)
         return 2
     return server_main(list(args.command_argv))
 
@@ -415,8 +415,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--dry-run", action="store_true", help="print the Voila command, do not start it")
     p.set_defaults(func=app_command, command_parser=p, passes_on=True)
-    p = sub.add_parser("server", help="start, stop or check an embedded Milvus 2.3 server (needs: pip install "
-                       "'milvus-lab[server]'; see milvus-lab server --help)", add_help=False)
+    p = sub.add_parser("server", help=f"start, stop or check an embedded Milvus 2.3 server (needs: {INSTALL_HINT}; "
+                       "see milvus-lab server --help)", add_help=False)
     p.set_defaults(func=server_command, command_parser=p, passes_on=True)
     return top
 

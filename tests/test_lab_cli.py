@@ -232,3 +232,73 @@ def test_only_the_notices_no_row_says_are_shown_after_a_compare():
     results.attrs["notices"] = [skip, server]
     assert unsaid_notices(results) == [server]
     assert unsaid_notices(pd.DataFrame({"note": [None]})) == []  # a frame without notices shows none
+
+
+# --------------------------------------------------------------------------------------------------
+# compare and forecast check every option before reading the data, and leave no folder when they refuse one
+# --------------------------------------------------------------------------------------------------
+BAD_OPTIONS = [
+    (["--formats", "xyz"], ["--formats", "xyz", "allowed: ", "png", "svg"]),
+    (["--formats", "png,xyz"], ["--formats", "xyz", "allowed: "]),
+    (["--target-recall", "7"], ["--target-recall", "must be a number > 0 and <= 1", "got 7"]),
+    (["--target-recall", "0"], ["--target-recall", "must be a number > 0 and <= 1", "got 0"]),
+    (["--target-recall", "-1"], ["--target-recall", "must be a number > 0 and <= 1", "got -1"]),
+    (["--target-recall", "nan"], ["--target-recall", "must be a number > 0 and <= 1", "got nan"]),
+    (["--index-types", "FLAT,BOGUS"], ["--index-types", "'BOGUS'", "allowed: FLAT, IVF_FLAT"]),
+    (["--k", "0"], ["--k", "k must be an int >= 1"]),
+    (["--concurrency", "0,10"], ["--concurrency", "distinct ints in [1, 256]"]),
+]
+
+
+@pytest.fixture()
+def no_work(monkeypatch):
+    """Reading the data, comparing or forecasting fails the test: a refused option must stop the command first."""
+    from milvus_lab import lab
+    from milvus_lab.lab import cli as lab_cli
+    from milvus_lab.lab import forecast_cli
+
+    def work(*args, **kwargs):
+        raise AssertionError("the command did work before refusing an option")
+
+    for module, name in ((lab_cli, "load_dataset"), (forecast_cli, "load_dataset"), (lab, "compare"),
+                         (lab, "forecast")):
+        monkeypatch.setattr(module, name, work)
+
+
+@pytest.mark.parametrize("command", [["compare"], ["forecast", "--rows", "1000"]], ids=["compare", "forecast"])
+@pytest.mark.parametrize(("bad", "said"), BAD_OPTIONS, ids=[" ".join(bad) for bad, _ in BAD_OPTIONS])
+def test_a_refused_option_exits_2_before_any_work_and_leaves_no_folder(tmp_path, capsys, no_work, command, bad,
+                                                                        said):
+    np.save(tmp_path / "v.npy", clustered(200, 8, seed=6))
+    out = tmp_path / "out"
+    assert cli_main([*command, "--data", str(tmp_path / "v.npy"), "--nq", "20", "--out", str(out), "--no-progress",
+                     *bad]) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"milvus-lab {command[0]}: error: {bad[0]}: ")
+    for words in said:
+        assert words in line, (words, line)
+    assert captured.out == "" and not out.exists()
+
+
+@pytest.mark.parametrize("bad", [["--target-recall", "1.5"], ["--steps", "2"], ["--min-rows", "10"],
+                                 ["--rows", "0"], ["--query-node-gb", "0"]])
+def test_forecast_refuses_its_own_options_before_any_work(tmp_path, capsys, no_work, bad):
+    out = tmp_path / "out"
+    assert cli_main(["forecast", "--rows", "1000", "--out", str(out), *bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"milvus-lab forecast: error: {bad[0]}: {bad[0][2:].replace('-', '_')} must be ")
+    assert not out.exists()
+
+
+def test_options_are_checked_in_the_order_the_parser_declares_them(capsys, no_work):
+    assert compare_main(["--formats", "xyz", "--index-types", "BOGUS", "--k", "0"]) == 2
+    assert capsys.readouterr().err.startswith("milvus-lab compare: error: --k: ")
+
+
+def test_checked_index_types_are_the_spec_names_without_duplicates():
+    from milvus_lab.lab.cli import check_options
+
+    args = compare_parser().parse_args(["--index-types", " HNSW, FLAT,HNSW,", "--formats", "png,,svg"])
+    assert check_options(args) == (["HNSW", "FLAT"], ["png", "svg"])
+    assert check_options(compare_parser().parse_args(["--formats", ""])) == (None, [])

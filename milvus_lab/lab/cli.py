@@ -16,10 +16,12 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import spec
-from ..errors import MilvusLabError
+from ..errors import MilvusLabError, ParamError
+from ..server.embedded import INSTALL_HINT
+from .arguments import ARGUMENTS, check, check_index_types
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,6 +190,94 @@ def run_folder(out: str | os.PathLike | None, dataset_name: str) -> Path:
     raise FileExistsError(f"{base / stem}: 999 runs in the same second")
 
 
+def output_folder(out: str | os.PathLike | None, dataset_name: str) -> Path:
+    """:func:`run_folder`; an OSError it raises is raised again with a message naming ``--out`` and the folder
+    the run folder was to be made in."""
+    try:
+        return run_folder(out, dataset_name)
+    except OSError as exc:
+        raise OSError(f"--out: cannot create an output folder under {out or DEFAULT_OUT}: {exc}") from exc
+
+
+def refuse(command: str, message: object, out: Path | None = None) -> int:
+    """Print ``milvus-lab <command>: error: <message>`` on stderr, remove the run folder ``out`` when it is an
+    empty folder (a refused run leaves no empty folder behind), and return 2, a refused command's exit status."""
+    print(f"milvus-lab {command}: error: {message}", file=sys.stderr)
+    if out is not None and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    return 2
+
+
+def plot_formats() -> set[str]:
+    """The file formats matplotlib can write here (png, svg, pdf, ...)."""
+    from matplotlib.figure import Figure
+
+    return set(Figure().canvas.get_supported_filetypes())
+
+
+def formats_option(text: str) -> list[str]:
+    """``--formats png,svg`` as a list of formats (none when ``text`` names none); a ParamError naming
+    ``--formats``, the unknown formats and the allowed ones when matplotlib cannot write one of them."""
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    known = plot_formats()
+    unknown = [f for f in formats if f not in known]
+    if unknown:
+        raise ParamError(f"--formats: unknown plot format(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+    return formats
+
+
+def _option_error(name: str, exc: MilvusLabError) -> ParamError:
+    """A lab argument's error as the error of its option: ``--<option>: <message>`` (a message opening with
+    ``<name>: `` drops those words: the option says them)."""
+    message = str(exc)
+    return ParamError(f"--{name.replace('_', '-')}: {message.removeprefix(f'{name}: ')}")
+
+
+def index_types_option(text: str | None) -> list[str] | None:
+    """``--index-types FLAT,HNSW`` as the checked index type names (:func:`~milvus_lab.lab.arguments.
+    check_index_types`: known to the spec, duplicates dropped), None when not given; a ParamError naming
+    ``--index-types`` and the allowed names otherwise."""
+    if text is None:
+        return None
+    try:
+        return check_index_types([name.strip() for name in text.split(",") if name.strip()])
+    except MilvusLabError as exc:
+        raise _option_error("index_types", exc) from None
+
+
+class CheckedOptions(NamedTuple):
+    """The options of ``compare`` / ``forecast`` that are used in another form than they are parsed in."""
+
+    index_types: list[str] | None
+    formats: list[str]
+
+
+def check_options(args: argparse.Namespace) -> CheckedOptions:
+    """Every option of a parsed ``compare`` or ``forecast`` whose allowed values are known before the data is
+    read, checked in the order the parser declares them: each one the lab's argument table
+    (:data:`~milvus_lab.lab.arguments.ARGUMENTS`) has, ``--index-types``, ``--concurrency`` and ``--formats``
+    (against what matplotlib can write). The first refused one raises a ParamError ``--<option>: <what is
+    allowed>; got <value>``. Limits that depend on the data (``--nq``, ``--rows`` against the sample, ``--k``
+    against the rows) are the loaders' and the lab's."""
+    from .timing import check_concurrency
+
+    index_types, formats = None, []
+    for name, value in vars(args).items():
+        if name == "index_types":
+            index_types = index_types_option(value)
+        elif name == "formats":
+            formats = formats_option(value)
+        elif name in ARGUMENTS or name == "concurrency":
+            try:
+                if name == "concurrency":
+                    check_concurrency(value)
+                else:
+                    check(name, value)
+            except ParamError as exc:
+                raise _option_error(name, exc) from None
+    return CheckedOptions(index_types, formats)
+
+
 def declared_options(build: Callable[[argparse.ArgumentParser], object] | None = None) -> list[argparse.Action]:
     """The options ``build`` (default: :func:`compare_parser`) adds to a parser, in the order it adds them: the
     actions ``add_argument`` returned, recorded as they are made."""
@@ -230,20 +320,15 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
 
     started = time.perf_counter()
     try:
+        options = check_options(args)
         dataset = load_dataset(args)
-        types = None if args.index_types is None else [t.strip() for t in args.index_types.split(",") if t.strip()]
-        if types is not None:
-            types = [spec.get_index(t).name for t in types]
     except (MilvusLabError, OSError, ValueError) as exc:
-        print(f"milvus-lab compare: error: {exc}", file=sys.stderr)
-        return 2
+        return refuse("compare", exc)
     print(f"{dataset!r}")
     try:
-        out = run_folder(args.out, dataset.name)
+        out = output_folder(args.out, dataset.name)
     except OSError as exc:
-        print(f"milvus-lab compare: error: cannot create output folder under {args.out or DEFAULT_OUT}: {exc}",
-              file=sys.stderr)
-        return 2
+        return refuse("compare", exc)
     try:
         target = None if args.milvus_uri is None else connect_target(args.milvus_uri)
         # skipped and unindexed types are stated once, in the winner table and the report: the notices the
@@ -252,23 +337,19 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         with lab.Session(target=target, threads=args.threads, repeats=args.repeats) as session, \
                 warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore", lab.LabWarning)
-            results = lab.compare(dataset, types, k=args.k, budget=args.budget, session=session,
+            results = lab.compare(dataset, options.index_types, k=args.k, budget=args.budget, session=session,
                                   latency_queries=args.latency_queries, time_limit=args.time_limit,
                                   concurrency=args.concurrency,
                                   progress=not args.no_progress and sys.stderr.isatty())
     except (MilvusLabError, MemoryError, ImportError, ValueError) as exc:
-        print(f"milvus-lab compare: error: {exc}", file=sys.stderr)
-        if not any(out.iterdir()):
-            out.rmdir()
-        return 2
+        return refuse("compare", exc, out)
     wall = time.perf_counter() - started
     for notice in unsaid_notices(results):
         print(notice)
     results.to_csv(out / "results.csv", index=False)
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     plots = []
     if (results["status"] == "ok").any():
-        plots = lab.save_plots(results, out, formats)
+        plots = lab.save_plots(results, out, options.formats)
     command = command_line(args if argv is None else None, argv)
     report = lab.markdown_report(results, args.target_recall, title=f"Index comparison on {dataset.name}",
                                  plots=plots, command=command, wall_s=wall)
@@ -308,7 +389,7 @@ def connect_target(uri: str):
     try:
         from ..server.target import connect
     except ImportError as exc:
-        raise ImportError(f"--milvus-uri needs the server extra: pip install 'milvus-lab[server]' ({exc})") from None
+        raise ImportError(f"--milvus-uri needs the server extra: {INSTALL_HINT} ({exc})") from None
     return connect(uri)
 
 

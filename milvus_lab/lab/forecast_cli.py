@@ -16,14 +16,15 @@ from collections.abc import Sequence
 
 from ..errors import MilvusLabError
 from .cli import (
-    DEFAULT_OUT,
     HelpFormatter,
+    check_options,
     connect_target,
     data_arguments,
     load_dataset,
+    output_folder,
     plain_text,
+    refuse,
     run_arguments,
-    run_folder,
 )
 
 FORECAST_DESCRIPTION = plain_text(__doc__)
@@ -57,53 +58,39 @@ def run_forecast(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .. import lab, spec
+    from .. import lab
 
     started = time.perf_counter()
     try:
+        options = check_options(args)
         dataset = load_dataset(args)
-        types = None if args.index_types is None else \
-            [spec.get_index(t.strip()).name for t in args.index_types.split(",") if t.strip()]
     except (MilvusLabError, OSError, ValueError) as exc:
-        print(f"milvus-lab forecast: error: {exc}", file=sys.stderr)
-        return 2
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    known = _plot_formats()
-    unknown = [f for f in formats if f not in known]
-    if unknown:
-        print(f"milvus-lab forecast: error: --formats: unknown plot format(s) {', '.join(unknown)}; allowed: "
-              f"{', '.join(sorted(known))}", file=sys.stderr)
-        return 2
+        return refuse("forecast", exc)
     try:  # the output folder is made before the run, so a bad --out costs nothing
-        out = run_folder(args.out, f"forecast-{dataset.name}")
+        out = output_folder(args.out, f"forecast-{dataset.name}")
     except OSError as exc:
-        print(f"milvus-lab forecast: error: --out: cannot create an output folder under {args.out or DEFAULT_OUT}: "
-              f"{exc}", file=sys.stderr)
-        return 2
+        return refuse("forecast", exc)
     print(f"{dataset!r}")
     progress = not args.no_progress and sys.stderr.isatty()
     try:
         target = None
         if args.milvus_uri is not None:
             target = connect_target(args.milvus_uri)
-        result = lab.forecast(dataset, args.rows, types, target_recall=args.target_recall, k=args.k,
+        result = lab.forecast(dataset, args.rows, options.index_types, target_recall=args.target_recall, k=args.k,
                               steps=args.steps, min_rows=args.min_rows, machine_memory_gb=args.machine_memory_gb,
                               query_node_gb=args.query_node_gb, target=target,
                               latency_queries=args.latency_queries, repeats=args.repeats, threads=args.threads,
                               concurrency=args.concurrency,
                               progress=progress, seed=args.seed)
     except (MilvusLabError, MemoryError, ImportError, ValueError) as exc:
-        print(f"milvus-lab forecast: error: {exc}", file=sys.stderr)
-        if not any(out.iterdir()):
-            out.rmdir()
-        return 2
+        return refuse("forecast", exc, out)
     result.table.to_csv(out / "forecast.csv", index=False)
     result.points.to_csv(out / "forecast_points.csv", index=False)
     (out / "forecast.md").write_text(result.to_markdown(), encoding="utf-8")
     figure = result.plot()
     written = []
     with matplotlib.rc_context({"svg.hashsalt": "milvus-lab"}):  # the same forecast gives the same files
-        for fmt in formats:
+        for fmt in options.formats:
             figure.savefig(out / f"forecast.{fmt}", dpi=110, metadata=_STABLE_METADATA.get(fmt))
             written.append(f"forecast.{fmt}")
     print()
@@ -115,13 +102,6 @@ def run_forecast(args: argparse.Namespace) -> int:
 
 #: file metadata that would change between two saves of the same figure (a date), left out
 _STABLE_METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}
-
-
-def _plot_formats() -> set[str]:
-    """The file formats matplotlib can write here (png, svg, pdf, ...)."""
-    from matplotlib.figure import Figure
-
-    return set(Figure().canvas.get_supported_filetypes())
 
 
 def forecast_main(argv: Sequence[str] | None = None) -> int:
