@@ -13,6 +13,7 @@ import pytest
 from conftest import clustered
 
 from milvus_lab.cli import main as cli_main
+from milvus_lab.lab.sweeps import Notice
 from milvus_lab.lab.cli import command_line, compare_main, compare_parser, run_folder, unsaid_notices
 
 FAST = ["--no-progress", "--latency-queries", "3", "--formats", "png"]
@@ -229,9 +230,13 @@ def test_only_the_notices_no_row_says_are_shown_after_a_compare():
     skip = "IVF_PQ cannot index 50-dimensional vectors: no m is allowed for dimension 50"
     server = "HNSW: server at http://h:1 went away; the 2 row(s) measured so far are kept"
     results = pd.DataFrame({"index_type": ["IVF_PQ", "HNSW"], "note": [skip, "server at http://h:1 went away"]})
-    results.attrs["notices"] = [skip, server]
+    results.attrs["notices"] = [Notice(skip, "IVF_PQ", in_row=True), Notice(server, "HNSW")]
     assert unsaid_notices(results) == [server]
+    assert unsaid_notices(results.copy()) == [server]  # pandas deep-copies attrs: the fields survive
     assert unsaid_notices(pd.DataFrame({"note": [None]})) == []  # a frame without notices shows none
+    # the decision is the record's, not a match of texts: a notice a row happens to quote is still shown
+    results.attrs["notices"] = [Notice(skip, "IVF_PQ", in_row=False)]
+    assert unsaid_notices(results) == [skip]
 
 
 # --------------------------------------------------------------------------------------------------

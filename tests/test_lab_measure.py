@@ -139,6 +139,8 @@ def test_ivf_pq_on_50d_is_refused_by_measure_and_skipped_by_compare(session):
     assert "48" in skipped["note"].iloc[0]  # the nearest dimension that allows it
     assert np.isnan(skipped["recall"].iloc[0])
     assert df.attrs["notices"] == [skipped["note"].iloc[0]]  # the notice warned is also returned as data
+    notice, = df.attrs["notices"]
+    assert notice.index_type == "IVF_PQ" and notice.in_row  # ... as a record: about IVF_PQ, already in its row
 
 
 # ------------------------------------------------------------------ grids from the spec

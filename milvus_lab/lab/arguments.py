@@ -171,18 +171,20 @@ def check_index_types(value: Any, profile: str | None = None) -> list[str] | Non
     return list(dict.fromkeys(names))
 
 
-def check_target(value: Any) -> Any:
-    """``value`` if it is None or has a Target's collection verbs; ParamError naming ``target`` otherwise."""
-    if value is None:
+def check_target(value: Any, *, required: bool = False) -> Any:
+    """``value`` if it has a Target's collection verbs (or is None, unless ``required``); ParamError naming
+    ``target`` otherwise."""
+    allowed = ("a milvus_lab Target (an Engine, or milvus_lab.server.connect(uri))"
+               + ("" if required else " or None"))
+    if value is None and not required:
         return None
     for verb in ("create_collection", "has_collection", "drop_collection"):
         try:
-            ok = callable(getattr(value, verb, None))
+            ok = value is not None and callable(getattr(value, verb, None))
         except Exception:  # noqa: BLE001 - a hostile __getattr__
             ok = False
         if not ok:
-            raise ParamError(f"target must be a milvus_lab Target (an Engine, or milvus_lab.server.connect(uri)) "
-                             f"or None; got {spec.show_value(value)}")
+            raise ParamError(f"target must be {allowed}; got {spec.show_value(value)}")
     return value
 
 

@@ -367,11 +367,11 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> 
 
 
 def unsaid_notices(results: pd.DataFrame) -> list[str]:
-    """The notices of a compare run (``results.attrs["notices"]``) that no row's note already says: a skipped
-    type's reason is in its row, a server error's "rows measured so far are kept" is not."""
-    notes = " ".join(n for n in results["note"] if isinstance(n, str))
-    return [notice for notice in results.attrs.get("notices", [])
-            if notice.strip() and notice.split(": ", 1)[-1].strip() not in notes]
+    """The notices of a compare run (``results.attrs["notices"]``, :class:`~milvus_lab.lab.sweeps.Notice`) that
+    no row's note already says (``in_row`` False): a skipped type's reason is in its row, a server error's "rows
+    measured so far are kept" is not. Plain strings (a frame made elsewhere) count as unsaid."""
+    return [str(notice) for notice in results.attrs.get("notices", [])
+            if str(notice).strip() and not getattr(notice, "in_row", False)]
 
 
 def peak_memory_line(data_bytes: int) -> str:

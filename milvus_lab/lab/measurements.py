@@ -163,6 +163,12 @@ class _Data:
     current: Build | None = None
 
 
+def target_profile(target: Any) -> str:
+    """The spec profile whose rules apply on ``target`` (a Target or a collection): its own ``profile``, else
+    Milvus 0.10's (the in-memory engine's)."""
+    return getattr(target, "profile", None) or spec.DEFAULT_PROFILE
+
+
 @dataclass
 class Session:
     """A target, one collection per dataset on it, the builds made, and the measurement protocol.
@@ -205,8 +211,8 @@ class Session:
 
     @property
     def profile(self) -> str:
-        """The spec profile whose rules apply on this session's target (Milvus 0.10's in memory)."""
-        return getattr(self.target, "profile", None) or spec.DEFAULT_PROFILE
+        """The spec profile whose rules apply on this session's target (:func:`target_profile`)."""
+        return target_profile(self.target)
 
     def describe_target(self) -> str:
         describe = getattr(self.target, "describe", None)

@@ -333,10 +333,27 @@ def saturation_rule(budget: Budget, max_recall: float | None = None) -> StopRule
     return stop
 
 
+class Notice(str):
+    """A notice of a run, as data: its text (a Notice is that str), the index type it is about, and whether a
+    result row's ``note`` already says it (``in_row``: a skipped type's reason is in its row; "the rows measured
+    so far are kept" after a server error is not)."""
+
+    index_type: str | None
+    in_row: bool
+
+    def __new__(cls, text: str, index_type: str | None = None, in_row: bool = False) -> Notice:
+        notice = super().__new__(cls, text)
+        notice.index_type, notice.in_row = index_type, in_row
+        return notice
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copies (DataFrame.attrs are deep-copied) keep the fields
+        return Notice, (str(self), self.index_type, self.in_row)
+
+
 class Progress:
     """A tqdm.auto bar over all steps of a run, with elapsed and estimated remaining time (or nothing)."""
 
-    def __init__(self, total: int, enabled: bool, desc: str, notices: list[str] | None = None):
+    def __init__(self, total: int, enabled: bool, desc: str, notices: list[Notice] | None = None):
         self.bar = None
         self.notices = notices
         if enabled:
@@ -356,10 +373,11 @@ class Progress:
         if self.bar is not None:
             self.bar.set_description_str(text)
 
-    def write(self, text: str) -> None:
-        """A notice: appended to ``notices`` (when given), and printed above the bar or warned."""
+    def write(self, text: str, index_type: str | None = None, in_row: bool = False) -> None:
+        """A notice: appended to ``notices`` (when given) as a :class:`Notice`, and printed above the bar or
+        warned."""
         if self.notices is not None:
-            self.notices.append(text)
+            self.notices.append(Notice(text, index_type, in_row))
         if self.bar is not None:
             self.bar.write(text)
         else:
@@ -373,7 +391,7 @@ class Progress:
 def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: StopRule,
              latency_queries: int = DEFAULT_LATENCY_QUERIES, progress: bool = True, time_limit: float | None = None,
              accept_build: Callable[[Build], str | None] | None = None, desc: str = "lab",
-             concurrency: ConcurrencyPlan | None = None, notices: list[str] | None = None) -> list[dict[str, Any]]:
+             concurrency: ConcurrencyPlan | None = None, notices: list[Notice] | None = None) -> list[dict[str, Any]]:
     """Build each planned index and walk its search settings (recall only) until ``stop`` says so, then
     time the settings walked round-robin.
 
@@ -388,7 +406,7 @@ def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: St
     bar = Progress(plan.steps, progress, desc, notices)
     try:
         for index_type, reason in plan.skipped.items():
-            bar.write(reason)
+            bar.write(reason, index_type, in_row=True)
             row = base_row(dataset, index_type, {}, {}, k, session)
             row.update(status=STATUS_SKIPPED, note=reason)
             rows.append(row)
@@ -406,7 +424,8 @@ def run_plan(session: Session, dataset: Dataset, plan: Plan, *, k: int, stop: St
                 row = base_row(dataset, item.index_type, item.build_params, {}, k, session)
                 row.update(status=STATUS_SERVER_ERROR, note=str(exc))
                 rows.append(row)
-                bar.write(f"{item.index_type}: {exc}; the {len(rows) - 1} row(s) measured so far are kept")
+                bar.write(f"{item.index_type}: {exc}; the {len(rows) - 1} row(s) measured so far are kept",
+                          item.index_type)
                 break
     finally:
         bar.close()
@@ -427,7 +446,7 @@ def _run_build(session: Session, dataset: Dataset, item: BuildPlan, k: int, stop
         row["index_type"] = item.index_type
         if refusal:
             row.update(status=STATUS_SKIPPED, note=refusal)
-        bar.write(f"{label}: {row['note']}")
+        bar.write(f"{label}: {row['note']}", item.index_type, in_row=True)
         bar.step(len(item.searches))
         return [row]
     bar.describe(f"{desc}: {label}")
@@ -479,7 +498,8 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
     The plan's memory is checked before anything is built. A server error mid-run returns the rows measured
     so far, the last one saying what failed (``df.attrs["error"]``). The notices printed above the progress
     bar (or warned without one: skipped types, builds not indexed, the server error) are also returned, in
-    order, as ``df.attrs["notices"]``, a list of strings. ``concurrency=(1, 10, 20)`` adds
+    order, as ``df.attrs["notices"]``, a list of :class:`Notice` (each a str carrying ``index_type`` and
+    ``in_row``: whether a row's note already says it). ``concurrency=(1, 10, 20)`` adds
     concurrent-client QPS and latency per setting (see :func:`~milvus_lab.lab.measure`; default None: off); it
     adds about ``concurrency_seconds`` x the number of levels to every measured setting.
     """
@@ -497,7 +517,7 @@ def compare(dataset: Dataset, index_types: Iterable[str] | None = None, *, k: in
         plan = default_plan(dataset, index_types, k=k, budget=budget_obj, profile=session.profile)
         check_memory(dataset, plan, session)
         started = time.perf_counter()
-        notices: list[str] = []
+        notices: list[Notice] = []
         with session.running():
             rows = run_plan(session, dataset, plan, k=k, stop=saturation_rule(budget_obj),
                             latency_queries=latency_queries, progress=progress, time_limit=time_limit,
