@@ -489,3 +489,37 @@ def test_ivf_qps_follows_the_vectors_scanned_not_the_rows():
     assert row["qps"] == pytest.approx(1e7 / (nprobe * 400_000 / nlist + nlist), rel=1e-6)
     assert row["qps_lo"] < row["qps"] < row["qps_hi"]
     assert "vectors scanned per query" in fits[("IVF_FLAT", "qps")].describe()
+
+
+def test_ivf_query_time_with_a_fixed_part_is_forecast_as_fixed_plus_per_vector():
+    """Simulated IVF whose query takes a fixed 20 µs (the call's own cost) plus 5 ns per vector scanned: at the
+    small sizes the fixed part dominates, so QPS falls slower than the work grows. The forecast must read the
+    law (1 / (20 µs + 5 ns x work)) and not the slow growth of the small sizes; a power law of the work fitted
+    to the same four points forecasts at least 1.15x the true QPS here."""
+    fixed, per_vector = 20e-6, 5e-9
+    sizes, works, rates = [], [], []
+    for n in (6_250, 12_500, 25_000, 50_000):
+        nlist = round(4 * math.sqrt(n))
+        need = 30 * (n / 6_250) ** 0.2
+        value = math.ceil(need)
+        work = value * n / nlist + nlist
+        qps = 1 / (fixed + per_vector * work)
+        p99 = 1e3 * (fixed + per_vector * work)
+        works.append(work), rates.append(qps)
+        sizes.append(_Size(n, {"nlist": nlist}, "ok", need=need, slope=-2.0, value=value, lowest=1,
+                           recall_lowest=0.3, slope_lowest=-0.5, build_s=0.1 * n / 6_250, memory_bytes=n * 208,
+                           half_width=0.002, floor=1e-5,
+                           timed={"qps": qps, "qps_lo": qps * 0.99, "qps_hi": qps * 1.01, "p99_ms": p99,
+                                  "p99_lo": p99 * 0.99, "p99_hi": p99 * 1.01, "repeats": 5}))
+    fits: dict = {}
+    rows = 800_000
+    row = _forecast_type("IVF_FLAT", sizes, rows, 50, "L2", 0.95, 10, "milvus-0.10", fits)
+    nprobe, nlist = row["_setting"].search_params["nprobe"], row["_setting"].build_params["nlist"]
+    work = nprobe * rows / nlist + nlist
+    truth = 1 / (fixed + per_vector * work)
+    assert row["qps"] == pytest.approx(truth, rel=1e-6)
+    assert row["qps_lo"] <= truth <= row["qps_hi"]
+    assert row["p99_ms"] == pytest.approx(1e3 * (fixed + per_vector * work), rel=1e-6)
+    slope, intercept = np.polyfit(np.log(works), np.log(rates), 1)
+    assert math.exp(intercept + slope * math.log(work)) > 1.15 * truth  # what a power law would have said
+    assert fits[("IVF_FLAT", "qps")].describe().startswith("1 / (")

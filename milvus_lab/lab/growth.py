@@ -3,7 +3,8 @@ extrapolation.
 
 Two laws, each a straight line after a change of variables, fitted by least squares:
 
-* ``linear``: ``y = a + b·n`` (index memory: bytes per row plus a fixed part);
+* ``linear``: ``y = a + b·n`` (index memory: bytes per row plus a fixed part; an IVF query's time against the
+  vectors it scans, through :class:`OnWork`);
 * ``power``: ``y = a·n^b``, fitted as ``ln y = ln a + b·ln n`` (build time, QPS, latency, a search parameter).
 
 The prediction interval at ``n`` is the textbook one for a new observation of a straight-line fit,
@@ -156,13 +157,17 @@ def fit(rows: Sequence[float], values: Sequence[float], law: str, *, spread: Seq
 class OnWork:
     """A law fitted against the work one query does (e.g. the vectors an IVF search scans: nprobe x rows / nlist
     + nlist) rather than against rows, read at a number of rows through ``work``: the work the forecast setting
-    implies at that size. Same interface as :class:`Fit` (``predict``, ``curve``, ``describe``)."""
+    implies at that size. Same interface as :class:`Fit` (``predict``, ``curve``, ``describe``).
+
+    ``reciprocal``: the fit is of ``1 / y`` (the seconds a query takes, for a rate such as QPS) and is read back
+    as ``y``; the interval's ends swap, and an end whose time is not positive is NaN (no bound supported)."""
 
     fit: Fit
     work: Callable[[float], float]
     label: str
     rows_min: int
     rows_max: int
+    reciprocal: bool = False
 
     @property
     def law(self) -> str:
@@ -173,10 +178,21 @@ class OnWork:
         return self.fit.points
 
     def predict(self, rows: float, level: float = LEVEL) -> Prediction:
-        return self.fit.predict(self.work(rows), level)
+        p = self.fit.predict(self.work(rows), level)
+        if not self.reciprocal:
+            return p
+
+        def inverse(t: float) -> float:
+            return 1.0 / t if t > 0 else math.nan
+
+        return Prediction(inverse(p.value), inverse(p.hi), inverse(p.lo))
 
     def curve(self, rows: Sequence[float], level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.fit.curve([self.work(r) for r in rows], level)
+        preds = [self.predict(r, level) for r in rows]
+        return (np.array([p.value for p in preds]), np.array([p.lo for p in preds]),
+                np.array([p.hi for p in preds]))
 
     def describe(self, unit: str = "") -> str:
-        return self.fit.describe(unit).replace("rows", self.label)
+        text = self.fit.describe().replace("rows", self.label)
+        return f"1 / ({text}){' ' + unit if unit else ''}" if self.reciprocal else self.fit.describe(unit).replace(
+            "rows", self.label)
