@@ -26,6 +26,8 @@ from .arguments import ARGUMENTS, check, check_index_types
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .datasets import Dataset
+
 DEFAULT_OUT = "lab_output"
 DEFAULT_GLOVE_ROWS = 100_000
 
@@ -311,19 +313,28 @@ def command_line(args: argparse.Namespace | None, argv: Sequence[str] | None = N
     return " ".join(["milvus-lab", "compare", *(shlex.quote(str(a)) for a in argv)])
 
 
-def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    """Run a parsed ``compare``: load, compare, write results.csv, plots and report.md, print the winners."""
+def prepare_run(args: argparse.Namespace, command: str) -> tuple[CheckedOptions, Dataset] | int:
+    """The first steps of a ``compare`` or ``forecast`` run: matplotlib set to draw without a screen, every
+    option checked (:func:`check_options`), the data loaded; or, when one of them fails, the one-line refusal
+    and exit status 2 (:func:`refuse`)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    try:
+        return check_options(args), load_dataset(args)
+    except (MilvusLabError, OSError, ValueError) as exc:
+        return refuse(command, exc)
+
+
+def run_compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """Run a parsed ``compare``: load, compare, write results.csv, plots and report.md, print the winners."""
     from .. import lab
 
     started = time.perf_counter()
-    try:
-        options = check_options(args)
-        dataset = load_dataset(args)
-    except (MilvusLabError, OSError, ValueError) as exc:
-        return refuse("compare", exc)
+    prepared = prepare_run(args, "compare")
+    if isinstance(prepared, int):
+        return prepared
+    options, dataset = prepared
     print(f"{dataset!r}")
     try:
         out = output_folder(args.out, dataset.name)

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from ..errors import MilvusLabError
 from .cli import (
     HelpFormatter,
-    check_options,
+    prepare_run,
     connect_target,
     data_arguments,
-    load_dataset,
     output_folder,
     plain_text,
     refuse,
@@ -55,17 +54,13 @@ def forecast_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
 
 def run_forecast(args: argparse.Namespace) -> int:
     """Run a parsed ``forecast``: load, forecast, write the files, print the summary."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from .. import lab
 
     started = time.perf_counter()
-    try:
-        options = check_options(args)
-        dataset = load_dataset(args)
-    except (MilvusLabError, OSError, ValueError) as exc:
-        return refuse("forecast", exc)
+    prepared = prepare_run(args, "forecast")
+    if isinstance(prepared, int):
+        return prepared
+    options, dataset = prepared
     try:  # the output folder is made before the run, so a bad --out costs nothing
         out = output_folder(args.out, f"forecast-{dataset.name}")
     except OSError as exc:
@@ -87,6 +82,8 @@ def run_forecast(args: argparse.Namespace) -> int:
     result.table.to_csv(out / "forecast.csv", index=False)
     result.points.to_csv(out / "forecast_points.csv", index=False)
     (out / "forecast.md").write_text(result.to_markdown(), encoding="utf-8")
+    import matplotlib
+
     figure = result.plot()
     written = []
     with matplotlib.rc_context({"svg.hashsalt": "milvus-lab"}):  # the same forecast gives the same files
