@@ -523,3 +523,21 @@ def test_ivf_query_time_with_a_fixed_part_is_forecast_as_fixed_plus_per_vector()
     slope, intercept = np.polyfit(np.log(works), np.log(rates), 1)
     assert math.exp(intercept + slope * math.log(work)) > 1.15 * truth  # what a power law would have said
     assert fits[("IVF_FLAT", "qps")].describe().startswith("1 / (")
+
+
+def test_an_ivf_latency_interval_never_goes_below_zero():
+    """A straight line's interval is symmetric: with rounds that scatter widely (p99 of a few hundred calls), its
+    lower end at the deploy size can fall below zero; a latency cannot, so the forecast says 0 at the least."""
+    sizes = []
+    for n in (12_500, 25_000, 50_000, 100_000):
+        nlist = round(4 * math.sqrt(n))
+        value = math.ceil(30 * (n / 12_500) ** 0.2)
+        p99 = 1e3 * (20e-6 + 5e-9 * (value * n / nlist + nlist))
+        sizes.append(_Size(n, {"nlist": nlist}, "ok", need=30 * (n / 12_500) ** 0.2, slope=-2.0, value=value,
+                           lowest=1, recall_lowest=0.3, slope_lowest=-0.5, build_s=0.1 * n / 12_500,
+                           memory_bytes=n * 208, half_width=0.002, floor=1e-5,
+                           timed={"qps": 1e3 / p99, "qps_lo": 0.5e3 / p99, "qps_hi": 2e3 / p99, "p99_ms": p99,
+                                  "p99_lo": p99 / 4, "p99_hi": p99 * 4, "repeats": 5}))
+    row = _forecast_type("IVF_FLAT", sizes, 400_000, 50, "L2", 0.95, 10, "milvus-0.10", {})
+    assert 0.0 <= row["p99_ms_lo"] < row["p99_ms"] < row["p99_ms_hi"]
+    assert row["p99_ms_lo"] == 0.0  # the symmetric interval reached below zero here: clipped, not negative

@@ -633,7 +633,7 @@ def _timing_law(index_type: str, sizes: list[_Size], values: list[float], spread
             nprobe = max(1, min(nlist, math.ceil(need.predict(rows).value)))
         return nprobe * rows / nlist + nlist
 
-    return growth.OnWork(fit_, work_of, "vectors scanned per query", min(n), max(n), reciprocal=rate)
+    return growth.OnWork(fit_, work_of, "vectors scanned per query", min(n), max(n), reciprocal=rate, positive=True)
 
 
 def _sizing(row: dict[str, Any], dim: int, machine_bytes: float | None, node_gb: float, in_memory: bool) -> None:

@@ -160,7 +160,8 @@ class OnWork:
     implies at that size. Same interface as :class:`Fit` (``predict``, ``curve``, ``describe``).
 
     ``reciprocal``: the fit is of ``1 / y`` (the seconds a query takes, for a rate such as QPS) and is read back
-    as ``y``; the interval's ends swap, and an end whose time is not positive is NaN (no bound supported)."""
+    as ``y``; the interval's ends swap, and an end whose time is not positive is NaN (no bound supported).
+    ``positive``: ``y`` cannot be below 0 (a latency), so the interval's lower end is at least 0."""
 
     fit: Fit
     work: Callable[[float], float]
@@ -168,6 +169,7 @@ class OnWork:
     rows_min: int
     rows_max: int
     reciprocal: bool = False
+    positive: bool = False
 
     @property
     def law(self) -> str:
@@ -180,7 +182,7 @@ class OnWork:
     def predict(self, rows: float, level: float = LEVEL) -> Prediction:
         p = self.fit.predict(self.work(rows), level)
         if not self.reciprocal:
-            return p
+            return Prediction(p.value, max(p.lo, 0.0), p.hi) if self.positive and p.lo < 0 else p
 
         def inverse(t: float) -> float:
             return 1.0 / t if t > 0 else math.nan
