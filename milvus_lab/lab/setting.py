@@ -8,6 +8,7 @@ value came as a Python or a NumPy integer. It becomes JSON only where a DataFram
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,14 +18,16 @@ from .. import spec
 from ..errors import MilvusLabError, ParamError
 
 
-def _declared(index_type: str, stage: str) -> list[str]:
-    """The parameter names the spec declares for ``index_type`` at ``stage`` ("build" or "search"), in order."""
+@functools.lru_cache(maxsize=None)
+def _declared(index_type: str, stage: str) -> tuple[str, ...]:
+    """The parameter names the spec declares for ``index_type`` at ``stage`` ("build" or "search"), in order
+    (looked up once per type and stage: the spec is fixed)."""
     for profile in spec.PROFILES:
         try:
-            return list(getattr(spec.get_index(index_type, profile=profile), stage))
+            return tuple(getattr(spec.get_index(index_type, profile=profile), stage))
         except MilvusLabError:
             continue
-    return []
+    return ()
 
 
 def _items(index_type: str, params: Mapping[str, Any] | None, stage: str) -> tuple[tuple[str, int], ...]:
@@ -61,9 +64,13 @@ class Setting:
         return cls(index_type, _items(index_type, build, "build"), _items(index_type, search, "search"))
 
     @classmethod
-    def from_columns(cls, index_type: str, build_params: str, search_params: str) -> Setting:
-        """The setting a result row's ``build_params`` / ``search_params`` JSON columns describe."""
-        return cls.of(index_type, json.loads(build_params or "{}"), json.loads(search_params or "{}"))
+    def from_columns(cls, index_type: str, build_params: Any, search_params: Any) -> Setting:
+        """The setting a result row's ``build_params`` / ``search_params`` JSON columns describe (an empty or
+        missing column, e.g. NaN in a skipped row, reads as no parameters)."""
+        def parsed(text: Any) -> Any:
+            return json.loads(text) if isinstance(text, str) and text else {}
+
+        return cls.of(index_type, parsed(build_params), parsed(search_params))
 
     @property
     def build_params(self) -> dict[str, int]:

@@ -607,8 +607,7 @@ def concurrency_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def setting_label(index_type: str, build_params: Any, search_params: Any) -> str:
     """``HNSW M=16, efConstruction=200; ef=64``: :meth:`Setting.label` of a result row's JSON columns."""
-    return Setting.from_columns(index_type, build_params if isinstance(build_params, str) else "",
-                                search_params if isinstance(search_params, str) else "").label()
+    return Setting.from_columns(index_type, build_params, search_params).label()
 
 
 def rows_chosen(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
@@ -619,9 +618,7 @@ def rows_chosen(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
 
 def setting_of(row: Any) -> Setting:
     """The :class:`Setting` of a result row (its ``index_type``, ``build_params`` and ``search_params`` columns)."""
-    build, search = row["build_params"], row["search_params"]
-    return Setting.from_columns(row["index_type"], build if isinstance(build, str) else "",
-                                search if isinstance(search, str) else "")
+    return Setting.from_columns(row["index_type"], row["build_params"], row["search_params"])
 
 
 def saturation_sentences(results: pd.DataFrame, chosen: pd.DataFrame | None = None) -> list[str]:

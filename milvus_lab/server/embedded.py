@@ -91,11 +91,14 @@ def _process(pid: int) -> psutil.Process | None:
     has not collected it yet)."""
     try:
         proc = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+    try:
         return None if proc.status() == psutil.STATUS_ZOMBIE else proc
     except psutil.NoSuchProcess:  # ZombieProcess included
         return None
-    except psutil.AccessDenied:  # another user's process: it exists
-        return psutil.Process(pid)
+    except psutil.AccessDenied:  # another user's process: it exists, and its status is not ours to read
+        return proc
 
 
 def _alive(pid: int) -> bool:
