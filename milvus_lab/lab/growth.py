@@ -159,9 +159,11 @@ class OnWork:
     + nlist) rather than against rows, read at a number of rows through ``work``: the work the forecast setting
     implies at that size. Same interface as :class:`Fit` (``predict``, ``curve``, ``describe``).
 
-    ``reciprocal``: the fit is of ``1 / y`` (the seconds a query takes, for a rate such as QPS) and is read back
-    as ``y``; the interval's ends swap, and an end whose time is not positive is NaN (no bound supported).
-    ``positive``: ``y`` cannot be below 0 (a latency), so the interval's lower end is at least 0."""
+    ``positive``: the fitted figure is a time, which cannot be 0 or below: its interval is taken as a factor
+    either side of the centre (the upper end is the straight line's, ``centre + half``; the lower end divides
+    the centre by the same factor, ``centre / (1 + half / centre)``), so it stays above 0 however far the
+    extrapolation reaches. ``reciprocal``: the fitted time is that of one query for a rate such as QPS, read
+    back as ``1 / time`` (the interval's ends swap)."""
 
     fit: Fit
     work: Callable[[float], float]
@@ -181,8 +183,10 @@ class OnWork:
 
     def predict(self, rows: float, level: float = LEVEL) -> Prediction:
         p = self.fit.predict(self.work(rows), level)
+        if self.positive and p.value > 0 and p.hi == p.hi:
+            p = Prediction(p.value, p.value * p.value / p.hi, p.hi)  # centre / (1 + half / centre)
         if not self.reciprocal:
-            return Prediction(p.value, max(p.lo, 0.0), p.hi) if self.positive and p.lo < 0 else p
+            return p
 
         def inverse(t: float) -> float:
             return 1.0 / t if t > 0 else math.nan
